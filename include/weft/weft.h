@@ -1,0 +1,145 @@
+/*
+ * weft — collective communication for training and inference programs.
+ *
+ * Plain C API, shaped like NCCL's so that code written against one reads
+ * naturally against the other. Every call returns a weftResult_t; on an error
+ * weftGetLastError() gives a sentence naming the argument, the rank and what
+ * to do about it.
+ *
+ * Host communicators (created by weftCommInitRank) work on host memory: the
+ * stream argument must be NULL, collectives are enqueued on the
+ * communicator's host queue, run asynchronously and complete in call order.
+ * weftCommSynchronize() waits for everything enqueued so far.
+ */
+#ifndef WEFT_WEFT_H_
+#define WEFT_WEFT_H_
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_MAJOR 0
+#define WEFT_MINOR 1
+#define WEFT_PATCH 0
+/* weftGetVersion() returns WEFT_VERSION_CODE: major*10000 + minor*100 + patch. */
+#define WEFT_VERSION_CODE (WEFT_MAJOR * 10000 + WEFT_MINOR * 100 + WEFT_PATCH)
+
+typedef struct weftComm* weftComm_t;
+/* A cudaStream_t for GPU communicators, NULL for host ones. */
+typedef void* weftStream_t;
+
+#define WEFT_UNIQUE_ID_BYTES 128
+/* The root's address and a random job secret; broadcast it to every rank. */
+typedef struct {
+  char internal[WEFT_UNIQUE_ID_BYTES];
+} weftUniqueId;
+
+typedef enum {
+  weftSuccess = 0,
+  weftUnhandledCudaError = 1,
+  weftSystemError = 2,
+  weftInternalError = 3,
+  weftInvalidArgument = 4,
+  weftInvalidUsage = 5,
+  weftRemoteError = 6,
+  weftInProgress = 7,
+  weftTimeout = 8,
+  weftNumResults = 9
+} weftResult_t;
+
+typedef enum {
+  weftInt8 = 0,
+  weftChar = 0,
+  weftUint8 = 1,
+  weftInt32 = 2,
+  weftInt = 2,
+  weftUint32 = 3,
+  weftInt64 = 4,
+  weftUint64 = 5,
+  weftFloat16 = 6,
+  weftHalf = 6,
+  weftFloat32 = 7,
+  weftFloat = 7,
+  weftFloat64 = 8,
+  weftDouble = 8,
+  weftBfloat16 = 9,
+  weftFloat8e4m3 = 10,
+  weftFloat8e5m2 = 11,
+  weftNumTypes = 12
+} weftDataType_t;
+
+typedef enum {
+  weftSum = 0,
+  weftProd = 1,
+  weftMax = 2,
+  weftMin = 3,
+  weftAvg = 4,
+  weftNumOps = 5
+} weftRedOp_t;
+
+/* Version and errors. */
+weftResult_t weftGetVersion(int* version);
+const char* weftGetErrorString(weftResult_t result);
+/* The last error recorded on comm (or, with comm == NULL, on this thread). */
+const char* weftGetLastError(weftComm_t comm);
+
+/* Communicator life cycle. */
+weftResult_t weftGetUniqueId(weftUniqueId* uniqueId);
+weftResult_t weftCommInitRank(weftComm_t* comm, int nranks, weftUniqueId commId, int rank);
+/* Waits for enqueued work, then frees every resource. */
+weftResult_t weftCommDestroy(weftComm_t comm);
+/* Stops enqueued work without waiting (peers see a remote error), then frees. */
+weftResult_t weftCommAbort(weftComm_t comm);
+weftResult_t weftCommCount(const weftComm_t comm, int* count);
+weftResult_t weftCommUserRank(const weftComm_t comm, int* rank);
+/* weftSuccess, or the error that stopped asynchronous work on comm. */
+weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError);
+/* Waits for all work enqueued on comm; returns its first error. */
+weftResult_t weftCommSynchronize(weftComm_t comm);
+
+/* Per-operation completion (what the C++ work handles sit on). Every call
+ * posted on comm gets the next sequence number; weftCommGetSeq returns the
+ * latest. Operations complete in order, so waiting for seq waits for all
+ * before it. Inside an open group they complete only after weftGroupEnd. */
+weftResult_t weftCommGetSeq(weftComm_t comm, unsigned long long* seq);
+weftResult_t weftCommWaitSeq(weftComm_t comm, unsigned long long seq);
+/* *done = 1 when seq has completed; returns the communicator's async error. */
+weftResult_t weftCommTestSeq(weftComm_t comm, unsigned long long seq, int* done);
+
+/* Collectives. In-place when sendbuff == recvbuff (for all-gather and
+ * reduce-scatter: when the rank's slice of the larger buffer is the other). */
+weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count,
+                           weftDataType_t datatype, weftRedOp_t op, weftComm_t comm,
+                           weftStream_t stream);
+weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount,
+                               weftDataType_t datatype, weftRedOp_t op, weftComm_t comm,
+                               weftStream_t stream);
+weftResult_t weftAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
+                           weftDataType_t datatype, weftComm_t comm, weftStream_t stream);
+weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count,
+                           weftDataType_t datatype, int root, weftComm_t comm,
+                           weftStream_t stream);
+weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count,
+                        weftDataType_t datatype, weftRedOp_t op, int root, weftComm_t comm,
+                        weftStream_t stream);
+
+/* Point to point. Inside a group, sends and receives may be posted in any order. */
+weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer,
+                      weftComm_t comm, weftStream_t stream);
+weftResult_t weftRecv(void* recvbuff, size_t count, weftDataType_t datatype, int peer,
+                      weftComm_t comm, weftStream_t stream);
+
+/* Groups: operations between Start and End are launched together at End. */
+weftResult_t weftGroupStart(void);
+weftResult_t weftGroupEnd(void);
+
+/* Size in bytes of one element of datatype, or 0 for an invalid type. */
+size_t weftTypeSize(weftDataType_t datatype);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif
+
+#endif  // WEFT_WEFT_H_

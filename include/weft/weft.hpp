@@ -1,0 +1,187 @@
+// weft's C++ API: an RAII communicator, typed spans, and a work handle per
+// operation. It wraps the C API in weft.h; errors become weft::Error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "weft/weft.h"
+
+namespace weft {
+
+// Thrown for any weftResult_t other than weftSuccess.
+class Error : public std::runtime_error {
+ public:
+  Error(weftResult_t code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  weftResult_t code() const { return code_; }
+
+ private:
+  weftResult_t code_;
+};
+
+inline void check(weftResult_t result, weftComm_t comm = nullptr) {
+  if (result != weftSuccess)
+    throw Error(result, std::string(weftGetErrorString(result)) + ": " + weftGetLastError(comm));
+}
+
+// The weftDataType_t of T.
+template <typename T> constexpr weftDataType_t dataTypeOf();
+template <> constexpr weftDataType_t dataTypeOf<int8_t>() { return weftInt8; }
+template <> constexpr weftDataType_t dataTypeOf<uint8_t>() { return weftUint8; }
+template <> constexpr weftDataType_t dataTypeOf<int32_t>() { return weftInt32; }
+template <> constexpr weftDataType_t dataTypeOf<uint32_t>() { return weftUint32; }
+template <> constexpr weftDataType_t dataTypeOf<int64_t>() { return weftInt64; }
+template <> constexpr weftDataType_t dataTypeOf<uint64_t>() { return weftUint64; }
+template <> constexpr weftDataType_t dataTypeOf<float>() { return weftFloat32; }
+template <> constexpr weftDataType_t dataTypeOf<double>() { return weftFloat64; }
+
+// The unique id as a value type.
+struct UniqueId {
+  weftUniqueId id{};
+  static UniqueId create() {
+    UniqueId out;
+    check(weftGetUniqueId(&out.id));
+    return out;
+  }
+};
+
+// One posted operation; operations complete in the order they were posted.
+class Work {
+ public:
+  Work() = default;
+  Work(weftComm_t comm, unsigned long long seq) : comm_(comm), seq_(seq) {}
+  // Blocks until the operation (and all before it) completed; throws its error.
+  void wait() const {
+    if (comm_ != nullptr) check(weftCommWaitSeq(comm_, seq_), comm_);
+  }
+  // True when complete; throws if the communicator failed.
+  bool test() const {
+    if (comm_ == nullptr) return true;
+    int done = 0;
+    check(weftCommTestSeq(comm_, seq_, &done), comm_);
+    return done != 0;
+  }
+  unsigned long long sequence() const { return seq_; }
+
+ private:
+  weftComm_t comm_ = nullptr;
+  unsigned long long seq_ = 0;
+};
+
+// A host-memory communicator; destroyed (after its work finished) with the object.
+class Communicator {
+ public:
+  Communicator(int nranks, const UniqueId& id, int rank) {
+    check(weftCommInitRank(&comm_, nranks, id.id, rank));
+  }
+  ~Communicator() {
+    if (comm_ != nullptr) weftCommDestroy(comm_);
+  }
+  Communicator(Communicator&& other) noexcept : comm_(other.comm_) { other.comm_ = nullptr; }
+  Communicator& operator=(Communicator&& other) noexcept {
+    if (this != &other) {
+      if (comm_ != nullptr) weftCommDestroy(comm_);
+      comm_ = other.comm_;
+      other.comm_ = nullptr;
+    }
+    return *this;
+  }
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const {
+    int r = 0;
+    check(weftCommUserRank(comm_, &r), comm_);
+    return r;
+  }
+  int size() const {
+    int n = 0;
+    check(weftCommCount(comm_, &n), comm_);
+    return n;
+  }
+  weftComm_t handle() const { return comm_; }
+  // Stops outstanding work; peers see a remote error. The object is empty after.
+  void abort() {
+    if (comm_ != nullptr) weftCommAbort(comm_);
+    comm_ = nullptr;
+  }
+  void synchronize() const { check(weftCommSynchronize(comm_), comm_); }
+
+  template <typename T>
+  Work allReduce(std::span<const T> send, std::span<T> recv, weftRedOp_t op = weftSum) {
+    requireSize(recv.size() == send.size(), "allReduce: recv and send differ in size");
+    check(weftAllReduce(send.data(), recv.data(), send.size(), dataTypeOf<T>(), op, comm_, nullptr), comm_);
+    return last();
+  }
+  template <typename T>
+  Work allReduce(std::span<T> inPlace, weftRedOp_t op = weftSum) {
+    check(weftAllReduce(inPlace.data(), inPlace.data(), inPlace.size(), dataTypeOf<T>(), op, comm_, nullptr), comm_);
+    return last();
+  }
+  // send holds size() blocks of recv.size() elements.
+  template <typename T>
+  Work reduceScatter(std::span<const T> send, std::span<T> recv, weftRedOp_t op = weftSum) {
+    requireSize(send.size() == recv.size() * static_cast<size_t>(size()), "reduceScatter: send must be size() x recv");
+    check(weftReduceScatter(send.data(), recv.data(), recv.size(), dataTypeOf<T>(), op, comm_, nullptr), comm_);
+    return last();
+  }
+  template <typename T>
+  Work allGather(std::span<const T> send, std::span<T> recv) {
+    requireSize(recv.size() == send.size() * static_cast<size_t>(size()), "allGather: recv must be size() x send");
+    check(weftAllGather(send.data(), recv.data(), send.size(), dataTypeOf<T>(), comm_, nullptr), comm_);
+    return last();
+  }
+  template <typename T>
+  Work broadcast(std::span<T> buffer, int root) {
+    check(weftBroadcast(buffer.data(), buffer.data(), buffer.size(), dataTypeOf<T>(), root, comm_, nullptr), comm_);
+    return last();
+  }
+  template <typename T>
+  Work reduce(std::span<const T> send, std::span<T> recv, int root, weftRedOp_t op = weftSum) {
+    check(weftReduce(send.data(), recv.data(), send.size(), dataTypeOf<T>(), op, root, comm_, nullptr), comm_);
+    return last();
+  }
+  template <typename T>
+  Work send(std::span<const T> data, int peer) {
+    check(weftSend(data.data(), data.size(), dataTypeOf<T>(), peer, comm_, nullptr), comm_);
+    return last();
+  }
+  template <typename T>
+  Work recv(std::span<T> data, int peer) {
+    check(weftRecv(data.data(), data.size(), dataTypeOf<T>(), peer, comm_, nullptr), comm_);
+    return last();
+  }
+
+ private:
+  Work last() const {
+    unsigned long long seq = 0;
+    check(weftCommGetSeq(comm_, &seq), comm_);
+    return Work(comm_, seq);
+  }
+  static void requireSize(bool ok, const char* what) {
+    if (!ok) throw Error(weftInvalidArgument, what);
+  }
+  weftComm_t comm_ = nullptr;
+};
+
+// Scoped weftGroupStart/weftGroupEnd.
+class Group {
+ public:
+  Group() { check(weftGroupStart()); }
+  ~Group() noexcept(false) {
+    if (!ended_) check(weftGroupEnd());
+  }
+  void end() {
+    ended_ = true;
+    check(weftGroupEnd());
+  }
+
+ private:
+  bool ended_ = false;
+};
+
+}  // namespace weft

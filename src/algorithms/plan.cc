@@ -1,0 +1,82 @@
+#include "algorithms/plan.h"
+
+#include "core/status.h"
+
+namespace weft {
+
+const char* collectiveName(Collective collective) {
+  switch (collective) {
+    case Collective::AllReduce: return "AllReduce";
+    case Collective::ReduceScatter: return "ReduceScatter";
+    case Collective::AllGather: return "AllGather";
+    case Collective::Broadcast: return "Broadcast";
+    case Collective::Reduce: return "Reduce";
+    case Collective::Send: return "Send";
+    case Collective::Recv: return "Recv";
+  }
+  return "?";
+}
+
+const char* algorithmName(Algorithm algorithm) {
+  return algorithm == Algorithm::Ring ? "ring" : "oneshot";
+}
+
+const char* stepOpName(StepOp op) {
+  switch (op) {
+    case StepOp::Send: return "send";
+    case StepOp::Recv: return "recv";
+    case StepOp::RecvSend: return "recvSend";
+    case StepOp::RecvReduceSend: return "recvReduceSend";
+    case StepOp::RecvReduceCopy: return "recvReduceCopy";
+    case StepOp::RecvReduceCopySend: return "recvReduceCopySend";
+    case StepOp::Copy: return "copy";
+    case StepOp::LocalReduce: return "localReduce";
+  }
+  return "?";
+}
+
+bool stepReceives(StepOp op) {
+  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
+         op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend;
+}
+bool stepSends(StepOp op) {
+  return op == StepOp::Send || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
+         op == StepOp::RecvReduceCopySend;
+}
+bool stepReduces(StepOp op) {
+  return op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy ||
+         op == StepOp::RecvReduceCopySend || op == StepOp::LocalReduce;
+}
+bool stepWrites(StepOp op) {
+  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceCopy ||
+         op == StepOp::RecvReduceCopySend || op == StepOp::Copy || op == StepOp::LocalReduce;
+}
+
+static std::string chunkText(const ChunkRef& ref) {
+  if (ref.buffer == BufferId::None) return "-";
+  const char* name = ref.buffer == BufferId::Input ? "in" : ref.buffer == BufferId::Output ? "out" : "scratch";
+  return format("%s[%d]", name, ref.chunk);
+}
+
+std::string Plan::describe(int rank, int channel) const {
+  std::string out = format("%s/%s rank %d channel %d:", collectiveName(collective),
+                           algorithmName(algorithm), rank, channel);
+  for (const Step& step : steps[rank][channel]) {
+    out += format(" %s(", stepOpName(step.op));
+    if (stepReceives(step.op)) out += format("from %d ", step.recvPeer);
+    out += chunkText(step.src);
+    if (step.op == StepOp::LocalReduce) out += "," + chunkText(step.src2);
+    out += "->" + chunkText(step.dst);
+    if (stepSends(step.op)) out += format(" to %d", step.sendPeer);
+    out += step.final ? " final)" : ")";
+  }
+  return out;
+}
+
+RingOrder identityRing(int nranks) {
+  RingOrder ring(static_cast<size_t>(nranks));
+  for (int i = 0; i < nranks; ++i) ring[i] = i;
+  return ring;
+}
+
+}  // namespace weft

@@ -1,0 +1,93 @@
+// The plan: what every rank does for one collective, as an ordered list of
+// steps per channel over abstract chunks. Plans know nothing of message size:
+// a chunk index names a block of the buffer (block j of an all-reduce, rank
+// j's slice of a reduce-scatter input), and the executor maps it to bytes,
+// one FIFO slot at a time. The same plan drives the host executor, the plan
+// verifier and, later, the CUDA executor and the simulator.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weft/weft.h"
+
+namespace weft {
+
+enum class Collective : uint8_t { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, Send, Recv };
+enum class Algorithm : uint8_t { Ring, OneShot };
+
+const char* collectiveName(Collective collective);
+const char* algorithmName(Algorithm algorithm);
+
+// Scratch is a slot-sized buffer of the executor's own (chunk 0 only).
+enum class BufferId : uint8_t { None, Input, Output, Scratch };
+
+struct ChunkRef {
+  BufferId buffer = BufferId::None;
+  int32_t chunk = -1;
+};
+
+enum class StepOp : uint8_t {
+  Send,               // send src
+  Recv,               // dst = received
+  RecvSend,           // dst = received, and send it on
+  RecvReduceSend,     // send received ⊕ src
+  RecvReduceCopy,     // dst = received ⊕ src
+  RecvReduceCopySend, // dst = received ⊕ src, and send dst on
+  Copy,               // dst = src
+  LocalReduce,        // dst = src ⊕ src2
+};
+
+const char* stepOpName(StepOp op);
+bool stepReceives(StepOp op);
+bool stepSends(StepOp op);
+bool stepReduces(StepOp op);
+bool stepWrites(StepOp op);  // writes dst
+
+struct Step {
+  StepOp op = StepOp::Copy;
+  int16_t recvPeer = -1;  // rank received from, for steps that receive
+  int16_t sendPeer = -1;  // rank sent to, for steps that send
+  ChunkRef src;           // operand read (sent, or reduced with what arrives)
+  ChunkRef dst;           // where the result is written
+  ChunkRef src2;          // second operand of LocalReduce
+  // The last write of a reduced value: weftAvg divides here.
+  bool final = false;
+};
+
+// How chunk indices map onto a buffer: all blocks (chunk j at j*blockCount),
+// or only this rank's block (reduce-scatter output, all-gather input).
+enum class BufferShape : uint8_t { AllBlocks, OwnBlock };
+
+struct Plan {
+  Collective collective = Collective::AllReduce;
+  Algorithm algorithm = Algorithm::Ring;
+  int nranks = 0;
+  int root = -1;
+  int nChannels = 1;
+  int nBlocks = 1;  // chunk indices run over [0, nBlocks)
+  BufferShape inputShape = BufferShape::AllBlocks;
+  BufferShape outputShape = BufferShape::AllBlocks;
+  // steps[rank][channel]
+  std::vector<std::vector<std::vector<Step>>> steps;
+  // Connectors a rank's steps use on channel c, derived from the steps: ring
+  // plans talk to next/prev on per-channel connectors, one-shot plans to all.
+  bool usesMesh = false;
+
+  std::string describe(int rank, int channel) const;
+};
+
+// ring[i] is the rank at position i; every rank appears once.
+using RingOrder = std::vector<int>;
+RingOrder identityRing(int nranks);
+
+std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
+                                          int nChannels, const RingOrder& ring);
+// Each rank sends its whole input to every peer and reduces all of them in
+// rank order, so every rank computes the same bits. One hop of latency; for
+// small all-reduces.
+std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels);
+
+}  // namespace weft

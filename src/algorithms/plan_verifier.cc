@@ -1,0 +1,280 @@
+#include "algorithms/plan_verifier.h"
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+namespace weft {
+namespace {
+
+struct Value {
+  int block = -1;
+  int iteration = -1;
+  std::vector<uint16_t> counts;  // contributions per rank
+};
+
+struct RankState {
+  std::map<int, Value> input, output, scratch;
+  size_t next = 0;  // index into the flattened step list
+};
+
+class Verifier {
+ public:
+  Verifier(const Plan& plan, int channel, int fifoSlots, int iterations)
+      : plan_(plan), channel_(channel), fifoSlots_(fifoSlots), iterations_(iterations) {}
+
+  Status run() {
+    int n = plan_.nranks;
+    ranks_.resize(static_cast<size_t>(n));
+    for (int r = 0; r < n; ++r) {
+      for (int j = 0; j < plan_.nBlocks; ++j) {
+        if (plan_.inputShape == BufferShape::OwnBlock && j != ownBlock(r)) continue;
+        Value v;
+        v.block = j;
+        v.counts.assign(static_cast<size_t>(n), 0);
+        v.counts[r] = 1;
+        ranks_[r].input[j] = v;
+      }
+    }
+    size_t total = 0;
+    for (int r = 0; r < n; ++r) total += plan_.steps[r][channel_].size() * iterations_;
+    size_t done = 0;
+    while (done < total) {
+      bool progressed = false;
+      for (int r = 0; r < n; ++r) {
+        const auto& steps = plan_.steps[r][channel_];
+        RankState& state = ranks_[r];
+        while (state.next < steps.size() * iterations_) {
+          int iteration = static_cast<int>(state.next / steps.size());
+          const Step& step = steps[state.next % steps.size()];
+          std::optional<bool> ready = canRun(r, step);
+          if (!ready.has_value()) return error_;
+          if (!*ready) break;
+          WEFT_CHECK(execute(r, step, iteration));
+          ++state.next;
+          ++done;
+          progressed = true;
+        }
+      }
+      if (!progressed) return deadlock();
+    }
+    for (const auto& [key, queue] : fifos_)
+      if (!queue.empty())
+        return fail("rank %d left %zu unreceived message(s) for rank %d", std::get<0>(key),
+                    queue.size(), std::get<1>(key));
+    return checkOutputs();
+  }
+
+ private:
+  using FifoKey = std::tuple<int, int>;  // from, to
+
+  int ownBlock(int rank) const { return plan_.nBlocks == 1 ? 0 : rank; }
+
+  template <typename... Args>
+  Status fail(const char* fmt, Args... args) {
+    std::string prefix = format("plan %s/%s nranks=%d root=%d channel %d: ",
+                                collectiveName(plan_.collective), algorithmName(plan_.algorithm),
+                                plan_.nranks, plan_.root, channel_);
+    return Status(weftInternalError, prefix + format(fmt, args...));
+  }
+
+  bool validPeer(int peer, int self) const { return peer >= 0 && peer < plan_.nranks && peer != self; }
+
+  std::optional<bool> canRun(int rank, const Step& step) {
+    if (stepReceives(step.op)) {
+      if (!validPeer(step.recvPeer, rank)) {
+        error_ = fail("rank %d: %s receives from invalid peer %d", rank, stepOpName(step.op),
+                      step.recvPeer);
+        return std::nullopt;
+      }
+      if (fifos_[{step.recvPeer, rank}].empty()) return false;
+    }
+    if (stepSends(step.op)) {
+      if (!validPeer(step.sendPeer, rank)) {
+        error_ = fail("rank %d: %s sends to invalid peer %d", rank, stepOpName(step.op),
+                      step.sendPeer);
+        return std::nullopt;
+      }
+      if (static_cast<int>(fifos_[{rank, step.sendPeer}].size()) >= fifoSlots_) return false;
+    }
+    return true;
+  }
+
+  std::map<int, Value>* bufferOf(int rank, BufferId id) {
+    switch (id) {
+      case BufferId::Input: return &ranks_[rank].input;
+      case BufferId::Output: return &ranks_[rank].output;
+      case BufferId::Scratch: return &ranks_[rank].scratch;
+      case BufferId::None: return nullptr;
+    }
+    return nullptr;
+  }
+
+  Status read(int rank, ChunkRef ref, int iteration, Value* out) {
+    std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
+    if (buffer == nullptr) return fail("rank %d reads no buffer", rank);
+    auto it = buffer->find(ref.chunk);
+    if (it == buffer->end())
+      return fail("rank %d reads chunk %d of a buffer that does not hold it", rank, ref.chunk);
+    *out = it->second;
+    if (ref.buffer != BufferId::Input && out->iteration != iteration)
+      return fail("rank %d reads chunk %d written in iteration %d during iteration %d", rank,
+                  ref.chunk, out->iteration, iteration);
+    out->iteration = iteration;
+    return Status::ok();
+  }
+
+  Status write(int rank, ChunkRef ref, const Value& value) {
+    std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
+    if (buffer == nullptr) return fail("rank %d writes no buffer", rank);
+    if (ref.buffer == BufferId::Output) {
+      if (value.block != ref.chunk)
+        return fail("rank %d writes block %d into output chunk %d", rank, value.block, ref.chunk);
+      if (plan_.outputShape == BufferShape::OwnBlock && ref.chunk != ownBlock(rank))
+        return fail("rank %d writes chunk %d, but its output holds only block %d", rank,
+                    ref.chunk, ownBlock(rank));
+    }
+    if (ref.buffer == BufferId::Input)
+      return fail("rank %d writes into its input", rank);
+    (*buffer)[ref.chunk] = value;
+    return Status::ok();
+  }
+
+  Status combine(int rank, const Value& a, const Value& b, Value* out) {
+    if (a.block != b.block)
+      return fail("rank %d reduces block %d with block %d", rank, a.block, b.block);
+    if (a.iteration != b.iteration)
+      return fail("rank %d reduces values of iterations %d and %d", rank, a.iteration,
+                  b.iteration);
+    *out = a;
+    for (size_t i = 0; i < out->counts.size(); ++i) out->counts[i] += b.counts[i];
+    return Status::ok();
+  }
+
+  Status execute(int rank, const Step& step, int iteration) {
+    Value received, operand, result;
+    if (stepReceives(step.op)) {
+      auto& queue = fifos_[{step.recvPeer, rank}];
+      received = queue.front();
+      queue.pop_front();
+      if (received.iteration != iteration)
+        return fail("rank %d received a message of iteration %d in iteration %d", rank,
+                    received.iteration, iteration);
+    }
+    switch (step.op) {
+      case StepOp::Send:
+      case StepOp::Copy:
+        WEFT_CHECK(read(rank, step.src, iteration, &result));
+        break;
+      case StepOp::Recv:
+      case StepOp::RecvSend:
+        result = received;
+        break;
+      case StepOp::RecvReduceSend:
+      case StepOp::RecvReduceCopy:
+      case StepOp::RecvReduceCopySend:
+        WEFT_CHECK(read(rank, step.src, iteration, &operand));
+        WEFT_CHECK(combine(rank, operand, received, &result));
+        break;
+      case StepOp::LocalReduce: {
+        Value second;
+        WEFT_CHECK(read(rank, step.src, iteration, &operand));
+        WEFT_CHECK(read(rank, step.src2, iteration, &second));
+        WEFT_CHECK(combine(rank, operand, second, &result));
+        break;
+      }
+    }
+    if (stepWrites(step.op)) WEFT_CHECK(write(rank, step.dst, result));
+    if (stepSends(step.op)) fifos_[{rank, step.sendPeer}].push_back(result);
+    return Status::ok();
+  }
+
+  Status deadlock() {
+    std::string blocked;
+    for (int r = 0; r < plan_.nranks; ++r) {
+      const auto& steps = plan_.steps[r][channel_];
+      if (ranks_[r].next >= steps.size() * iterations_) continue;
+      const Step& step = steps[ranks_[r].next % steps.size()];
+      blocked += format(" rank %d at %s;", r, stepOpName(step.op));
+    }
+    return fail("deadlock with %d-slot FIFOs:%s", fifoSlots_, blocked.c_str());
+  }
+
+  Status expect(int rank, int chunk, const std::vector<uint16_t>& counts) {
+    auto it = ranks_[rank].output.find(chunk);
+    if (it == ranks_[rank].output.end())
+      return fail("rank %d never writes output chunk %d", rank, chunk);
+    if (it->second.counts != counts) {
+      std::string got;
+      for (size_t i = 0; i < counts.size(); ++i)
+        if (it->second.counts[i] != counts[i])
+          got += format(" rank %zu: %u (expected %u);", i, it->second.counts[i], counts[i]);
+      return fail("rank %d output chunk %d has the wrong contributions:%s", rank, chunk,
+                  got.c_str());
+    }
+    if (it->second.iteration != iterations_ - 1)
+      return fail("rank %d output chunk %d is stale", rank, chunk);
+    return Status::ok();
+  }
+
+  Status checkOutputs() {
+    int n = plan_.nranks;
+    std::vector<uint16_t> all(static_cast<size_t>(n), 1);
+    auto only = [n](int r) {
+      std::vector<uint16_t> v(static_cast<size_t>(n), 0);
+      v[r] = 1;
+      return v;
+    };
+    for (int r = 0; r < n; ++r) {
+      switch (plan_.collective) {
+        case Collective::AllReduce:
+          for (int j = 0; j < plan_.nBlocks; ++j) WEFT_CHECK(expect(r, j, all));
+          break;
+        case Collective::ReduceScatter:
+          WEFT_CHECK(expect(r, ownBlock(r), all));
+          break;
+        case Collective::AllGather:
+          for (int j = 0; j < plan_.nBlocks; ++j) WEFT_CHECK(expect(r, j, only(plan_.nBlocks == 1 ? r : j)));
+          break;
+        case Collective::Broadcast:
+          WEFT_CHECK(expect(r, 0, only(plan_.root)));
+          break;
+        case Collective::Reduce:
+          if (r == plan_.root) WEFT_CHECK(expect(r, 0, all));
+          break;
+        case Collective::Send:
+        case Collective::Recv:
+          return fail("point-to-point operations have no plan to verify");
+      }
+    }
+    return Status::ok();
+  }
+
+  const Plan& plan_;
+  int channel_;
+  int fifoSlots_;
+  int iterations_;
+  std::vector<RankState> ranks_;
+  std::map<FifoKey, std::deque<Value>> fifos_;
+  Status error_;
+};
+
+}  // namespace
+
+Status verifyPlan(const Plan& plan, int fifoSlots, int iterations) {
+  if (plan.nranks <= 0 || static_cast<int>(plan.steps.size()) != plan.nranks)
+    return WEFT_ERROR(weftInternalError, "plan has %zu rank step lists for nranks=%d",
+                      plan.steps.size(), plan.nranks);
+  for (int channel = 0; channel < plan.nChannels; ++channel) {
+    for (int r = 0; r < plan.nranks; ++r)
+      if (static_cast<int>(plan.steps[r].size()) != plan.nChannels)
+        return WEFT_ERROR(weftInternalError, "rank %d has %zu channels, plan says %d", r,
+                          plan.steps[r].size(), plan.nChannels);
+    WEFT_CHECK(Verifier(plan, channel, fifoSlots, iterations).run());
+  }
+  return Status::ok();
+}
+
+}  // namespace weft

@@ -1,0 +1,198 @@
+// Ring algorithms.
+//
+// All-reduce on n ranks is a reduce-scatter followed by an all-gather around
+// the ring. The buffer is cut into n blocks. In the reduce-scatter, at step s
+// the rank at ring position q sends block ring[q-1-s] (its own input at s=0,
+// the partial sum it just received afterwards) to the next rank and receives
+// block ring[q-2-s] from the previous one, adding its input. After n-1 steps
+// position q holds block ring[q] reduced over all ranks; the all-gather then
+// passes the finished blocks n-1 more hops. Each rank sends and receives
+// 2(n-1)/n of the buffer, the minimum for an all-reduce (busbw factor
+// 2(n-1)/n); latency is 2(n-1) hops, which is why small messages take the
+// one-shot plan instead. Every block is further cut into slot-sized pieces by
+// the executor, so consecutive steps pipeline through the FIFOs.
+//
+// Reduce-scatter and all-gather are the two halves alone ((n-1)/n each).
+// Broadcast and reduce are chains along the ring, from the root or ending at
+// it: n-1 hops of latency, but pipelined, so for large messages each link
+// carries the buffer once.
+#include "algorithms/plan.h"
+
+namespace weft {
+namespace {
+
+struct RingView {
+  const RingOrder& ring;
+  int position;
+  int n;
+  int at(int offset) const { return ring[((position + offset) % n + n) % n]; }
+};
+
+ChunkRef in(int chunk) { return {BufferId::Input, chunk}; }
+ChunkRef out(int chunk) { return {BufferId::Output, chunk}; }
+
+Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false) {
+  Step step;
+  step.op = op;
+  step.recvPeer = static_cast<int16_t>(recvPeer);
+  step.sendPeer = static_cast<int16_t>(sendPeer);
+  step.src = src;
+  step.dst = dst;
+  step.final = final;
+  return step;
+}
+
+// The reduce-scatter half: ends with block ring[q] reduced. When withAllGather
+// is set, the last step also sends that block on.
+void reduceScatterSteps(const RingView& v, bool withAllGather, std::vector<Step>& steps) {
+  int next = v.at(1), prev = v.at(-1);
+  steps.push_back(makeStep(StepOp::Send, -1, next, in(v.at(-1)), {}));
+  for (int s = 1; s <= v.n - 2; ++s)
+    steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(v.at(-1 - s)), {}));
+  int own = v.at(0);
+  if (withAllGather)
+    steps.push_back(makeStep(StepOp::RecvReduceCopySend, prev, next, in(own), out(own), true));
+  else
+    steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(own), out(own), true));
+}
+
+// The all-gather half after block ring[q] is in place and was sent on.
+void allGatherTail(const RingView& v, std::vector<Step>& steps) {
+  int next = v.at(1), prev = v.at(-1);
+  for (int k = 1; k <= v.n - 2; ++k)
+    steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(v.at(-k))));
+  steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(v.at(-(v.n - 1)))));
+}
+
+std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) {
+  std::vector<Step> steps;
+  int n = v.n;
+  int next = v.at(1), prev = v.at(-1);
+  int self = v.at(0);
+  switch (collective) {
+    case Collective::AllReduce:
+      if (n == 1) {
+        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+        break;
+      }
+      reduceScatterSteps(v, true, steps);
+      allGatherTail(v, steps);
+      break;
+    case Collective::ReduceScatter:
+      if (n == 1) {
+        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+        break;
+      }
+      reduceScatterSteps(v, false, steps);
+      break;
+    case Collective::AllGather:
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(self), out(self)));
+      if (n == 1) break;
+      steps.push_back(makeStep(StepOp::Send, -1, next, in(self), {}));
+      allGatherTail(v, steps);
+      break;
+    case Collective::Broadcast: {
+      // Chain root -> ring successor -> ... ; the rank before the root ends it.
+      if (self == root) {
+        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+        if (n > 1) steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+      } else if (next == root) {
+        steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(0)));
+      } else {
+        steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(0)));
+      }
+      break;
+    }
+    case Collective::Reduce: {
+      // Chain starting after the root and ending at it.
+      if (n == 1) {
+        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+      } else if (self == root) {
+        steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(0), out(0), true));
+      } else if (prev == root) {
+        steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+      } else {
+        steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
+      }
+      break;
+    }
+    case Collective::Send:
+    case Collective::Recv:
+      break;
+  }
+  return steps;
+}
+
+}  // namespace
+
+std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
+                                          int nChannels, const RingOrder& ring) {
+  auto plan = std::make_shared<Plan>();
+  plan->collective = collective;
+  plan->algorithm = Algorithm::Ring;
+  plan->nranks = nranks;
+  plan->root = root;
+  plan->nChannels = nChannels;
+  bool blocked = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
+                 collective == Collective::AllGather;
+  plan->nBlocks = blocked ? nranks : 1;
+  if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
+  if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
+  if (nranks == 1 && blocked) {
+    // One block; the lone rank's chunk 0 is its own block either way.
+    plan->nBlocks = 1;
+  }
+  plan->steps.resize(static_cast<size_t>(nranks));
+  for (int position = 0; position < nranks; ++position) {
+    RingView view{ring, position, nranks};
+    std::vector<Step> steps = rankSteps(collective, view, root);
+    plan->steps[ring[position]].assign(static_cast<size_t>(nChannels), steps);
+  }
+  return plan;
+}
+
+std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
+  auto plan = std::make_shared<Plan>();
+  plan->collective = Collective::AllReduce;
+  plan->algorithm = Algorithm::OneShot;
+  plan->nranks = nranks;
+  plan->nChannels = nChannels;
+  plan->nBlocks = 1;
+  plan->usesMesh = true;
+  plan->steps.resize(static_cast<size_t>(nranks));
+  for (int rank = 0; rank < nranks; ++rank) {
+    std::vector<Step> steps;
+    for (int k = 1; k < nranks; ++k) {
+      int peer = (rank + k) % nranks;
+      steps.push_back(makeStep(StepOp::Send, -1, peer, in(0), {}));
+    }
+    // acc = in_0 ⊕ in_1 ⊕ ... in rank order on every rank; partial sums live
+    // in scratch so that an in-place output is written only at the end.
+    if (nranks == 1) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+    ChunkRef acc;
+    for (int p = 0; p < nranks && nranks > 1; ++p) {
+      bool last = p == nranks - 1;
+      ChunkRef dst = last ? out(0) : ChunkRef{BufferId::Scratch, 0};
+      if (p == 0) {
+        if (rank == 0) {
+          acc = in(0);
+        } else {
+          steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst));
+          acc = dst;
+        }
+      } else if (p == rank) {
+        Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last);
+        step.src2 = in(0);
+        steps.push_back(step);
+        acc = dst;
+      } else {
+        steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last));
+        acc = dst;
+      }
+    }
+    plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
+  }
+  return plan;
+}
+
+}  // namespace weft

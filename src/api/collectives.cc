@@ -1,0 +1,190 @@
+// Argument checks and posting for every collective and send/recv. An
+// argument error is reported before anything is enqueued, so the
+// communicator stays usable.
+#include <cstdint>
+
+#include "api/comm.h"
+#include "core/types.h"
+
+using namespace weft;
+
+namespace {
+
+Status checkComm(weftComm* comm) {
+  if (comm == nullptr) return WEFT_ERROR(weftInvalidArgument, "comm is NULL");
+  if (!isLiveComm(comm))
+    return WEFT_ERROR(weftInvalidArgument,
+                      "comm %p is not a live communicator (destroyed, aborted or never created)",
+                      static_cast<void*>(comm));
+  Status async = comm->executor->asyncError();
+  if (!async.isOk())
+    return Status(async.code(), format("rank %d: the communicator failed earlier and must be aborted: %s",
+                                       comm->rank, async.message().c_str()));
+  return Status::ok();
+}
+
+Status checkCommon(weftComm* comm, const char* call, weftDataType_t type, weftStream_t stream) {
+  if (!validType(type))
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: datatype %d is not a weftDataType_t", comm->rank, call,
+                      static_cast<int>(type));
+  if (stream != nullptr)
+    return WEFT_ERROR(weftInvalidArgument,
+                      "rank %d: %s: stream must be NULL for a host communicator (got %p)", comm->rank, call,
+                      stream);
+  return Status::ok();
+}
+
+Status checkOp(weftComm* comm, const char* call, weftRedOp_t op) {
+  if (!validRedOp(op))
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: op %d is not a weftRedOp_t", comm->rank, call,
+                      static_cast<int>(op));
+  return Status::ok();
+}
+
+// A buffer of count elements (times multiplier for the larger side of
+// all-gather and reduce-scatter): not NULL when non-empty, aligned to the
+// element size, and with a byte size that fits in size_t.
+Status checkBuffer(weftComm* comm, const char* call, const char* name, const void* buffer, size_t count,
+                   size_t multiplier, weftDataType_t type) {
+  size_t elementBytes = typeSize(type);
+  if (count > SIZE_MAX / elementBytes / multiplier)
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s of %zu x %zu elements of %s overflows size_t",
+                      comm->rank, call, name, count, multiplier, typeName(type));
+  if (count == 0) return Status::ok();
+  if (buffer == nullptr)
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s is NULL with count=%zu", comm->rank, call, name,
+                      count);
+  if (reinterpret_cast<uintptr_t>(buffer) % elementBytes != 0)
+    return WEFT_ERROR(weftInvalidArgument,
+                      "rank %d: %s: %s=%p is not aligned to the %zu-byte size of %s", comm->rank, call,
+                      name, buffer, elementBytes, typeName(type));
+  return Status::ok();
+}
+
+Status checkRank(weftComm* comm, const char* call, const char* name, int value) {
+  if (value < 0 || value >= comm->nranks)
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s=%d is outside [0, %d)", comm->rank, call, name,
+                      value, comm->nranks);
+  return Status::ok();
+}
+
+weftResult_t postCollective(weftComm* comm, Collective collective, const void* send, void* recv, size_t count,
+                            weftDataType_t type, weftRedOp_t op, int root, size_t bytesOnWire) {
+  OpDesc desc;
+  desc.collective = collective;
+  desc.send = send;
+  desc.recv = recv;
+  desc.count = count;
+  desc.type = type;
+  desc.op = op;
+  desc.root = root;
+  desc.opSeq = comm->collectiveCalls++;
+  desc.plan = comm->tuner->plan(collective, bytesOnWire, root);
+  return postOperation(comm, std::move(desc));
+}
+
+#define WEFT_RETURN_IF(comm, expr)                  \
+  do {                                              \
+    Status s_ = (expr);                             \
+    if (!s_.isOk()) return setLastError((comm), s_); \
+  } while (0)
+
+}  // namespace
+
+extern "C" {
+
+weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype,
+                           weftRedOp_t op, weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftAllReduce";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkOp(comm, call, op));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
+  return postCollective(comm, Collective::AllReduce, sendbuff, recvbuff, count, datatype, op, -1,
+                        count * typeSize(datatype));
+}
+
+weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount, weftDataType_t datatype,
+                               weftRedOp_t op, weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftReduceScatter";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkOp(comm, call, op));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, recvcount, comm->nranks, datatype));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, recvcount, 1, datatype));
+  return postCollective(comm, Collective::ReduceScatter, sendbuff, recvbuff, recvcount, datatype, op, -1,
+                        recvcount * typeSize(datatype) * comm->nranks);
+}
+
+weftResult_t weftAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, weftDataType_t datatype,
+                           weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftAllGather";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, sendcount, 1, datatype));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, sendcount, comm->nranks, datatype));
+  return postCollective(comm, Collective::AllGather, sendbuff, recvbuff, sendcount, datatype, weftSum, -1,
+                        sendcount * typeSize(datatype) * comm->nranks);
+}
+
+weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
+                           weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftBroadcast";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "root", root));
+  if (comm->rank == root) WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
+  return postCollective(comm, Collective::Broadcast, sendbuff, recvbuff, count, datatype, weftSum, root,
+                        count * typeSize(datatype));
+}
+
+weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftRedOp_t op,
+                        int root, weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftReduce";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkOp(comm, call, op));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "root", root));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
+  if (comm->rank == root) WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
+  return postCollective(comm, Collective::Reduce, sendbuff, recvbuff, count, datatype, op, root,
+                        count * typeSize(datatype));
+}
+
+weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
+                      weftStream_t stream) {
+  const char* call = "weftSend";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "peer", peer));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
+  OpDesc desc;
+  desc.collective = Collective::Send;
+  desc.send = sendbuff;
+  desc.count = count;
+  desc.type = datatype;
+  desc.peer = peer;
+  desc.opSeq = comm->sendCalls[peer]++;
+  return postOperation(comm, std::move(desc));
+}
+
+weftResult_t weftRecv(void* recvbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
+                      weftStream_t stream) {
+  const char* call = "weftRecv";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "peer", peer));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
+  OpDesc desc;
+  desc.collective = Collective::Recv;
+  desc.recv = recvbuff;
+  desc.count = count;
+  desc.type = datatype;
+  desc.peer = peer;
+  desc.opSeq = comm->recvCalls[peer]++;
+  return postOperation(comm, std::move(desc));
+}
+
+}  // extern "C"

@@ -1,0 +1,252 @@
+// Communicator life cycle: unique id, init, destroy, abort, queries.
+#include <string.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "api/comm.h"
+#include "core/env.h"
+#include "core/logging.h"
+#include "core/types.h"
+
+using namespace weft;
+
+namespace {
+
+constexpr int kHostIdBytes = 128;
+
+struct HostInfo {
+  char hostId[kHostIdBytes];
+  int32_t pid;
+};
+
+// Hostname plus boot id: two containers with one hostname are still told
+// apart; WEFT_HOSTID overrides (network namespaces emulating nodes).
+std::string hostIdentity() {
+  if (envIsSet(EnvParam::HostId)) return envString(EnvParam::HostId);
+  char host[64] = {0};
+  gethostname(host, sizeof(host) - 1);
+  std::string bootId;
+  std::ifstream boot("/proc/sys/kernel/random/boot_id");
+  std::getline(boot, bootId);
+  return std::string(host) + "/" + bootId;
+}
+
+Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank) {
+  if (nranks < 1)
+    return WEFT_ERROR(weftInvalidArgument, "nranks=%d: a communicator needs at least one rank", nranks);
+  if (rank < 0 || rank >= nranks)
+    return WEFT_ERROR(weftInvalidArgument, "rank %d is outside [0, %d) for nranks=%d", rank, nranks, nranks);
+  Result<UniqueIdData> id = decodeUniqueId(commId);
+  if (!id.isOk()) return id.status();
+  comm->rank = rank;
+  comm->nranks = nranks;
+  if (id.value().rootStartedByRank0 && rank == 0) {
+    Result<SocketAddress> root = startBootstrapRoot(id.value().root, id.value().secret);
+    if (!root.isOk())
+      return WEFT_ERROR(root.status().code(), "rank 0: cannot start the bootstrap root at WEFT_COMM_ID=%s: %s",
+                        id.value().root.toString().c_str(), root.status().message().c_str());
+  }
+  Result<std::unique_ptr<Bootstrap>> boot = Bootstrap::create(id.value(), rank, nranks, &comm->abortFlag);
+  if (!boot.isOk()) return boot.status();
+  comm->bootstrap = boot.take();
+
+  // Which ranks share this node.
+  std::vector<HostInfo> hosts(static_cast<size_t>(nranks));
+  std::string me = hostIdentity();
+  snprintf(hosts[rank].hostId, kHostIdBytes, "%s", me.c_str());
+  hosts[rank].pid = getpid();
+  WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
+  std::vector<int> local;
+  for (int r = 0; r < nranks; ++r) {
+    if (strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) == 0) {
+      local.push_back(r);
+    } else {
+      return WEFT_ERROR(weftInvalidUsage,
+                        "rank %d: rank %d is on another node (host id '%s', ours '%s'); this "
+                        "build connects ranks of one node only (shared memory), so run every "
+                        "rank on one host or give them one WEFT_HOSTID",
+                        rank, r, hosts[r].hostId, hosts[rank].hostId);
+    }
+  }
+
+  TunerConfig tunerConfig;
+  tunerConfig.nranks = nranks;
+  tunerConfig.forcedChannels = static_cast<int>(envInt(EnvParam::Nchannels));
+  tunerConfig.maxChannels = std::max(1, std::min(tunerConfig.forcedChannels, 16));
+  tunerConfig.forcedAlgo = envString(EnvParam::Algo);
+  if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot")
+    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring or oneshot", tunerConfig.forcedAlgo.c_str());
+  tunerConfig.ring = identityRing(nranks);
+
+  if (nranks > 1) {
+    ShmConfig shmConfig;
+    shmConfig.nChannels = tunerConfig.maxChannels;
+    shmConfig.slotBytes = static_cast<size_t>(envInt(EnvParam::BufferSize));
+    shmConfig.nSlots = static_cast<int>(envInt(EnvParam::Nslots));
+    if (shmConfig.slotBytes < 4096 || shmConfig.slotBytes % 64 != 0 || shmConfig.slotBytes > (1u << 30))
+      return WEFT_ERROR(weftInvalidArgument, "WEFT_BUFFSIZE=%zu: must be a multiple of 64 from 4096 to 1 GiB",
+                        shmConfig.slotBytes);
+    if (shmConfig.nSlots < 1 || shmConfig.nSlots > 1024)
+      return WEFT_ERROR(weftInvalidArgument, "WEFT_NSLOTS=%d: must be 1..1024", shmConfig.nSlots);
+    Result<std::unique_ptr<ShmTransport>> shm = ShmTransport::create(*comm->bootstrap, local, rank, shmConfig);
+    if (!shm.isOk()) return shm.status();
+    comm->shm = shm.take();
+  }
+  comm->tuner = std::make_unique<Tuner>(tunerConfig);
+  ExecutorContext context;
+  context.rank = rank;
+  context.nranks = nranks;
+  context.shm = comm->shm.get();
+  context.abortFlag = &comm->abortFlag;
+  context.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
+  context.spinCount = static_cast<uint64_t>(envInt(EnvParam::SpinCount));
+  context.maxChannels = tunerConfig.maxChannels;
+  comm->executor = std::make_unique<HostExecutor>(context);
+  comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
+  comm->recvCalls.assign(static_cast<size_t>(nranks), 0);
+  WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d)", rank, nranks, getpid());
+  return Status::ok();
+}
+
+Status checkLive(weftComm* comm) {
+  if (comm == nullptr) return WEFT_ERROR(weftInvalidArgument, "comm is NULL");
+  if (!isLiveComm(comm))
+    return WEFT_ERROR(weftInvalidArgument, "comm %p is not a live communicator (destroyed, aborted or never created)",
+                      static_cast<void*>(comm));
+  return Status::ok();
+}
+
+}  // namespace
+
+extern "C" {
+
+weftResult_t weftGetVersion(int* version) {
+  if (version == nullptr) return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "version is NULL"));
+  *version = WEFT_VERSION_CODE;
+  return weftSuccess;
+}
+
+size_t weftTypeSize(weftDataType_t datatype) { return typeSize(datatype); }
+
+weftResult_t weftGetUniqueId(weftUniqueId* uniqueId) {
+  if (uniqueId == nullptr) return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "uniqueId is NULL"));
+  UniqueIdData data;
+  if (envIsSet(EnvParam::CommId)) {
+    std::string text = envString(EnvParam::CommId);
+    Result<SocketAddress> address = parseSocketAddress(text);
+    if (!address.isOk())
+      return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "WEFT_COMM_ID: %s",
+                                              address.status().message().c_str()));
+    data.root = address.value();
+    data.secret = secretFromText(text);
+    data.rootStartedByRank0 = true;
+  } else {
+    Status status = randomSecret(&data.secret);
+    if (!status.isOk()) return setLastError(nullptr, status);
+    Result<NetInterface> nic = bootstrapInterface();
+    if (!nic.isOk()) return setLastError(nullptr, nic.status());
+    Result<SocketAddress> root = startBootstrapRoot(nic.value().address, data.secret);
+    if (!root.isOk()) return setLastError(nullptr, root.status());
+    data.root = root.value();
+  }
+  encodeUniqueId(data, uniqueId);
+  return weftSuccess;
+}
+
+weftResult_t weftCommInitRank(weftComm_t* comm, int nranks, weftUniqueId commId, int rank) {
+  if (comm == nullptr) return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "comm is NULL"));
+  *comm = nullptr;
+  auto created = std::make_unique<weftComm>();
+  Status status = initComm(created.get(), nranks, commId, rank);
+  if (!status.isOk()) {
+    if (created->executor) created->executor->stop();
+    return setLastError(nullptr, status);
+  }
+  *comm = created.release();
+  registerComm(*comm);
+  return weftSuccess;
+}
+
+weftResult_t weftCommDestroy(weftComm_t comm) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  unregisterComm(comm);
+  // Finish what was enqueued; its errors were reported asynchronously.
+  (void)comm->executor->wait(comm->executor->submitted());
+  comm->executor->stop();
+  delete comm;
+  return weftSuccess;
+}
+
+weftResult_t weftCommAbort(weftComm_t comm) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  unregisterComm(comm);
+  comm->abortFlag = true;
+  if (comm->shm)
+    comm->shm->reportFatal(comm->rank, weftRemoteError, format("rank %d aborted the communicator", comm->rank));
+  comm->executor->stop();
+  delete comm;
+  return weftSuccess;
+}
+
+weftResult_t weftCommCount(const weftComm_t comm, int* count) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  if (count == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "count is NULL"));
+  *count = comm->nranks;
+  return weftSuccess;
+}
+
+weftResult_t weftCommUserRank(const weftComm_t comm, int* rank) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  if (rank == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "rank is NULL"));
+  *rank = comm->rank;
+  return weftSuccess;
+}
+
+weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  if (asyncError == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "asyncError is NULL"));
+  Status status = comm->executor->asyncError();
+  *asyncError = status.code();
+  if (!status.isOk()) setLastError(comm, status);
+  return weftSuccess;
+}
+
+weftResult_t weftCommSynchronize(weftComm_t comm) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  return setLastError(comm, comm->executor->wait(comm->executor->submitted()));
+}
+
+weftResult_t weftCommGetSeq(weftComm_t comm, unsigned long long* seq) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  if (seq == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "seq is NULL"));
+  *seq = comm->posted;
+  return weftSuccess;
+}
+
+weftResult_t weftCommWaitSeq(weftComm_t comm, unsigned long long seq) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  if (seq > comm->executor->submitted())
+    return setLastError(comm, WEFT_ERROR(weftInvalidUsage,
+                                         "rank %d: operation %llu is still inside an open group; call weftGroupEnd first",
+                                         comm->rank, seq));
+  return setLastError(comm, comm->executor->wait(seq));
+}
+
+weftResult_t weftCommTestSeq(weftComm_t comm, unsigned long long seq, int* done) {
+  Status live = checkLive(comm);
+  if (!live.isOk()) return setLastError(nullptr, live);
+  if (done == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "done is NULL"));
+  *done = seq <= comm->executor->submitted() && comm->executor->test(seq) ? 1 : 0;
+  return setLastError(comm, comm->executor->asyncError());
+}
+
+}  // extern "C"

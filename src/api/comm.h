@@ -1,0 +1,50 @@
+// The communicator behind weftComm_t.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "algorithms/tuner.h"
+#include "bootstrap/bootstrap.h"
+#include "exec/host_executor.h"
+#include "transports/shm/shm_transport.h"
+
+struct weftComm {
+  int rank = 0;
+  int nranks = 0;
+  std::unique_ptr<weft::Bootstrap> bootstrap;
+  std::unique_ptr<weft::ShmTransport> shm;
+  std::unique_ptr<weft::Tuner> tuner;
+  std::unique_ptr<weft::HostExecutor> executor;
+  std::atomic<bool> abortFlag{false};
+  bool aborted = false;
+
+  // Sequence numbers, assigned when a call is posted (groups included).
+  uint64_t posted = 0;
+  uint64_t collectiveCalls = 0;
+  std::vector<uint64_t> sendCalls, recvCalls;  // per peer
+
+  std::mutex errorMutex;
+  std::string lastError;
+};
+
+namespace weft {
+
+// The live-communicator registry: calls on a destroyed or never-created
+// communicator get weftInvalidArgument instead of touching freed memory.
+void registerComm(weftComm* comm);
+void unregisterComm(weftComm* comm);
+bool isLiveComm(const weftComm* comm);
+
+// Records status as the last error of comm (or of this thread when comm is
+// null) and returns its code.
+weftResult_t setLastError(weftComm* comm, const Status& status);
+
+// Posts one operation: inside a group it waits for weftGroupEnd, otherwise
+// it is submitted at once.
+weftResult_t postOperation(weftComm* comm, OpDesc op);
+
+}  // namespace weft

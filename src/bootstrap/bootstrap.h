@@ -1,0 +1,65 @@
+// The bootstrap network: how ranks find each other before any transport
+// exists. A root (a thread of the process that made the unique id, or of
+// rank 0 with WEFT_COMM_ID) collects every rank's listening address and hands
+// out the table; after that, ranks send each other tagged control messages
+// directly. Every connection starts with the job secret; one that does not is
+// dropped and logged.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "bootstrap/unique_id.h"
+#include "core/socket.h"
+
+namespace weft {
+
+// Starts a root listening on address (port 0 picks a port) in a detached
+// thread that serves one job of nranks and exits; returns its bound address.
+Result<SocketAddress> startBootstrapRoot(const SocketAddress& address, const JobSecret& secret);
+
+// Picks the interface for bootstrap sockets (see WEFT_SOCKET_IFNAME).
+Result<NetInterface> bootstrapInterface();
+
+class Bootstrap {
+ public:
+  static Result<std::unique_ptr<Bootstrap>> create(const UniqueIdData& id, int rank, int nranks,
+                                                   const std::atomic<bool>* abortFlag);
+  ~Bootstrap();
+
+  int rank() const { return rank_; }
+  int nranks() const { return nranks_; }
+
+  Status send(int peer, uint32_t tag, const void* data, size_t bytes);
+  // Receives exactly bytes from peer with tag; a message of another size is
+  // an error naming both.
+  Status recv(int peer, uint32_t tag, void* data, size_t bytes);
+  // data holds nranks slots of bytesPerRank; this rank's slot is filled in.
+  Status allGather(void* data, size_t bytesPerRank);
+  Status barrier();
+  const SocketAddress& peerAddress(int peer) const { return peers_[peer]; }
+
+ private:
+  Bootstrap(int rank, int nranks, const JobSecret& secret, const std::atomic<bool>* abortFlag)
+      : rank_(rank), nranks_(nranks), secret_(secret), abortFlag_(abortFlag) {}
+  Status acceptUntil(int peer, uint64_t deadline);
+  uint32_t nextCollectiveTag();
+
+  int rank_;
+  int nranks_;
+  JobSecret secret_;
+  const std::atomic<bool>* abortFlag_;
+  Socket listener_;
+  std::vector<SocketAddress> peers_;
+  std::map<int, Socket> outgoing_;
+  std::map<int, Socket> incoming_;
+  std::map<std::pair<int, uint32_t>, std::deque<std::vector<char>>> unexpected_;
+  uint32_t collectiveSeq_ = 0;
+  std::recursive_mutex mutex_;
+};
+
+}  // namespace weft

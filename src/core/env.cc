@@ -1,0 +1,101 @@
+#include "core/env.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/logging.h"
+
+namespace weft {
+namespace {
+
+const EnvParamInfo kTable[] = {
+    {EnvParam::Debug, "WEFT_DEBUG", "WARN",
+     "Log level: NONE, WARN, INFO or TRACE."},
+    {EnvParam::DebugSubsys, "WEFT_DEBUG_SUBSYS", "",
+     "Comma list of subsystems to log at INFO/TRACE (INIT,COLL,P2P,SHM,BOOT,TUNE,GRAPH,ALL); "
+     "a leading ^ excludes the listed ones. Empty means all."},
+    {EnvParam::CommId, "WEFT_COMM_ID", "",
+     "ip:port (or [ipv6]:port) the bootstrap root listens on; weftGetUniqueId picks one when "
+     "unset."},
+    {EnvParam::SocketIfname, "WEFT_SOCKET_IFNAME", "",
+     "Interfaces for bootstrap sockets: comma list of name prefixes, ^ to exclude, = for exact "
+     "names. Default: the first non-loopback interface that is up, else loopback."},
+    {EnvParam::SocketFamily, "WEFT_SOCKET_FAMILY", "",
+     "AF_INET or AF_INET6 to restrict the interface search to one address family."},
+    {EnvParam::Timeout, "WEFT_TIMEOUT", "300",
+     "Seconds any wait for a peer may last before the operation fails with weftTimeout."},
+    {EnvParam::Nchannels, "WEFT_NCHANNELS", "0",
+     "Channels (independent rings, one host thread each) per collective; 0 lets the tuner "
+     "choose."},
+    {EnvParam::Algo, "WEFT_ALGO", "",
+     "Force an algorithm: ring or oneshot. Empty lets the tuner choose by size."},
+    {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
+     "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
+    {EnvParam::Nslots, "WEFT_NSLOTS", "8",
+     "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
+    {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
+     "1 lets ranks read peers' buffers directly for large messages (shared mappings between "
+     "thread ranks, cross-memory attach between processes); 0 always copies through FIFOs."},
+    {EnvParam::ZeroCopyThreshold, "WEFT_ZERO_COPY_THRESHOLD", "1048576",
+     "Smallest message in bytes that uses direct reads of peers' buffers."},
+    {EnvParam::SpinCount, "WEFT_SPIN_COUNT", "2000",
+     "Busy-poll iterations before a waiting rank starts yielding its core."},
+    {EnvParam::HostId, "WEFT_HOSTID", "",
+     "Overrides the host identity (hostname plus boot id) that decides which ranks share a "
+     "node."},
+    {EnvParam::Rank, "WEFT_RANK", "",
+     "Perf binaries outside mpirun: this process's rank."},
+    {EnvParam::Nranks, "WEFT_NRANKS", "",
+     "Perf binaries outside mpirun: the number of ranks."},
+};
+static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
+              "every EnvParam needs a row in the table");
+
+}  // namespace
+
+const EnvParamInfo* envParamTable() { return kTable; }
+
+const EnvParamInfo& envParamInfo(EnvParam param) { return kTable[static_cast<int>(param)]; }
+
+bool envIsSet(EnvParam param) {
+  const char* value = getenv(envParamInfo(param).name);
+  return value != nullptr && value[0] != '\0';
+}
+
+std::string envString(EnvParam param) {
+  const EnvParamInfo& info = envParamInfo(param);
+  const char* value = getenv(info.name);
+  return (value != nullptr && value[0] != '\0') ? std::string(value) : std::string(info.defaultValue);
+}
+
+static bool parseInt(const std::string& text, int64_t* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  long long value = strtoll(text.c_str(), &end, 0);
+  if (end == text.c_str()) return false;
+  switch (*end) {
+    case 'k': case 'K': value <<= 10; ++end; break;
+    case 'm': case 'M': value <<= 20; ++end; break;
+    case 'g': case 'G': value <<= 30; ++end; break;
+    default: break;
+  }
+  if (*end != '\0') return false;
+  *out = value;
+  return true;
+}
+
+int64_t envInt(EnvParam param) {
+  const EnvParamInfo& info = envParamInfo(param);
+  int64_t fallback = 0;
+  parseInt(info.defaultValue, &fallback);
+  if (!envIsSet(param)) return fallback;
+  int64_t value = 0;
+  if (!parseInt(envString(param), &value)) {
+    WEFT_WARN("%s=%s is not an integer; using the default %s", info.name,
+              envString(param).c_str(), info.defaultValue);
+    return fallback;
+  }
+  return value;
+}
+
+}  // namespace weft

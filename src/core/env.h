@@ -1,0 +1,48 @@
+// Every environment variable weft reads is declared once, in the table in
+// env.cc, with its default and a sentence. weft-info prints that table.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace weft {
+
+enum class EnvParam {
+  Debug,
+  DebugSubsys,
+  CommId,
+  SocketIfname,
+  SocketFamily,
+  Timeout,
+  Nchannels,
+  Algo,
+  BufferSize,
+  Nslots,
+  ZeroCopy,
+  ZeroCopyThreshold,
+  SpinCount,
+  HostId,
+  Rank,
+  Nranks,
+  Count  // number of parameters; not a parameter
+};
+
+struct EnvParamInfo {
+  EnvParam param;
+  const char* name;
+  const char* defaultValue;
+  const char* description;
+};
+
+// The table, in declaration order; EnvParam::Count entries.
+const EnvParamInfo* envParamTable();
+const EnvParamInfo& envParamInfo(EnvParam param);
+
+// Value from the environment, or the table's default when unset or empty.
+std::string envString(EnvParam param);
+// Parsed integer (decimal; K, M, G suffixes are powers of 1024); the default
+// when unset. A malformed value logs a warning and falls back to the default.
+int64_t envInt(EnvParam param);
+bool envIsSet(EnvParam param);
+
+}  // namespace weft

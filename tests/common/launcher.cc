@@ -1,0 +1,167 @@
+#include "launcher.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <thread>
+
+namespace weft::test {
+namespace {
+
+std::string runOne(const weftUniqueId& id, int rank, int nranks, const RankBody& body) {
+  weftComm_t comm = nullptr;
+  weftResult_t result = weftCommInitRank(&comm, nranks, id, rank);
+  if (result != weftSuccess)
+    return std::string("weftCommInitRank failed: ") + weftGetErrorString(result) + ": " + weftGetLastError(nullptr);
+  std::string error;
+  try {
+    error = body(comm, rank, nranks);
+  } catch (const std::exception& e) {
+    error = std::string("exception: ") + e.what();
+  }
+  result = weftCommDestroy(comm);
+  if (result != weftSuccess && error.empty()) error = "weftCommDestroy failed";
+  return error;
+}
+
+bool writeAll(int fd, const void* data, size_t bytes) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    ssize_t n = write(fd, p, bytes);
+    if (n <= 0) return false;
+    p += n;
+    bytes -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::vector<std::string> runProcesses(int nranks, const RankBody& body, int timeoutSeconds) {
+  std::vector<std::string> failures;
+  std::vector<pid_t> pids(static_cast<size_t>(nranks));
+  std::vector<int> idWrite(static_cast<size_t>(nranks)), resultRead(static_cast<size_t>(nranks));
+  // Fork first, while this process has no weft threads; the id follows
+  // through a pipe.
+  for (int r = 0; r < nranks; ++r) {
+    int idPipe[2], resultPipe[2];
+    if (pipe(idPipe) != 0 || pipe(resultPipe) != 0) {
+      failures.push_back("pipe() failed");
+      return failures;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(idPipe[1]);
+      close(resultPipe[0]);
+      weftUniqueId id;
+      size_t got = 0;
+      while (got < sizeof(id)) {
+        ssize_t n = read(idPipe[0], reinterpret_cast<char*>(&id) + got, sizeof(id) - got);
+        if (n <= 0) _exit(3);
+        got += static_cast<size_t>(n);
+      }
+      std::string error = runOne(id, r, nranks, body);
+      writeAll(resultPipe[1], error.data(), error.size());
+      close(resultPipe[1]);
+      _exit(error.empty() ? 0 : 1);
+    }
+    close(idPipe[0]);
+    close(resultPipe[1]);
+    pids[r] = pid;
+    idWrite[r] = idPipe[1];
+    resultRead[r] = resultPipe[0];
+  }
+  weftUniqueId id;
+  if (weftGetUniqueId(&id) != weftSuccess) failures.push_back("weftGetUniqueId failed");
+  for (int r = 0; r < nranks; ++r) {
+    writeAll(idWrite[r], &id, sizeof(id));
+    close(idWrite[r]);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
+  std::vector<std::string> messages(static_cast<size_t>(nranks));
+  std::vector<bool> open(static_cast<size_t>(nranks), true);
+  int remaining = nranks;
+  while (remaining > 0) {
+    std::vector<pollfd> fds;
+    std::vector<int> owners;
+    for (int r = 0; r < nranks; ++r)
+      if (open[r]) {
+        fds.push_back({resultRead[r], POLLIN, 0});
+        owners.push_back(r);
+      }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    int rc = poll(fds.data(), fds.size(), static_cast<int>(std::min<long>(left.count(), 1000)));
+    if (rc <= 0) continue;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buffer[4096];
+      ssize_t n = read(fds[i].fd, buffer, sizeof(buffer));
+      int r = owners[i];
+      if (n > 0) {
+        messages[r].append(buffer, static_cast<size_t>(n));
+      } else {
+        open[r] = false;
+        close(resultRead[r]);
+        --remaining;
+      }
+    }
+  }
+  for (int r = 0; r < nranks; ++r) {
+    if (open[r]) {
+      kill(pids[r], SIGKILL);
+      close(resultRead[r]);
+      failures.push_back("rank " + std::to_string(r) + ": still running after " + std::to_string(timeoutSeconds) +
+                         " s; killed");
+    }
+    int status = 0;
+    waitpid(pids[r], &status, 0);
+    if (!open[r]) {
+      if (!messages[r].empty()) failures.push_back("rank " + std::to_string(r) + ": " + messages[r]);
+      else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        failures.push_back("rank " + std::to_string(r) + ": exited with status " + std::to_string(status));
+    }
+  }
+  return failures;
+}
+
+std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeoutSeconds) {
+  std::vector<std::string> failures;
+  weftUniqueId id;
+  if (weftGetUniqueId(&id) != weftSuccess) {
+    failures.push_back(std::string("weftGetUniqueId failed: ") + weftGetLastError(nullptr));
+    return failures;
+  }
+  std::vector<std::future<std::string>> results;
+  for (int r = 0; r < nranks; ++r)
+    results.push_back(std::async(std::launch::async, [&, r] { return runOne(id, r, nranks, body); }));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
+  for (int r = 0; r < nranks; ++r) {
+    if (results[r].wait_until(deadline) != std::future_status::ready) {
+      // A thread rank cannot be killed; failing loudly beats hanging CI.
+      fprintf(stderr, "rank %d: still running after %d s\n", r, timeoutSeconds);
+      _exit(124);
+    }
+    std::string error = results[r].get();
+    if (!error.empty()) failures.push_back("rank " + std::to_string(r) + ": " + error);
+  }
+  return failures;
+}
+
+}  // namespace
+
+std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& body, int timeoutSeconds) {
+  return mode == RankMode::Threads ? runThreads(nranks, body, timeoutSeconds)
+                                   : runProcesses(nranks, body, timeoutSeconds);
+}
+
+std::string joinFailures(const std::vector<std::string>& failures) {
+  std::string out;
+  for (const auto& failure : failures) out += failure + "\n";
+  return out;
+}
+
+}  // namespace weft::test

@@ -1,0 +1,48 @@
+// The one interface the executor sees: a connector is one direction between
+// two ranks, a FIFO of slots with head/tail counters. The sender fills the
+// slot at tail and bumps tail; the receiver reads the slot at head and bumps
+// head. Every slot carries a header describing the call it belongs to, so a
+// rank that receives data from a different call reports the mismatch instead
+// of reducing garbage.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace weft {
+
+struct SlotHeader {
+  uint32_t magic;
+  uint8_t collective;  // Collective
+  uint8_t datatype;    // weftDataType_t
+  uint8_t redop;       // weftRedOp_t
+  uint8_t algorithm;   // Algorithm
+  int32_t root;
+  uint32_t bytes;      // payload bytes in this slot
+  uint64_t count;      // the call's element count as the sender saw it
+  uint64_t opSeq;      // how many calls the sender made on this communicator before
+};
+constexpr uint32_t kSlotMagic = 0x534c4f54;  // "SLOT"
+
+class SendConnector {
+ public:
+  virtual ~SendConnector() = default;
+  // Non-blocking: a free slot's payload area, or nullptr when the FIFO is full.
+  virtual void* trySlot() = 0;
+  // Publishes the slot returned by trySlot().
+  virtual void post(const SlotHeader& header) = 0;
+  virtual size_t slotBytes() const = 0;
+  virtual int peer() const = 0;
+};
+
+class RecvConnector {
+ public:
+  virtual ~RecvConnector() = default;
+  // Non-blocking: the header of the next filled slot, or nullptr.
+  virtual const SlotHeader* tryHeader() = 0;
+  virtual const void* payload() const = 0;  // of the slot tryHeader() returned
+  virtual void release() = 0;               // frees that slot for the sender
+  virtual int peer() const = 0;
+};
+
+}  // namespace weft

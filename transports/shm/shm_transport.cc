@@ -1,0 +1,277 @@
+#include "transports/shm/shm_transport.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/logging.h"
+
+namespace weft {
+namespace {
+
+constexpr uint64_t kControlMagic = 0x7765667453484d31ull;  // "weftSHM1"
+constexpr size_t kAlign = 4096;
+
+size_t roundUp(size_t value, size_t align) { return (value + align - 1) / align * align; }
+
+struct alignas(64) FifoCounters {
+  std::atomic<uint64_t> tail;
+  char pad0[56];
+  std::atomic<uint64_t> head;
+  char pad1[56];
+};
+
+struct alignas(64) PaddedHeader {
+  SlotHeader header;
+};
+
+struct FifoView {
+  FifoCounters* counters;
+  PaddedHeader* headers;
+  char* data;
+};
+
+FifoView viewAt(char* base, int nSlots) {
+  FifoView view;
+  view.counters = reinterpret_cast<FifoCounters*>(base);
+  view.headers = reinterpret_cast<PaddedHeader*>(base + sizeof(FifoCounters));
+  view.data = base + roundUp(sizeof(FifoCounters) + sizeof(PaddedHeader) * nSlots, kAlign);
+  return view;
+}
+
+class ShmSend final : public SendConnector {
+ public:
+  ShmSend(FifoView view, int nSlots, size_t slotBytes, int peer)
+      : view_(view), nSlots_(static_cast<uint64_t>(nSlots)), slotBytes_(slotBytes), peer_(peer) {}
+  void* trySlot() override {
+    if (tail_ - headSeen_ >= nSlots_) {
+      headSeen_ = view_.counters->head.load(std::memory_order_acquire);
+      if (tail_ - headSeen_ >= nSlots_) return nullptr;
+    }
+    return view_.data + (tail_ % nSlots_) * slotBytes_;
+  }
+  void post(const SlotHeader& header) override {
+    view_.headers[tail_ % nSlots_].header = header;
+    ++tail_;
+    view_.counters->tail.store(tail_, std::memory_order_release);
+  }
+  size_t slotBytes() const override { return slotBytes_; }
+  int peer() const override { return peer_; }
+
+ private:
+  FifoView view_;
+  uint64_t nSlots_;
+  size_t slotBytes_;
+  int peer_;
+  uint64_t tail_ = 0;
+  uint64_t headSeen_ = 0;
+};
+
+class ShmRecv final : public RecvConnector {
+ public:
+  ShmRecv(FifoView view, int nSlots, size_t slotBytes, int peer)
+      : view_(view), nSlots_(static_cast<uint64_t>(nSlots)), slotBytes_(slotBytes), peer_(peer) {}
+  const SlotHeader* tryHeader() override {
+    if (head_ == tailSeen_) {
+      tailSeen_ = view_.counters->tail.load(std::memory_order_acquire);
+      if (head_ == tailSeen_) return nullptr;
+    }
+    return &view_.headers[head_ % nSlots_].header;
+  }
+  const void* payload() const override { return view_.data + (head_ % nSlots_) * slotBytes_; }
+  void release() override {
+    ++head_;
+    view_.counters->head.store(head_, std::memory_order_release);
+  }
+  int peer() const override { return peer_; }
+
+ private:
+  FifoView view_;
+  uint64_t nSlots_;
+  size_t slotBytes_;
+  int peer_;
+  uint64_t head_ = 0;
+  uint64_t tailSeen_ = 0;
+};
+
+constexpr int kNameBytes = 64;
+
+bool processAlive(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  // A killed child stays a zombie until its launcher reaps it.
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  std::ifstream stat(path);
+  if (!stat) return true;  // no /proc: trust kill()
+  std::string line;
+  std::getline(stat, line);
+  size_t close = line.rfind(')');
+  if (close != std::string::npos && close + 2 < line.size()) {
+    char state = line[close + 2];
+    if (state == 'Z' || state == 'X') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+size_t ShmTransport::fifoOffset(int fromLocal, int toLocal, int channel) const {
+  size_t nLocal = localRanks_.size();
+  size_t index = (static_cast<size_t>(channel) * nLocal + fromLocal) * nLocal + toLocal;
+  return fifoBase_ + index * fifoBytes_;
+}
+
+Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
+                                                           const std::vector<int>& localRanks,
+                                                           int rank, const ShmConfig& config) {
+  std::unique_ptr<ShmTransport> shm(new ShmTransport());
+  shm->config_ = config;
+  shm->rank_ = rank;
+  shm->localRanks_ = localRanks;
+  shm->nranksTotal_ = bootstrap.nranks();
+  shm->localIndex_.assign(static_cast<size_t>(bootstrap.nranks()), -1);
+  for (size_t i = 0; i < localRanks.size(); ++i) shm->localIndex_[localRanks[i]] = static_cast<int>(i);
+  int nLocal = static_cast<int>(localRanks.size());
+  int myLocal = shm->localIndex_[rank];
+  bool leader = myLocal == 0;
+
+  size_t controlBytes = roundUp(sizeof(ShmControl) + sizeof(int32_t) * nLocal, kAlign);
+  shm->fifoBytes_ = roundUp(sizeof(FifoCounters) + sizeof(PaddedHeader) * config.nSlots, kAlign) +
+                    roundUp(config.slotBytes * config.nSlots, kAlign);
+  shm->fifoBase_ = controlBytes;
+  size_t total = controlBytes + shm->fifoBytes_ * static_cast<size_t>(nLocal) * nLocal * config.nChannels;
+
+  // The leader creates the segment; everyone learns its name and whether it
+  // could be created. Names carry the pid and random bits, so concurrent
+  // communicators never collide.
+  std::vector<char> names(static_cast<size_t>(bootstrap.nranks()) * kNameBytes, 0);
+  char* myName = names.data() + static_cast<size_t>(rank) * kNameBytes;
+  Status createStatus;
+  if (leader) {
+    JobSecret nonce;
+    WEFT_CHECK(randomSecret(&nonce));
+    uint64_t bits;
+    memcpy(&bits, nonce.bytes, sizeof(bits));
+    std::string name = format("/weft-%d-%016llx", getpid(), static_cast<unsigned long long>(bits));
+    Result<ShmSegment> segment = ShmSegment::create(name, total);
+    if (segment.isOk()) {
+      shm->segment_ = segment.take();
+      snprintf(myName, kNameBytes, "%s", name.c_str());
+      auto* control = static_cast<ShmControl*>(shm->segment_.data());
+      control->magic = kControlMagic;
+    } else {
+      createStatus = segment.status();
+      snprintf(myName, kNameBytes, "!");
+    }
+  }
+  WEFT_CHECK(bootstrap.allGather(names.data(), kNameBytes));
+  WEFT_CHECK(createStatus);
+  const char* leaderName = names.data() + static_cast<size_t>(localRanks[0]) * kNameBytes;
+  if (leaderName[0] != '/')
+    return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not create the node's shared memory",
+                      rank, localRanks[0]);
+  Status openStatus;
+  if (!leader) {
+    Result<ShmSegment> segment = ShmSegment::open(leaderName, total);
+    if (segment.isOk()) shm->segment_ = segment.take();
+    else openStatus = segment.status();
+  }
+  // Everyone reports whether it mapped the segment; then the name goes away.
+  std::vector<char> mapped(static_cast<size_t>(bootstrap.nranks()), 0);
+  mapped[rank] = openStatus.isOk() ? 1 : 0;
+  Status gatherStatus = bootstrap.allGather(mapped.data(), 1);
+  if (leader) shm->segment_.unlink();
+  WEFT_CHECK(openStatus);
+  WEFT_CHECK(gatherStatus);
+  for (int r : localRanks)
+    if (!mapped[r])
+      return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not map the node's shared memory",
+                        rank, r);
+
+  char* base = static_cast<char*>(shm->segment_.data());
+  shm->control_ = reinterpret_cast<ShmControl*>(base);
+  shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
+  if (shm->control_->magic != kControlMagic)
+    return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank,
+                      leaderName);
+
+  int nranks = bootstrap.nranks();
+  shm->sends_.resize(static_cast<size_t>(config.nChannels) * nranks);
+  shm->recvs_.resize(static_cast<size_t>(config.nChannels) * nranks);
+  for (int channel = 0; channel < config.nChannels; ++channel) {
+    for (int peer : localRanks) {
+      if (peer == rank) continue;
+      int peerLocal = shm->localIndex_[peer];
+      FifoView out = viewAt(base + shm->fifoOffset(myLocal, peerLocal, channel), config.nSlots);
+      FifoView in = viewAt(base + shm->fifoOffset(peerLocal, myLocal, channel), config.nSlots);
+      shm->sends_[static_cast<size_t>(channel) * nranks + peer] =
+          std::make_unique<ShmSend>(out, config.nSlots, config.slotBytes, peer);
+      shm->recvs_[static_cast<size_t>(channel) * nranks + peer] =
+          std::make_unique<ShmRecv>(in, config.nSlots, config.slotBytes, peer);
+    }
+  }
+  // Pids must be visible before anyone checks liveness.
+  WEFT_CHECK(bootstrap.barrier());
+  WEFT_INFO(kLogShm, "rank %d: shm transport with %d local ranks, %d channel(s), %d x %zu-byte slots, %zu MiB mapped",
+            rank, nLocal, config.nChannels, config.nSlots, config.slotBytes, total >> 20);
+  return shm;
+}
+
+ShmTransport::~ShmTransport() {
+  if (control_ != nullptr) markDeparted();
+}
+
+SendConnector* ShmTransport::sendTo(int peer, int channel) const {
+  return sends_[static_cast<size_t>(channel) * nranksTotal_ + peer].get();
+}
+
+RecvConnector* ShmTransport::recvFrom(int peer, int channel) const {
+  return recvs_[static_cast<size_t>(channel) * nranksTotal_ + peer].get();
+}
+
+void ShmTransport::reportFatal(int rank, weftResult_t code, const std::string& message) {
+  uint32_t expected = 0;
+  // Claim the slot, write the message, then publish it.
+  if (control_->abortFlag.compare_exchange_strong(expected, 1)) {
+    control_->abortRank = rank;
+    control_->abortCode = code;
+    snprintf(control_->abortMessage, sizeof(control_->abortMessage), "%s", message.c_str());
+    control_->abortFlag.store(2, std::memory_order_release);
+  }
+}
+
+bool ShmTransport::peerFailed(Status* status) const {
+  if (control_->abortFlag.load(std::memory_order_acquire) != 2) return false;
+  if (control_->abortRank == rank_) return false;
+  *status = WEFT_ERROR(weftRemoteError, "rank %d: rank %d failed: %s", rank_, control_->abortRank,
+                       control_->abortMessage);
+  return true;
+}
+
+Status ShmTransport::checkPeerAlive(int peer) const {
+  int local = localIndex_[peer];
+  if (local < 0) return Status::ok();
+  pid_t pid = control_->pids[local].load(std::memory_order_acquire);
+  if (pid < 0)
+    return WEFT_ERROR(weftRemoteError,
+                      "rank %d: rank %d destroyed its communicator while this rank still waits for it "
+                      "(did the ranks make different calls?)",
+                      rank_, peer);
+  if (pid == 0 || pid == getpid()) return Status::ok();
+  if (!processAlive(pid))
+    return WEFT_ERROR(weftRemoteError,
+                      "rank %d: rank %d (pid %d on this node) died; every rank of this communicator must "
+                      "abort it",
+                      rank_, peer, pid);
+  return Status::ok();
+}
+
+void ShmTransport::markDeparted() {
+  int local = localIndex_[rank_];
+  control_->pids[local].store(-static_cast<int32_t>(getpid()), std::memory_order_release);
+}
+
+}  // namespace weft

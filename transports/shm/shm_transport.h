@@ -1,0 +1,77 @@
+// The shm transport: connectors between ranks of one node through POSIX
+// shared memory. The node's lowest rank creates one segment holding a control
+// block and a FIFO for every ordered pair of local ranks and every channel;
+// the others map it, and the name is unlinked once all have.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bootstrap/bootstrap.h"
+#include "transports/connector.h"
+#include "transports/shm/shm_segment.h"
+
+namespace weft {
+
+// Shared by the ranks of a node: the first fatal error any of them reports,
+// which makes every other rank stop waiting.
+struct ShmControl {
+  uint64_t magic;
+  std::atomic<uint32_t> abortFlag;
+  int32_t abortRank;
+  int32_t abortCode;
+  char abortMessage[512];
+  // One per local rank (the array continues past the struct): the pid, or
+  // its negation once that rank destroyed its communicator.
+  std::atomic<int32_t> pids[1];
+};
+
+struct ShmConfig {
+  int nChannels = 1;
+  size_t slotBytes = 128 * 1024;
+  int nSlots = 8;
+};
+
+class ShmTransport {
+ public:
+  // Collective over the bootstrap: localRanks are the ranks sharing this node
+  // (sorted), rank is ours.
+  static Result<std::unique_ptr<ShmTransport>> create(Bootstrap& bootstrap,
+                                                      const std::vector<int>& localRanks,
+                                                      int rank, const ShmConfig& config);
+  ~ShmTransport();
+
+  SendConnector* sendTo(int peer, int channel) const;
+  RecvConnector* recvFrom(int peer, int channel) const;
+  const ShmConfig& config() const { return config_; }
+
+  // Records the first fatal error of the node and wakes every waiting rank.
+  void reportFatal(int rank, weftResult_t code, const std::string& message);
+  // The node's fatal error reported by another rank, if any.
+  bool peerFailed(Status* status) const;
+  // Checks that peer, which this rank is waiting for, is still there: its
+  // process alive and its communicator not destroyed.
+  Status checkPeerAlive(int peer) const;
+  // Marks this rank as gone (communicator destroyed) for peers still waiting.
+  void markDeparted();
+
+ private:
+  ShmTransport() = default;
+  size_t fifoOffset(int fromLocal, int toLocal, int channel) const;
+
+  ShmConfig config_;
+  int rank_ = -1;
+  std::vector<int> localRanks_;
+  std::vector<int> localIndex_;  // rank -> local index, -1 if remote
+  ShmSegment segment_;
+  ShmControl* control_ = nullptr;
+  size_t fifoBytes_ = 0;
+  size_t fifoBase_ = 0;
+  std::vector<std::unique_ptr<SendConnector>> sends_;  // [channel * nranks + peer]
+  std::vector<std::unique_ptr<RecvConnector>> recvs_;
+  int nranksTotal_ = 0;
+};
+
+}  // namespace weft
