@@ -23,12 +23,17 @@ struct SlotHeader {
   uint64_t opSeq;      // how many calls the sender made on this communicator before
 };
 constexpr uint32_t kSlotMagic = 0x534c4f54;  // "SLOT"
+// Payloads up to this size travel inside the slot's header line, so a small
+// message costs the receiver one cache-line transfer (flag and data in one
+// line, the LL idea on the host).
+constexpr size_t kInlinePayloadBytes = 24;
 
 class SendConnector {
  public:
   virtual ~SendConnector() = default;
-  // Non-blocking: a free slot's payload area, or nullptr when the FIFO is full.
-  virtual void* trySlot() = 0;
+  // Non-blocking: a free slot's payload area for bytes, or nullptr when the
+  // FIFO is full.
+  virtual void* trySlot(size_t bytes) = 0;
   // Publishes the slot returned by trySlot().
   virtual void post(const SlotHeader& header) = 0;
   virtual size_t slotBytes() const = 0;

@@ -6,7 +6,25 @@
 
 namespace weft {
 
-std::shared_ptr<const Plan> Tuner::plan(Collective collective, size_t bytes, int root) {
+namespace {
+constexpr int kCollectives = 5;  // AllReduce .. Reduce
+constexpr int kAlgorithms = 2;
+}  // namespace
+
+Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
+  size_t n = static_cast<size_t>(kCollectives) * kAlgorithms * (config_.nranks + 1) * (kMaxChannels + 1);
+  slots_.reset(new std::atomic<const Plan*>[n]);
+  for (size_t i = 0; i < n; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+size_t Tuner::slotIndex(Collective collective, Algorithm algorithm, int root, int channels) const {
+  size_t index = static_cast<size_t>(collective);
+  index = index * kAlgorithms + static_cast<size_t>(algorithm);
+  index = index * (config_.nranks + 1) + static_cast<size_t>(root + 1);
+  return index * (kMaxChannels + 1) + static_cast<size_t>(channels);
+}
+
+const Plan* Tuner::plan(Collective collective, size_t bytes, int root) {
   Algorithm algorithm = Algorithm::Ring;
   if (collective == Collective::AllReduce) {
     if (config_.forcedAlgo == "oneshot") algorithm = Algorithm::OneShot;
@@ -18,22 +36,23 @@ std::shared_ptr<const Plan> Tuner::plan(Collective collective, size_t bytes, int
   // add no parallelism on host memory; they exist for the transports that
   // have independent engines (and are tested through WEFT_NCHANNELS).
   int channels = config_.forcedChannels > 0 ? config_.forcedChannels : 1;
-  channels = std::clamp(channels, 1, config_.maxChannels);
+  channels = std::clamp(channels, 1, std::min(config_.maxChannels, kMaxChannels));
   if (algorithm == Algorithm::OneShot) channels = 1;
   if (collective != Collective::Broadcast && collective != Collective::Reduce) root = -1;
 
-  auto key = std::make_tuple(static_cast<int>(collective), static_cast<int>(algorithm), root, channels);
+  std::atomic<const Plan*>& slot = slots_[slotIndex(collective, algorithm, root, channels)];
+  if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = cache_.find(key);
-  if (it != cache_.end()) return it->second;
+  if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;
   std::shared_ptr<const Plan> built =
       algorithm == Algorithm::OneShot
           ? buildOneShotPlan(config_.nranks, channels)
           : buildRingPlan(collective, config_.nranks, root, channels, config_.ring);
   WEFT_INFO(kLogTune, "built plan %s/%s for %d ranks, root %d, %d channel(s)",
             collectiveName(collective), algorithmName(algorithm), config_.nranks, root, channels);
-  cache_.emplace(key, built);
-  return built;
+  owned_.push_back(std::make_unique<const Plan>(*built));
+  slot.store(owned_.back().get(), std::memory_order_release);
+  return owned_.back().get();
 }
 
 }  // namespace weft

@@ -9,10 +9,11 @@
 // and kOneShotMaxBytes sits there. WEFT_ALGO overrides.
 #pragma once
 
-#include <map>
+#include <atomic>
+#include <vector>
 #include <memory>
 #include <mutex>
-#include <tuple>
+#include <string>
 
 #include "algorithms/plan.h"
 
@@ -31,14 +32,21 @@ class Tuner {
   static constexpr size_t kOneShotMaxBytes = 32 * 1024;
   static constexpr int kOneShotMaxRanks = 8;
 
-  explicit Tuner(TunerConfig config) : config_(std::move(config)) {}
-  std::shared_ptr<const Plan> plan(Collective collective, size_t bytes, int root);
+  static constexpr int kMaxChannels = 16;
+
+  explicit Tuner(TunerConfig config);
+  // The plan for a call; built once, then found without a lock. Plans live
+  // as long as the tuner.
+  const Plan* plan(Collective collective, size_t bytes, int root);
   const TunerConfig& config() const { return config_; }
 
  private:
+  size_t slotIndex(Collective collective, Algorithm algorithm, int root, int channels) const;
+
   TunerConfig config_;
-  std::mutex mutex_;
-  std::map<std::tuple<int, int, int, int>, std::shared_ptr<const Plan>> cache_;
+  std::mutex mutex_;  // guards building
+  std::vector<std::unique_ptr<const Plan>> owned_;
+  std::unique_ptr<std::atomic<const Plan*>[]> slots_;
 };
 
 }  // namespace weft

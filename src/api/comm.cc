@@ -1,4 +1,5 @@
 // Communicator life cycle: unique id, init, destroy, abort, queries.
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -100,7 +101,15 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.shm = comm->shm.get();
   context.abortFlag = &comm->abortFlag;
   context.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
-  context.spinCount = static_cast<uint64_t>(envInt(EnvParam::SpinCount));
+  int64_t spin = envInt(EnvParam::SpinCount);
+  if (spin < 0) {
+    cpu_set_t cpus;
+    int cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    spin = static_cast<int64_t>(local.size()) > cores ? 10 : 200;
+    WEFT_INFO(kLogInit, "rank %d: %zu ranks on this node, %d cores: spinning %lld polls before yielding", rank,
+              local.size(), cores, static_cast<long long>(spin));
+  }
+  context.spinCount = static_cast<uint64_t>(spin);
   context.maxChannels = tunerConfig.maxChannels;
   comm->executor = std::make_unique<HostExecutor>(context);
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
+#include <chrono>
 
 #include "core/logging.h"
 #include "core/types.h"
 #include "core/waiter.h"
+#include "exec/copy.h"
 #include "exec/reduce.h"
 
 namespace weft {
@@ -110,9 +111,18 @@ class CollectiveRun {
     geometry_ = geometryFor(op, plan_, slotBytes);
     reduce_ = reduceFunction(op.type, op.op);
     divide_ = divideFunction(op.type);
+    size_t outputBytes = op.count * geometry_.typeBytes;
+    if (op.collective == Collective::AllGather) outputBytes *= static_cast<size_t>(plan_.nranks);
+    // In place, the output lines were just read as input and are cached:
+    // ordinary stores cost nothing extra there, and streaming would evict them.
+    const char* in = static_cast<const char*>(op.send);
+    const char* out = static_cast<const char*>(op.recv);
+    bool aliased = in != nullptr && out != nullptr && in < out + outputBytes && out < in + outputBytes;
+    streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
   }
 
   bool done() const { return iteration_ >= geometry_.iterations || steps_.empty(); }
+  bool streaming() const { return streaming_; }
   // The peer the last unsuccessful attempt waited for.
   int blockedPeer() const { return blockedPeer_; }
 
@@ -175,7 +185,7 @@ class CollectiveRun {
     void* outgoing = nullptr;
     if (stepSends(step.op)) {
       to = context_.shm->sendTo(step.sendPeer, channel_);
-      outgoing = to->trySlot();
+      outgoing = to->trySlot(bytes);
       if (outgoing == nullptr) {
         blockedPeer_ = step.sendPeer;
         return Status::ok();
@@ -184,35 +194,55 @@ class CollectiveRun {
     char* dst = step.dst.buffer != BufferId::None ? pointer(step.dst, lo) : nullptr;
     const char* src = step.src.buffer != BufferId::None ? pointer(step.src, lo) : nullptr;
     bool divide = step.final && op_.op == weftAvg && plan_.nranks > 1;
+    // Writes to the output go through writeOut: streamed when the output is
+    // large. Reduced values are produced in cache (the outgoing slot or the
+    // scratch slot) and streamed from there.
+    bool toOutput = step.dst.buffer == BufferId::Output && streaming_;
+    auto writeOut = [&](const void* from) {
+      if (toOutput) copyStreaming(dst, from, bytes);
+      else if (dst != from) memcpy(dst, from, bytes);
+    };
     switch (step.op) {
       case StepOp::Send:
         memcpy(outgoing, src, bytes);
         break;
       case StepOp::Recv:
-        memcpy(dst, incoming, bytes);
+        writeOut(incoming);
         break;
       case StepOp::RecvSend:
-        memcpy(dst, incoming, bytes);
         memcpy(outgoing, incoming, bytes);
+        writeOut(incoming);
         break;
       case StepOp::RecvReduceSend:
         reduce_(outgoing, src, incoming, n);
         break;
       case StepOp::RecvReduceCopy:
-        reduce_(dst, src, incoming, n);
-        if (divide) divide_(dst, n, plan_.nranks);
+        if (toOutput) {
+          reduce_(scratch_, src, incoming, n);
+          if (divide) divide_(scratch_, n, plan_.nranks);
+          writeOut(scratch_);
+        } else {
+          reduce_(dst, src, incoming, n);
+          if (divide) divide_(dst, n, plan_.nranks);
+        }
         break;
       case StepOp::RecvReduceCopySend:
-        reduce_(dst, src, incoming, n);
-        if (divide) divide_(dst, n, plan_.nranks);
-        memcpy(outgoing, dst, bytes);
+        reduce_(outgoing, src, incoming, n);
+        if (divide) divide_(outgoing, n, plan_.nranks);
+        writeOut(outgoing);
         break;
       case StepOp::Copy:
-        if (dst != src) memcpy(dst, src, bytes);
+        writeOut(src);
         break;
       case StepOp::LocalReduce:
-        reduce_(dst, src, pointer(step.src2, lo), n);
-        if (divide) divide_(dst, n, plan_.nranks);
+        if (toOutput) {
+          reduce_(scratch_, src, pointer(step.src2, lo), n);
+          if (divide) divide_(scratch_, n, plan_.nranks);
+          writeOut(scratch_);
+        } else {
+          reduce_(dst, src, pointer(step.src2, lo), n);
+          if (divide) divide_(dst, n, plan_.nranks);
+        }
         break;
     }
     if (from != nullptr) from->release();
@@ -233,6 +263,7 @@ class CollectiveRun {
   size_t iteration_ = 0;
   size_t stepIndex_ = 0;
   int blockedPeer_ = -1;
+  bool streaming_ = false;
 };
 
 // One send or receive, moved a slot at a time on channel 0 to/from its peer.
@@ -251,7 +282,7 @@ class P2pRun {
       size_t bytes = std::min(slotBytes, total_ - offset_);
       if (isSend()) {
         SendConnector* to = context_.shm->sendTo(op_.peer, 0);
-        void* slot = to->trySlot();
+        void* slot = to->trySlot(bytes);
         if (slot == nullptr) return Status::ok();
         memcpy(slot, static_cast<const char*>(op_.send) + offset_, bytes);
         to->post(headerFor(op_, bytes));
@@ -280,10 +311,116 @@ class P2pRun {
 
 }  // namespace
 
+// The operations of one group in flight: sends/receives progress together
+// first, then each collective in order with all its channels together.
+class GroupRun {
+ public:
+  GroupRun(const ExecutorContext& context, std::vector<std::vector<char>>& scratch)
+      : context_(context), scratch_(scratch) {}
+
+  std::vector<OpDesc> ops;
+
+  Status start() {
+    p2p_.clear();
+    channels_.clear();
+    nextCollective_ = 0;
+    // Self send/recv pairs match in posting order and are plain copies.
+    const OpDesc* selfSends[64];
+    const OpDesc* selfRecvs[64];
+    size_t nSelfSends = 0, nSelfRecvs = 0;
+    for (const OpDesc& op : ops) {
+      if (op.collective != Collective::Send && op.collective != Collective::Recv) continue;
+      if (op.peer != context_.rank) {
+        p2p_.emplace_back(op, context_);
+        continue;
+      }
+      bool send = op.collective == Collective::Send;
+      size_t& n = send ? nSelfSends : nSelfRecvs;
+      if (n == 64)
+        return WEFT_ERROR(weftInvalidUsage, "rank %d: more than 64 sends or receives to itself in one group",
+                          context_.rank);
+      (send ? selfSends : selfRecvs)[n++] = &op;
+    }
+    if (nSelfSends != nSelfRecvs)
+      return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself",
+                        context_.rank, nSelfSends, nSelfRecvs);
+    for (size_t i = 0; i < nSelfSends; ++i) {
+      size_t sendBytes = selfSends[i]->count * typeSize(selfSends[i]->type);
+      size_t recvBytes = selfRecvs[i]->count * typeSize(selfRecvs[i]->type);
+      if (sendBytes != recvBytes)
+        return WEFT_ERROR(weftInvalidUsage, "rank %d: send to itself of %zu bytes matched a receive of %zu bytes",
+                          context_.rank, sendBytes, recvBytes);
+      if (sendBytes > 0) memmove(selfRecvs[i]->recv, selfSends[i]->send, sendBytes);
+    }
+    return Status::ok();
+  }
+
+  Status progress(bool* progressed, bool* done) {
+    blockedOn_.clear();
+    *done = false;
+    // Point-to-point operations progress together; several to the same peer
+    // and direction go in posting order.
+    bool p2pDone = true;
+    for (size_t i = 0; i < p2p_.size(); ++i) {
+      P2pRun& run = p2p_[i];
+      if (run.done()) continue;
+      bool earlierBusy = false;
+      for (size_t j = 0; j < i && !earlierBusy; ++j)
+        earlierBusy = !p2p_[j].done() && p2p_[j].peer() == run.peer() && p2p_[j].isSend() == run.isSend();
+      if (earlierBusy) {
+        p2pDone = false;
+        continue;
+      }
+      WEFT_CHECK(run.progress(progressed));
+      if (!run.done()) {
+        p2pDone = false;
+        blockedOn_.push_back(run.peer());
+      }
+    }
+    if (!p2pDone) return Status::ok();
+    for (;;) {
+      if (channels_.empty()) {
+        while (nextCollective_ < ops.size() && (ops[nextCollective_].collective == Collective::Send ||
+                                                ops[nextCollective_].collective == Collective::Recv))
+          ++nextCollective_;
+        if (nextCollective_ == ops.size()) {
+          *done = true;
+          return Status::ok();
+        }
+        const OpDesc& op = ops[nextCollective_++];
+        for (int c = 0; c < op.plan->nChannels; ++c) channels_.emplace_back(op, context_, c, scratch_[c].data());
+      }
+      bool allDone = true;
+      for (CollectiveRun& run : channels_) {
+        WEFT_CHECK(run.progress(progressed));
+        if (!run.done()) {
+          allDone = false;
+          blockedOn_.push_back(run.blockedPeer());
+        }
+      }
+      if (!allDone) return Status::ok();
+      if (channels_[0].streaming()) streamingFence();
+      channels_.clear();
+    }
+  }
+
+  // The peers the current wait depends on.
+  const std::vector<int>& blockedOn() const { return blockedOn_; }
+
+ private:
+  const ExecutorContext& context_;
+  std::vector<std::vector<char>>& scratch_;
+  std::vector<P2pRun> p2p_;
+  std::vector<CollectiveRun> channels_;
+  size_t nextCollective_ = 0;
+  std::vector<int> blockedOn_;
+};
+
 HostExecutor::HostExecutor(const ExecutorContext& context) : context_(context) {
   size_t slotBytes = context.shm ? context.shm->config().slotBytes : 0;
   scratch_.resize(static_cast<size_t>(context.maxChannels));
   for (auto& buffer : scratch_) buffer.assign(std::max<size_t>(slotBytes, 64), 0);
+  active_ = std::make_unique<GroupRun>(context_, scratch_);
   queue_.resize(1024);
   worker_ = std::thread([this] { workerLoop(); });
 }
@@ -293,83 +430,206 @@ HostExecutor::~HostExecutor() { stop(); }
 void HostExecutor::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_ && !worker_.joinable()) return;
     stopping_ = true;
   }
-  queueChanged_.notify_all();
+  workerWake_.notify_all();
   if (worker_.joinable()) worker_.join();
   progressChanged_.notify_all();
 }
 
-uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (size_t i = 0; i < count; ++i) {
-    // A full queue makes the caller wait for the worker, never drops work.
-    progressChanged_.wait(lock, [&] { return queueSize_ < queue_.size() || stopping_; });
-    if (stopping_) break;
-    queue_[(queueHead_ + queueSize_) % queue_.size()] = ops[i];
-    ++queueSize_;
-    ++submitted_;
+uint64_t HostExecutor::submitted() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return submitted_;
+}
+
+bool HostExecutor::workPending() const { return queuedGroups_ > 0 || activeValid_; }
+
+bool HostExecutor::tryAcquireToken() {
+  bool expected = false;
+  return token_.compare_exchange_strong(expected, true, std::memory_order_acquire);
+}
+
+void HostExecutor::releaseToken() {
+  token_.store(false, std::memory_order_seq_cst);
+  // seq_cst pairs with the worker's predicate: either it sees the token free,
+  // or we see the work it would wait for and wake it.
+  if (workPending()) wakeWorker();
+  if (waiters_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    progressChanged_.notify_all();
   }
-  uint64_t seq = submitted_;
-  bool wake = workerSleeping_;
-  lock.unlock();
-  if (wake) queueChanged_.notify_one();
+}
+
+void HostExecutor::wakeWorker() {
+  { std::lock_guard<std::mutex> lock(mutex_); }
+  workerWake_.notify_one();
+}
+
+static size_t groupBytes(const OpDesc& op, int nranks) {
+  size_t bytes = op.count * typeSize(op.type);
+  if (op.collective == Collective::ReduceScatter || op.collective == Collective::AllGather) bytes *= nranks;
+  return bytes;
+}
+
+uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < count; ++i) bytes += groupBytes(ops[i], context_.nranks);
+  bool small = bytes <= kInlineMaxBytes;
+  bool direct = false;
+  uint64_t seq;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (small && queueSize_ == 0 && !activeValid_ && tryAcquireToken()) {
+      // Nothing queued and nobody driving: this group becomes the active one
+      // without passing through the queue.
+      active_->ops.assign(ops, ops + count);
+      activeValid_ = true;
+      submitted_ += count;
+      direct = true;
+    } else {
+      for (size_t i = 0; i < count; ++i) {
+        if (queueSize_ == queue_.size()) {
+          // A full queue makes the caller wait for the worker, never drops work.
+          lock.unlock();
+          workerWake_.notify_one();
+          lock.lock();
+          progressChanged_.wait(lock, [&] { return queueSize_ < queue_.size() || stopping_; });
+        }
+        queue_[(queueHead_ + queueSize_) % queue_.size()] = ops[i];
+        ++queueSize_;
+        ++submitted_;
+        if (ops[i].lastInGroup) ++queuedGroups_;
+      }
+    }
+    seq = submitted_;
+  }
+  if (direct) {
+    Status status = failed_.load() ? Status::ok() : active_->start();
+    if (!status.isOk() || failed_.load()) {
+      if (!status.isOk()) fail(status);
+      finishGroup();
+    }
+  }
+  if (direct || (small && tryAcquireToken())) {
+    // Run it here if the peers are there too; hand it to the worker after a
+    // few microseconds without progress.
+    drive(true, kInlinePatienceNanos, 0);
+    releaseToken();
+  } else {
+    wakeWorker();
+  }
   return seq;
 }
 
-void HostExecutor::workerLoop() {
-  std::vector<OpDesc> group;
+bool HostExecutor::popGroup(bool smallOnly) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (queuedGroups_ == 0) return false;
+  size_t length = 0, bytes = 0;
+  while (true) {
+    const OpDesc& op = queue_[(queueHead_ + length) % queue_.size()];
+    bytes += groupBytes(op, context_.nranks);
+    ++length;
+    if (op.lastInGroup) break;
+  }
+  if (smallOnly && bytes > kInlineMaxBytes) return false;
+  active_->ops.clear();
+  for (size_t i = 0; i < length; ++i) {
+    OpDesc& op = queue_[queueHead_];
+    active_->ops.push_back(op);
+    queueHead_ = (queueHead_ + 1) % queue_.size();
+  }
+  queueSize_ -= length;
+  --queuedGroups_;
+  activeValid_ = true;
+  if (queueSize_ + length >= queue_.size()) progressChanged_.notify_all();  // a submitter waits for space
+  return true;
+}
+
+void HostExecutor::finishGroup() {
+  size_t n = active_->ops.size();
+  active_->ops.clear();
+  activeValid_ = false;
+  completed_.fetch_add(n, std::memory_order_release);
+  if (waiters_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    progressChanged_.notify_all();
+  }
+}
+
+HostExecutor::DriveResult HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq) {
+  Waiter waiter(context_.spinCount, context_.timeoutNanos, [this]() -> Status {
+    if (context_.abortFlag != nullptr && context_.abortFlag->load())
+      return WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
+    if (context_.shm != nullptr) {
+      Status peerStatus;
+      if (context_.shm->peerFailed(&peerStatus)) return peerStatus;
+      // Only the peers this wait depends on must be alive: a peer that
+      // finished its part and exited is no failure.
+      for (int peer : active_->blockedOn()) WEFT_CHECK(context_.shm->checkPeerAlive(peer));
+    }
+    return Status::ok();
+  });
+  uint64_t blockedSince = 0;
   for (;;) {
-    group.clear();
+    if (untilSeq != 0 && completed_.load(std::memory_order_acquire) >= untilSeq) return DriveResult::Reached;
+    if (!activeValid_) {
+      if (!popGroup(smallOnly)) return DriveResult::Idle;
+      if (failed_.load()) {  // after an error nothing more runs
+        finishGroup();
+        continue;
+      }
+      Status status = active_->start();
+      if (!status.isOk()) {
+        fail(status);
+        finishGroup();
+        continue;
+      }
+    }
+    bool progressed = false, done = false;
+    Status status = active_->progress(&progressed, &done);
+    if (!status.isOk()) {
+      fail(status);
+      finishGroup();
+      continue;
+    }
+    if (done) {
+      finishGroup();
+      waiter.reset();
+      blockedSince = 0;
+      continue;
+    }
+    if (progressed) {
+      waiter.reset();
+      blockedSince = 0;
+      continue;
+    }
+    if (patienceNanos != 0) {
+      uint64_t now = monotonicNanos();
+      if (blockedSince == 0) blockedSince = now;
+      else if (now - blockedSince > patienceNanos) return DriveResult::Blocked;
+    }
+    status = waiter.pause(active_->ops.empty() ? "operation" : collectiveName(active_->ops[0].collective));
+    if (!status.isOk()) {
+      fail(status);
+      finishGroup();
+    }
+  }
+}
+
+void HostExecutor::workerLoop() {
+  for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // Poll briefly before sleeping: back-to-back calls arrive within
-      // microseconds, and a sleeping worker costs a futex wake each.
-      for (int spin = 0; queueSize_ == 0 && !stopping_ && spin < 200; ++spin) {
-        lock.unlock();
-        sched_yield();
-        lock.lock();
-      }
-      workerSleeping_ = true;
-      queueChanged_.wait(lock, [&] {
-        if (stopping_) return true;
-        // A group is complete when its last operation has arrived.
-        for (size_t i = 0; i < queueSize_; ++i)
-          if (queue_[(queueHead_ + i) % queue_.size()].lastInGroup) return true;
-        return false;
-      });
-      workerSleeping_ = false;
-      if (stopping_ && queueSize_ == 0) return;
-      if (stopping_) {
-        // Queued work will never run.
-        if (error_.isOk())
-          error_ = WEFT_ERROR(weftInvalidUsage, "rank %d: communicator destroyed with work queued", context_.rank);
+      workerWake_.wait(lock, [&] { return stopping_ || (workPending() && !token_.load()); });
+      if (stopping_ && !workPending()) return;
+      if (stopping_ && error_.isOk()) {
+        error_ = WEFT_ERROR(weftInvalidUsage, "rank %d: communicator destroyed with work still queued", context_.rank);
         failed_ = true;
-        completed_ = submitted_;
-        queueSize_ = 0;
-        progressChanged_.notify_all();
-        return;
-      }
-      while (queueSize_ > 0) {
-        OpDesc& op = queue_[queueHead_];
-        group.push_back(op);
-        op.plan.reset();
-        queueHead_ = (queueHead_ + 1) % queue_.size();
-        --queueSize_;
-        if (group.back().lastInGroup) break;
       }
     }
-    progressChanged_.notify_all();
-    if (!failed_.load()) {
-      Status status = runGroup(group);
-      if (!status.isOk()) fail(status);
-    }
-    completed_.fetch_add(group.size(), std::memory_order_release);
-    if (waiters_.load() > 0) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      progressChanged_.notify_all();
-    }
+    if (!tryAcquireToken()) continue;
+    drive(false, 0, 0);
+    releaseToken();
   }
 }
 
@@ -384,93 +644,21 @@ void HostExecutor::fail(const Status& status) {
   WEFT_WARN("%s", status.message().c_str());
 }
 
-Status HostExecutor::runGroup(std::vector<OpDesc>& group) {
-  // Self send/recv pairs match in posting order and are plain copies.
-  std::vector<const OpDesc*> selfSends, selfRecvs;
-  std::vector<P2pRun> p2p;
-  for (const OpDesc& op : group) {
-    if (op.collective != Collective::Send && op.collective != Collective::Recv) continue;
-    if (op.peer == context_.rank) {
-      (op.collective == Collective::Send ? selfSends : selfRecvs).push_back(&op);
-    } else {
-      p2p.emplace_back(op, context_);
-    }
-  }
-  if (selfSends.size() != selfRecvs.size())
-    return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself",
-                      context_.rank, selfSends.size(), selfRecvs.size());
-  for (size_t i = 0; i < selfSends.size(); ++i) {
-    size_t sendBytes = selfSends[i]->count * typeSize(selfSends[i]->type);
-    size_t recvBytes = selfRecvs[i]->count * typeSize(selfRecvs[i]->type);
-    if (sendBytes != recvBytes)
-      return WEFT_ERROR(weftInvalidUsage, "rank %d: send to itself of %zu bytes matched a receive of %zu bytes",
-                        context_.rank, sendBytes, recvBytes);
-    if (sendBytes > 0) memmove(selfRecvs[i]->recv, selfSends[i]->send, sendBytes);
-  }
-
-  // The peers the current wait depends on; only they must be alive (a peer
-  // that finished its part and exited is no failure).
-  std::vector<int> blockedOn;
-  Waiter waiter(context_.spinCount, context_.timeoutNanos, [this, &blockedOn]() -> Status {
-    if (context_.abortFlag != nullptr && context_.abortFlag->load())
-      return WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
-    if (context_.shm != nullptr) {
-      Status peerStatus;
-      if (context_.shm->peerFailed(&peerStatus)) return peerStatus;
-      for (int peer : blockedOn) WEFT_CHECK(context_.shm->checkPeerAlive(peer));
-    }
-    return Status::ok();
-  });
-
-  // Point-to-point operations progress together; several to the same peer
-  // and direction go in posting order.
-  while (!p2p.empty()) {
-    bool progressed = false;
-    std::map<std::pair<int, bool>, bool> busy;
-    blockedOn.clear();
-    for (P2pRun& run : p2p) {
-      auto key = std::make_pair(run.peer(), run.isSend());
-      if (run.done() || busy[key]) continue;
-      WEFT_CHECK(run.progress(&progressed));
-      if (!run.done()) {
-        busy[key] = true;
-        blockedOn.push_back(run.peer());
-      }
-    }
-    bool all = std::all_of(p2p.begin(), p2p.end(), [](const P2pRun& r) { return r.done(); });
-    if (all) break;
-    if (progressed) waiter.reset();
-    else WEFT_CHECK(waiter.pause("send/recv"));
-  }
-
-  for (const OpDesc& op : group) {
-    if (op.collective == Collective::Send || op.collective == Collective::Recv) continue;
-    std::vector<CollectiveRun> channels;
-    for (int c = 0; c < op.plan->nChannels; ++c)
-      channels.emplace_back(op, context_, c, scratch_[c].data());
-    for (;;) {
-      bool progressed = false, allDone = true;
-      blockedOn.clear();
-      for (CollectiveRun& run : channels) {
-        WEFT_CHECK(run.progress(&progressed));
-        allDone = allDone && run.done();
-        if (!run.done()) blockedOn.push_back(run.blockedPeer());
-      }
-      if (allDone) break;
-      if (progressed) waiter.reset();
-      else WEFT_CHECK(waiter.pause(collectiveName(op.collective)));
-    }
-  }
-  return Status::ok();
-}
-
 Status HostExecutor::wait(uint64_t seq) {
-  for (int spin = 0; spin < 2000 && completed_.load(std::memory_order_acquire) < seq; ++spin)
-    cpuRelax();
-  if (completed_.load(std::memory_order_acquire) < seq) {
+  while (completed_.load(std::memory_order_acquire) < seq) {
+    // Waiting anyway: run the queue here rather than sleep while the worker
+    // does it (saves a wake-up per synchronize).
+    if (tryAcquireToken()) {
+      drive(false, 0, seq);
+      releaseToken();
+      continue;
+    }
+    for (int spin = 0; spin < 200 && completed_.load(std::memory_order_acquire) < seq && token_.load(); ++spin)
+      cpuRelax();
     std::unique_lock<std::mutex> lock(mutex_);
     ++waiters_;
-    progressChanged_.wait(lock, [&] { return completed_.load() >= seq; });
+    progressChanged_.wait_for(lock, std::chrono::milliseconds(10),
+                              [&] { return completed_.load() >= seq || !token_.load(); });
     --waiters_;
   }
   return asyncError();

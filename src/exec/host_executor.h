@@ -28,7 +28,7 @@ struct OpDesc {
   int root = -1;
   int peer = -1;            // send/recv
   uint64_t opSeq = 0;       // collectives: index among this comm's collectives; p2p: per-peer index
-  std::shared_ptr<const Plan> plan;  // collectives
+  const Plan* plan = nullptr;  // collectives; owned by the communicator's tuner
   bool lastInGroup = true;  // the operations up to this one run together
 };
 
@@ -42,6 +42,13 @@ struct ExecutorContext {
   int maxChannels = 1;
 };
 
+class GroupRun;
+
+// Whoever holds the progress token runs the queue: the worker thread, or a
+// caller whose small group found the executor idle (it then runs its own
+// call at once instead of paying a thread hand-off, ~1 us plus a futex wake),
+// or a caller blocked in wait(). Large groups always go to the worker, so a
+// big call still returns at once and overlaps with the caller's compute.
 class HostExecutor {
  public:
   explicit HostExecutor(const ExecutorContext& context);
@@ -56,30 +63,52 @@ class HostExecutor {
   bool test(uint64_t seq) const;
   // The first error of asynchronous work, sticky.
   Status asyncError() const;
-  uint64_t submitted() const { return submitted_; }
+  uint64_t submitted() const;
   // Stops the worker; queued work fails with weftInvalidUsage.
   void stop();
 
+  // Groups up to this many bytes may run on the calling thread.
+  static constexpr size_t kInlineMaxBytes = 64 * 1024;
+  // How long a caller keeps driving its own small group while peers are not
+  // there yet before the worker takes it over. Peers on an oversubscribed
+  // machine may wait a whole scheduler timeslice (milliseconds) for a core;
+  // handing off sooner only adds thread wake-ups on cores already short.
+  static constexpr uint64_t kInlinePatienceNanos = 2000000;
+
  private:
+  enum class DriveResult { Idle, Blocked, Reached };
   void workerLoop();
-  Status runGroup(std::vector<OpDesc>& group);
+  bool tryAcquireToken();
+  void releaseToken();
+  // Runs queued groups while holding the token. Stops when the queue is empty
+  // (Idle), when completed_ reaches untilSeq (Reached), when the next group is
+  // large and smallOnly is set, or when nothing moved for patienceNanos
+  // (Blocked; 0 waits as long as WEFT_TIMEOUT allows).
+  DriveResult drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq);
+  bool popGroup(bool smallOnly);
+  bool workPending() const;  // under mutex_
+  void finishGroup();
   void fail(const Status& status);
+  void wakeWorker();
 
   ExecutorContext context_;
   std::vector<std::vector<char>> scratch_;  // one slot per channel, touched once
+  std::unique_ptr<GroupRun> active_;        // owned by the token holder
+  std::atomic<bool> activeValid_{false};
 
   mutable std::mutex mutex_;
-  std::condition_variable queueChanged_;
+  std::condition_variable workerWake_;
   std::condition_variable progressChanged_;
   std::vector<OpDesc> queue_;  // ring
   size_t queueHead_ = 0, queueSize_ = 0;
+  std::atomic<size_t> queuedGroups_{0};  // complete groups in the queue (changed under mutex_)
   uint64_t submitted_ = 0;     // under mutex_
   std::atomic<uint64_t> completed_{0};
+  std::atomic<bool> token_{false};
   std::atomic<bool> failed_{false};
   std::atomic<int> waiters_{0};
   Status error_;               // under mutex_
   bool stopping_ = false;
-  bool workerSleeping_ = false;
   std::thread worker_;
 };
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/exact_data.h"
+#include "exact_data.h"
 #include "common/launcher.h"
 #include "weft/weft.h"
 

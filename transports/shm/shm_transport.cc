@@ -24,9 +24,14 @@ struct alignas(64) FifoCounters {
   char pad1[56];
 };
 
+// One cache line per slot: the header, the sequence number that publishes it
+// (written last), and room for a small payload.
 struct alignas(64) PaddedHeader {
   SlotHeader header;
+  std::atomic<uint64_t> seq;
+  char inlineData[kInlinePayloadBytes];
 };
+static_assert(sizeof(PaddedHeader) == 64, "a slot header is one cache line");
 
 struct FifoView {
   FifoCounters* counters;
@@ -46,17 +51,20 @@ class ShmSend final : public SendConnector {
  public:
   ShmSend(FifoView view, int nSlots, size_t slotBytes, int peer)
       : view_(view), nSlots_(static_cast<uint64_t>(nSlots)), slotBytes_(slotBytes), peer_(peer) {}
-  void* trySlot() override {
+  void* trySlot(size_t bytes) override {
     if (tail_ - headSeen_ >= nSlots_) {
       headSeen_ = view_.counters->head.load(std::memory_order_acquire);
       if (tail_ - headSeen_ >= nSlots_) return nullptr;
     }
-    return view_.data + (tail_ % nSlots_) * slotBytes_;
+    uint64_t index = tail_ % nSlots_;
+    if (bytes <= kInlinePayloadBytes) return view_.headers[index].inlineData;
+    return view_.data + index * slotBytes_;
   }
   void post(const SlotHeader& header) override {
-    view_.headers[tail_ % nSlots_].header = header;
+    PaddedHeader& slot = view_.headers[tail_ % nSlots_];
+    slot.header = header;
     ++tail_;
-    view_.counters->tail.store(tail_, std::memory_order_release);
+    slot.seq.store(tail_, std::memory_order_release);
   }
   size_t slotBytes() const override { return slotBytes_; }
   int peer() const override { return peer_; }
@@ -75,13 +83,16 @@ class ShmRecv final : public RecvConnector {
   ShmRecv(FifoView view, int nSlots, size_t slotBytes, int peer)
       : view_(view), nSlots_(static_cast<uint64_t>(nSlots)), slotBytes_(slotBytes), peer_(peer) {}
   const SlotHeader* tryHeader() override {
-    if (head_ == tailSeen_) {
-      tailSeen_ = view_.counters->tail.load(std::memory_order_acquire);
-      if (head_ == tailSeen_) return nullptr;
-    }
-    return &view_.headers[head_ % nSlots_].header;
+    PaddedHeader& slot = view_.headers[head_ % nSlots_];
+    if (slot.seq.load(std::memory_order_acquire) != head_ + 1) return nullptr;
+    return &slot.header;
   }
-  const void* payload() const override { return view_.data + (head_ % nSlots_) * slotBytes_; }
+  const void* payload() const override {
+    uint64_t index = head_ % nSlots_;
+    const PaddedHeader& slot = view_.headers[index];
+    if (slot.header.bytes <= kInlinePayloadBytes) return slot.inlineData;
+    return view_.data + index * slotBytes_;
+  }
   void release() override {
     ++head_;
     view_.counters->head.store(head_, std::memory_order_release);
@@ -94,7 +105,6 @@ class ShmRecv final : public RecvConnector {
   size_t slotBytes_;
   int peer_;
   uint64_t head_ = 0;
-  uint64_t tailSeen_ = 0;
 };
 
 constexpr int kNameBytes = 64;

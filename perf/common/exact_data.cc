@@ -122,6 +122,22 @@ void fillFromPeriod(void* dst, size_t count, size_t first, const std::vector<cha
   }
 }
 
+size_t countMismatches(const void* data, size_t count, size_t first, const std::vector<char>& period,
+                       size_t typeBytes) {
+  const char* in = static_cast<const char*>(data);
+  size_t done = 0, wrong = 0;
+  while (done < count) {
+    size_t t = (first + done) % kPeriod;
+    size_t run = std::min(count - done, kPeriod - t);
+    if (memcmp(in + done * typeBytes, period.data() + t * typeBytes, run * typeBytes) != 0) {
+      for (size_t k = 0; k < run; ++k)
+        wrong += memcmp(in + (done + k) * typeBytes, period.data() + (t + k) * typeBytes, typeBytes) != 0;
+    }
+    done += run;
+  }
+  return wrong;
+}
+
 long long firstMismatch(const void* data, size_t count, size_t first, const std::vector<char>& period,
                         size_t typeBytes) {
   const char* in = static_cast<const char*>(data);

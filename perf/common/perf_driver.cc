@@ -1,0 +1,531 @@
+#include "perf_driver.h"
+
+#include <getopt.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "exact_data.h"
+#include "exec/copy.h"
+#include "weft/weft.h"
+
+#if defined(WEFT_PERF_WITH_MPI)
+#include <mpi.h>
+#endif
+
+namespace weft::perf {
+namespace {
+
+struct Options {
+  size_t minBytes = 32u << 20;
+  size_t maxBytes = 32u << 20;
+  double stepFactor = 2.0;
+  size_t stepBytes = 0;
+  int iters = 20;
+  int warmup = 5;
+  int check = 1;
+  std::vector<weftDataType_t> types{weftFloat32};
+  std::vector<weftRedOp_t> ops{weftSum};
+  int root = 0;
+  int threads = 1;
+  int compareMpi = 0;
+  int bandwidthBound = 0;
+};
+
+struct Process {
+  int rank = 0;     // process index
+  int nprocs = 1;
+  bool mpi = false;
+};
+
+const char* kTypeNames[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
+                            "half", "float", "double", "bfloat16", "f8e4m3", "f8e5m2"};
+const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
+
+const char* collName(PerfColl c) {
+  static const char* kNames[] = {"all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "sendrecv"};
+  return kNames[static_cast<int>(c)];
+}
+bool reduces(PerfColl c) { return c == PerfColl::AllReduce || c == PerfColl::ReduceScatter || c == PerfColl::Reduce; }
+bool rooted(PerfColl c) { return c == PerfColl::Broadcast || c == PerfColl::Reduce; }
+
+// nccl-tests' bus bandwidth factors.
+double busFactor(PerfColl c, int n) {
+  switch (c) {
+    case PerfColl::AllReduce: return 2.0 * (n - 1) / n;
+    case PerfColl::ReduceScatter:
+    case PerfColl::AllGather: return static_cast<double>(n - 1) / n;
+    default: return 1.0;
+  }
+}
+
+size_t parseSize(const char* text) {
+  char* end = nullptr;
+  double value = strtod(text, &end);
+  switch (*end) {
+    case 'K': case 'k': value *= 1024; break;
+    case 'M': case 'm': value *= 1024 * 1024; break;
+    case 'G': case 'g': value *= 1024.0 * 1024 * 1024; break;
+    default: break;
+  }
+  return static_cast<size_t>(value);
+}
+
+void usage(const char* argv0) {
+  printf("usage: %s [options]\n"
+         "  -b, --minbytes SIZE    smallest size (default 32M; K/M/G suffixes)\n"
+         "  -e, --maxbytes SIZE    largest size (default 32M)\n"
+         "  -f, --stepfactor F     multiply the size by F each step (default 2)\n"
+         "  -i, --stepbytes SIZE   add SIZE each step instead\n"
+         "  -n, --iters N          timed iterations per size (default 20)\n"
+         "  -w, --warmup_iters N   untimed iterations first (default 5)\n"
+         "  -c, --check 0|1        verify results exactly (default 1)\n"
+         "  -d, --datatype T       int8 uint8 int32 uint32 int64 uint64 half float double bfloat16\n"
+         "                         f8e4m3 f8e5m2, or all (default float)\n"
+         "  -o, --op OP            sum prod max min avg, or all (default sum)\n"
+         "  -r, --root R           root rank of broadcast/reduce (default 0)\n"
+         "  -t, --nthreads N       ranks as threads of each process (default 1)\n"
+         "  -C, --compare-mpi 0|1  also time Open MPI's equivalent collective on the same buffers\n"
+         "                         (under mpirun, -t 1) and print it beside weft's with the ratio\n"
+         "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
+         "                         buffers at once, and the bound algbw of this collective is printed\n"
+         "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
+         "and WEFT_COMM_ID (the root address) place this process in a job started by any launcher.\n",
+         argv0);
+}
+
+bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
+  static option longOptions[] = {
+      {"minbytes", required_argument, nullptr, 'b'}, {"maxbytes", required_argument, nullptr, 'e'},
+      {"stepfactor", required_argument, nullptr, 'f'}, {"stepbytes", required_argument, nullptr, 'i'},
+      {"iters", required_argument, nullptr, 'n'}, {"warmup_iters", required_argument, nullptr, 'w'},
+      {"check", required_argument, nullptr, 'c'}, {"datatype", required_argument, nullptr, 'd'},
+      {"op", required_argument, nullptr, 'o'}, {"root", required_argument, nullptr, 'r'},
+      {"nthreads", required_argument, nullptr, 't'}, {"compare-mpi", required_argument, nullptr, 'C'}, {"bound", required_argument, nullptr, 'B'},
+      {"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:h", longOptions, nullptr)) != -1) {
+    switch (c) {
+      case 'b': o->minBytes = parseSize(optarg); break;
+      case 'e': o->maxBytes = parseSize(optarg); break;
+      case 'f': o->stepFactor = atof(optarg); break;
+      case 'i': o->stepBytes = parseSize(optarg); break;
+      case 'n': o->iters = atoi(optarg); break;
+      case 'w': o->warmup = atoi(optarg); break;
+      case 'c': o->check = atoi(optarg); break;
+      case 'r': o->root = atoi(optarg); break;
+      case 't': o->threads = atoi(optarg); break;
+      case 'C': o->compareMpi = atoi(optarg); break;
+      case 'B': o->bandwidthBound = atoi(optarg); break;
+      case 'd': {
+        o->types.clear();
+        for (int t = 0; t < weftNumTypes; ++t)
+          if (strcmp(optarg, "all") == 0 || strcmp(optarg, kTypeNames[t]) == 0 ||
+              (strcmp(optarg, "float32") == 0 && t == weftFloat32) || (strcmp(optarg, "float16") == 0 && t == weftFloat16) ||
+              (strcmp(optarg, "float64") == 0 && t == weftFloat64) || (strcmp(optarg, "bf16") == 0 && t == weftBfloat16))
+            o->types.push_back(static_cast<weftDataType_t>(t));
+        if (o->types.empty()) {
+          fprintf(stderr, "unknown datatype '%s'\n", optarg);
+          return false;
+        }
+        break;
+      }
+      case 'o': {
+        o->ops.clear();
+        for (int p = 0; p < weftNumOps; ++p)
+          if (strcmp(optarg, "all") == 0 || strcmp(optarg, kOpNames[p]) == 0) o->ops.push_back(static_cast<weftRedOp_t>(p));
+        if (o->ops.empty()) {
+          fprintf(stderr, "unknown op '%s'\n", optarg);
+          return false;
+        }
+        break;
+      }
+      case 'h': usage(argv[0]); exit(0);
+      default: usage(argv[0]); return false;
+    }
+  }
+  if (!reduces(coll)) o->ops = {weftSum};
+  if (o->iters < 1 || o->warmup < 0 || o->threads < 1 || o->minBytes > o->maxBytes ||
+      (o->stepBytes == 0 && o->stepFactor <= 1.0)) {
+    fprintf(stderr, "invalid options: need iters >= 1, nthreads >= 1, minbytes <= maxbytes, stepfactor > 1\n");
+    return false;
+  }
+  return true;
+}
+
+// Shared by the thread ranks of this process.
+struct Shared {
+  Options options;
+  PerfColl coll;
+  Process process;
+  int nranks = 1;
+  weftUniqueId id{};
+  std::barrier<>* threadBarrier = nullptr;
+  int failures = 0;
+};
+
+#define CHECK_WEFT(comm, call)                                                                          \
+  do {                                                                                                  \
+    weftResult_t r_ = (call);                                                                           \
+    if (r_ != weftSuccess) {                                                                            \
+      fprintf(stderr, "%s:%d %s failed: %s: %s\n", __FILE__, __LINE__, #call, weftGetErrorString(r_), \
+              weftGetLastError(comm));                                                                  \
+      exit(1);                                                                                          \
+    }                                                                                                   \
+  } while (0)
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A job-wide barrier and maximum through weft itself (works for threads and processes alike).
+double maxOverRanks(weftComm_t comm, double value) {
+  double result = value;
+  CHECK_WEFT(comm, weftAllReduce(&result, &result, 1, weftFloat64, weftMax, comm, nullptr));
+  CHECK_WEFT(comm, weftCommSynchronize(comm));
+  return result;
+}
+double sumOverRanks(weftComm_t comm, double value) {
+  double result = value;
+  CHECK_WEFT(comm, weftAllReduce(&result, &result, 1, weftFloat64, weftSum, comm, nullptr));
+  CHECK_WEFT(comm, weftCommSynchronize(comm));
+  return result;
+}
+
+struct Buffers {
+  std::vector<char> send, recv;
+};
+
+// A copy with streaming stores, as the library's large outputs use.
+void copyForBound(char* dst, const char* src, size_t bytes) { copyStreaming(dst, src, bytes); }
+
+// One call of the collective on this rank.
+void launch(weftComm_t comm, PerfColl coll, const char* send, char* recv, size_t count, weftDataType_t type,
+            weftRedOp_t op, int root, int rank, int nranks) {
+  switch (coll) {
+    case PerfColl::AllReduce: CHECK_WEFT(comm, weftAllReduce(send, recv, count, type, op, comm, nullptr)); break;
+    case PerfColl::ReduceScatter: CHECK_WEFT(comm, weftReduceScatter(send, recv, count, type, op, comm, nullptr)); break;
+    case PerfColl::AllGather: CHECK_WEFT(comm, weftAllGather(send, recv, count, type, comm, nullptr)); break;
+    case PerfColl::Broadcast: CHECK_WEFT(comm, weftBroadcast(send, recv, count, type, root, comm, nullptr)); break;
+    case PerfColl::Reduce: CHECK_WEFT(comm, weftReduce(send, recv, count, type, op, root, comm, nullptr)); break;
+    case PerfColl::SendRecv:
+      CHECK_WEFT(comm, weftGroupStart());
+      CHECK_WEFT(comm, weftSend(send, count, type, (rank + 1) % nranks, comm, nullptr));
+      CHECK_WEFT(comm, weftRecv(recv, count, type, (rank + nranks - 1) % nranks, comm, nullptr));
+      CHECK_WEFT(comm, weftGroupEnd());
+      break;
+  }
+}
+
+// Pointers for a run: in-place uses the rank's slice as NCCL defines it.
+void pointersFor(PerfColl coll, bool inPlace, Buffers& b, size_t count, size_t tb, int rank, const char** send,
+                 char** recv) {
+  *send = b.send.data();
+  *recv = b.recv.data();
+  if (!inPlace) return;
+  switch (coll) {
+    case PerfColl::ReduceScatter: *send = b.recv.data(); *recv = b.recv.data() + rank * count * tb; break;
+    case PerfColl::AllGather: *send = b.recv.data() + rank * count * tb; break;
+    default: *send = b.recv.data(); break;
+  }
+}
+
+// Fills exact inputs, runs once, and counts wrong elements on this rank.
+size_t verify(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size_t count, weftDataType_t type,
+              weftRedOp_t op, int rank) {
+  PerfColl coll = s.coll;
+  int n = s.nranks;
+  size_t tb = weftTypeSize(type);
+  const char* send;
+  char* recv;
+  pointersFor(coll, inPlace, b, count, tb, rank, &send, &recv);
+  char* sendMut = const_cast<char*>(send);
+  size_t sendCount = coll == PerfColl::ReduceScatter ? count * n : count;
+  size_t recvCount = coll == PerfColl::AllGather ? count * n : count;
+  memset(b.recv.data(), 0x5a, recvCount * tb);
+  std::vector<char> in = reduces(coll) ? test::inputPeriod(type, op, n, rank) : test::patternPeriod(type, rank);
+  if (coll != PerfColl::Broadcast || rank == s.options.root) test::fillFromPeriod(sendMut, sendCount, 0, in, tb);
+  launch(comm, coll, send, recv, count, type, op, s.options.root, rank, n);
+  CHECK_WEFT(comm, weftCommSynchronize(comm));
+  switch (coll) {
+    case PerfColl::AllReduce: return test::countMismatches(recv, count, 0, test::expectedPeriod(type, op, n), tb);
+    case PerfColl::ReduceScatter:
+      return test::countMismatches(recv, count, rank * count, test::expectedPeriod(type, op, n), tb);
+    case PerfColl::AllGather: {
+      size_t wrong = 0;
+      for (int j = 0; j < n; ++j) wrong += test::countMismatches(recv + j * count * tb, count, 0, test::patternPeriod(type, j), tb);
+      return wrong;
+    }
+    case PerfColl::Broadcast: return test::countMismatches(recv, count, 0, test::patternPeriod(type, s.options.root), tb);
+    case PerfColl::Reduce:
+      return rank == s.options.root ? test::countMismatches(recv, count, 0, test::expectedPeriod(type, op, n), tb) : 0;
+    case PerfColl::SendRecv:
+      return test::countMismatches(recv, count, 0, test::patternPeriod(type, (rank + n - 1) % n), tb);
+  }
+  return 0;
+}
+
+// Bytes every rank must read and write per byte of algbw size, at least:
+// inputs read once and outputs written once (in host memory shared by all).
+double trafficPerAlgByte(PerfColl coll, int n) {
+  switch (coll) {
+    case PerfColl::AllReduce: return 2.0 * n;        // every rank reads S and writes S
+    case PerfColl::ReduceScatter: return n + 1.0;    // every rank reads S, writes S/n
+    case PerfColl::AllGather: return n + 1.0;        // every rank reads S/n, writes S
+    case PerfColl::Broadcast: return n + 1.0;        // the root reads S, every rank writes S
+    case PerfColl::Reduce: return n + 1.0;           // every rank reads S, the root writes S
+    case PerfColl::SendRecv: return 2.0 * n;         // every rank reads S and writes S
+  }
+  return 1.0;
+}
+
+// All ranks stream-copy their buffers at once: the memory bandwidth the job
+// can use together (bytes read + written per second).
+double measureCopyBandwidth(weftComm_t comm, Buffers& b, size_t bytes) {
+  double best = 0;
+  for (int trial = 0; trial < 3; ++trial) {
+    maxOverRanks(comm, 0.0);
+    double start = now();
+    copyForBound(b.recv.data(), b.send.data(), bytes);
+    double elapsed = maxOverRanks(comm, now() - start);
+    int n = 0;
+    weftCommCount(comm, &n);
+    best = std::max(best, 2.0 * bytes * n / elapsed);
+  }
+  return best;
+}
+
+double timeWeft(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size_t count, weftDataType_t type,
+                weftRedOp_t op, int rank) {
+  size_t tb = weftTypeSize(type);
+  const char* send;
+  char* recv;
+  pointersFor(s.coll, inPlace, b, count, tb, rank, &send, &recv);
+  for (int i = 0; i < s.options.warmup; ++i) launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
+  CHECK_WEFT(comm, weftCommSynchronize(comm));
+  maxOverRanks(comm, 0.0);  // barrier
+  double start = now();
+  for (int i = 0; i < s.options.iters; ++i) launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
+  CHECK_WEFT(comm, weftCommSynchronize(comm));
+  double elapsed = (now() - start) / s.options.iters;
+  return maxOverRanks(comm, elapsed);
+}
+
+#if defined(WEFT_PERF_WITH_MPI)
+bool mpiType(weftDataType_t type, MPI_Datatype* out) {
+  switch (type) {
+    case weftInt8: *out = MPI_INT8_T; return true;
+    case weftUint8: *out = MPI_UINT8_T; return true;
+    case weftInt32: *out = MPI_INT32_T; return true;
+    case weftUint32: *out = MPI_UINT32_T; return true;
+    case weftInt64: *out = MPI_INT64_T; return true;
+    case weftUint64: *out = MPI_UINT64_T; return true;
+    case weftFloat32: *out = MPI_FLOAT; return true;
+    case weftFloat64: *out = MPI_DOUBLE; return true;
+    default: return false;
+  }
+}
+bool mpiOp(weftRedOp_t op, MPI_Op* out) {
+  switch (op) {
+    case weftSum: *out = MPI_SUM; return true;
+    case weftProd: *out = MPI_PROD; return true;
+    case weftMax: *out = MPI_MAX; return true;
+    case weftMin: *out = MPI_MIN; return true;
+    default: return false;
+  }
+}
+
+// Open MPI's equivalent of the same call, out-of-place, on the same buffers; <0 when it has none.
+double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, weftRedOp_t op, int rank) {
+  MPI_Datatype dt;
+  MPI_Op mop = MPI_SUM;
+  if (!mpiType(type, &dt) || (reduces(s.coll) && !mpiOp(op, &mop))) return -1;
+  int n = s.nranks;
+  int count32 = static_cast<int>(count);
+  if (count > static_cast<size_t>(INT32_MAX)) return -1;
+  auto once = [&] {
+    void* send = b.send.data();
+    void* recv = b.recv.data();
+    switch (s.coll) {
+      case PerfColl::AllReduce: MPI_Allreduce(send, recv, count32, dt, mop, MPI_COMM_WORLD); break;
+      case PerfColl::ReduceScatter: MPI_Reduce_scatter_block(send, recv, count32, dt, mop, MPI_COMM_WORLD); break;
+      case PerfColl::AllGather: MPI_Allgather(send, count32, dt, recv, count32, dt, MPI_COMM_WORLD); break;
+      case PerfColl::Broadcast: MPI_Bcast(recv, count32, dt, s.options.root, MPI_COMM_WORLD); break;
+      case PerfColl::Reduce: MPI_Reduce(send, recv, count32, dt, mop, s.options.root, MPI_COMM_WORLD); break;
+      case PerfColl::SendRecv:
+        MPI_Sendrecv(send, count32, dt, (rank + 1) % n, 0, recv, count32, dt, (rank + n - 1) % n, 0, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
+        break;
+    }
+  };
+  for (int i = 0; i < s.options.warmup; ++i) once();
+  MPI_Barrier(MPI_COMM_WORLD);
+  double start = now();
+  for (int i = 0; i < s.options.iters; ++i) once();
+  double elapsed = (now() - start) / s.options.iters;
+  double worst = 0;
+  MPI_Allreduce(&elapsed, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return worst;
+}
+#endif
+
+void rankMain(Shared& s, int thread) {
+  int rank = s.process.rank * s.options.threads + thread;
+  int n = s.nranks;
+  weftComm_t comm = nullptr;
+  CHECK_WEFT(nullptr, weftCommInitRank(&comm, n, s.id, rank));
+  const Options& o = s.options;
+  bool print = rank == 0;
+  bool compare = o.compareMpi && s.process.mpi && o.threads == 1;
+  if (print) {
+    printf("# weft %s_perf: %d ranks (%d process(es) x %d thread(s)), host memory\n", collName(s.coll), n,
+           s.process.nprocs, o.threads);
+    printf("#  minBytes %zu maxBytes %zu step: %s %g, warmup iters %d, iters %d, validation %d\n", o.minBytes,
+           o.maxBytes, o.stepBytes ? "+" : "x", o.stepBytes ? static_cast<double>(o.stepBytes) : o.stepFactor, o.warmup,
+           o.iters, o.check);
+    printf("#\n#%64s%32s%s\n", "out-of-place", "in-place", compare ? "          Open MPI (out-of-place)" : "");
+    printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s\n", "size", "count", "type", "redop", "root", "time",
+           "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong",
+           compare ? "      time     algbw     busbw  mpi/weft" : "");
+    printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s\n", "(B)", "(elements)", "", "", "", "(us)", "(GB/s)",
+           "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", compare ? "      (us)    (GB/s)    (GB/s)   (time)" : "");
+  }
+  // Buffers sized once for the largest message and touched now, so no page
+  // faults land inside the timed loop.
+  size_t maxTypeBytes = 1;
+  for (auto t : o.types) maxTypeBytes = std::max(maxTypeBytes, weftTypeSize(t));
+  size_t maxBytes = std::max(o.maxBytes, maxTypeBytes * n);
+  Buffers b;
+  b.send.assign(maxBytes + 64, 1);
+  b.recv.assign(maxBytes + 64, 2);
+  if (o.bandwidthBound) {
+    double bandwidth = measureCopyBandwidth(comm, b, o.maxBytes);
+    double bound = bandwidth / trafficPerAlgByte(s.coll, n) / 1e9;
+    if (print)
+      printf("# memory-bandwidth bound: %d ranks copying %zu bytes each at once move %.2f GB/s (read+write);\n"
+             "#   at best %s moves %.1f bytes of memory per byte of size, so algbw <= %.2f GB/s\n",
+             n, o.maxBytes, bandwidth / 1e9, collName(s.coll), trafficPerAlgByte(s.coll, n), bound);
+  }
+  double busSum = 0;
+  int busCount = 0;
+  long long wrongTotal = 0;
+  for (weftDataType_t type : o.types) {
+    for (weftRedOp_t op : o.ops) {
+      size_t tb = weftTypeSize(type);
+      for (size_t bytes = o.minBytes; bytes <= o.maxBytes;
+           bytes = o.stepBytes ? bytes + o.stepBytes : std::max(bytes + 1, static_cast<size_t>(bytes * o.stepFactor))) {
+        bool perRank = s.coll == PerfColl::ReduceScatter || s.coll == PerfColl::AllGather;
+        size_t count = bytes / tb / (perRank ? n : 1);
+        size_t totalBytes = count * tb * (perRank ? n : 1);
+        double t[2];
+        long long wrong[2] = {0, 0};
+        for (int inPlace = 0; inPlace < 2; ++inPlace) {
+          t[inPlace] = timeWeft(comm, s, b, inPlace, count, type, op, rank);
+          if (o.check) wrong[inPlace] = static_cast<long long>(sumOverRanks(comm, static_cast<double>(verify(comm, s, b, inPlace, count, type, op, rank))));
+          wrongTotal += wrong[inPlace];
+        }
+        double mpiTime = -1;
+#if defined(WEFT_PERF_WITH_MPI)
+        if (compare) mpiTime = timeMpi(s, b, count, type, op, rank);
+#endif
+        if (print) {
+          double algbw[2], busbw[2];
+          for (int k = 0; k < 2; ++k) {
+            algbw[k] = t[k] > 0 ? totalBytes / t[k] / 1e9 : 0;
+            busbw[k] = algbw[k] * busFactor(s.coll, n);
+          }
+          busSum += busbw[0] + busbw[1];
+          busCount += 2;
+          printf(" %12zu%14zu%10s%8s%6d%10.2f%9.2f%9.2f%7lld%10.2f%9.2f%9.2f%7lld", totalBytes, count * (perRank ? n : 1),
+                 kTypeNames[type], reduces(s.coll) ? kOpNames[op] : "none", rooted(s.coll) ? o.root : -1, t[0] * 1e6,
+                 algbw[0], busbw[0], o.check ? wrong[0] : -1, t[1] * 1e6, algbw[1], busbw[1], o.check ? wrong[1] : -1);
+          if (compare) {
+            if (mpiTime > 0) {
+              double mpiAlg = totalBytes / mpiTime / 1e9;
+              printf("%10.2f%10.2f%10.2f%10.2f", mpiTime * 1e6, mpiAlg, mpiAlg * busFactor(s.coll, n), mpiTime / t[0]);
+            } else {
+              printf("%40s", "n/a (no MPI type/op)");
+            }
+          }
+          printf("\n");
+          fflush(stdout);
+        }
+      }
+    }
+  }
+  if (print) {
+    printf("# Out of bounds values : %lld %s\n", wrongTotal, wrongTotal == 0 ? "OK" : "FAILED");
+    printf("# Avg bus bandwidth    : %g\n#\n", busCount ? busSum / busCount : 0.0);
+  }
+  if (wrongTotal != 0) s.failures = 1;
+  CHECK_WEFT(comm, weftCommDestroy(comm));
+}
+
+}  // namespace
+
+int perfMain(int argc, char** argv, PerfColl coll) {
+  Shared s;
+  s.coll = coll;
+  if (!parseOptions(argc, argv, coll, &s.options)) return 2;
+  bool underMpi = getenv("OMPI_COMM_WORLD_SIZE") != nullptr || getenv("PMI_SIZE") != nullptr ||
+                  getenv("PMIX_RANK") != nullptr;
+#if defined(WEFT_PERF_WITH_MPI)
+  if (underMpi) {
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &s.process.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &s.process.nprocs);
+    s.process.mpi = true;
+  }
+#else
+  if (underMpi && getenv("WEFT_NRANKS") == nullptr) {
+    fprintf(stderr, "this perf binary was built without MPI; use WEFT_RANK/WEFT_NRANKS/WEFT_COMM_ID instead\n");
+    return 2;
+  }
+#endif
+  if (!s.process.mpi && getenv("WEFT_NRANKS") != nullptr) {
+    // Started by another launcher: every process derives the same id from WEFT_COMM_ID.
+    if (getenv("WEFT_RANK") == nullptr || getenv("WEFT_COMM_ID") == nullptr) {
+      fprintf(stderr, "WEFT_NRANKS needs WEFT_RANK and WEFT_COMM_ID too\n");
+      return 2;
+    }
+    s.process.rank = atoi(getenv("WEFT_RANK"));
+    s.process.nprocs = atoi(getenv("WEFT_NRANKS"));
+  }
+  s.nranks = s.process.nprocs * s.options.threads;
+  if (s.options.root < 0 || s.options.root >= s.nranks) {
+    fprintf(stderr, "root %d is outside [0, %d)\n", s.options.root, s.nranks);
+    return 2;
+  }
+  if (s.options.compareMpi && !(s.process.mpi && s.options.threads == 1) && s.process.rank == 0)
+    fprintf(stderr, "note: -C 1 compares with Open MPI only under mpirun with -t 1; skipping the comparison\n");
+  if (s.process.rank == 0 || getenv("WEFT_COMM_ID") != nullptr) CHECK_WEFT(nullptr, weftGetUniqueId(&s.id));
+#if defined(WEFT_PERF_WITH_MPI)
+  if (s.process.mpi) MPI_Bcast(&s.id, sizeof(s.id), MPI_BYTE, 0, MPI_COMM_WORLD);
+#endif
+  std::barrier<> threadBarrier(s.options.threads);
+  s.threadBarrier = &threadBarrier;
+  std::vector<std::thread> threads;
+  for (int t = 1; t < s.options.threads; ++t) threads.emplace_back(rankMain, std::ref(s), t);
+  rankMain(s, 0);
+  for (auto& thread : threads) thread.join();
+#if defined(WEFT_PERF_WITH_MPI)
+  if (s.process.mpi) {
+    int failed = s.failures, anyFailed = 0;
+    MPI_Allreduce(&failed, &anyFailed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    s.failures = anyFailed;
+    MPI_Finalize();
+  }
+#endif
+  return s.failures ? 1 : 0;
+}
+
+}  // namespace weft::perf
