@@ -11,9 +11,12 @@
 
 namespace weft {
 
-// fifoSlots: capacity of every connector during the run; 1 is the hardest.
+// fifoSlots: capacity of every connector during the run. A step that both
+// receives and sends needs a free slot while it holds the received one, so
+// rings need 2 slots; the executor's FIFOs have at least that many.
 // iterations: how many times the plan is repeated back to back, as the
 // executor does for messages larger than one slot.
-Status verifyPlan(const Plan& plan, int fifoSlots = 1, int iterations = 2);
+constexpr int kMinFifoSlots = 2;
+Status verifyPlan(const Plan& plan, int fifoSlots = kMinFifoSlots, int iterations = 2);
 
 }  // namespace weft

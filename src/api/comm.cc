@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "algorithms/plan_verifier.h"
 #include "api/comm.h"
 #include "core/env.h"
 #include "core/logging.h"
@@ -88,8 +89,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     if (shmConfig.slotBytes < 4096 || shmConfig.slotBytes % 64 != 0 || shmConfig.slotBytes > (1u << 30))
       return WEFT_ERROR(weftInvalidArgument, "WEFT_BUFFSIZE=%zu: must be a multiple of 64 from 4096 to 1 GiB",
                         shmConfig.slotBytes);
-    if (shmConfig.nSlots < 1 || shmConfig.nSlots > 1024)
-      return WEFT_ERROR(weftInvalidArgument, "WEFT_NSLOTS=%d: must be 1..1024", shmConfig.nSlots);
+    // A step holds a received slot while it waits for a free one to send
+    // into; with one slot per FIFO a ring deadlocks (the plan verifier
+    // proves plans with kMinFifoSlots).
+    if (shmConfig.nSlots < kMinFifoSlots || shmConfig.nSlots > 1024)
+      return WEFT_ERROR(weftInvalidArgument, "WEFT_NSLOTS=%d: must be %d..1024", shmConfig.nSlots, kMinFifoSlots);
     Result<std::unique_ptr<ShmTransport>> shm = ShmTransport::create(*comm->bootstrap, local, rank, shmConfig);
     if (!shm.isOk()) return shm.status();
     comm->shm = shm.take();

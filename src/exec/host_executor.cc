@@ -32,6 +32,9 @@ SlotHeader headerFor(const OpDesc& op, size_t bytes) {
 
 std::string describeCall(Collective collective, size_t count, int type, int op, int root,
                          uint64_t opSeq) {
+  if (collective == Collective::Send || collective == Collective::Recv)
+    return format("%s(count=%zu, %s) message #%llu between the two", collectiveName(collective), count,
+                  typeName(static_cast<weftDataType_t>(type)), static_cast<unsigned long long>(opSeq));
   return format("%s(count=%zu, %s, %s, root=%d) call #%llu", collectiveName(collective), count,
                 typeName(static_cast<weftDataType_t>(type)), redOpName(static_cast<weftRedOp_t>(op)),
                 root, static_cast<unsigned long long>(opSeq));
@@ -60,8 +63,7 @@ Status checkHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int ra
                     describeCall(static_cast<Collective>(got.collective), got.count, got.datatype,
                                  got.redop, got.root, got.opSeq)
                         .c_str(),
-                    describeCall(op.collective == Collective::Recv ? Collective::Send : op.collective,
-                                 op.count, op.type, op.op, op.root, op.opSeq)
+                    describeCall(op.collective, op.count, op.type, op.op, op.root, op.opSeq)
                         .c_str());
 }
 
@@ -639,8 +641,9 @@ void HostExecutor::fail(const Status& status) {
     if (error_.isOk()) error_ = status;
   }
   failed_ = true;
-  if (context_.shm != nullptr && status.code() != weftRemoteError)
-    context_.shm->reportFatal(context_.rank, status.code(), status.message());
+  // The node's first failure reaches every rank (the first report wins), so
+  // a rank waiting on this one learns the cause, not just that it left.
+  if (context_.shm != nullptr) context_.shm->reportFatal(context_.rank, status.code(), status.message());
   WEFT_WARN("%s", status.message().c_str());
 }
 
