@@ -427,7 +427,11 @@ void rankMain(Shared& s, int thread) {
         size_t totalBytes = count * tb * (perRank ? n : 1);
         double t[2];
         long long wrong[2] = {0, 0};
-        for (int inPlace = 0; inPlace < 2; ++inPlace) {
+        // Sending and receiving through one buffer races (undefined in NCCL
+        // too), so send/recv has no in-place run.
+        int placements = s.coll == PerfColl::SendRecv ? 1 : 2;
+        t[1] = 0;
+        for (int inPlace = 0; inPlace < placements; ++inPlace) {
           t[inPlace] = timeWeft(comm, s, b, inPlace, count, type, op, rank);
           if (o.check) wrong[inPlace] = static_cast<long long>(sumOverRanks(comm, static_cast<double>(verify(comm, s, b, inPlace, count, type, op, rank))));
           wrongTotal += wrong[inPlace];
@@ -441,12 +445,16 @@ void rankMain(Shared& s, int thread) {
           for (int k = 0; k < 2; ++k) {
             algbw[k] = t[k] > 0 ? totalBytes / t[k] / 1e9 : 0;
             busbw[k] = algbw[k] * busFactor(s.coll, n);
+            if (t[k] > 0) {
+              busSum += busbw[k];
+              ++busCount;
+            }
           }
-          busSum += busbw[0] + busbw[1];
-          busCount += 2;
-          printf(" %12zu%14zu%10s%8s%6d%10.2f%9.2f%9.2f%7lld%10.2f%9.2f%9.2f%7lld", totalBytes, count * (perRank ? n : 1),
+          printf(" %12zu%14zu%10s%8s%6d%10.2f%9.2f%9.2f%7lld", totalBytes, count * (perRank ? n : 1),
                  kTypeNames[type], reduces(s.coll) ? kOpNames[op] : "none", rooted(s.coll) ? o.root : -1, t[0] * 1e6,
-                 algbw[0], busbw[0], o.check ? wrong[0] : -1, t[1] * 1e6, algbw[1], busbw[1], o.check ? wrong[1] : -1);
+                 algbw[0], busbw[0], o.check ? wrong[0] : -1);
+          if (t[1] > 0) printf("%10.2f%9.2f%9.2f%7lld", t[1] * 1e6, algbw[1], busbw[1], o.check ? wrong[1] : -1);
+          else printf("%10s%9s%9s%7s", "n/a", "", "", "");
           if (compare) {
             if (mpiTime > 0) {
               double mpiAlg = totalBytes / mpiTime / 1e9;
