@@ -21,12 +21,16 @@ struct SlotHeader {
   uint32_t bytes;      // payload bytes in this slot
   uint64_t count;      // the call's element count as the sender saw it
   uint64_t opSeq;      // how many calls the sender made on this communicator before
+  // Non-zero: the payload was not copied; it stays at this address in the
+  // sender's address space (ranks that are threads of one process), and the
+  // sender keeps it unchanged until the slot is released.
+  uint64_t address;
 };
 constexpr uint32_t kSlotMagic = 0x534c4f54;  // "SLOT"
 // Payloads up to this size travel inside the slot's header line, so a small
 // message costs the receiver one cache-line transfer (flag and data in one
 // line, the LL idea on the host).
-constexpr size_t kInlinePayloadBytes = 24;
+constexpr size_t kInlinePayloadBytes = 16;
 
 class SendConnector {
  public:
@@ -38,6 +42,8 @@ class SendConnector {
   virtual void post(const SlotHeader& header) = 0;
   virtual size_t slotBytes() const = 0;
   virtual int peer() const = 0;
+  // True when the receiver has released every slot posted so far.
+  virtual bool drained() = 0;
 };
 
 class RecvConnector {

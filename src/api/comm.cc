@@ -115,6 +115,9 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   }
   context.spinCount = static_cast<uint64_t>(spin);
   context.maxChannels = tunerConfig.maxChannels;
+  context.zeroCopy = envInt(EnvParam::ZeroCopy) != 0;
+  context.zeroCopyThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyThreshold)));
+  context.zeroCopyMax = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyMax)));
   comm->executor = std::make_unique<HostExecutor>(context);
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);

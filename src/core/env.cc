@@ -34,10 +34,14 @@ const EnvParamInfo kTable[] = {
     {EnvParam::Nslots, "WEFT_NSLOTS", "8",
      "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
     {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
-     "1 lets ranks read peers' buffers directly for large messages (shared mappings between "
-     "thread ranks, cross-memory attach between processes); 0 always copies through FIFOs."},
+     "1 lets ranks that are threads of one process read each other's buffers directly for "
+     "large messages (one copy instead of two); 0 always copies through the FIFOs. Processes "
+     "always copy through shared memory: cross-memory attach measured 3x slower than memcpy."},
     {EnvParam::ZeroCopyThreshold, "WEFT_ZERO_COPY_THRESHOLD", "1048576",
-     "Smallest message in bytes that uses direct reads of peers' buffers."},
+     "Smallest message in bytes that thread ranks send by address (WEFT_ZERO_COPY)."},
+    {EnvParam::ZeroCopyMax, "WEFT_ZERO_COPY_MAX", "16777216",
+     "Largest message sent by address. Beyond the caches the receiver would read the peer's "
+     "buffer from memory, which the FIFO path avoids (it hands data over cache to cache)."},
     {EnvParam::SpinCount, "WEFT_SPIN_COUNT", "-1",
      "Busy-poll iterations (~27 ns each) before a waiting rank yields its core. -1 chooses: 200 "
      "when every rank of the node has a core of its own, 10 when ranks outnumber cores (the peer "

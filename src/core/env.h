@@ -20,6 +20,7 @@ enum class EnvParam {
   Nslots,
   ZeroCopy,
   ZeroCopyThreshold,
+  ZeroCopyMax,
   SpinCount,
   HostId,
   Rank,

@@ -27,6 +27,7 @@ SlotHeader headerFor(const OpDesc& op, size_t bytes) {
   header.bytes = static_cast<uint32_t>(bytes);
   header.count = op.count;
   header.opSeq = op.opSeq;
+  header.address = 0;
   return header;
 }
 
@@ -121,16 +122,21 @@ class CollectiveRun {
     const char* out = static_cast<const char*>(op.recv);
     bool aliased = in != nullptr && out != nullptr && in < out + outputBytes && out < in + outputBytes;
     streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
+    // One-shot plans never send by address: a rank writes its in-place
+    // output while peers may still read its input.
+    zeroCopy_ = context.zeroCopy && context.shm != nullptr && plan_.algorithm == Algorithm::Ring &&
+                op.count * geometry_.typeBytes >= context.zeroCopyThreshold &&
+                op.count * geometry_.typeBytes <= context.zeroCopyMax;
   }
 
-  bool done() const { return iteration_ >= geometry_.iterations || steps_.empty(); }
+  bool done() const { return finished_; }
   bool streaming() const { return streaming_; }
   // The peer the last unsuccessful attempt waited for.
   int blockedPeer() const { return blockedPeer_; }
 
   // Runs steps until one would block; sets *progressed if any ran.
   Status progress(bool* progressed) {
-    while (!done()) {
+    while (iteration_ < geometry_.iterations && !steps_.empty()) {
       bool ran = false;
       WEFT_CHECK(tryStep(steps_[stepIndex_], &ran));
       if (!ran) return Status::ok();
@@ -140,6 +146,13 @@ class CollectiveRun {
         ++iteration_;
       }
     }
+    // Data sent by address must stay put until every receiver has read it.
+    for (SendConnector* to : byAddress_)
+      if (!to->drained()) {
+        blockedPeer_ = to->peer();
+        return Status::ok();
+      }
+    finished_ = true;
     return Status::ok();
   }
 
@@ -185,9 +198,15 @@ class CollectiveRun {
     }
     SendConnector* to = nullptr;
     void* outgoing = nullptr;
+    // By address: the receiver reads this rank's buffer. A partial sum of a
+    // ring all-reduce needs a home for that: its own block of the output,
+    // which is overwritten only after the next rank has read it.
+    bool byAddress = false;
+    if (stepSends(step.op) && zeroCopy_ && context_.shm->sameProcess(step.sendPeer))
+      byAddress = step.op != StepOp::RecvReduceSend || op_.collective == Collective::AllReduce;
     if (stepSends(step.op)) {
       to = context_.shm->sendTo(step.sendPeer, channel_);
-      outgoing = to->trySlot(bytes);
+      outgoing = to->trySlot(byAddress ? 0 : bytes);
       if (outgoing == nullptr) {
         blockedPeer_ = step.sendPeer;
         return Status::ok();
@@ -204,19 +223,28 @@ class CollectiveRun {
       if (toOutput) copyStreaming(dst, from, bytes);
       else if (dst != from) memcpy(dst, from, bytes);
     };
+    const void* address = nullptr;  // what a by-address send points the receiver at
     switch (step.op) {
       case StepOp::Send:
-        memcpy(outgoing, src, bytes);
+        if (byAddress) address = src;
+        else memcpy(outgoing, src, bytes);
         break;
       case StepOp::Recv:
         writeOut(incoming);
         break;
       case StepOp::RecvSend:
-        memcpy(outgoing, incoming, bytes);
         writeOut(incoming);
+        if (byAddress) address = dst;
+        else memcpy(outgoing, incoming, bytes);
         break;
       case StepOp::RecvReduceSend:
-        reduce_(outgoing, src, incoming, n);
+        if (byAddress) {
+          char* partial = pointer({BufferId::Output, step.src.chunk}, lo);
+          reduce_(partial, src, incoming, n);
+          address = partial;
+        } else {
+          reduce_(outgoing, src, incoming, n);
+        }
         break;
       case StepOp::RecvReduceCopy:
         if (toOutput) {
@@ -228,11 +256,14 @@ class CollectiveRun {
           if (divide) divide_(dst, n, plan_.nranks);
         }
         break;
-      case StepOp::RecvReduceCopySend:
-        reduce_(outgoing, src, incoming, n);
-        if (divide) divide_(outgoing, n, plan_.nranks);
-        writeOut(outgoing);
+      case StepOp::RecvReduceCopySend: {
+        char* result = byAddress ? (toOutput ? scratch_ : dst) : static_cast<char*>(outgoing);
+        reduce_(result, src, incoming, n);
+        if (divide) divide_(result, n, plan_.nranks);
+        if (result != dst) writeOut(result);
+        if (byAddress) address = dst;
         break;
+      }
       case StepOp::Copy:
         writeOut(src);
         break;
@@ -248,7 +279,17 @@ class CollectiveRun {
         break;
     }
     if (from != nullptr) from->release();
-    if (to != nullptr) to->post(headerFor(op_, bytes));
+    if (to != nullptr) {
+      SlotHeader header = headerFor(op_, bytes);
+      if (byAddress) {
+        // Streaming stores are not ordered by the release that publishes
+        // the slot; fence them first.
+        if (toOutput) streamingFence();
+        header.address = reinterpret_cast<uint64_t>(address);
+        if (std::find(byAddress_.begin(), byAddress_.end(), to) == byAddress_.end()) byAddress_.push_back(to);
+      }
+      to->post(header);
+    }
     *ran = true;
     return Status::ok();
   }
@@ -266,6 +307,9 @@ class CollectiveRun {
   size_t stepIndex_ = 0;
   int blockedPeer_ = -1;
   bool streaming_ = false;
+  bool zeroCopy_ = false;
+  bool finished_ = false;
+  std::vector<SendConnector*> byAddress_;  // connectors this run sent by address on
 };
 
 // One send or receive, moved a slot at a time on channel 0 to/from its peer.
@@ -273,21 +317,26 @@ class P2pRun {
  public:
   P2pRun(const OpDesc& op, const ExecutorContext& context) : op_(op), context_(context) {
     total_ = op.count * typeSize(op.type);
+    byAddress_ = op.collective == Collective::Send && context.zeroCopy && total_ >= context.zeroCopyThreshold &&
+                 total_ <= context.zeroCopyMax && context.shm->sameProcess(op.peer);
   }
-  bool done() const { return offset_ >= total_ && started_; }
+  bool done() const { return finished_; }
   int peer() const { return op_.peer; }
   bool isSend() const { return op_.collective == Collective::Send; }
 
   Status progress(bool* progressed) {
-    while (!done()) {
+    while (!(offset_ >= total_ && started_)) {
       size_t slotBytes = context_.shm->config().slotBytes;
       size_t bytes = std::min(slotBytes, total_ - offset_);
       if (isSend()) {
         SendConnector* to = context_.shm->sendTo(op_.peer, 0);
-        void* slot = to->trySlot(bytes);
+        void* slot = to->trySlot(byAddress_ ? 0 : bytes);
         if (slot == nullptr) return Status::ok();
-        memcpy(slot, static_cast<const char*>(op_.send) + offset_, bytes);
-        to->post(headerFor(op_, bytes));
+        SlotHeader header = headerFor(op_, bytes);
+        const char* source = static_cast<const char*>(op_.send) + offset_;
+        if (byAddress_) header.address = reinterpret_cast<uint64_t>(source);
+        else memcpy(slot, source, bytes);
+        to->post(header);
       } else {
         RecvConnector* from = context_.shm->recvFrom(op_.peer, 0);
         const SlotHeader* header = from->tryHeader();
@@ -300,6 +349,10 @@ class P2pRun {
       started_ = true;
       *progressed = true;
     }
+    // The receiver copies straight from the send buffer: it must have
+    // finished before this send completes.
+    if (byAddress_ && !context_.shm->sendTo(op_.peer, 0)->drained()) return Status::ok();
+    finished_ = true;
     return Status::ok();
   }
 
@@ -309,6 +362,8 @@ class P2pRun {
   size_t total_ = 0;
   size_t offset_ = 0;
   bool started_ = false;  // a zero-byte message still sends one (empty) slot
+  bool byAddress_ = false;
+  bool finished_ = false;
 };
 
 }  // namespace

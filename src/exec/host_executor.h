@@ -40,6 +40,10 @@ struct ExecutorContext {
   uint64_t timeoutNanos = 0;
   uint64_t spinCount = 2000;
   int maxChannels = 1;
+  // Large messages between thread ranks move by address (WEFT_ZERO_COPY).
+  bool zeroCopy = true;
+  size_t zeroCopyThreshold = 1u << 20;
+  size_t zeroCopyMax = 16u << 20;
 };
 
 class GroupRun;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "core/logging.h"
@@ -68,6 +69,10 @@ class ShmSend final : public SendConnector {
   }
   size_t slotBytes() const override { return slotBytes_; }
   int peer() const override { return peer_; }
+  bool drained() override {
+    if (headSeen_ != tail_) headSeen_ = view_.counters->head.load(std::memory_order_acquire);
+    return headSeen_ == tail_;
+  }
 
  private:
   FifoView view_;
@@ -90,6 +95,7 @@ class ShmRecv final : public RecvConnector {
   const void* payload() const override {
     uint64_t index = head_ % nSlots_;
     const PaddedHeader& slot = view_.headers[index];
+    if (slot.header.address != 0) return reinterpret_cast<const void*>(slot.header.address);
     if (slot.header.bytes <= kInlinePayloadBytes) return slot.inlineData;
     return view_.data + index * slotBytes_;
   }
@@ -228,6 +234,11 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   WEFT_INFO(kLogShm, "rank %d: shm transport with %d local ranks, %d channel(s), %d x %zu-byte slots, %zu MiB mapped",
             rank, nLocal, config.nChannels, config.nSlots, config.slotBytes, total >> 20);
   return shm;
+}
+
+bool ShmTransport::sameProcess(int peer) const {
+  int local = localIndex_[peer];
+  return local >= 0 && std::abs(control_->pids[local].load(std::memory_order_acquire)) == getpid();
 }
 
 ShmTransport::~ShmTransport() {

@@ -54,6 +54,8 @@ class ShmTransport {
   // Checks that peer, which this rank is waiting for, is still there: its
   // process alive and its communicator not destroyed.
   Status checkPeerAlive(int peer) const;
+  // True when peer is a thread of this process (its buffers are addressable).
+  bool sameProcess(int peer) const;
   // Marks this rank as gone (communicator destroyed) for peers still waiting.
   void markDeparted();
 
