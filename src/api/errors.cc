@@ -1,6 +1,5 @@
+#include <atomic>
 #include <mutex>
-#include <set>
-#include <shared_mutex>
 #include <string>
 
 #include "api/comm.h"
@@ -8,27 +7,69 @@
 
 namespace weft {
 namespace {
-std::shared_mutex registryMutex;
-std::set<const weftComm*>& registry() {
-  static std::set<const weftComm*> comms;
-  return comms;
+
+// Live communicators in an open-addressing table of atomic pointers: a call
+// checks its comm with a few loads and no lock; creation and destruction
+// take the mutex.
+constexpr size_t kRegistrySlots = 4096;
+std::atomic<const weftComm*> registrySlots[kRegistrySlots];
+std::mutex registryMutex;
+size_t registryCount = 0;
+const weftComm* const kTombstone = reinterpret_cast<const weftComm*>(1);
+
+size_t slotOf(const weftComm* comm) {
+  uint64_t key = reinterpret_cast<uintptr_t>(comm);
+  key ^= key >> 33;
+  key *= 0xff51afd7ed558ccdull;
+  key ^= key >> 33;
+  return key % kRegistrySlots;
 }
+
 thread_local std::string threadLastError;
+
 }  // namespace
 
 void registerComm(weftComm* comm) {
-  std::unique_lock lock(registryMutex);
-  registry().insert(comm);
+  std::lock_guard<std::mutex> lock(registryMutex);
+  if (registryCount + 1 >= kRegistrySlots / 2) {
+    // Too many live communicators for the table: still usable, just not
+    // checked against use after destroy. Warn once.
+    static bool warned = false;
+    if (!warned) WEFT_WARN("more than %zu live communicators; destroyed ones are no longer detected", kRegistrySlots / 2);
+    warned = true;
+    return;
+  }
+  for (size_t i = slotOf(comm);; i = (i + 1) % kRegistrySlots) {
+    const weftComm* current = registrySlots[i].load(std::memory_order_relaxed);
+    if (current == nullptr || current == kTombstone) {
+      registrySlots[i].store(comm, std::memory_order_release);
+      ++registryCount;
+      return;
+    }
+  }
 }
 
 void unregisterComm(weftComm* comm) {
-  std::unique_lock lock(registryMutex);
-  registry().erase(comm);
+  std::lock_guard<std::mutex> lock(registryMutex);
+  for (size_t i = slotOf(comm);; i = (i + 1) % kRegistrySlots) {
+    const weftComm* current = registrySlots[i].load(std::memory_order_relaxed);
+    if (current == nullptr) return;
+    if (current == comm) {
+      registrySlots[i].store(kTombstone, std::memory_order_release);
+      --registryCount;
+      return;
+    }
+  }
 }
 
 bool isLiveComm(const weftComm* comm) {
-  std::shared_lock lock(registryMutex);
-  return registry().count(comm) != 0;
+  if (comm == nullptr) return false;
+  for (size_t i = slotOf(comm), probes = 0; probes < kRegistrySlots; i = (i + 1) % kRegistrySlots, ++probes) {
+    const weftComm* current = registrySlots[i].load(std::memory_order_acquire);
+    if (current == comm) return true;
+    if (current == nullptr) return registryCount >= kRegistrySlots / 2 - 1;
+  }
+  return false;
 }
 
 weftResult_t setLastError(weftComm* comm, const Status& status) {

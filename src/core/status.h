@@ -2,6 +2,7 @@
 // Status becomes a weftResult_t plus a message stored as the last error.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
@@ -10,20 +11,36 @@
 
 namespace weft {
 
+// An ok Status is a code and a null pointer: hot paths pass many of them,
+// so only an error pays for its message.
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(weftResult_t code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(weftResult_t code, std::string message)
+      : code_(code), message_(code == weftSuccess ? nullptr : std::make_unique<std::string>(std::move(message))) {}
+  Status(const Status& other) : code_(other.code_), message_(other.message_ ? std::make_unique<std::string>(*other.message_) : nullptr) {}
+  Status& operator=(const Status& other) {
+    if (this != &other) {
+      code_ = other.code_;
+      message_ = other.message_ ? std::make_unique<std::string>(*other.message_) : nullptr;
+    }
+    return *this;
+  }
+  Status(Status&&) noexcept = default;
+  Status& operator=(Status&&) noexcept = default;
 
   static Status ok() { return Status(); }
   bool isOk() const { return code_ == weftSuccess; }
   explicit operator bool() const { return isOk(); }
   weftResult_t code() const { return code_; }
-  const std::string& message() const { return message_; }
+  const std::string& message() const {
+    static const std::string kEmpty;
+    return message_ ? *message_ : kEmpty;
+  }
 
  private:
   weftResult_t code_ = weftSuccess;
-  std::string message_;
+  std::unique_ptr<std::string> message_;
 };
 
 // Formats like printf into a std::string.

@@ -13,12 +13,5 @@ const char* redOpName(weftRedOp_t op) {
   return validRedOp(op) ? kNames[op] : "invalid-op";
 }
 
-size_t typeSize(weftDataType_t type) {
-  static const size_t kSizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
-  return validType(type) ? kSizes[type] : 0;
-}
-
-bool validType(int type) { return type >= 0 && type < weftNumTypes; }
-bool validRedOp(int op) { return op >= 0 && op < weftNumOps; }
 
 }  // namespace weft

@@ -9,8 +9,13 @@ namespace weft {
 
 const char* typeName(weftDataType_t type);
 const char* redOpName(weftRedOp_t op);
-size_t typeSize(weftDataType_t type);  // 0 for an invalid type
-bool validType(int type);
-bool validRedOp(int op);
+
+inline bool validType(int type) { return type >= 0 && type < weftNumTypes; }
+inline bool validRedOp(int op) { return op >= 0 && op < weftNumOps; }
+// 0 for an invalid type.
+inline size_t typeSize(weftDataType_t type) {
+  constexpr size_t kSizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
+  return validType(type) ? kSizes[type] : 0;
+}
 
 }  // namespace weft

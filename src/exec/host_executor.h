@@ -104,9 +104,10 @@ class HostExecutor {
   std::condition_variable workerWake_;
   std::condition_variable progressChanged_;
   std::vector<OpDesc> queue_;  // ring
-  size_t queueHead_ = 0, queueSize_ = 0;
+  size_t queueHead_ = 0;
+  std::atomic<size_t> queueSize_{0};  // changed under mutex_, read without it by the fast path
   std::atomic<size_t> queuedGroups_{0};  // complete groups in the queue (changed under mutex_)
-  uint64_t submitted_ = 0;     // under mutex_
+  std::atomic<uint64_t> submitted_{0};  // incremented under mutex_ or by the token holder
   std::atomic<uint64_t> completed_{0};
   std::atomic<bool> token_{false};
   std::atomic<bool> failed_{false};
