@@ -18,7 +18,12 @@ const char* collectiveName(Collective collective) {
 }
 
 const char* algorithmName(Algorithm algorithm) {
-  return algorithm == Algorithm::Ring ? "ring" : "oneshot";
+  switch (algorithm) {
+    case Algorithm::Ring: return "ring";
+    case Algorithm::OneShot: return "oneshot";
+    case Algorithm::TwoShot: return "twoshot";
+  }
+  return "?";
 }
 
 const char* stepOpName(StepOp op) {

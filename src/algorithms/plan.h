@@ -16,7 +16,7 @@
 namespace weft {
 
 enum class Collective : uint8_t { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, Send, Recv };
-enum class Algorithm : uint8_t { Ring, OneShot };
+enum class Algorithm : uint8_t { Ring, OneShot, TwoShot };
 
 const char* collectiveName(Collective collective);
 const char* algorithmName(Algorithm algorithm);
@@ -53,6 +53,9 @@ struct Step {
   ChunkRef src;           // operand read (sent, or reduced with what arrives)
   ChunkRef dst;           // where the result is written
   ChunkRef src2;          // second operand of LocalReduce
+  // The block this step moves; it decides how many elements the executor
+  // moves (blocks may differ in length). The verifier checks it.
+  int32_t block = 0;
   // The last write of a reduced value: weftAvg divides here.
   bool final = false;
 };
@@ -89,5 +92,12 @@ std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int
 // rank order, so every rank computes the same bits. One hop of latency; for
 // small all-reduces.
 std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels);
+// Reduce-scatter then all-gather, each straight between every pair: every
+// rank sends block j of its input to rank j, which reduces its block in rank
+// order and sends the result to every rank. Same bytes per rank as the ring,
+// but two hops of latency instead of 2(n-1), and no chain of ranks waiting
+// on each other: what ranks sharing one node's memory (and, when ranks
+// outnumber cores, one core) want. All-reduce, reduce-scatter, all-gather.
+std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, int nChannels);
 
 }  // namespace weft

@@ -186,6 +186,9 @@ class Verifier {
         break;
       }
     }
+    if (result.block != step.block)
+      return fail("rank %d: %s moves block %d but declares block %d (the executor sizes it by the declared one)",
+                  rank, stepOpName(step.op), result.block, step.block);
     if (stepWrites(step.op)) WEFT_CHECK(write(rank, step.dst, result));
     if (stepSends(step.op)) fifos_[{rank, step.sendPeer}].push_back(result);
     return Status::ok();

@@ -31,7 +31,10 @@ struct RingView {
 ChunkRef in(int chunk) { return {BufferId::Input, chunk}; }
 ChunkRef out(int chunk) { return {BufferId::Output, chunk}; }
 
-Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false) {
+// block: what the step moves; by default the chunk of its input/output
+// operand (steps on scratch alone must say it).
+Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false,
+              int block = -1) {
   Step step;
   step.op = op;
   step.recvPeer = static_cast<int16_t>(recvPeer);
@@ -39,6 +42,12 @@ Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst,
   step.src = src;
   step.dst = dst;
   step.final = final;
+  if (block < 0) {
+    bool srcBuffer = src.buffer == BufferId::Input || src.buffer == BufferId::Output;
+    bool dstBuffer = dst.buffer == BufferId::Input || dst.buffer == BufferId::Output;
+    block = srcBuffer ? src.chunk : dstBuffer ? dst.chunk : 0;
+  }
+  step.block = block;
   return step;
 }
 
@@ -188,6 +197,74 @@ std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
       } else {
         steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last));
         acc = dst;
+      }
+    }
+    plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
+  }
+  return plan;
+}
+
+
+// Two-shot (see plan.h). Per rank and slot-sized iteration: n-1 sends of
+// input blocks, n-1 receives reduced in rank order into the rank's own
+// block, then n-1 sends of that block and n-1 receives of the others.
+std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, int nChannels) {
+  auto plan = std::make_shared<Plan>();
+  plan->collective = collective;
+  plan->algorithm = Algorithm::TwoShot;
+  plan->nranks = nranks;
+  plan->nChannels = nChannels;
+  plan->nBlocks = nranks;
+  plan->usesMesh = true;
+  if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
+  if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
+  plan->steps.resize(static_cast<size_t>(nranks));
+  bool reduceScatter = collective == Collective::AllReduce || collective == Collective::ReduceScatter;
+  bool allGather = collective == Collective::AllReduce || collective == Collective::AllGather;
+  for (int rank = 0; rank < nranks; ++rank) {
+    std::vector<Step> steps;
+    if (nranks == 1) {
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), reduceScatter));
+      plan->nBlocks = 1;
+      plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
+      continue;
+    }
+    if (reduceScatter) {
+      for (int k = 1; k < nranks; ++k) {
+        int peer = (rank + k) % nranks;
+        steps.push_back(makeStep(StepOp::Send, -1, peer, in(peer), {}));
+      }
+      // own block = in_0[rank] ⊕ in_1[rank] ⊕ ... in rank order, partial sums in scratch.
+      ChunkRef acc;
+      for (int p = 0; p < nranks; ++p) {
+        bool last = p == nranks - 1;
+        ChunkRef dst = last ? out(rank) : ChunkRef{BufferId::Scratch, 0};
+        if (p == 0) {
+          if (rank == 0) {
+            acc = in(rank);
+          } else {
+            steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst, false, rank));
+            acc = dst;
+          }
+        } else if (p == rank) {
+          Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last, rank);
+          step.src2 = in(rank);
+          steps.push_back(step);
+          acc = dst;
+        } else {
+          steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last, rank));
+          acc = dst;
+        }
+      }
+    } else {
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
+    }
+    if (allGather) {
+      for (int k = 1; k < nranks; ++k)
+        steps.push_back(makeStep(StepOp::Send, -1, (rank + k) % nranks, out(rank), {}));
+      for (int k = 1; k < nranks; ++k) {
+        int peer = (rank - k + nranks) % nranks;
+        steps.push_back(makeStep(StepOp::Recv, peer, -1, {}, out(peer)));
       }
     }
     plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);

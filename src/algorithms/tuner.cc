@@ -8,7 +8,7 @@ namespace weft {
 
 namespace {
 constexpr int kCollectives = 5;  // AllReduce .. Reduce
-constexpr int kAlgorithms = 2;
+constexpr int kAlgorithms = 3;
 }  // namespace
 
 Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
@@ -26,11 +26,17 @@ size_t Tuner::slotIndex(Collective collective, Algorithm algorithm, int root, in
 
 const Plan* Tuner::plan(Collective collective, size_t bytes, int root) {
   Algorithm algorithm = Algorithm::Ring;
-  if (collective == Collective::AllReduce) {
-    if (config_.forcedAlgo == "oneshot") algorithm = Algorithm::OneShot;
-    else if (config_.forcedAlgo.empty() && bytes <= kOneShotMaxBytes &&
-             config_.nranks <= kOneShotMaxRanks)
+  bool twoShotCapable = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
+                        collective == Collective::AllGather;
+  if (config_.forcedAlgo == "oneshot" && collective == Collective::AllReduce) {
+    algorithm = Algorithm::OneShot;
+  } else if (config_.forcedAlgo == "twoshot" && twoShotCapable) {
+    algorithm = Algorithm::TwoShot;
+  } else if (config_.forcedAlgo.empty()) {
+    if (collective == Collective::AllReduce && bytes <= kOneShotMaxBytes && config_.nranks <= kOneShotMaxRanks)
       algorithm = Algorithm::OneShot;
+    else if (twoShotCapable && config_.nranks >= kTwoShotMinRanks && config_.nranks <= kTwoShotMaxRanks)
+      algorithm = Algorithm::TwoShot;
   }
   // One host worker thread drives every channel of a rank, so extra channels
   // add no parallelism on host memory; they exist for the transports that
@@ -44,10 +50,12 @@ const Plan* Tuner::plan(Collective collective, size_t bytes, int root) {
   if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;
   std::lock_guard<std::mutex> lock(mutex_);
   if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;
-  std::shared_ptr<const Plan> built =
-      algorithm == Algorithm::OneShot
-          ? buildOneShotPlan(config_.nranks, channels)
-          : buildRingPlan(collective, config_.nranks, root, channels, config_.ring);
+  std::shared_ptr<const Plan> built;
+  switch (algorithm) {
+    case Algorithm::OneShot: built = buildOneShotPlan(config_.nranks, channels); break;
+    case Algorithm::TwoShot: built = buildTwoShotPlan(collective, config_.nranks, channels); break;
+    case Algorithm::Ring: built = buildRingPlan(collective, config_.nranks, root, channels, config_.ring); break;
+  }
   WEFT_INFO(kLogTune, "built plan %s/%s for %d ranks, root %d, %d channel(s)",
             collectiveName(collective), algorithmName(algorithm), config_.nranks, root, channels);
   owned_.push_back(std::make_unique<const Plan>(*built));

@@ -31,6 +31,14 @@ class Tuner {
  public:
   static constexpr size_t kOneShotMaxBytes = 32 * 1024;
   static constexpr int kOneShotMaxRanks = 8;
+  // Two-shot keeps n-1 connections busy per rank; on one node's shared memory
+  // every pair is equally close, and it spares oversubscribed cores the
+  // ring's chains of ranks waiting on each other (4 processes on 2 cores:
+  // 4.8-6.4 GB/s at 2 MiB against 4.1-7.4 for the ring, 4.7-4.8 against
+  // 2.9-5.0 at 8 MiB). With 2 ranks the ring's fused receive-reduce-send
+  // does less copying, so two-shot starts at 3.
+  static constexpr int kTwoShotMinRanks = 3;
+  static constexpr int kTwoShotMaxRanks = 8;
 
   static constexpr int kMaxChannels = 16;
 

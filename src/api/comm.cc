@@ -77,8 +77,9 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   tunerConfig.forcedChannels = static_cast<int>(envInt(EnvParam::Nchannels));
   tunerConfig.maxChannels = std::max(1, std::min(tunerConfig.forcedChannels, 16));
   tunerConfig.forcedAlgo = envString(EnvParam::Algo);
-  if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot")
-    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring or oneshot", tunerConfig.forcedAlgo.c_str());
+  if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot" &&
+      tunerConfig.forcedAlgo != "twoshot")
+    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring, oneshot or twoshot", tunerConfig.forcedAlgo.c_str());
   tunerConfig.ring = identityRing(nranks);
 
   if (nranks > 1) {

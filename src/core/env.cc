@@ -28,7 +28,8 @@ const EnvParamInfo kTable[] = {
      "Channels (independent rings, one host thread each) per collective; 0 lets the tuner "
      "choose."},
     {EnvParam::Algo, "WEFT_ALGO", "",
-     "Force an algorithm: ring or oneshot. Empty lets the tuner choose by size."},
+     "Force an algorithm: ring, oneshot (all-reduce) or twoshot (all-reduce, reduce-scatter, "
+     "all-gather). Empty lets the tuner choose by size and rank count."},
     {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
     {EnvParam::Nslots, "WEFT_NSLOTS", "8",

@@ -14,7 +14,6 @@ namespace weft {
 namespace {
 
 size_t ceilDiv(size_t a, size_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
-size_t roundUp(size_t a, size_t b) { return ceilDiv(a, b) * b; }
 
 SlotHeader headerFor(const OpDesc& op, size_t bytes) {
   SlotHeader header{};
@@ -129,7 +128,7 @@ class CollectiveRun {
     streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
     // One-shot plans never send by address: a rank writes its in-place
     // output while peers may still read its input.
-    zeroCopy_ = context.zeroCopy && context.shm != nullptr && plan_.algorithm == Algorithm::Ring &&
+    zeroCopy_ = context.zeroCopy && context.shm != nullptr && plan_.algorithm != Algorithm::OneShot &&
                 op.count * geometry_.typeBytes >= context.zeroCopyThreshold &&
                 op.count * geometry_.typeBytes <= context.zeroCopyMax;
   }
@@ -172,12 +171,7 @@ class CollectiveRun {
   }
 
   Status tryStep(const Step& step, bool* ran) {
-    int block = 0;
-    for (const ChunkRef* ref : {&step.src, &step.dst, &step.src2})
-      if (ref->buffer == BufferId::Input || ref->buffer == BufferId::Output) {
-        block = ref->chunk;
-        break;
-      }
+    int block = step.block;
     size_t lo = static_cast<size_t>(channel_) * geometry_.channelCount + iteration_ * geometry_.sliceCount;
     size_t hi = std::min({lo + geometry_.sliceCount,
                           static_cast<size_t>(channel_ + 1) * geometry_.channelCount,
@@ -225,8 +219,12 @@ class CollectiveRun {
     // scratch slot) and streamed from there.
     bool toOutput = step.dst.buffer == BufferId::Output && streaming_;
     auto writeOut = [&](const void* from) {
-      if (toOutput) copyStreaming(dst, from, bytes);
-      else if (dst != from) memcpy(dst, from, bytes);
+      if (toOutput) {
+        copyStreaming(dst, from, bytes);
+        unfencedStreaming_ = true;
+      } else if (dst != from) {
+        memcpy(dst, from, bytes);
+      }
     };
     const void* address = nullptr;  // what a by-address send points the receiver at
     switch (step.op) {
@@ -288,8 +286,13 @@ class CollectiveRun {
       SlotHeader header = headerFor(op_, bytes);
       if (byAddress) {
         // Streaming stores are not ordered by the release that publishes
-        // the slot; fence them first.
-        if (toOutput) streamingFence();
+        // the slot, and a block written by an earlier step (two-shot's
+        // reduced block, sent in its all-gather) may be published now:
+        // fence whatever was streamed since the last fence.
+        if (unfencedStreaming_) {
+          streamingFence();
+          unfencedStreaming_ = false;
+        }
         header.address = reinterpret_cast<uint64_t>(address);
         if (std::find(byAddress_.begin(), byAddress_.end(), to) == byAddress_.end()) byAddress_.push_back(to);
       }
@@ -313,6 +316,7 @@ class CollectiveRun {
   int blockedPeer_ = -1;
   bool streaming_ = false;
   bool zeroCopy_ = false;
+  bool unfencedStreaming_ = false;
   bool finished_ = false;
   std::vector<SendConnector*> byAddress_;  // connectors this run sent by address on
 };

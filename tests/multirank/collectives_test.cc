@@ -186,7 +186,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Config{3, RankMode::Threads, "ring", "2", "4096"},
                       Config{5, RankMode::Processes, "ring", "0", "131072"},
                       // One-shot even for large counts (many pipelined iterations).
-                      Config{3, RankMode::Threads, "oneshot", "0", "4096"}),
+                      Config{3, RankMode::Threads, "oneshot", "0", "4096"},
+                      // Two-shot for every size (empty blocks, scratch partial sums, by-address sends).
+                      Config{4, RankMode::Processes, "twoshot", "0", "131072"},
+                      Config{3, RankMode::Threads, "twoshot", "2", "4096"}),
     configName);
 
 }  // namespace

@@ -45,6 +45,16 @@ TEST(PlanVerifier, OneShotPlansAreCorrectForOneToSixtyFourRanks) {
   }
 }
 
+TEST(PlanVerifier, TwoShotPlansAreCorrectForOneToSixtyFourRanks) {
+  for (int n = 1; n <= 64; ++n)
+    for (Collective collective : {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather})
+      for (int channels : {1, 2}) {
+        auto plan = buildTwoShotPlan(collective, n, channels);
+        Status status = verifyPlan(*plan, kMinFifoSlots, 2);
+        ASSERT_TRUE(status.isOk()) << status.message();
+      }
+}
+
 Plan mutableRing(Collective collective, int n) { return *buildRingPlan(collective, n, 0, 1, identityRing(n)); }
 
 TEST(PlanVerifier, RejectsAContributionCountedTwice) {
@@ -110,6 +120,17 @@ TEST(PlanVerifier, RingsNeedTwoSlotsBecauseStepsReceiveAndSendTogether) {
   Status status = verifyPlan(*plan, 1, 2);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("deadlock"), std::string::npos) << status.message();
+}
+
+TEST(PlanVerifier, RejectsAStepThatDeclaresTheWrongBlock) {
+  // The executor sizes a step by its declared block; a wrong one would make
+  // the two ends of a connector disagree on the length and wait forever.
+  Plan plan = *buildTwoShotPlan(Collective::AllReduce, 3, 1);
+  for (Step& step : plan.steps[1][0])
+    if (step.dst.buffer == BufferId::Scratch) step.block = 0;
+  Status status = verifyPlan(plan);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("declares block"), std::string::npos) << status.message();
 }
 
 TEST(PlanVerifier, DescribesPlansReadably) {
