@@ -132,6 +132,35 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
   return steps;
 }
 
+// Appends the steps that reduce block `block` over all ranks in rank order
+// (in_0 ⊕ in_1 ⊕ ...), receiving every other rank's piece, so that every
+// rank that computes it gets the same bits. Partial sums live in scratch;
+// the output is written only by the last step, so an in-place output is
+// never overwritten while it is still an input.
+void appendRankOrderReduction(int rank, int nranks, int block, std::vector<Step>& steps) {
+  ChunkRef acc;
+  for (int p = 0; p < nranks; ++p) {
+    bool last = p == nranks - 1;
+    ChunkRef dst = last ? out(block) : ChunkRef{BufferId::Scratch, 0};
+    if (p == 0) {
+      if (rank == 0) {
+        acc = in(block);
+      } else {
+        steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst, false, block));
+        acc = dst;
+      }
+    } else if (p == rank) {
+      Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last, block);
+      step.src2 = in(block);
+      steps.push_back(step);
+      acc = dst;
+    } else {
+      steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last, block));
+      acc = dst;
+    }
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
@@ -175,30 +204,8 @@ std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
       int peer = (rank + k) % nranks;
       steps.push_back(makeStep(StepOp::Send, -1, peer, in(0), {}));
     }
-    // acc = in_0 ⊕ in_1 ⊕ ... in rank order on every rank; partial sums live
-    // in scratch so that an in-place output is written only at the end.
     if (nranks == 1) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
-    ChunkRef acc;
-    for (int p = 0; p < nranks && nranks > 1; ++p) {
-      bool last = p == nranks - 1;
-      ChunkRef dst = last ? out(0) : ChunkRef{BufferId::Scratch, 0};
-      if (p == 0) {
-        if (rank == 0) {
-          acc = in(0);
-        } else {
-          steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst));
-          acc = dst;
-        }
-      } else if (p == rank) {
-        Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last);
-        step.src2 = in(0);
-        steps.push_back(step);
-        acc = dst;
-      } else {
-        steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last));
-        acc = dst;
-      }
-    }
+    else appendRankOrderReduction(rank, nranks, 0, steps);
     plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
   }
   return plan;
@@ -234,28 +241,7 @@ std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, 
         int peer = (rank + k) % nranks;
         steps.push_back(makeStep(StepOp::Send, -1, peer, in(peer), {}));
       }
-      // own block = in_0[rank] ⊕ in_1[rank] ⊕ ... in rank order, partial sums in scratch.
-      ChunkRef acc;
-      for (int p = 0; p < nranks; ++p) {
-        bool last = p == nranks - 1;
-        ChunkRef dst = last ? out(rank) : ChunkRef{BufferId::Scratch, 0};
-        if (p == 0) {
-          if (rank == 0) {
-            acc = in(rank);
-          } else {
-            steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst, false, rank));
-            acc = dst;
-          }
-        } else if (p == rank) {
-          Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last, rank);
-          step.src2 = in(rank);
-          steps.push_back(step);
-          acc = dst;
-        } else {
-          steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last, rank));
-          acc = dst;
-        }
-      }
+      appendRankOrderReduction(rank, nranks, rank, steps);
     } else {
       steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
     }

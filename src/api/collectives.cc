@@ -89,6 +89,27 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
     if (!s_.isOk()) return setLastError((comm), s_); \
   } while (0)
 
+// weftSend and weftRecv: the same checks; messages to one peer are numbered
+// per direction so a mismatch names the message.
+weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, weftDataType_t datatype, int peer,
+                              weftComm_t comm, weftStream_t stream) {
+  bool send = direction == Collective::Send;
+  const char* call = send ? "weftSend" : "weftRecv";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "peer", peer));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, send ? "sendbuff" : "recvbuff", buffer, count, 1, datatype));
+  OpDesc desc;
+  desc.collective = direction;
+  if (send) desc.send = buffer;
+  else desc.recv = buffer;
+  desc.count = count;
+  desc.type = datatype;
+  desc.peer = peer;
+  desc.opSeq = (send ? comm->sendCalls : comm->recvCalls)[peer]++;
+  return postOperation(comm, std::move(desc));
+}
+
 }  // namespace
 
 extern "C" {
@@ -155,36 +176,12 @@ weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weft
 
 weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
                       weftStream_t stream) {
-  const char* call = "weftSend";
-  WEFT_RETURN_IF(nullptr, checkComm(comm));
-  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
-  WEFT_RETURN_IF(comm, checkRank(comm, call, "peer", peer));
-  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
-  OpDesc desc;
-  desc.collective = Collective::Send;
-  desc.send = sendbuff;
-  desc.count = count;
-  desc.type = datatype;
-  desc.peer = peer;
-  desc.opSeq = comm->sendCalls[peer]++;
-  return postOperation(comm, std::move(desc));
+  return postPointToPoint(Collective::Send, const_cast<void*>(sendbuff), count, datatype, peer, comm, stream);
 }
 
 weftResult_t weftRecv(void* recvbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
                       weftStream_t stream) {
-  const char* call = "weftRecv";
-  WEFT_RETURN_IF(nullptr, checkComm(comm));
-  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
-  WEFT_RETURN_IF(comm, checkRank(comm, call, "peer", peer));
-  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
-  OpDesc desc;
-  desc.collective = Collective::Recv;
-  desc.recv = recvbuff;
-  desc.count = count;
-  desc.type = datatype;
-  desc.peer = peer;
-  desc.opSeq = comm->recvCalls[peer]++;
-  return postOperation(comm, std::move(desc));
+  return postPointToPoint(Collective::Recv, recvbuff, count, datatype, peer, comm, stream);
 }
 
 }  // extern "C"
