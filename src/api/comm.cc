@@ -192,6 +192,7 @@ weftResult_t weftCommDestroy(weftComm_t comm) {
   // Finish what was enqueued; its errors were reported asynchronously.
   (void)comm->executor->wait(comm->executor->submitted());
   comm->executor->stop();
+  while (comm->activeCalls.load(std::memory_order_acquire) > 0) usleep(50);
   delete comm;
   return weftSuccess;
 }
@@ -199,11 +200,14 @@ weftResult_t weftCommDestroy(weftComm_t comm) {
 weftResult_t weftCommAbort(weftComm_t comm) {
   Status live = checkLive(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
+  // Unregister first: calls that start from now on back out. Then stop the
+  // work, wake every waiter, and free only once no call is inside.
   unregisterComm(comm);
   comm->abortFlag = true;
   if (comm->shm)
     comm->shm->reportFatal(comm->rank, weftRemoteError, format("rank %d aborted the communicator", comm->rank));
   comm->executor->stop();
+  while (comm->activeCalls.load(std::memory_order_acquire) > 0) usleep(50);
   delete comm;
   return weftSuccess;
 }
@@ -237,6 +241,8 @@ weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError) {
 weftResult_t weftCommSynchronize(weftComm_t comm) {
   Status live = checkLive(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
+  CommCall call(comm);
+  if (!call.live()) return setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"));
   return setLastError(comm, comm->executor->wait(comm->executor->submitted()));
 }
 
@@ -251,6 +257,8 @@ weftResult_t weftCommGetSeq(weftComm_t comm, unsigned long long* seq) {
 weftResult_t weftCommWaitSeq(weftComm_t comm, unsigned long long seq) {
   Status live = checkLive(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
+  CommCall call(comm);
+  if (!call.live()) return setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"));
   if (seq > comm->executor->submitted())
     return setLastError(comm, WEFT_ERROR(weftInvalidUsage,
                                          "rank %d: operation %llu is still inside an open group; call weftGroupEnd first",

@@ -29,6 +29,11 @@ struct weftComm {
 
   std::mutex errorMutex;
   std::string lastError;
+
+  // Calls currently inside the library on this communicator. weftCommAbort
+  // (possibly from another thread, to unblock one of them) waits for them to
+  // leave before freeing anything.
+  std::atomic<int> activeCalls{0};
 };
 
 namespace weft {
@@ -38,6 +43,20 @@ namespace weft {
 void registerComm(weftComm* comm);
 void unregisterComm(weftComm* comm);
 bool isLiveComm(const weftComm* comm);
+
+// Holds a communicator while a call uses it: counted in activeCalls, and
+// re-checked after counting so that a call starting while the communicator
+// is being aborted backs out (see weftCommAbort).
+class CommCall {
+ public:
+  explicit CommCall(weftComm* comm);
+  ~CommCall();
+  bool live() const { return live_; }
+
+ private:
+  weftComm* comm_;
+  bool live_ = false;
+};
 
 // Records status as the last error of comm (or of this thread when comm is
 // null) and returns its code.

@@ -72,6 +72,17 @@ bool isLiveComm(const weftComm* comm) {
   return false;
 }
 
+CommCall::CommCall(weftComm* comm) : comm_(comm) {
+  if (!isLiveComm(comm)) return;
+  comm->activeCalls.fetch_add(1, std::memory_order_acq_rel);
+  live_ = isLiveComm(comm);
+  if (!live_) comm->activeCalls.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+CommCall::~CommCall() {
+  if (live_) comm_->activeCalls.fetch_sub(1, std::memory_order_acq_rel);
+}
+
 weftResult_t setLastError(weftComm* comm, const Status& status) {
   if (status.isOk()) return weftSuccess;
   if (comm != nullptr && isLiveComm(comm)) {

@@ -19,6 +19,8 @@ thread_local GroupState group;
 namespace weft {
 
 weftResult_t postOperation(weftComm* comm, OpDesc op) {
+  CommCall call(comm);  // submission may run the call here, and block
+  if (!call.live()) return setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"));
   ++comm->posted;
   if (group.depth > 0) {
     group.pending.emplace_back(comm, std::move(op));
@@ -62,6 +64,11 @@ weftResult_t weftGroupEnd(void) {
       continue;
     }
     ops.back().lastInGroup = true;
+    CommCall call(comm);
+    if (!call.live()) {
+      result = setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "a communicator of the group is being aborted"));
+      continue;
+    }
     comm->executor->submit(ops.data(), ops.size());
   }
   return result;

@@ -342,16 +342,16 @@ class P2pRun {
         void* slot = to->trySlot(byAddress_ ? 0 : bytes);
         if (slot == nullptr) return Status::ok();
         SlotHeader header = headerFor(op_, bytes);
-        const char* source = static_cast<const char*>(op_.send) + offset_;
+        const char* source = bytes > 0 ? static_cast<const char*>(op_.send) + offset_ : nullptr;
         if (byAddress_) header.address = reinterpret_cast<uint64_t>(source);
-        else memcpy(slot, source, bytes);
+        else if (bytes > 0) memcpy(slot, source, bytes);  // a count-0 buffer may be NULL
         to->post(header);
       } else {
         RecvConnector* from = context_.shm->recvFrom(op_.peer, 0);
         const SlotHeader* header = from->tryHeader();
         if (header == nullptr) return Status::ok();
         WEFT_CHECK(checkHeader(*header, op_, bytes, context_.rank, op_.peer));
-        memcpy(static_cast<char*>(op_.recv) + offset_, from->payload(), bytes);
+        if (bytes > 0) memcpy(static_cast<char*>(op_.recv) + offset_, from->payload(), bytes);
         from->release();
       }
       offset_ += bytes;
@@ -501,6 +501,10 @@ void HostExecutor::stop() {
   workerWake_.notify_all();
   if (worker_.joinable()) worker_.join();
   progressChanged_.notify_all();
+  // A caller thread may still be driving (weftCommAbort from another
+  // thread): once the abort flag is seen its wait ends within a check
+  // period; the executor is not freed under it.
+  while (token_.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
 uint64_t HostExecutor::submitted() const { return submitted_.load(std::memory_order_acquire); }
@@ -714,6 +718,14 @@ void HostExecutor::fail(const Status& status) {
 
 Status HostExecutor::wait(uint64_t seq) {
   while (completed_.load(std::memory_order_acquire) < seq) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) {
+        if (error_.isOk()) error_ = WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
+        failed_ = true;
+        return error_;
+      }
+    }
     // Waiting anyway: run the queue here rather than sleep while the worker
     // does it (saves a wake-up per synchronize).
     if (tryAcquireToken()) {
@@ -726,7 +738,7 @@ Status HostExecutor::wait(uint64_t seq) {
     std::unique_lock<std::mutex> lock(mutex_);
     ++waiters_;
     progressChanged_.wait_for(lock, std::chrono::milliseconds(10),
-                              [&] { return completed_.load() >= seq || !token_.load(); });
+                              [&] { return completed_.load() >= seq || !token_.load() || stopping_; });
     --waiters_;
   }
   return asyncError();

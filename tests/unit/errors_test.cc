@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -203,6 +204,38 @@ TEST(Errors, NothingIsLeftInDevShm) {
     if (std::string(entry->d_name).rfind("weft-", 0) == 0) left.push_back(entry->d_name);
   closedir(dir);
   EXPECT_TRUE(left.empty()) << "left in /dev/shm: " << left.size() << " segment(s), first " << left[0];
+}
+
+}  // namespace
+}  // namespace weft
+
+namespace weft {
+namespace {
+
+TEST(Errors, AbortFromAnotherThreadUnblocksACallerWaitingOnIt) {
+  // Rank 1 never joins; rank 0's caller thread blocks in a small all-reduce
+  // that it drives itself, and a second thread aborts the communicator.
+  weftUniqueId id;
+  ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
+  weftComm_t comms[2] = {nullptr, nullptr};
+  std::thread peer([&] { weftCommInitRank(&comms[1], 2, id, 1); });
+  ASSERT_EQ(weftCommInitRank(&comms[0], 2, id, 0), weftSuccess);
+  peer.join();
+  ASSERT_NE(comms[1], nullptr);
+  std::atomic<int> result{-1};
+  std::thread caller([&] {
+    float x = 1;
+    weftAllReduce(&x, &x, 1, weftFloat32, weftSum, comms[0], nullptr);
+    result = weftCommSynchronize(comms[0]);
+  });
+  usleep(300000);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(weftCommAbort(comms[0]), weftSuccess);
+  caller.join();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_NE(result.load(), weftSuccess);
+  weftCommAbort(comms[1]);
 }
 
 }  // namespace
