@@ -22,6 +22,16 @@
 #include <mpi.h>
 #endif
 
+#if defined(WEFT_PERF_WITH_GLOO)
+#include <gloo/allreduce.h>
+#include <gloo/math.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/file_store.h>
+#include <gloo/transport/tcp/device.h>
+
+#include <filesystem>
+#endif
+
 namespace weft::perf {
 namespace {
 
@@ -39,6 +49,7 @@ struct Options {
   int threads = 1;
   int compareMpi = 0;
   int bandwidthBound = 0;
+  int compareGloo = 0;
 };
 
 struct Process {
@@ -96,6 +107,7 @@ void usage(const char* argv0) {
          "  -t, --nthreads N       ranks as threads of each process (default 1)\n"
          "  -C, --compare-mpi 0|1  also time Open MPI's equivalent collective on the same buffers\n"
          "                         (under mpirun, -t 1) and print it beside weft's with the ratio\n"
+         "  -G, --compare-gloo 0|1 also time Gloo's all-reduce on the same buffers (TCP on loopback)\n"
          "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
          "                         buffers at once, and the bound algbw of this collective is printed\n"
          "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
@@ -110,10 +122,10 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       {"iters", required_argument, nullptr, 'n'}, {"warmup_iters", required_argument, nullptr, 'w'},
       {"check", required_argument, nullptr, 'c'}, {"datatype", required_argument, nullptr, 'd'},
       {"op", required_argument, nullptr, 'o'}, {"root", required_argument, nullptr, 'r'},
-      {"nthreads", required_argument, nullptr, 't'}, {"compare-mpi", required_argument, nullptr, 'C'}, {"bound", required_argument, nullptr, 'B'},
+      {"nthreads", required_argument, nullptr, 't'}, {"compare-mpi", required_argument, nullptr, 'C'}, {"bound", required_argument, nullptr, 'B'}, {"compare-gloo", required_argument, nullptr, 'G'},
       {"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:h", longOptions, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:h", longOptions, nullptr)) != -1) {
     switch (c) {
       case 'b': o->minBytes = parseSize(optarg); break;
       case 'e': o->maxBytes = parseSize(optarg); break;
@@ -126,6 +138,7 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       case 't': o->threads = atoi(optarg); break;
       case 'C': o->compareMpi = atoi(optarg); break;
       case 'B': o->bandwidthBound = atoi(optarg); break;
+      case 'G': o->compareGloo = atoi(optarg); break;
       case 'd': {
         o->types.clear();
         for (int t = 0; t < weftNumTypes; ++t)
@@ -409,6 +422,70 @@ double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, w
 }
 #endif
 
+#if defined(WEFT_PERF_WITH_GLOO)
+// A Gloo context over TCP on loopback; its file store lives in a directory
+// rank 0 creates and broadcasts with weft, removed once everyone connected.
+std::shared_ptr<gloo::Context> makeGlooContext(weftComm_t comm, int rank, int n) {
+  char path[256] = {0};
+  if (rank == 0) {
+    snprintf(path, sizeof(path), "%s/weft-gloo-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(path) == nullptr) path[0] = '\0';
+  }
+  CHECK_WEFT(comm, weftBroadcast(path, path, sizeof(path), weftInt8, 0, comm, nullptr));
+  CHECK_WEFT(comm, weftCommSynchronize(comm));
+  if (path[0] == '\0') return nullptr;
+  gloo::transport::tcp::attr attr("127.0.0.1");
+  auto device = gloo::transport::tcp::CreateDevice(attr);
+  gloo::rendezvous::FileStore store(path);
+  auto context = std::make_shared<gloo::rendezvous::Context>(rank, n);
+  context->connectFullMesh(store, device);
+  maxOverRanks(comm, 0.0);  // everyone connected
+  if (rank == 0) std::filesystem::remove_all(path);
+  return context;
+}
+
+template <typename T>
+bool glooOptions(gloo::AllreduceOptions& options, Buffers& b, size_t count, weftRedOp_t op) {
+  using Fn = void (*)(void*, const void*, const void*, size_t);
+  Fn fn = nullptr;
+  switch (op) {
+    case weftSum: fn = static_cast<Fn>(&gloo::sum<T>); break;
+    case weftProd: fn = static_cast<Fn>(&gloo::product<T>); break;
+    case weftMax: fn = static_cast<Fn>(&gloo::max<T>); break;
+    case weftMin: fn = static_cast<Fn>(&gloo::min<T>); break;
+    default: return false;
+  }
+  options.setInput<T>(reinterpret_cast<T*>(b.send.data()), count);
+  options.setOutput<T>(reinterpret_cast<T*>(b.recv.data()), count);
+  options.setReduceFunction(fn);
+  return true;
+}
+
+// Gloo's all-reduce, out-of-place, on the same buffers; <0 when it has no
+// equivalent (other collectives, types or ops).
+double timeGloo(const std::shared_ptr<gloo::Context>& context, weftComm_t comm, const Shared& s, Buffers& b,
+                size_t count, weftDataType_t type, weftRedOp_t op) {
+  if (!context || s.coll != PerfColl::AllReduce || count == 0) return -1;
+  gloo::AllreduceOptions options(context);
+  bool ok = false;
+  switch (type) {
+    case weftFloat32: ok = glooOptions<float>(options, b, count, op); break;
+    case weftFloat64: ok = glooOptions<double>(options, b, count, op); break;
+    case weftInt32: ok = glooOptions<int32_t>(options, b, count, op); break;
+    case weftInt64: ok = glooOptions<int64_t>(options, b, count, op); break;
+    case weftUint8: ok = glooOptions<uint8_t>(options, b, count, op); break;
+    case weftInt8: ok = glooOptions<int8_t>(options, b, count, op); break;
+    default: break;
+  }
+  if (!ok) return -1;
+  for (int i = 0; i < s.options.warmup; ++i) gloo::allreduce(options);
+  maxOverRanks(comm, 0.0);
+  double start = now();
+  for (int i = 0; i < s.options.iters; ++i) gloo::allreduce(options);
+  return maxOverRanks(comm, (now() - start) / s.options.iters);
+}
+#endif
+
 void rankMain(Shared& s, int thread) {
   int rank = s.process.rank * s.options.threads + thread;
   int n = s.nranks;
@@ -417,18 +494,30 @@ void rankMain(Shared& s, int thread) {
   const Options& o = s.options;
   bool print = rank == 0;
   bool compare = o.compareMpi && s.process.mpi && o.threads == 1;
+  bool compareGloo = false;
+#if defined(WEFT_PERF_WITH_GLOO)
+  std::shared_ptr<gloo::Context> gloo;
+  if (o.compareGloo && s.coll == PerfColl::AllReduce) {
+    gloo = makeGlooContext(comm, rank, n);
+    compareGloo = gloo != nullptr;
+  }
+#else
+  if (o.compareGloo && print) fprintf(stderr, "note: this perf binary was built without Gloo; -G ignored\n");
+#endif
   if (print) {
     printf("# weft %s_perf: %d ranks (%d process(es) x %d thread(s)), host memory\n", collName(s.coll), n,
            s.process.nprocs, o.threads);
     printf("#  minBytes %zu maxBytes %zu step: %s %g, warmup iters %d, iters %d, validation %d\n", o.minBytes,
            o.maxBytes, o.stepBytes ? "+" : "x", o.stepBytes ? static_cast<double>(o.stepBytes) : o.stepFactor, o.warmup,
            o.iters, o.check);
-    printf("#\n#%64s%32s%s\n", "out-of-place", "in-place", compare ? "          Open MPI (out-of-place)" : "");
-    printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s\n", "size", "count", "type", "redop", "root", "time",
+    printf("#\n#%64s%32s%s%s\n", "out-of-place", "in-place", compare ? "          Open MPI (out-of-place)" : "",
+           compareGloo ? "             Gloo (out-of-place)" : "");
+    printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s%s\n", "size", "count", "type", "redop", "root", "time",
            "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong",
-           compare ? "      time     algbw     busbw  mpi/weft" : "");
-    printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s\n", "(B)", "(elements)", "", "", "", "(us)", "(GB/s)",
-           "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", compare ? "      (us)    (GB/s)    (GB/s)   (time)" : "");
+           compare ? "      time     algbw     busbw  mpi/weft" : "", compareGloo ? "      time     algbw     busbw gloo/weft" : "");
+    printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s%s\n", "(B)", "(elements)", "", "", "", "(us)", "(GB/s)",
+           "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", compare ? "      (us)    (GB/s)    (GB/s)   (time)" : "",
+           compareGloo ? "      (us)    (GB/s)    (GB/s)   (time)" : "");
   }
   // Buffers sized once for the largest message and touched now, so no page
   // faults land inside the timed loop.
@@ -468,9 +557,12 @@ void rankMain(Shared& s, int thread) {
           if (o.check) wrong[inPlace] = static_cast<long long>(sumOverRanks(comm, static_cast<double>(verify(comm, s, b, inPlace, count, type, op, rank))));
           wrongTotal += wrong[inPlace];
         }
-        double mpiTime = -1;
+        double mpiTime = -1, glooTime = -1;
 #if defined(WEFT_PERF_WITH_MPI)
         if (compare) mpiTime = timeMpi(s, b, count, type, op, rank);
+#endif
+#if defined(WEFT_PERF_WITH_GLOO)
+        if (compareGloo) glooTime = timeGloo(gloo, comm, s, b, count, type, op);
 #endif
         if (print) {
           double algbw[2], busbw[2];
@@ -501,6 +593,15 @@ void rankMain(Shared& s, int thread) {
               printf("%10.2f%10.2f%10.2f", mpiAlg, mpiAlg * busFactor(s.coll, n), mpiTime / t[0]);
             } else {
               printf("%40s", "n/a (no MPI type/op)");
+            }
+          }
+          if (compareGloo) {
+            if (glooTime > 0) {
+              double glooAlg = totalBytes / glooTime / 1e9;
+              printf(timeFormat(glooTime), glooTime * 1e6);
+              printf("%10.2f%10.2f%10.2f", glooAlg, glooAlg * busFactor(s.coll, n), glooTime / t[0]);
+            } else {
+              printf("%40s", "n/a (no Gloo type/op)");
             }
           }
           printf("\n");
