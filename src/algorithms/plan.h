@@ -75,9 +75,6 @@ struct Plan {
   BufferShape outputShape = BufferShape::AllBlocks;
   // steps[rank][channel]
   std::vector<std::vector<std::vector<Step>>> steps;
-  // Connectors a rank's steps use on channel c, derived from the steps: ring
-  // plans talk to next/prev on per-channel connectors, one-shot plans to all.
-  bool usesMesh = false;
 
   std::string describe(int rank, int channel) const;
 };

@@ -196,7 +196,6 @@ std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
   plan->nranks = nranks;
   plan->nChannels = nChannels;
   plan->nBlocks = 1;
-  plan->usesMesh = true;
   plan->steps.resize(static_cast<size_t>(nranks));
   for (int rank = 0; rank < nranks; ++rank) {
     std::vector<Step> steps;
@@ -222,7 +221,6 @@ std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, 
   plan->nranks = nranks;
   plan->nChannels = nChannels;
   plan->nBlocks = nranks;
-  plan->usesMesh = true;
   if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
   if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
   plan->steps.resize(static_cast<size_t>(nranks));

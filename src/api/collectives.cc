@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "api/comm.h"
+#include "core/logging.h"
 #include "core/types.h"
 
 using namespace weft;
@@ -80,6 +81,9 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
   desc.root = root;
   desc.opSeq = comm->collectiveCalls++;
   desc.plan = comm->tuner->plan(collective, bytesOnWire, root);
+  WEFT_TRACE(kLogColl, "rank %d: call #%llu %s count=%zu %s %s root=%d: %s plan, %d channel(s)", comm->rank,
+             static_cast<unsigned long long>(desc.opSeq), collectiveName(collective), count, typeName(type),
+             redOpName(op), root, algorithmName(desc.plan->algorithm), desc.plan->nChannels);
   return postOperation(comm, std::move(desc));
 }
 
@@ -107,6 +111,8 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
   desc.type = datatype;
   desc.peer = peer;
   desc.opSeq = (send ? comm->sendCalls : comm->recvCalls)[peer]++;
+  WEFT_TRACE(kLogP2p, "rank %d: %s #%llu of count=%zu %s %s rank %d", comm->rank, call,
+             static_cast<unsigned long long>(desc.opSeq), count, typeName(datatype), send ? "to" : "from", peer);
   return postOperation(comm, std::move(desc));
 }
 
