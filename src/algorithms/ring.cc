@@ -161,26 +161,31 @@ void appendRankOrderReduction(int rank, int nranks, int block, std::vector<Step>
   }
 }
 
+// A plan's header: collective, algorithm, sizes, and which buffers hold only
+// this rank's block (reduce-scatter output, all-gather input).
+std::shared_ptr<Plan> newPlan(Collective collective, Algorithm algorithm, int nranks, int root, int nChannels,
+                              int nBlocks) {
+  auto plan = std::make_shared<Plan>();
+  plan->collective = collective;
+  plan->algorithm = algorithm;
+  plan->nranks = nranks;
+  plan->root = root;
+  plan->nChannels = nChannels;
+  plan->nBlocks = nBlocks;
+  if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
+  if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
+  plan->steps.resize(static_cast<size_t>(nranks));
+  return plan;
+}
+
 }  // namespace
 
 std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
                                           int nChannels, const RingOrder& ring) {
-  auto plan = std::make_shared<Plan>();
-  plan->collective = collective;
-  plan->algorithm = Algorithm::Ring;
-  plan->nranks = nranks;
-  plan->root = root;
-  plan->nChannels = nChannels;
   bool blocked = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
                  collective == Collective::AllGather;
-  plan->nBlocks = blocked ? nranks : 1;
-  if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
-  if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
-  if (nranks == 1 && blocked) {
-    // One block; the lone rank's chunk 0 is its own block either way.
-    plan->nBlocks = 1;
-  }
-  plan->steps.resize(static_cast<size_t>(nranks));
+  // One rank: a single block, which is its own either way.
+  auto plan = newPlan(collective, Algorithm::Ring, nranks, root, nChannels, blocked && nranks > 1 ? nranks : 1);
   for (int position = 0; position < nranks; ++position) {
     RingView view{ring, position, nranks};
     std::vector<Step> steps = rankSteps(collective, view, root);
@@ -190,13 +195,7 @@ std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int
 }
 
 std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
-  auto plan = std::make_shared<Plan>();
-  plan->collective = Collective::AllReduce;
-  plan->algorithm = Algorithm::OneShot;
-  plan->nranks = nranks;
-  plan->nChannels = nChannels;
-  plan->nBlocks = 1;
-  plan->steps.resize(static_cast<size_t>(nranks));
+  auto plan = newPlan(Collective::AllReduce, Algorithm::OneShot, nranks, -1, nChannels, 1);
   for (int rank = 0; rank < nranks; ++rank) {
     std::vector<Step> steps;
     for (int k = 1; k < nranks; ++k) {
@@ -215,15 +214,7 @@ std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
 // input blocks, n-1 receives reduced in rank order into the rank's own
 // block, then n-1 sends of that block and n-1 receives of the others.
 std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, int nChannels) {
-  auto plan = std::make_shared<Plan>();
-  plan->collective = collective;
-  plan->algorithm = Algorithm::TwoShot;
-  plan->nranks = nranks;
-  plan->nChannels = nChannels;
-  plan->nBlocks = nranks;
-  if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
-  if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
-  plan->steps.resize(static_cast<size_t>(nranks));
+  auto plan = newPlan(collective, Algorithm::TwoShot, nranks, -1, nChannels, nranks);
   bool reduceScatter = collective == Collective::AllReduce || collective == Collective::ReduceScatter;
   bool allGather = collective == Collective::AllReduce || collective == Collective::AllGather;
   for (int rank = 0; rank < nranks; ++rank) {
