@@ -1,0 +1,64 @@
+// weft-topo: the machine as weft sees it — the tree, and the GPU x GPU and
+// GPU x NIC path matrices with their bottleneck bandwidths.
+//   weft-topo [--topo FILE]   (FILE: an hwloc XML export; default WEFT_TOPO_FILE, else live)
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "topology/machine.h"
+
+using namespace weft;
+
+static std::string cell(const Path& path) {
+  if (path.cls == PathClass::Same) return "-";
+  const char* tag = path.cls == PathClass::NvLink ? "NVL" : path.cls == PathClass::NvSwitch ? "NVS"
+                  : path.cls == PathClass::PciSwitch ? "PIX" : path.cls == PathClass::HostBridge ? "PHB" : "SYS";
+  if (path.bottleneckGBps <= 0) return tag;
+  return format(path.bottleneckGBps < 10 ? "%s/%.1f" : "%s/%.0f", tag, path.bottleneckGBps);
+}
+
+int main(int argc, char** argv) {
+  std::string file = getenv("WEFT_TOPO_FILE") ? getenv("WEFT_TOPO_FILE") : "";
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--topo") == 0 && i + 1 < argc) file = argv[++i];
+    else {
+      printf("usage: weft-topo [--topo FILE]\n  prints the machine tree and the GPU/NIC path matrices\n");
+      return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+    }
+  }
+  Result<MachineTopology> found = discoverTopology(file);
+  if (!found.isOk()) {
+    fprintf(stderr, "weft-topo: %s\n", found.status().message().c_str());
+    return 1;
+  }
+  const MachineTopology& topo = found.value();
+  printf("# machine (%s): %zu package(s), %zu NUMA node(s), %zu GPU(s), %zu NIC(s)\n", topo.source.c_str(),
+         topo.packages.size(), topo.numaNodes.size(), topo.gpus.size(), topo.nics.size());
+  printf("%s", topo.describe().c_str());
+  if (topo.gpus.empty()) {
+    printf("\n# no GPUs: no NVIDIA display or 3D controller on the PCI bus%s\n",
+           file.empty() ? " (weft runs on host memory here)" : " of this file");
+    return 0;
+  }
+  printf("\n# GPU x GPU: path class / bottleneck GB/s (NVL NVLink, NVS NVSwitch, PIX PCIe switch, PHB host "
+         "bridge, SYS across sockets)\n%8s", "");
+  for (size_t j = 0; j < topo.gpus.size(); ++j) printf("%9s", format("GPU%zu", j).c_str());
+  printf("\n");
+  for (size_t i = 0; i < topo.gpus.size(); ++i) {
+    printf("%8s", format("GPU%zu", i).c_str());
+    for (size_t j = 0; j < topo.gpus.size(); ++j) printf("%9s", cell(topo.path(topo.gpus[i], topo.gpus[j])).c_str());
+    printf("\n");
+  }
+  if (!topo.nics.empty()) {
+    printf("\n# GPU x NIC\n%8s", "");
+    for (size_t j = 0; j < topo.nics.size(); ++j) printf("%9s", format("NIC%zu", j).c_str());
+    printf("\n");
+    for (size_t i = 0; i < topo.gpus.size(); ++i) {
+      printf("%8s", format("GPU%zu", i).c_str());
+      for (size_t j = 0; j < topo.nics.size(); ++j) printf("%9s", cell(topo.path(topo.gpus[i], topo.nics[j])).c_str());
+      printf("\n");
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+// Topology discovery on hwloc exports of real machines (tests/data/topologies,
+// from hwloc's own test suite) and on this machine.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "topology/machine.h"
+
+namespace weft {
+namespace {
+
+std::string dataFile(const char* name) { return std::string(WEFT_TOPOLOGY_DATA_DIR) + "/" + name; }
+
+MachineTopology load(const char* name) {
+  Result<MachineTopology> topo = discoverTopology(dataFile(name));
+  EXPECT_TRUE(topo.isOk()) << topo.status().message();
+  return topo.isOk() ? topo.take() : MachineTopology{};
+}
+
+struct Expected {
+  const char* file;
+  size_t packages, numaNodes, gpus, nics;
+};
+
+TEST(Topology, DeviceCountsOfEveryMachine) {
+  const Expected kMachines[] = {
+      {"nvidiaDGX2.xml", 2, 2, 16, 0},
+      {"power8gpudistances.xml", 2, 2, 4, 0},
+      // 3 Tesla M2070 (and an AMD display GPU, not counted); eth0/eth1 on one
+      // dual-port card, eth2+ib0 on one ConnectX.
+      {"24em64t-2n6c2t-pci.xml", 2, 2, 3, 3},
+      {"32em64t-2n8c2t-pci-wholeio.xml", 2, 2, 3, 3},
+      {"96em64t-4n4d3ca2co-pci.xml", 16, 4, 0, 8},
+  };
+  for (const Expected& m : kMachines) {
+    MachineTopology topo = load(m.file);
+    EXPECT_EQ(topo.packages.size(), m.packages) << m.file;
+    EXPECT_EQ(topo.numaNodes.size(), m.numaNodes) << m.file;
+    EXPECT_EQ(topo.gpus.size(), m.gpus) << m.file;
+    EXPECT_EQ(topo.nics.size(), m.nics) << m.file;
+  }
+}
+
+TEST(Topology, Dgx2GpusReachEachOtherThroughNvSwitchAt150GBps) {
+  MachineTopology topo = load("nvidiaDGX2.xml");
+  ASSERT_EQ(topo.gpus.size(), 16u);
+  for (int a : topo.gpus)
+    for (int b : topo.gpus) {
+      Path path = topo.path(a, b);
+      if (a == b) {
+        EXPECT_EQ(path.cls, PathClass::Same);
+        continue;
+      }
+      ASSERT_EQ(path.cls, PathClass::NvSwitch) << topo.nodes[a].name << " -> " << topo.nodes[b].name;
+      EXPECT_DOUBLE_EQ(path.bottleneckGBps, 150.0);  // 6 links x 25 GB/s into the NVSwitches
+    }
+}
+
+TEST(Topology, Power8PairsGpusByNvLinkAndCrossesSocketsOverPcie) {
+  MachineTopology topo = load("power8gpudistances.xml");
+  ASSERT_EQ(topo.gpus.size(), 4u);
+  Path pair = topo.path(topo.gpus[0], topo.gpus[1]);
+  EXPECT_EQ(pair.cls, PathClass::NvLink);
+  EXPECT_DOUBLE_EQ(pair.bottleneckGBps, 40.0);
+  EXPECT_EQ(topo.path(topo.gpus[2], topo.gpus[3]).cls, PathClass::NvLink);
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[2]).cls, PathClass::CrossSocket);
+}
+
+TEST(Topology, PcieMachinePathsFollowTheTree) {
+  MachineTopology topo = load("24em64t-2n6c2t-pci.xml");
+  ASSERT_EQ(topo.gpus.size(), 3u);
+  // GPU 0 hangs off socket 0, GPUs 1 and 2 off socket 1's host bridge; every
+  // GPU link is PCIe gen2 x16-class, 4 GB/s.
+  Path crossing = topo.path(topo.gpus[0], topo.gpus[1]);
+  EXPECT_EQ(crossing.cls, PathClass::CrossSocket);
+  EXPECT_DOUBLE_EQ(crossing.bottleneckGBps, 4.0);
+  EXPECT_EQ(topo.path(topo.gpus[1], topo.gpus[2]).cls, PathClass::HostBridge);
+  // The ConnectX (ib0) is on socket 0, with GPU 0.
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.nics[2]).cls, PathClass::HostBridge);
+  EXPECT_EQ(topo.path(topo.gpus[1], topo.nics[2]).cls, PathClass::CrossSocket);
+  EXPECT_NE(topo.nodes[topo.nics[2]].detail.find("ib0"), std::string::npos);
+}
+
+TEST(Topology, MalformedOrMissingFilesGiveAClearError) {
+  std::string bad = ::testing::TempDir() + "/weft_bad_topology.xml";
+  std::ofstream(bad) << "<?xml version=\"1.0\"?><topology><object type=\"Machine\"><broken";
+  Result<MachineTopology> topo = discoverTopology(bad);
+  ASSERT_FALSE(topo.isOk());
+  EXPECT_NE(topo.status().message().find(bad), std::string::npos) << topo.status().message();
+  Result<MachineTopology> missing = discoverTopology("/nonexistent/topology.xml");
+  ASSERT_FALSE(missing.isOk());
+  EXPECT_NE(missing.status().message().find("/nonexistent/topology.xml"), std::string::npos);
+  std::remove(bad.c_str());
+}
+
+TEST(Topology, ThisMachineLoadsLive) {
+  Result<MachineTopology> topo = discoverTopology("");
+  ASSERT_TRUE(topo.isOk()) << topo.status().message();
+  EXPECT_GE(topo.value().numaNodes.size(), 1u);
+  EXPECT_EQ(topo.value().source, "live");
+  EXPECT_FALSE(topo.value().describe().empty());
+}
+
+}  // namespace
+}  // namespace weft

@@ -1,0 +1,61 @@
+// The machine as weft sees it: a typed tree built from hwloc (live, or an
+// hwloc XML file), plus the NVLink bandwidth between GPUs from hwloc's
+// NVLinkBandwidth distance matrix, and path classes between devices.
+//
+// This is the first part of the topology layer: discovery and paths. Ring and
+// tree search over it, and the communicator using it, come next.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace weft {
+
+enum class TopoKind { Machine, Package, NumaNode, HostBridge, PciSwitch, Gpu, Nic, NvSwitch, PciDevice };
+const char* topoKindName(TopoKind kind);
+
+struct TopoNode {
+  TopoKind kind = TopoKind::Machine;
+  std::string name;     // "GPU 3", "NIC mlx5_0", "NUMA 1", ...
+  std::string detail;   // model, OS device names
+  std::string busId;    // PCI devices: dddd:bb:dd.f
+  int parent = -1;
+  std::vector<int> children;
+  int numa = -1;        // NUMA node (os index) this node hangs off
+  int package = -1;     // package (os index)
+  double linkGBps = 0;  // PCIe link to the parent, GB/s (0: unknown)
+};
+
+// How two devices reach each other, best first.
+enum class PathClass { Same, NvLink, NvSwitch, PciSwitch, HostBridge, CrossSocket };
+const char* pathClassName(PathClass path);
+
+struct Path {
+  PathClass cls = PathClass::CrossSocket;
+  double bottleneckGBps = 0;  // 0: unknown
+};
+
+struct MachineTopology {
+  std::vector<TopoNode> nodes;  // nodes[0] is the machine
+  std::vector<int> gpus;        // node indices, in PCI order
+  std::vector<int> nics;        // one per NIC PCI device
+  std::vector<int> numaNodes;
+  std::vector<int> packages;
+  // GB/s of direct NVLink between GPUs i and j (indices into gpus), and of
+  // each GPU's links into NVSwitches.
+  std::vector<std::vector<double>> nvlinkGBps;
+  std::vector<double> nvswitchGBps;
+  std::string source;  // "live" or the file
+
+  Path path(int nodeA, int nodeB) const;
+  // The tree as text, one node per line.
+  std::string describe() const;
+};
+
+// Discovers the machine: from xmlFile when given, else live. Errors name the
+// file and what hwloc said.
+Result<MachineTopology> discoverTopology(const std::string& xmlFile);
+
+}  // namespace weft
