@@ -50,6 +50,9 @@ const EnvParamInfo kTable[] = {
     {EnvParam::HostId, "WEFT_HOSTID", "",
      "Overrides the host identity (hostname plus boot id) that decides which ranks share a "
      "node."},
+    {EnvParam::TopoFile, "WEFT_TOPO_FILE", "",
+     "An hwloc XML export to read the machine from instead of discovering it live (weft-topo; "
+     "--topo overrides)."},
     {EnvParam::Rank, "WEFT_RANK", "",
      "Perf binaries outside mpirun: this process's rank."},
     {EnvParam::Nranks, "WEFT_NRANKS", "",

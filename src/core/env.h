@@ -23,6 +23,7 @@ enum class EnvParam {
   ZeroCopyMax,
   SpinCount,
   HostId,
+  TopoFile,
   Rank,
   Nranks,
   Count  // number of parameters; not a parameter

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <string>
 
+#include "core/env.h"
 #include "topology/machine.h"
+#include "topology/search.h"
 
 using namespace weft;
 
@@ -19,7 +21,7 @@ static std::string cell(const Path& path) {
 }
 
 int main(int argc, char** argv) {
-  std::string file = getenv("WEFT_TOPO_FILE") ? getenv("WEFT_TOPO_FILE") : "";
+  std::string file = envString(EnvParam::TopoFile);
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--topo") == 0 && i + 1 < argc) file = argv[++i];
     else {
@@ -59,6 +61,24 @@ int main(int argc, char** argv) {
       for (size_t j = 0; j < topo.nics.size(); ++j) printf("%9s", cell(topo.path(topo.gpus[i], topo.nics[j])).c_str());
       printf("\n");
     }
+  }
+  RingChoice ring = searchRing(topo, topo.gpus);
+  printf("\n# ring over %zu GPUs:", topo.gpus.size());
+  for (int index : ring.order) printf(" GPU%d", index);
+  printf(" (back to GPU%d)\n#   slowest hop %.1f GB/s (%s), %d socket crossing(s); all-reduce busbw by the cost model: "
+         "%.1f GB/s\n", ring.order.empty() ? 0 : ring.order[0], ring.bottleneckGBps, pathClassName(ring.worstClass),
+         ring.socketCrossings, ringAllReduceBusBw(ring));
+  DoubleTree trees = buildDoubleTree(static_cast<int>(ring.order.size()));
+  for (int t = 0; t < 2; ++t) {
+    printf("# tree %d (parent of each ring position):", t);
+    for (int parent : trees.parent[t]) printf(" %d", parent);
+    printf("\n");
+  }
+  if (!topo.nics.empty()) {
+    std::vector<int> nearest = nearestNics(topo);
+    printf("# nearest NIC:");
+    for (size_t g = 0; g < nearest.size(); ++g) printf(" GPU%zu->NIC%d", g, nearest[g]);
+    printf("\n");
   }
   return 0;
 }

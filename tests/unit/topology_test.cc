@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <set>
 
 #include "topology/machine.h"
 
@@ -100,6 +102,84 @@ TEST(Topology, ThisMachineLoadsLive) {
   EXPECT_GE(topo.value().numaNodes.size(), 1u);
   EXPECT_EQ(topo.value().source, "live");
   EXPECT_FALSE(topo.value().describe().empty());
+}
+
+}  // namespace
+}  // namespace weft
+
+#include "topology/search.h"
+
+namespace weft {
+namespace {
+
+TEST(TopologySearch, Dgx2RingStaysOnNvSwitch) {
+  MachineTopology topo = load("nvidiaDGX2.xml");
+  RingChoice ring = searchRing(topo, topo.gpus);
+  ASSERT_EQ(ring.order.size(), 16u);
+  EXPECT_EQ(ring.worstClass, PathClass::NvSwitch);
+  EXPECT_DOUBLE_EQ(ring.bottleneckGBps, 150.0);
+  EXPECT_EQ(ring.socketCrossings, 0);
+  std::vector<int> sorted = ring.order;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(sorted[i], i) << "every GPU exactly once";
+}
+
+TEST(TopologySearch, PcieRingsCrossSocketsTheMinimumNumberOfTimes) {
+  for (const char* file : {"24em64t-2n6c2t-pci.xml", "32em64t-2n8c2t-pci-wholeio.xml", "power8gpudistances.xml"}) {
+    MachineTopology topo = load(file);
+    RingChoice ring = searchRing(topo, topo.gpus);
+    // Two sockets with GPUs on both: a ring must cross twice, and no more.
+    std::set<int> packages;
+    for (int gpu : topo.gpus) packages.insert(topo.nodes[gpu].package);
+    EXPECT_EQ(ring.socketCrossings, packages.size() > 1 ? 2 : 0) << file;
+  }
+  // On the POWER8 the NVLink pairs stay adjacent: the ring crosses only on the PCIe hops.
+  MachineTopology power8 = load("power8gpudistances.xml");
+  RingChoice ring = searchRing(power8, power8.gpus);
+  int nvlinkHops = 0;
+  for (size_t i = 0; i < ring.order.size(); ++i) {
+    int a = power8.gpus[ring.order[i]], b = power8.gpus[ring.order[(i + 1) % ring.order.size()]];
+    nvlinkHops += power8.path(a, b).cls == PathClass::NvLink;
+  }
+  EXPECT_EQ(nvlinkHops, 2);
+}
+
+TEST(TopologySearch, DoubleTreesAreTreesAndNoRankIsInnerInBoth) {
+  for (int n = 1; n <= 64; ++n) {
+    DoubleTree trees = buildDoubleTree(n);
+    for (int t = 0; t < 2; ++t) {
+      int roots = 0;
+      for (int r = 0; r < n; ++r) {
+        if (trees.parent[t][r] < 0) ++roots;
+        // Walking up reaches the root within n steps: no cycles.
+        int steps = 0;
+        for (int up = r; up >= 0 && steps <= n; up = trees.parent[t][up]) ++steps;
+        ASSERT_LE(steps, n) << "cycle in tree " << t << " of " << n;
+        ASSERT_LE(trees.children[t][r].size(), 2u);
+      }
+      ASSERT_EQ(roots, 1) << "tree " << t << " of " << n;
+    }
+    int innerInBoth = 0;
+    for (int r = 0; r < n; ++r)
+      innerInBoth += !trees.children[0][r].empty() && !trees.children[1][r].empty();
+    // Every rank is a leaf in at least one tree, so each sends its share of
+    // the data down only once.
+    EXPECT_EQ(innerInBoth, 0) << n << " ranks";
+  }
+}
+
+TEST(TopologySearch, GpusPickTheClosestNic) {
+  MachineTopology topo = load("32em64t-2n8c2t-pci-wholeio.xml");
+  std::vector<int> nearest = nearestNics(topo);
+  ASSERT_EQ(nearest.size(), topo.gpus.size());
+  for (size_t g = 0; g < nearest.size(); ++g) {
+    ASSERT_GE(nearest[g], 0);
+    Path chosen = topo.path(topo.gpus[g], topo.nics[nearest[g]]);
+    for (int nic : topo.nics) {
+      Path other = topo.path(topo.gpus[g], nic);
+      EXPECT_LE(static_cast<int>(chosen.cls), static_cast<int>(other.cls)) << "GPU " << g;
+    }
+  }
 }
 
 }  // namespace

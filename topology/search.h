@@ -1,0 +1,41 @@
+// Search over the machine graph: the ring through a set of devices that
+// maximises its bottleneck bandwidth (and crosses sockets as few times as
+// possible), a double binary tree over that ring, and the nearest NIC for
+// each GPU.
+#pragma once
+
+#include <vector>
+
+#include "topology/machine.h"
+
+namespace weft {
+
+struct RingChoice {
+  std::vector<int> order;          // indices into the device list given
+  double bottleneckGBps = 0;       // slowest hop (0: unknown)
+  PathClass worstClass = PathClass::Same;
+  int socketCrossings = 0;
+};
+
+// devices: node indices (GPUs of one node, say). Exhaustive for up to 9
+// devices, 2-opt improvement of the socket-ordered ring beyond.
+RingChoice searchRing(const MachineTopology& topo, const std::vector<int>& devices);
+
+// NCCL-style double binary tree over n ranks in ring order: two trees in
+// which every rank is a leaf in one and an inner node in at most the other,
+// so both halves of the data have full bandwidth. parent[t][r] is -1 at roots.
+struct DoubleTree {
+  std::vector<int> parent[2];
+  std::vector<std::vector<int>> children[2];
+};
+DoubleTree buildDoubleTree(int n);
+
+// The NIC closest to each GPU (index into topo.nics, -1 without NICs).
+std::vector<int> nearestNics(const MachineTopology& topo);
+
+// The cost model's all-reduce bus bandwidth for a ring whose slowest hop is
+// bottleneckGBps: a ring all-reduce moves 2(n-1)/n of the buffer over every
+// hop, so busbw equals the bottleneck.
+inline double ringAllReduceBusBw(const RingChoice& ring) { return ring.bottleneckGBps; }
+
+}  // namespace weft
