@@ -108,6 +108,13 @@ DoubleTree buildDoubleTree(int n) {
   return trees;
 }
 
+std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank) {
+  std::vector<int> order(numaOfRank.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return numaOfRank[a] < numaOfRank[b]; });
+  return order;
+}
+
 std::vector<int> nearestNics(const MachineTopology& topo) {
   std::vector<int> nearest(topo.gpus.size(), -1);
   for (size_t g = 0; g < topo.gpus.size(); ++g) {

@@ -30,6 +30,11 @@ struct DoubleTree {
 };
 DoubleTree buildDoubleTree(int n);
 
+// The ring order for host ranks of one node: ranks grouped by the NUMA node
+// they run on (then by rank), so the ring crosses between NUMA nodes the
+// minimum number of times. numaOfRank[r] is -1 when unknown.
+std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank);
+
 // The NIC closest to each GPU (index into topo.nics, -1 without NICs).
 std::vector<int> nearestNics(const MachineTopology& topo);
 

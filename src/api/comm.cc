@@ -10,6 +10,7 @@
 #include "core/env.h"
 #include "core/logging.h"
 #include "core/types.h"
+#include "topology/search.h"
 
 using namespace weft;
 
@@ -20,6 +21,7 @@ constexpr int kHostIdBytes = 128;
 struct HostInfo {
   char hostId[kHostIdBytes];
   int32_t pid;
+  int32_t numa;  // NUMA node this rank runs on, -1 if unknown
 };
 
 // Hostname plus boot id: two containers with one hostname are still told
@@ -58,6 +60,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   std::string me = hostIdentity();
   snprintf(hosts[rank].hostId, kHostIdBytes, "%s", me.c_str());
   hosts[rank].pid = getpid();
+  unsigned cpu = 0, numa = 0;
+  hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
   std::vector<int> local;
   for (int r = 0; r < nranks; ++r) {
@@ -80,7 +84,16 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot" &&
       tunerConfig.forcedAlgo != "twoshot")
     return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring, oneshot or twoshot", tunerConfig.forcedAlgo.c_str());
-  tunerConfig.ring = identityRing(nranks);
+  // Ring order from the topology: ranks grouped by NUMA node, so the ring
+  // crosses between NUMA nodes as few times as possible.
+  std::vector<int> numaOfRank(static_cast<size_t>(nranks));
+  for (int r = 0; r < nranks; ++r) numaOfRank[r] = hosts[r].numa;
+  tunerConfig.ring = hostRingOrder(numaOfRank);
+  if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
+    std::string text;
+    for (int r : tunerConfig.ring) text += format(" %d(numa %d)", r, hosts[r].numa);
+    WEFT_INFO(kLogGraph, "ring over %d ranks:%s", nranks, text.c_str());
+  }
 
   if (nranks > 1) {
     ShmConfig shmConfig;

@@ -168,6 +168,12 @@ TEST(TopologySearch, DoubleTreesAreTreesAndNoRankIsInnerInBoth) {
   }
 }
 
+TEST(TopologySearch, HostRanksAreGroupedByNumaNode) {
+  EXPECT_EQ(hostRingOrder({1, 0, 1, 0, 2}), (std::vector<int>{1, 3, 0, 2, 4}));
+  EXPECT_EQ(hostRingOrder({0, 0, 0}), (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(hostRingOrder({-1, 3, -1}), (std::vector<int>{0, 2, 1}));
+}
+
 TEST(TopologySearch, GpusPickTheClosestNic) {
   MachineTopology topo = load("32em64t-2n8c2t-pci-wholeio.xml");
   std::vector<int> nearest = nearestNics(topo);
