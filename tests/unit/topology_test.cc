@@ -34,6 +34,9 @@ TEST(Topology, DeviceCountsOfEveryMachine) {
       {"24em64t-2n6c2t-pci.xml", 2, 2, 3, 3},
       {"32em64t-2n8c2t-pci-wholeio.xml", 2, 2, 3, 3},
       {"96em64t-4n4d3ca2co-pci.xml", 16, 4, 0, 8},
+      // Written from public specifications (make_synthetic_topologies.py).
+      {"dgxH100-synthetic.xml", 2, 2, 8, 8},
+      {"pcie8gpu-synthetic.xml", 2, 2, 8, 1},
   };
   for (const Expected& m : kMachines) {
     MachineTopology topo = load(m.file);
@@ -166,6 +169,37 @@ TEST(TopologySearch, DoubleTreesAreTreesAndNoRankIsInnerInBoth) {
     // the data down only once.
     EXPECT_EQ(innerInBoth, 0) << n << " ranks";
   }
+}
+
+TEST(TopologySearch, DgxH100SyntheticRingsOnNvSwitchAndPairsEachGpuWithANicOnItsSwitch) {
+  MachineTopology topo = load("dgxH100-synthetic.xml");
+  ASSERT_EQ(topo.gpus.size(), 8u);
+  Path pair = topo.path(topo.gpus[0], topo.gpus[7]);
+  EXPECT_EQ(pair.cls, PathClass::NvSwitch);
+  EXPECT_DOUBLE_EQ(pair.bottleneckGBps, 450.0);  // 18 NVLink4 links x 25 GB/s
+  RingChoice ring = searchRing(topo, topo.gpus);
+  EXPECT_EQ(ring.worstClass, PathClass::NvSwitch);
+  EXPECT_EQ(ring.socketCrossings, 0);
+  std::vector<int> nearest = nearestNics(topo);
+  for (size_t g = 0; g < nearest.size(); ++g)
+    EXPECT_EQ(topo.path(topo.gpus[g], topo.nics[nearest[g]]).cls, PathClass::PciSwitch) << "GPU " << g;
+}
+
+TEST(TopologySearch, PcieBoxPathsAndRing) {
+  MachineTopology topo = load("pcie8gpu-synthetic.xml");
+  ASSERT_EQ(topo.gpus.size(), 8u);
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[1]).cls, PathClass::PciSwitch);
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[2]).cls, PathClass::HostBridge);
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[4]).cls, PathClass::CrossSocket);
+  EXPECT_NEAR(topo.path(topo.gpus[0], topo.gpus[1]).bottleneckGBps, 15.75, 0.01);  // PCIe Gen3 x16
+  RingChoice ring = searchRing(topo, topo.gpus);
+  EXPECT_EQ(ring.socketCrossings, 2);
+  // Same-switch pairs stay adjacent: of 8 hops, 2 cross sockets, and at
+  // least 4 stay under one switch.
+  int sameSwitch = 0;
+  for (size_t i = 0; i < ring.order.size(); ++i)
+    sameSwitch += topo.path(topo.gpus[ring.order[i]], topo.gpus[ring.order[(i + 1) % 8]]).cls == PathClass::PciSwitch;
+  EXPECT_GE(sameSwitch, 4);
 }
 
 TEST(TopologySearch, HostRanksAreGroupedByNumaNode) {
