@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake ninja-build pkg-config libhwloc-dev hwloc libibverbs-dev
+packages=(build-essential cmake ninja-build pkg-config libhwloc-dev hwloc libxml2-dev libibverbs-dev
           libopenmpi-dev openmpi-bin libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev iproute2)
 missing=()
 for p in "${packages[@]}"; do

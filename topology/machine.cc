@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/logging.h"
+#include "topology/topology_xml.h"
 
 namespace weft {
 
@@ -220,6 +221,8 @@ class Builder {
 }  // namespace
 
 Result<MachineTopology> discoverTopology(const std::string& xmlFile) {
+  // A file weft wrote itself (weft-topo --xml) loads as it was written.
+  if (!xmlFile.empty() && isWeftTopologyXml(xmlFile)) return readTopologyXml(xmlFile);
   hwloc_topology_t topology;
   if (hwloc_topology_init(&topology) != 0) return WEFT_ERROR(weftSystemError, "hwloc_topology_init failed");
   hwloc_topology_set_io_types_filter(topology, HWLOC_TYPE_FILTER_KEEP_ALL);

@@ -53,6 +53,9 @@ const EnvParamInfo kTable[] = {
     {EnvParam::TopoFile, "WEFT_TOPO_FILE", "",
      "An hwloc XML export to read the machine from instead of discovering it live (weft-topo; "
      "--topo overrides)."},
+    {EnvParam::TopoDumpFile, "WEFT_TOPO_DUMP_FILE", "",
+     "Where weft-topo also writes weft's own XML of the machine (what weft believes; loadable "
+     "again with --topo)."},
     {EnvParam::Rank, "WEFT_RANK", "",
      "Perf binaries outside mpirun: this process's rank."},
     {EnvParam::Nranks, "WEFT_NRANKS", "",

@@ -24,6 +24,7 @@ enum class EnvParam {
   SpinCount,
   HostId,
   TopoFile,
+  TopoDumpFile,
   Rank,
   Nranks,
   Count  // number of parameters; not a parameter

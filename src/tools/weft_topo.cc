@@ -9,6 +9,7 @@
 #include "core/env.h"
 #include "topology/machine.h"
 #include "topology/search.h"
+#include "topology/topology_xml.h"
 
 using namespace weft;
 
@@ -22,10 +23,16 @@ static std::string cell(const Path& path) {
 
 int main(int argc, char** argv) {
   std::string file = envString(EnvParam::TopoFile);
+  bool xml = false;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--topo") == 0 && i + 1 < argc) file = argv[++i];
+    else if (strcmp(argv[i], "--xml") == 0) xml = true;
     else {
-      printf("usage: weft-topo [--topo FILE]\n  prints the machine tree and the GPU/NIC path matrices\n");
+      printf("usage: weft-topo [--topo FILE] [--xml]\n"
+             "  prints the machine tree, the GPU/NIC path matrices, rings and trees;\n"
+             "  --topo reads an hwloc XML export or a file weft-topo --xml wrote;\n"
+             "  --xml prints weft's own XML of the machine instead (loadable again).\n"
+             "  WEFT_TOPO_DUMP_FILE=path also writes that XML to path.\n");
       return strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
@@ -35,6 +42,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   const MachineTopology& topo = found.value();
+  if (envIsSet(EnvParam::TopoDumpFile)) {
+    Status written = writeTopologyXml(topo, envString(EnvParam::TopoDumpFile));
+    if (!written.isOk()) fprintf(stderr, "weft-topo: %s\n", written.message().c_str());
+  }
+  if (xml) {
+    printf("%s", topologyToXml(topo).c_str());
+    return 0;
+  }
   printf("# machine (%s): %zu package(s), %zu NUMA node(s), %zu GPU(s), %zu NIC(s)\n", topo.source.c_str(),
          topo.packages.size(), topo.numaNodes.size(), topo.gpus.size(), topo.nics.size());
   printf("%s", topo.describe().c_str());

@@ -224,3 +224,74 @@ TEST(TopologySearch, GpusPickTheClosestNic) {
 
 }  // namespace
 }  // namespace weft
+
+#include "topology/topology_xml.h"
+
+namespace weft {
+namespace {
+
+void expectSameGraph(const MachineTopology& a, const MachineTopology& b, const char* what) {
+  ASSERT_EQ(a.nodes.size(), b.nodes.size()) << what;
+  for (size_t i = 0; i < a.nodes.size(); ++i) {
+    const TopoNode& x = a.nodes[i];
+    const TopoNode& y = b.nodes[i];
+    EXPECT_TRUE(x.kind == y.kind && x.name == y.name && x.detail == y.detail && x.busId == y.busId &&
+                x.parent == y.parent && x.children == y.children && x.numa == y.numa && x.package == y.package &&
+                x.linkGBps == y.linkGBps)
+        << what << ": node " << i << " (" << x.name << ") differs after the round trip";
+  }
+  EXPECT_EQ(a.gpus, b.gpus) << what;
+  EXPECT_EQ(a.nics, b.nics) << what;
+  EXPECT_EQ(a.numaNodes, b.numaNodes) << what;
+  EXPECT_EQ(a.packages, b.packages) << what;
+  EXPECT_EQ(a.nvlinkGBps, b.nvlinkGBps) << what;
+  EXPECT_EQ(a.nvswitchGBps, b.nvswitchGBps) << what;
+}
+
+TEST(TopologyXml, DumpThenLoadGivesTheSameGraphForEveryMachine) {
+  for (const char* file : {"nvidiaDGX2.xml", "power8gpudistances.xml", "24em64t-2n6c2t-pci.xml",
+                           "32em64t-2n8c2t-pci-wholeio.xml", "96em64t-4n4d3ca2co-pci.xml", "dgxH100-synthetic.xml",
+                           "pcie8gpu-synthetic.xml"}) {
+    MachineTopology original = load(file);
+    std::string dumped = ::testing::TempDir() + "/weft_roundtrip.xml";
+    ASSERT_TRUE(writeTopologyXml(original, dumped).isOk());
+    ASSERT_TRUE(isWeftTopologyXml(dumped));
+    Result<MachineTopology> loaded = discoverTopology(dumped);  // detects weft's format
+    ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+    expectSameGraph(original, loaded.value(), file);
+    // Paths and rings computed from the reloaded graph are the same too.
+    if (!original.gpus.empty()) {
+      RingChoice a = searchRing(original, original.gpus), b = searchRing(loaded.value(), loaded.value().gpus);
+      EXPECT_EQ(a.order, b.order) << file;
+      EXPECT_EQ(a.bottleneckGBps, b.bottleneckGBps) << file;
+    }
+    std::remove(dumped.c_str());
+  }
+}
+
+TEST(TopologyXml, BrokenFilesOfOurOwnFormatAreRefusedWithTheReason) {
+  std::string path = ::testing::TempDir() + "/weft_broken.xml";
+  auto attempt = [&](const std::string& text) {
+    std::ofstream(path) << text;
+    Result<MachineTopology> topo = readTopologyXml(path);
+    return topo.isOk() ? std::string("loaded") : topo.status().message();
+  };
+  EXPECT_NE(attempt("<weft-topology version=\"1\" source=\"x\" gpus=\"\" nics=\"\" numa=\"\" packages=\"\">"
+                    "<node id=\"0\" kind=\"machine\"").find("cannot parse"), std::string::npos);
+  EXPECT_NE(attempt("<?xml version=\"1.0\"?><weft-topology version=\"1\" source=\"x\" gpus=\"\" nics=\"\" numa=\"\" "
+                    "packages=\"\"><node id=\"0\" kind=\"toaster\" parent=\"-1\" name=\"m\" busid=\"\" numa=\"-1\" "
+                    "package=\"-1\" link_gbps=\"0\" detail=\"\"/></weft-topology>").find("unknown node kind"),
+            std::string::npos);
+  EXPECT_NE(attempt("<?xml version=\"1.0\"?><weft-topology version=\"1\" source=\"x\" gpus=\"3\" nics=\"\" numa=\"\" "
+                    "packages=\"\"><node id=\"0\" kind=\"machine\" parent=\"-1\" name=\"m\" busid=\"\" numa=\"-1\" "
+                    "package=\"-1\" link_gbps=\"0\" detail=\"\"/></weft-topology>").find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(attempt("<?xml version=\"1.0\"?><weft-topology version=\"1\" source=\"x\" gpus=\"\" nics=\"\" numa=\"\" "
+                    "packages=\"\"><node id=\"0\" kind=\"machine\" parent=\"-1\" name=\"m\" busid=\"\" numa=\"-1\" "
+                    "package=\"-1\" link_gbps=\"0\"/></weft-topology>").find("lacks attribute detail"),
+            std::string::npos);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace weft
