@@ -112,6 +112,14 @@ def bridge(w, depth, busid, secondary, subordinate, link):
     return gp
 
 
+def host_bridge(w, depth, socket):
+    """Opens socket's root complex (buses 0x10 + 0x80*socket onwards); returns its first bus."""
+    base = 0x10 + 0x80 * socket
+    w.add(depth, f'<object type="Bridge" gp_index="{next(w.gp)}" bridge_type="0-1" depth="0" '
+                 f'bridge_pci="0000:[{base:02x}-{base + 0x7f:02x}]">')
+    return base
+
+
 GEN5 = "63.015385"
 GEN3 = "15.753846"
 
@@ -120,9 +128,7 @@ def dgx_h100():
     gpus, switches = [], []  # (osdev gp) and (pci gp)
 
     def io(w, depth, socket):
-        base = 0x10 + 0x80 * socket
-        w.add(depth, f'<object type="Bridge" gp_index="{next(w.gp)}" bridge_type="0-1" depth="0" '
-                     f'bridge_pci="0000:[{base:02x}-{base + 0x7f:02x}]">')
+        base = host_bridge(w, depth, socket)
         for sw in range(2):
             bus = base + 0x20 * sw
             bridge(w, depth + 1, f"0000:{bus:02x}:00.0", bus + 1, bus + 0x1f, GEN5)
@@ -161,9 +167,7 @@ def dgx_h100():
 
 def pcie8():
     def io(w, depth, socket):
-        base = 0x10 + 0x80 * socket
-        w.add(depth, f'<object type="Bridge" gp_index="{next(w.gp)}" bridge_type="0-1" depth="0" '
-                     f'bridge_pci="0000:[{base:02x}-{base + 0x7f:02x}]">')
+        base = host_bridge(w, depth, socket)
         for sw in range(2):
             bus = base + 0x20 * sw
             bridge(w, depth + 1, f"0000:{bus:02x}:00.0", bus + 1, bus + 0x1f, GEN3)
