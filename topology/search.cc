@@ -116,18 +116,25 @@ std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank) {
 }
 
 std::vector<int> nearestNics(const MachineTopology& topo) {
+  // Closest path class first, then the widest bottleneck; among NICs equally
+  // close, the one fewest GPUs have taken so far, so that GPUs sharing a
+  // switch with two NICs get one each instead of crowding the first.
   std::vector<int> nearest(topo.gpus.size(), -1);
+  std::vector<int> taken(topo.nics.size(), 0);
   for (size_t g = 0; g < topo.gpus.size(); ++g) {
     Path bestPath;
     for (size_t i = 0; i < topo.nics.size(); ++i) {
       Path path = topo.path(topo.gpus[g], topo.nics[i]);
       bool closer = nearest[g] < 0 || static_cast<int>(path.cls) < static_cast<int>(bestPath.cls) ||
-                    (path.cls == bestPath.cls && path.bottleneckGBps > bestPath.bottleneckGBps);
+                    (path.cls == bestPath.cls && path.bottleneckGBps > bestPath.bottleneckGBps) ||
+                    (path.cls == bestPath.cls && path.bottleneckGBps == bestPath.bottleneckGBps &&
+                     taken[i] < taken[nearest[g]]);
       if (closer) {
         nearest[g] = static_cast<int>(i);
         bestPath = path;
       }
     }
+    if (nearest[g] >= 0) ++taken[nearest[g]];
   }
   return nearest;
 }

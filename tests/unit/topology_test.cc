@@ -183,6 +183,9 @@ TEST(TopologySearch, DgxH100SyntheticRingsOnNvSwitchAndPairsEachGpuWithANicOnIts
   std::vector<int> nearest = nearestNics(topo);
   for (size_t g = 0; g < nearest.size(); ++g)
     EXPECT_EQ(topo.path(topo.gpus[g], topo.nics[nearest[g]]).cls, PathClass::PciSwitch) << "GPU " << g;
+  // Two GPUs and two NICs per switch: each GPU gets a NIC of its own.
+  std::set<int> distinct(nearest.begin(), nearest.end());
+  EXPECT_EQ(distinct.size(), 8u);
 }
 
 TEST(TopologySearch, PcieBoxPathsAndRing) {
