@@ -10,6 +10,7 @@
 #include "core/env.h"
 #include "core/logging.h"
 #include "core/types.h"
+#include "topology/affinity.h"
 #include "topology/search.h"
 
 using namespace weft;
@@ -132,6 +133,12 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.zeroCopy = envInt(EnvParam::ZeroCopy) != 0;
   context.zeroCopyThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyThreshold)));
   context.zeroCopyMax = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyMax)));
+  // The worker thread runs on the CPUs of the NUMA node this rank runs on
+  // (where its buffers' memory is), within any binding already in place.
+  context.bindWorker = numaNodeCpus(hosts[rank].numa, &context.workerCpus);
+  if (context.bindWorker)
+    WEFT_INFO(kLogGraph, "rank %d: worker thread bound to NUMA node %d, CPUs %s", rank, hosts[rank].numa,
+              describeCpuSet(context.workerCpus).c_str());
   comm->executor = std::make_unique<HostExecutor>(context);
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);

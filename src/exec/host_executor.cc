@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <pthread.h>
+
 #include <chrono>
 
 #include "core/logging.h"
@@ -489,6 +491,10 @@ HostExecutor::HostExecutor(const ExecutorContext& context) : context_(context) {
   active_ = std::make_unique<GroupRun>(context_, scratch_);
   queue_.resize(1024);
   worker_ = std::thread([this] { workerLoop(); });
+  if (context_.bindWorker) {
+    int rc = pthread_setaffinity_np(worker_.native_handle(), sizeof(context_.workerCpus), &context_.workerCpus);
+    if (rc != 0) WEFT_INFO(kLogInit, "rank %d: could not bind the worker thread: %s", context_.rank, strerror(rc));
+  }
 }
 
 HostExecutor::~HostExecutor() { stop(); }

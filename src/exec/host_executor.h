@@ -5,6 +5,8 @@
 // in which a group's point-to-point calls were posted cannot deadlock.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -44,6 +46,9 @@ struct ExecutorContext {
   bool zeroCopy = true;
   size_t zeroCopyThreshold = 1u << 20;
   size_t zeroCopyMax = 16u << 20;
+  // CPUs the worker thread is bound to (the rank's NUMA node); empty: unbound.
+  cpu_set_t workerCpus;
+  bool bindWorker = false;
 };
 
 class GroupRun;

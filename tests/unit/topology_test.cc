@@ -298,3 +298,33 @@ TEST(TopologyXml, BrokenFilesOfOurOwnFormatAreRefusedWithTheReason) {
 
 }  // namespace
 }  // namespace weft
+
+#include "topology/affinity.h"
+
+namespace weft {
+namespace {
+
+TEST(TopologyAffinity, CpuListsParseAndPrint) {
+  cpu_set_t set;
+  ASSERT_TRUE(parseCpuList("0-3,8,10-11\n", &set));
+  EXPECT_EQ(CPU_COUNT(&set), 7);
+  EXPECT_TRUE(CPU_ISSET(8, &set));
+  EXPECT_FALSE(CPU_ISSET(9, &set));
+  EXPECT_EQ(describeCpuSet(set), "0-3,8,10-11");
+  EXPECT_FALSE(parseCpuList("3-1", &set));
+  EXPECT_FALSE(parseCpuList("x", &set));
+  EXPECT_FALSE(parseCpuList("", &set));
+}
+
+TEST(TopologyAffinity, ThisMachinesNumaNodeHasTheCpusWeMayRunOn) {
+  unsigned cpu = 0, numa = 0;
+  ASSERT_EQ(getcpu(&cpu, &numa), 0);
+  cpu_set_t set;
+  if (!numaNodeCpus(static_cast<int>(numa), &set)) GTEST_SKIP() << "no /sys NUMA information here";
+  EXPECT_TRUE(CPU_ISSET(static_cast<int>(cpu), &set)) << "CPU " << cpu << " not in " << describeCpuSet(set);
+  EXPECT_FALSE(numaNodeCpus(-1, &set));
+  EXPECT_FALSE(numaNodeCpus(4096, &set));
+}
+
+}  // namespace
+}  // namespace weft
