@@ -130,9 +130,8 @@ class CollectiveRun {
     streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
     // One-shot plans never send by address: a rank writes its in-place
     // output while peers may still read its input.
-    zeroCopy_ = context.zeroCopy && context.shm != nullptr && plan_.algorithm != Algorithm::OneShot &&
-                op.count * geometry_.typeBytes >= context.zeroCopyThreshold &&
-                op.count * geometry_.typeBytes <= context.zeroCopyMax;
+    zeroCopy_ = context.shm != nullptr && plan_.algorithm != Algorithm::OneShot &&
+                context.sendsByAddress(op.count * geometry_.typeBytes);
   }
 
   bool done() const { return finished_; }
@@ -228,6 +227,14 @@ class CollectiveRun {
         memcpy(dst, from, bytes);
       }
     };
+    // dst = a ⊕ b, divided for the final step of an average; produced in
+    // scratch when the output is streamed, straight into dst otherwise.
+    auto reduceToOutput = [&](const void* a, const void* b) {
+      char* result = toOutput ? scratch_ : dst;
+      reduce_(result, a, b, n);
+      if (divide) divide_(result, n, plan_.nranks);
+      if (result != dst) writeOut(result);
+    };
     const void* address = nullptr;  // what a by-address send points the receiver at
     switch (step.op) {
       case StepOp::Send:
@@ -252,35 +259,24 @@ class CollectiveRun {
         }
         break;
       case StepOp::RecvReduceCopy:
-        if (toOutput) {
-          reduce_(scratch_, src, incoming, n);
-          if (divide) divide_(scratch_, n, plan_.nranks);
-          writeOut(scratch_);
+        reduceToOutput(src, incoming);
+        break;
+      case StepOp::RecvReduceCopySend:
+        if (byAddress) {
+          reduceToOutput(src, incoming);
+          address = dst;
         } else {
-          reduce_(dst, src, incoming, n);
-          if (divide) divide_(dst, n, plan_.nranks);
+          // Reduced into the outgoing slot (in cache), copied out from there.
+          reduce_(outgoing, src, incoming, n);
+          if (divide) divide_(outgoing, n, plan_.nranks);
+          writeOut(outgoing);
         }
         break;
-      case StepOp::RecvReduceCopySend: {
-        char* result = byAddress ? (toOutput ? scratch_ : dst) : static_cast<char*>(outgoing);
-        reduce_(result, src, incoming, n);
-        if (divide) divide_(result, n, plan_.nranks);
-        if (result != dst) writeOut(result);
-        if (byAddress) address = dst;
-        break;
-      }
       case StepOp::Copy:
         writeOut(src);
         break;
       case StepOp::LocalReduce:
-        if (toOutput) {
-          reduce_(scratch_, src, pointer(step.src2, lo), n);
-          if (divide) divide_(scratch_, n, plan_.nranks);
-          writeOut(scratch_);
-        } else {
-          reduce_(dst, src, pointer(step.src2, lo), n);
-          if (divide) divide_(dst, n, plan_.nranks);
-        }
+        reduceToOutput(src, pointer(step.src2, lo));
         break;
     }
     if (from != nullptr) from->release();
@@ -328,8 +324,8 @@ class P2pRun {
  public:
   P2pRun(const OpDesc& op, const ExecutorContext& context) : op_(op), context_(context) {
     total_ = op.count * typeSize(op.type);
-    byAddress_ = op.collective == Collective::Send && context.zeroCopy && total_ >= context.zeroCopyThreshold &&
-                 total_ <= context.zeroCopyMax && context.shm->sameProcess(op.peer);
+    byAddress_ = op.collective == Collective::Send && context.sendsByAddress(total_) &&
+                 context.shm->sameProcess(op.peer);
   }
   bool done() const { return finished_; }
   int peer() const { return op_.peer; }
@@ -580,13 +576,7 @@ uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
     }
     seq = submitted_;
   }
-  if (direct) {
-    Status status = failed_.load() ? Status::ok() : active_->start();
-    if (!status.isOk() || failed_.load()) {
-      if (!status.isOk()) fail(status);
-      finishGroup();
-    }
-  }
+  if (direct) startActive();
   if (direct || (small && tryAcquireToken())) {
     // Run it here if the peers are there too; hand it to the worker after a
     // few microseconds without progress.
@@ -633,7 +623,15 @@ void HostExecutor::finishGroup() {
   }
 }
 
-HostExecutor::DriveResult HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq) {
+bool HostExecutor::startActive() {
+  Status status = failed_.load() ? Status::ok() : active_->start();
+  if (status.isOk() && !failed_.load()) return true;
+  if (!status.isOk()) fail(status);
+  finishGroup();  // after an error nothing more runs; it completes at once
+  return false;
+}
+
+void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq) {
   Waiter waiter(context_.spinCount, context_.timeoutNanos, [this]() -> Status {
     if (context_.abortFlag != nullptr && context_.abortFlag->load())
       return WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
@@ -648,19 +646,10 @@ HostExecutor::DriveResult HostExecutor::drive(bool smallOnly, uint64_t patienceN
   });
   uint64_t blockedSince = 0;
   for (;;) {
-    if (untilSeq != 0 && completed_.load(std::memory_order_acquire) >= untilSeq) return DriveResult::Reached;
+    if (untilSeq != 0 && completed_.load(std::memory_order_acquire) >= untilSeq) return;
     if (!activeValid_) {
-      if (!popGroup(smallOnly)) return DriveResult::Idle;
-      if (failed_.load()) {  // after an error nothing more runs
-        finishGroup();
-        continue;
-      }
-      Status status = active_->start();
-      if (!status.isOk()) {
-        fail(status);
-        finishGroup();
-        continue;
-      }
+      if (!popGroup(smallOnly)) return;
+      if (!startActive()) continue;
     }
     bool progressed = false, done = false;
     Status status = active_->progress(&progressed, &done);
@@ -683,7 +672,7 @@ HostExecutor::DriveResult HostExecutor::drive(bool smallOnly, uint64_t patienceN
     if (patienceNanos != 0) {
       uint64_t now = monotonicNanos();
       if (blockedSince == 0) blockedSince = now;
-      else if (now - blockedSince > patienceNanos) return DriveResult::Blocked;
+      else if (now - blockedSince > patienceNanos) return;
     }
     status = waiter.pause(active_->ops.empty() ? "operation" : collectiveName(active_->ops[0].collective));
     if (!status.isOk()) {

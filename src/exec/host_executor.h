@@ -49,6 +49,12 @@ struct ExecutorContext {
   // CPUs the worker thread is bound to (the rank's NUMA node); empty: unbound.
   cpu_set_t workerCpus;
   bool bindWorker = false;
+
+  // Whether a message of this many bytes goes by address (between ranks
+  // that share a process, which the caller checks).
+  bool sendsByAddress(size_t bytes) const {
+    return zeroCopy && bytes >= zeroCopyThreshold && bytes <= zeroCopyMax;
+  }
 };
 
 class GroupRun;
@@ -90,15 +96,17 @@ class HostExecutor {
   static constexpr uint64_t kInlinePatienceNanos = 2000000;
 
  private:
-  enum class DriveResult { Idle, Blocked, Reached };
   void workerLoop();
   bool tryAcquireToken();
   void releaseToken();
-  // Runs queued groups while holding the token. Stops when the queue is empty
-  // (Idle), when completed_ reaches untilSeq (Reached), when the next group is
-  // large and smallOnly is set, or when nothing moved for patienceNanos
-  // (Blocked; 0 waits as long as WEFT_TIMEOUT allows).
-  DriveResult drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq);
+  // Runs queued groups while holding the token. Returns when the queue is
+  // empty, when completed_ reaches untilSeq (0: no target), when the next
+  // group is large and smallOnly is set, or when nothing moved for
+  // patienceNanos (0 waits as long as WEFT_TIMEOUT allows).
+  void drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq);
+  // Starts the group just made active; false when it must not run (an
+  // earlier failure, or its start failed) and was completed at once.
+  bool startActive();
   bool popGroup(bool smallOnly);
   bool workPending() const;  // under mutex_
   void finishGroup();
