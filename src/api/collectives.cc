@@ -12,11 +12,7 @@ using namespace weft;
 namespace {
 
 Status checkComm(weftComm* comm) {
-  if (comm == nullptr) return WEFT_ERROR(weftInvalidArgument, "comm is NULL");
-  if (!isLiveComm(comm))
-    return WEFT_ERROR(weftInvalidArgument,
-                      "comm %p is not a live communicator (destroyed, aborted or never created)",
-                      static_cast<void*>(comm));
+  WEFT_CHECK(checkLiveComm(comm));
   Status async = comm->executor->asyncError();
   if (!async.isOk())
     return Status(async.code(), format("rank %d: the communicator failed earlier and must be aborted: %s",

@@ -146,13 +146,6 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   return Status::ok();
 }
 
-Status checkLive(weftComm* comm) {
-  if (comm == nullptr) return WEFT_ERROR(weftInvalidArgument, "comm is NULL");
-  if (!isLiveComm(comm))
-    return WEFT_ERROR(weftInvalidArgument, "comm %p is not a live communicator (destroyed, aborted or never created)",
-                      static_cast<void*>(comm));
-  return Status::ok();
-}
 
 }  // namespace
 
@@ -206,7 +199,7 @@ weftResult_t weftCommInitRank(weftComm_t* comm, int nranks, weftUniqueId commId,
 }
 
 weftResult_t weftCommDestroy(weftComm_t comm) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   unregisterComm(comm);
   // Finish what was enqueued; its errors were reported asynchronously.
@@ -218,7 +211,7 @@ weftResult_t weftCommDestroy(weftComm_t comm) {
 }
 
 weftResult_t weftCommAbort(weftComm_t comm) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   // Unregister first: calls that start from now on back out. Then stop the
   // work, wake every waiter, and free only once no call is inside.
@@ -233,7 +226,7 @@ weftResult_t weftCommAbort(weftComm_t comm) {
 }
 
 weftResult_t weftCommCount(const weftComm_t comm, int* count) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   if (count == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "count is NULL"));
   *count = comm->nranks;
@@ -241,7 +234,7 @@ weftResult_t weftCommCount(const weftComm_t comm, int* count) {
 }
 
 weftResult_t weftCommUserRank(const weftComm_t comm, int* rank) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   if (rank == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "rank is NULL"));
   *rank = comm->rank;
@@ -249,7 +242,7 @@ weftResult_t weftCommUserRank(const weftComm_t comm, int* rank) {
 }
 
 weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   if (asyncError == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "asyncError is NULL"));
   Status status = comm->executor->asyncError();
@@ -259,15 +252,15 @@ weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError) {
 }
 
 weftResult_t weftCommSynchronize(weftComm_t comm) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   CommCall call(comm);
-  if (!call.live()) return setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"));
+  if (!call.live()) return setLastError(nullptr, CommCall::abortingError());
   return setLastError(comm, comm->executor->wait(comm->executor->submitted()));
 }
 
 weftResult_t weftCommGetSeq(weftComm_t comm, unsigned long long* seq) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   if (seq == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "seq is NULL"));
   *seq = comm->posted;
@@ -275,10 +268,10 @@ weftResult_t weftCommGetSeq(weftComm_t comm, unsigned long long* seq) {
 }
 
 weftResult_t weftCommWaitSeq(weftComm_t comm, unsigned long long seq) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   CommCall call(comm);
-  if (!call.live()) return setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"));
+  if (!call.live()) return setLastError(nullptr, CommCall::abortingError());
   if (seq > comm->executor->submitted())
     return setLastError(comm, WEFT_ERROR(weftInvalidUsage,
                                          "rank %d: operation %llu is still inside an open group; call weftGroupEnd first",
@@ -287,7 +280,7 @@ weftResult_t weftCommWaitSeq(weftComm_t comm, unsigned long long seq) {
 }
 
 weftResult_t weftCommTestSeq(weftComm_t comm, unsigned long long seq, int* done) {
-  Status live = checkLive(comm);
+  Status live = checkLiveComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   if (done == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "done is NULL"));
   *done = seq <= comm->executor->submitted() && comm->executor->test(seq) ? 1 : 0;

@@ -43,6 +43,8 @@ namespace weft {
 void registerComm(weftComm* comm);
 void unregisterComm(weftComm* comm);
 bool isLiveComm(const weftComm* comm);
+// weftInvalidArgument for a NULL or not-live communicator, naming it.
+Status checkLiveComm(const weftComm* comm);
 
 // Holds a communicator while a call uses it: counted in activeCalls, and
 // re-checked after counting so that a call starting while the communicator
@@ -52,6 +54,8 @@ class CommCall {
   explicit CommCall(weftComm* comm);
   ~CommCall();
   bool live() const { return live_; }
+  // The error for a call that backed out (see live()).
+  static Status abortingError();
 
  private:
   weftComm* comm_;

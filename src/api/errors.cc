@@ -72,6 +72,18 @@ bool isLiveComm(const weftComm* comm) {
   return false;
 }
 
+Status checkLiveComm(const weftComm* comm) {
+  if (comm == nullptr) return WEFT_ERROR(weftInvalidArgument, "comm is NULL");
+  if (!isLiveComm(comm))
+    return WEFT_ERROR(weftInvalidArgument, "comm %p is not a live communicator (destroyed, aborted or never created)",
+                      static_cast<const void*>(comm));
+  return Status::ok();
+}
+
+Status CommCall::abortingError() {
+  return WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted");
+}
+
 CommCall::CommCall(weftComm* comm) : comm_(comm) {
   if (!isLiveComm(comm)) return;
   comm->activeCalls.fetch_add(1, std::memory_order_acq_rel);

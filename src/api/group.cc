@@ -20,7 +20,7 @@ namespace weft {
 
 weftResult_t postOperation(weftComm* comm, OpDesc op) {
   CommCall call(comm);  // submission may run the call here, and block
-  if (!call.live()) return setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"));
+  if (!call.live()) return setLastError(nullptr, CommCall::abortingError());
   ++comm->posted;
   if (group.depth > 0) {
     group.pending.emplace_back(comm, std::move(op));
@@ -66,7 +66,7 @@ weftResult_t weftGroupEnd(void) {
     ops.back().lastInGroup = true;
     CommCall call(comm);
     if (!call.live()) {
-      result = setLastError(nullptr, WEFT_ERROR(weftInvalidUsage, "a communicator of the group is being aborted"));
+      result = setLastError(nullptr, CommCall::abortingError());
       continue;
     }
     comm->executor->submit(ops.data(), ops.size());
