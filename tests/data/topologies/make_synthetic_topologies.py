@@ -120,6 +120,24 @@ def host_bridge(w, depth, socket):
     return base
 
 
+def gpu_switches(w, depth, base, socket, link, device, model, gpu_osdevs, after_gpu=None):
+    """The socket's two PCIe switches, two GPUs under each; after_gpu(depth, bus, k, index) may add a
+    device beside each GPU (DGX H100: its NIC). Returns the GPUs' OS device gp indices."""
+    osdevs = []
+    for sw in range(2):
+        bus = base + 0x20 * sw
+        bridge(w, depth, f"0000:{bus:02x}:00.0", bus + 1, bus + 0x1f, link)
+        for k in range(2):
+            index = 4 * socket + 2 * sw + k
+            _, og = pci(w, depth + 1, f"0000:{bus + 2 + k:02x}:00.0", "0302", "10de", device, link, model,
+                        [(f"nvml{gpu_osdevs + len(osdevs)}", 5)])
+            osdevs.append(og[0])
+            if after_gpu is not None:
+                after_gpu(depth + 1, bus, k, index)
+        w.add(depth, '</object>')
+    return osdevs
+
+
 GEN5 = "63.015385"
 GEN3 = "15.753846"
 
@@ -129,18 +147,12 @@ def dgx_h100():
 
     def io(w, depth, socket):
         base = host_bridge(w, depth, socket)
-        for sw in range(2):
-            bus = base + 0x20 * sw
-            bridge(w, depth + 1, f"0000:{bus:02x}:00.0", bus + 1, bus + 0x1f, GEN5)
-            for k in range(2):
-                g = len(gpus)
-                _, og = pci(w, depth + 2, f"0000:{bus + 2 + k:02x}:00.0", "0302", "10de", "2330", GEN5,
-                            "GH100 [H100 SXM5 80GB]", [(f"nvml{g}", 5)])
-                gpus.append(og[0])
-                n = 4 * socket + 2 * sw + k
-                pci(w, depth + 2, f"0000:{bus + 4 + k:02x}:00.0", "0207", "15b3", "1021", GEN5,
-                    "MT2910 Family [ConnectX-7]", [(f"mlx5_{n}", 3), (f"ib{n}", 2)])
-            w.add(depth + 1, '</object>')
+
+        def nic(depth, bus, k, n):  # each GPU's ConnectX-7 under the same switch
+            pci(w, depth, f"0000:{bus + 4 + k:02x}:00.0", "0207", "15b3", "1021", GEN5,
+                "MT2910 Family [ConnectX-7]", [(f"mlx5_{n}", 3), (f"ib{n}", 2)])
+
+        gpus.extend(gpu_switches(w, depth + 1, base, socket, GEN5, "2330", "GH100 [H100 SXM5 80GB]", len(gpus), nic))
         # Two of the four NVSwitches per socket's root complex.
         for k in range(2):
             gp, _ = pci(w, depth + 1, f"0000:{base + 0x60 + k:02x}:00.0", "0680", "10de", "22a3", GEN5,
@@ -168,14 +180,7 @@ def dgx_h100():
 def pcie8():
     def io(w, depth, socket):
         base = host_bridge(w, depth, socket)
-        for sw in range(2):
-            bus = base + 0x20 * sw
-            bridge(w, depth + 1, f"0000:{bus:02x}:00.0", bus + 1, bus + 0x1f, GEN3)
-            for k in range(2):
-                g = 4 * socket + 2 * sw + k
-                pci(w, depth + 2, f"0000:{bus + 2 + k:02x}:00.0", "0302", "10de", "1db6", GEN3,
-                    "GV100GL [Tesla V100 PCIe 32GB]", [(f"nvml{g}", 5)])
-            w.add(depth + 1, '</object>')
+        gpu_switches(w, depth + 1, base, socket, GEN3, "1db6", "GV100GL [Tesla V100 PCIe 32GB]", 4 * socket)
         if socket == 0:
             pci(w, depth + 1, f"0000:{base + 0x70:02x}:00.0", "0207", "15b3", "101b", GEN3,
                 "MT28908 Family [ConnectX-6]", [("mlx5_0", 3), ("ib0", 2)])
