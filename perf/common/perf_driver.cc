@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -182,7 +181,6 @@ struct Shared {
   Process process;
   int nranks = 1;
   weftUniqueId id{};
-  std::barrier<>* threadBarrier = nullptr;
   int failures = 0;
 };
 
@@ -248,9 +246,6 @@ class HostBuffer {
 struct Buffers {
   HostBuffer send, recv;
 };
-
-// A copy with streaming stores, as the library's large outputs use.
-void copyForBound(char* dst, const char* src, size_t bytes) { copyStreaming(dst, src, bytes); }
 
 // One call of the collective on this rank.
 void launch(weftComm_t comm, PerfColl coll, const char* send, char* recv, size_t count, weftDataType_t type,
@@ -339,7 +334,7 @@ double measureCopyBandwidth(weftComm_t comm, Buffers& b, size_t bytes) {
   for (int trial = 0; trial < 3; ++trial) {
     maxOverRanks(comm, 0.0);
     double start = now();
-    copyForBound(b.recv.data(), b.send.data(), bytes);
+    copyStreaming(b.recv.data(), b.send.data(), bytes);  // as the library writes large outputs
     double elapsed = maxOverRanks(comm, now() - start);
     int n = 0;
     weftCommCount(comm, &n);
@@ -660,8 +655,6 @@ int perfMain(int argc, char** argv, PerfColl coll) {
 #if defined(WEFT_PERF_WITH_MPI)
   if (s.process.mpi) MPI_Bcast(&s.id, sizeof(s.id), MPI_BYTE, 0, MPI_COMM_WORLD);
 #endif
-  std::barrier<> threadBarrier(s.options.threads);
-  s.threadBarrier = &threadBarrier;
   std::vector<std::thread> threads;
   for (int t = 1; t < s.options.threads; ++t) threads.emplace_back(rankMain, std::ref(s), t);
   rankMain(s, 0);
