@@ -115,6 +115,23 @@ std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank) {
   return order;
 }
 
+std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank) {
+  std::vector<int> nodes;  // in order of their lowest rank
+  for (int node : nodeOfRank)
+    if (std::find(nodes.begin(), nodes.end(), node) == nodes.end()) nodes.push_back(node);
+  std::vector<int> order;
+  for (int node : nodes) {
+    std::vector<int> ranks, numa;
+    for (size_t r = 0; r < nodeOfRank.size(); ++r)
+      if (nodeOfRank[r] == node) {
+        ranks.push_back(static_cast<int>(r));
+        numa.push_back(numaOfRank[r]);
+      }
+    for (int local : hostRingOrder(numa)) order.push_back(ranks[local]);
+  }
+  return order;
+}
+
 std::vector<int> nearestNics(const MachineTopology& topo) {
   // Closest path class first, then the widest bottleneck; among NICs equally
   // close, the one fewest GPUs have taken so far, so that GPUs sharing a

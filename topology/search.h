@@ -34,6 +34,10 @@ DoubleTree buildDoubleTree(int n);
 // they run on (then by rank), so the ring crosses between NUMA nodes the
 // minimum number of times. numaOfRank[r] is -1 when unknown.
 std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank);
+// The ring over several nodes: nodes in the order of their lowest rank, the
+// ranks of each node contiguous (ordered by hostRingOrder), so that every
+// ring enters and leaves each node once.
+std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank);
 
 // The NIC closest to each GPU (index into topo.nics, -1 without NICs).
 std::vector<int> nearestNics(const MachineTopology& topo);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "algorithms/plan_verifier.h"
@@ -64,18 +65,23 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   unsigned cpu = 0, numa = 0;
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
-  std::vector<int> local;
+  // Nodes: ranks with one host identity share memory; the others are
+  // reached over the network.
+  std::vector<int> local, nodeOfRank(static_cast<size_t>(nranks));
+  std::vector<bool> remote(static_cast<size_t>(nranks), false);
+  int nNodes = 0;
   for (int r = 0; r < nranks; ++r) {
-    if (strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) == 0) {
-      local.push_back(r);
-    } else {
-      return WEFT_ERROR(weftInvalidUsage,
-                        "rank %d: rank %d is on another node (host id '%s', ours '%s'); this "
-                        "build connects ranks of one node only (shared memory), so run every "
-                        "rank on one host or give them one WEFT_HOSTID",
-                        rank, r, hosts[r].hostId, hosts[rank].hostId);
-    }
+    nodeOfRank[r] = r;
+    for (int q = 0; q < r; ++q)
+      if (strncmp(hosts[r].hostId, hosts[q].hostId, kHostIdBytes) == 0) {
+        nodeOfRank[r] = nodeOfRank[q];
+        break;
+      }
+    if (nodeOfRank[r] == r) ++nNodes;
+    remote[r] = strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) != 0;
+    if (!remote[r]) local.push_back(r);
   }
+  int localIndex = static_cast<int>(std::find(local.begin(), local.end(), rank) - local.begin());
 
   TunerConfig tunerConfig;
   tunerConfig.nranks = nranks;
@@ -89,11 +95,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // crosses between NUMA nodes as few times as possible.
   std::vector<int> numaOfRank(static_cast<size_t>(nranks));
   for (int r = 0; r < nranks; ++r) numaOfRank[r] = hosts[r].numa;
-  tunerConfig.ring = hostRingOrder(numaOfRank);
+  tunerConfig.ring = multiNodeRingOrder(nodeOfRank, numaOfRank);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
-    for (int r : tunerConfig.ring) text += format(" %d(numa %d)", r, hosts[r].numa);
-    WEFT_INFO(kLogGraph, "ring over %d ranks:%s", nranks, text.c_str());
+    for (int r : tunerConfig.ring) text += format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
+    WEFT_INFO(kLogGraph, "ring over %d ranks on %d node(s):%s", nranks, nNodes, text.c_str());
   }
 
   if (nranks > 1) {
@@ -111,13 +117,27 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       return WEFT_ERROR(weftInvalidArgument, "WEFT_NSLOTS=%d: must be %d..1024", shmConfig.nSlots, kMinFifoSlots);
     Result<std::unique_ptr<ShmTransport>> shm = ShmTransport::create(*comm->bootstrap, local, rank, shmConfig);
     if (!shm.isOk()) return shm.status();
-    comm->shm = shm.take();
+    std::unique_ptr<NetTransport> net;
+    if (nNodes > 1) {
+      NetConfig netConfig;
+      netConfig.nChannels = shmConfig.nChannels;
+      netConfig.slotBytes = shmConfig.slotBytes;
+      netConfig.nSlots = shmConfig.nSlots;
+      netConfig.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
+      netConfig.numaNode = hosts[rank].numa;
+      netConfig.localIndex = localIndex;
+      Result<std::unique_ptr<NetTransport>> created =
+          NetTransport::create(*comm->bootstrap, remote, rank, netConfig, &comm->abortFlag);
+      if (!created.isOk()) return created.status();
+      net = created.take();
+    }
+    comm->transports = std::make_unique<Transports>(shm.take(), std::move(net), remote, shmConfig.slotBytes);
   }
   comm->tuner = std::make_unique<Tuner>(tunerConfig);
   ExecutorContext context;
   context.rank = rank;
   context.nranks = nranks;
-  context.shm = comm->shm.get();
+  context.transports = comm->transports.get();
   context.abortFlag = &comm->abortFlag;
   context.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
   int64_t spin = envInt(EnvParam::SpinCount);
@@ -142,7 +162,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   comm->executor = std::make_unique<HostExecutor>(context);
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);
-  WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d)", rank, nranks, getpid());
+  WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d, %d node(s), %zu rank(s) on this one)", rank, nranks,
+            getpid(), nNodes, local.size());
   return Status::ok();
 }
 
@@ -217,8 +238,8 @@ weftResult_t weftCommAbort(weftComm_t comm) {
   // work, wake every waiter, and free only once no call is inside.
   unregisterComm(comm);
   comm->abortFlag = true;
-  if (comm->shm)
-    comm->shm->reportFatal(comm->rank, weftRemoteError, format("rank %d aborted the communicator", comm->rank));
+  if (comm->transports)
+    comm->transports->reportFatal(comm->rank, weftRemoteError, format("rank %d aborted the communicator", comm->rank));
   comm->executor->stop();
   while (comm->activeCalls.load(std::memory_order_acquire) > 0) usleep(50);
   delete comm;

@@ -10,14 +10,14 @@
 #include "algorithms/tuner.h"
 #include "bootstrap/bootstrap.h"
 #include "exec/host_executor.h"
-#include "transports/shm/shm_transport.h"
+#include "transports/transports.h"
 
 struct weftComm {
   int rank = 0;
   int nranks = 0;
   std::unique_ptr<weft::Bootstrap> bootstrap;
-  std::unique_ptr<weft::ShmTransport> shm;
   std::unique_ptr<weft::Tuner> tuner;
+  std::unique_ptr<weft::Transports> transports;  // null for one rank
   std::unique_ptr<weft::HostExecutor> executor;
   std::atomic<bool> abortFlag{false};
   bool aborted = false;

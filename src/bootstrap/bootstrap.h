@@ -42,6 +42,8 @@ class Bootstrap {
   Status allGather(void* data, size_t bytesPerRank);
   Status barrier();
   const SocketAddress& peerAddress(int peer) const { return peers_[peer]; }
+  // The job secret every connection of this job presents.
+  const JobSecret& secret() const { return secret_; }
 
  private:
   Bootstrap(int rank, int nranks, const JobSecret& secret, const std::atomic<bool>* abortFlag)

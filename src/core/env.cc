@@ -12,7 +12,7 @@ const EnvParamInfo kTable[] = {
     {EnvParam::Debug, "WEFT_DEBUG", "WARN",
      "Log level: NONE, WARN, INFO or TRACE."},
     {EnvParam::DebugSubsys, "WEFT_DEBUG_SUBSYS", "",
-     "Comma list of subsystems to log at INFO/TRACE (INIT,COLL,P2P,SHM,BOOT,TUNE,GRAPH,ALL); "
+     "Comma list of subsystems to log at INFO/TRACE (INIT,COLL,P2P,SHM,BOOT,TUNE,GRAPH,NET,ALL); "
      "a leading ^ excludes the listed ones. Empty means all."},
     {EnvParam::CommId, "WEFT_COMM_ID", "",
      "ip:port (or [ipv6]:port) the bootstrap root listens on; weftGetUniqueId picks one when "
@@ -60,6 +60,29 @@ const EnvParamInfo kTable[] = {
      "Perf binaries outside mpirun: this process's rank."},
     {EnvParam::Nranks, "WEFT_NRANKS", "",
      "Perf binaries outside mpirun: the number of ranks."},
+    {EnvParam::NetPlugin, "WEFT_NET_PLUGIN", "",
+     "Shared object of a third-party net plugin (exporting weftNetPlugin_v1) to use between "
+     "nodes instead of the built-in ones."},
+    {EnvParam::Net, "WEFT_NET", "",
+     "Force a built-in net plugin: Socket or IB. Empty: IB when a verbs device is usable, "
+     "else Socket."},
+    {EnvParam::SocketNthreads, "WEFT_SOCKET_NTHREADS", "0",
+     "Helper threads per socket connection (0..16); with helpers, messages over 64 KiB are cut "
+     "into chunks over WEFT_SOCKET_NTHREADS x WEFT_NSOCKS_PERTHREAD extra TCP streams. 0: one "
+     "stream, moved by the proxy thread."},
+    {EnvParam::NsocksPerThread, "WEFT_NSOCKS_PERTHREAD", "1",
+     "TCP data streams each socket helper thread drives (1..16)."},
+    {EnvParam::IbHca, "WEFT_IB_HCA", "",
+     "InfiniBand/RoCE devices and ports to use, with the socket syntax: mlx5_0:1,mlx5_1 "
+     "prefixes, ^ to exclude, = for exact names."},
+    {EnvParam::IbGidIndex, "WEFT_IB_GID_INDEX", "-1",
+     "GID index for RoCE; -1 picks a RoCE v2 GID holding an IPv4-mapped address, else one "
+     "with IPv6, else index 0."},
+    {EnvParam::IbQpsPerConnection, "WEFT_IB_QPS_PER_CONNECTION", "1",
+     "Queue pairs per IB connection (1..16); a message is split across them."},
+    {EnvParam::NetGdrLevel, "WEFT_NET_GDR_LEVEL", "1",
+     "1 lets the net plugin read and write GPU memory directly (GPUDirect RDMA) when the device "
+     "and driver support it; 0 always stages through host memory."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

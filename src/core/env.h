@@ -27,6 +27,14 @@ enum class EnvParam {
   TopoDumpFile,
   Rank,
   Nranks,
+  NetPlugin,
+  Net,
+  SocketNthreads,
+  NsocksPerThread,
+  IbHca,
+  IbGidIndex,
+  IbQpsPerConnection,
+  NetGdrLevel,
   Count  // number of parameters; not a parameter
 };
 

@@ -1,5 +1,5 @@
 // Logging: WEFT_DEBUG=WARN|INFO|TRACE sets the level, WEFT_DEBUG_SUBSYS a
-// comma list of subsystems (INIT, COLL, P2P, SHM, BOOT, TUNE, ALL; ^ excludes).
+// comma list of subsystems (INIT, COLL, P2P, SHM, BOOT, TUNE, GRAPH, NET, ALL; ^ excludes).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,7 @@ enum LogSubsys : uint32_t {
   kLogBoot = 1u << 4,
   kLogTune = 1u << 5,
   kLogGraph = 1u << 6,
+  kLogNet = 1u << 7,
   kLogAll = ~0u,
 };
 

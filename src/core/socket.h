@@ -54,6 +54,12 @@ class Socket {
   int fd() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   void close();
+  // Gives up ownership of the descriptor.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
   // Listens on address (port 0 picks one); the bound address is returned.
   static Result<Socket> listen(const SocketAddress& address, SocketAddress* bound);

@@ -116,7 +116,7 @@ class CollectiveRun {
   CollectiveRun(const OpDesc& op, const ExecutorContext& context, int channel, char* scratch)
       : op_(op), plan_(*op.plan), context_(context), channel_(channel), scratch_(scratch),
         steps_(plan_.steps[context.rank][channel]) {
-    size_t slotBytes = context.shm ? context.shm->config().slotBytes : (1u << 20);
+    size_t slotBytes = context.transports ? context.transports->slotBytes() : (1u << 20);
     geometry_ = geometryFor(op, plan_, slotBytes);
     reduce_ = reduceFunction(op.type, op.op);
     divide_ = divideFunction(op.type);
@@ -130,7 +130,7 @@ class CollectiveRun {
     streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
     // One-shot plans never send by address: a rank writes its in-place
     // output while peers may still read its input.
-    zeroCopy_ = context.shm != nullptr && plan_.algorithm != Algorithm::OneShot &&
+    zeroCopy_ = context.transports != nullptr && plan_.algorithm != Algorithm::OneShot &&
                 context.sendsByAddress(op.count * geometry_.typeBytes);
   }
 
@@ -187,7 +187,7 @@ class CollectiveRun {
     RecvConnector* from = nullptr;
     const void* incoming = nullptr;
     if (stepReceives(step.op)) {
-      from = context_.shm->recvFrom(step.recvPeer, channel_);
+      from = context_.transports->recvFrom(step.recvPeer, channel_);
       const SlotHeader* header = from->tryHeader();
       if (header == nullptr) {
         blockedPeer_ = step.recvPeer;
@@ -202,10 +202,10 @@ class CollectiveRun {
     // ring all-reduce needs a home for that: its own block of the output,
     // which is overwritten only after the next rank has read it.
     bool byAddress = false;
-    if (stepSends(step.op) && zeroCopy_ && context_.shm->sameProcess(step.sendPeer))
+    if (stepSends(step.op) && zeroCopy_ && context_.transports->sameProcess(step.sendPeer))
       byAddress = step.op != StepOp::RecvReduceSend || op_.collective == Collective::AllReduce;
     if (stepSends(step.op)) {
-      to = context_.shm->sendTo(step.sendPeer, channel_);
+      to = context_.transports->sendTo(step.sendPeer, channel_);
       outgoing = to->trySlot(byAddress ? 0 : bytes);
       if (outgoing == nullptr) {
         blockedPeer_ = step.sendPeer;
@@ -325,7 +325,7 @@ class P2pRun {
   P2pRun(const OpDesc& op, const ExecutorContext& context) : op_(op), context_(context) {
     total_ = op.count * typeSize(op.type);
     byAddress_ = op.collective == Collective::Send && context.sendsByAddress(total_) &&
-                 context.shm->sameProcess(op.peer);
+                 context.transports->sameProcess(op.peer);
   }
   bool done() const { return finished_; }
   int peer() const { return op_.peer; }
@@ -333,10 +333,10 @@ class P2pRun {
 
   Status progress(bool* progressed) {
     while (!(offset_ >= total_ && started_)) {
-      size_t slotBytes = context_.shm->config().slotBytes;
+      size_t slotBytes = context_.transports->slotBytes();
       size_t bytes = std::min(slotBytes, total_ - offset_);
       if (isSend()) {
-        SendConnector* to = context_.shm->sendTo(op_.peer, 0);
+        SendConnector* to = context_.transports->sendTo(op_.peer, 0);
         void* slot = to->trySlot(byAddress_ ? 0 : bytes);
         if (slot == nullptr) return Status::ok();
         SlotHeader header = headerFor(op_, bytes);
@@ -345,7 +345,7 @@ class P2pRun {
         else if (bytes > 0) memcpy(slot, source, bytes);  // a count-0 buffer may be NULL
         to->post(header);
       } else {
-        RecvConnector* from = context_.shm->recvFrom(op_.peer, 0);
+        RecvConnector* from = context_.transports->recvFrom(op_.peer, 0);
         const SlotHeader* header = from->tryHeader();
         if (header == nullptr) return Status::ok();
         WEFT_CHECK(checkHeader(*header, op_, bytes, context_.rank, op_.peer));
@@ -358,7 +358,7 @@ class P2pRun {
     }
     // The receiver copies straight from the send buffer: it must have
     // finished before this send completes.
-    if (byAddress_ && !context_.shm->sendTo(op_.peer, 0)->drained()) return Status::ok();
+    if (byAddress_ && !context_.transports->sendTo(op_.peer, 0)->drained()) return Status::ok();
     finished_ = true;
     return Status::ok();
   }
@@ -481,7 +481,7 @@ class GroupRun {
 };
 
 HostExecutor::HostExecutor(const ExecutorContext& context) : context_(context) {
-  size_t slotBytes = context.shm ? context.shm->config().slotBytes : 0;
+  size_t slotBytes = context.transports ? context.transports->slotBytes() : 0;
   scratch_.resize(static_cast<size_t>(context.maxChannels));
   for (auto& buffer : scratch_) buffer.assign(std::max<size_t>(slotBytes, 64), 0);
   active_ = std::make_unique<GroupRun>(context_, scratch_);
@@ -635,12 +635,12 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
   Waiter waiter(context_.spinCount, context_.timeoutNanos, [this]() -> Status {
     if (context_.abortFlag != nullptr && context_.abortFlag->load())
       return WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
-    if (context_.shm != nullptr) {
+    if (context_.transports != nullptr) {
       Status peerStatus;
-      if (context_.shm->peerFailed(&peerStatus)) return peerStatus;
+      if (context_.transports->peerFailed(&peerStatus)) return peerStatus;
       // Only the peers this wait depends on must be alive: a peer that
       // finished its part and exited is no failure.
-      for (int peer : active_->blockedOn()) WEFT_CHECK(context_.shm->checkPeerAlive(peer));
+      for (int peer : active_->blockedOn()) WEFT_CHECK(context_.transports->checkPeerAlive(peer));
     }
     return Status::ok();
   });
@@ -676,6 +676,15 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
     }
     status = waiter.pause(active_->ops.empty() ? "operation" : collectiveName(active_->ops[0].collective));
     if (!status.isOk()) {
+      // A peer may hand over its last slot and leave between the poll above
+      // and the check: look once more before calling its departure a failure.
+      bool late = false;
+      Status again = active_->progress(&late, &done);
+      if (again.isOk() && (late || done)) {
+        if (done) finishGroup();
+        waiter.reset();
+        continue;
+      }
       fail(status);
       finishGroup();
     }
@@ -707,7 +716,7 @@ void HostExecutor::fail(const Status& status) {
   failed_ = true;
   // The node's first failure reaches every rank (the first report wins), so
   // a rank waiting on this one learns the cause, not just that it left.
-  if (context_.shm != nullptr) context_.shm->reportFatal(context_.rank, status.code(), status.message());
+  if (context_.transports != nullptr) context_.transports->reportFatal(context_.rank, status.code(), status.message());
   WEFT_WARN("%s", status.message().c_str());
 }
 

@@ -16,7 +16,7 @@
 
 #include "algorithms/plan.h"
 #include "core/status.h"
-#include "transports/shm/shm_transport.h"
+#include "transports/transports.h"
 
 namespace weft {
 
@@ -37,7 +37,7 @@ struct OpDesc {
 struct ExecutorContext {
   int rank = 0;
   int nranks = 1;
-  ShmTransport* shm = nullptr;  // null when nranks == 1
+  Transports* transports = nullptr;  // null when nranks == 1
   const std::atomic<bool>* abortFlag = nullptr;
   uint64_t timeoutNanos = 0;
   uint64_t spinCount = 2000;

@@ -1,0 +1,53 @@
+// What the executor talks to: for every peer and channel a send and a
+// receive connector, from the shm transport for ranks of this node and from
+// the net transport for ranks of other nodes.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "transports/net/net_transport.h"
+#include "transports/shm/shm_transport.h"
+
+namespace weft {
+
+class Transports {
+ public:
+  Transports(std::unique_ptr<ShmTransport> shm, std::unique_ptr<NetTransport> net, std::vector<bool> remote,
+             size_t slotBytes)
+      : shm_(std::move(shm)), net_(std::move(net)), remote_(std::move(remote)), slotBytes_(slotBytes) {}
+
+  SendConnector* sendTo(int peer, int channel) const {
+    return remote_[peer] ? net_->sendTo(peer, channel) : shm_->sendTo(peer, channel);
+  }
+  RecvConnector* recvFrom(int peer, int channel) const {
+    return remote_[peer] ? net_->recvFrom(peer, channel) : shm_->recvFrom(peer, channel);
+  }
+  // Bytes in one slot, the same on every connector and every rank.
+  size_t slotBytes() const { return slotBytes_; }
+  // True when peer is a thread of this process (its buffers are addressable).
+  bool sameProcess(int peer) const { return !remote_[peer] && shm_->sameProcess(peer); }
+  bool isRemote(int peer) const { return remote_[peer]; }
+  // Peer, which this rank waits for, is still there.
+  Status checkPeerAlive(int peer) const {
+    return remote_[peer] ? net_->checkPeer(peer) : shm_->checkPeerAlive(peer);
+  }
+  // A fatal error another rank of this node reported.
+  bool peerFailed(Status* status) const { return shm_->peerFailed(status); }
+  // Records this rank's fatal error for its node and closes its network
+  // connections, so that every rank waiting on it fails at once.
+  void reportFatal(int rank, weftResult_t code, const std::string& message) {
+    shm_->reportFatal(rank, code, message);
+    if (net_) net_->abortConnections();
+  }
+  ShmTransport* shm() const { return shm_.get(); }
+  NetTransport* net() const { return net_.get(); }
+
+ private:
+  std::unique_ptr<ShmTransport> shm_;
+  std::unique_ptr<NetTransport> net_;
+  std::vector<bool> remote_;
+  size_t slotBytes_;
+};
+
+}  // namespace weft
