@@ -40,7 +40,7 @@ bool writeAll(int fd, const void* data, size_t bytes) {
   return true;
 }
 
-std::vector<std::string> runProcesses(int nranks, const RankBody& body, int timeoutSeconds) {
+std::vector<std::string> runProcesses(int nranks, const RankBody& body, int timeoutSeconds, int ranksPerNode) {
   std::vector<std::string> failures;
   std::vector<pid_t> pids(static_cast<size_t>(nranks));
   std::vector<int> idWrite(static_cast<size_t>(nranks)), resultRead(static_cast<size_t>(nranks));
@@ -56,6 +56,7 @@ std::vector<std::string> runProcesses(int nranks, const RankBody& body, int time
     if (pid == 0) {
       close(idPipe[1]);
       close(resultPipe[0]);
+      if (ranksPerNode > 0) setenv("WEFT_HOSTID", ("weft-test-node-" + std::to_string(r / ranksPerNode)).c_str(), 1);
       weftUniqueId id;
       size_t got = 0;
       while (got < sizeof(id)) {
@@ -154,8 +155,17 @@ std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeou
 }  // namespace
 
 std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& body, int timeoutSeconds) {
-  return mode == RankMode::Threads ? runThreads(nranks, body, timeoutSeconds)
-                                   : runProcesses(nranks, body, timeoutSeconds);
+  switch (mode) {
+    case RankMode::Threads:
+      return runThreads(nranks, body, timeoutSeconds);
+    case RankMode::Processes:
+      return runProcesses(nranks, body, timeoutSeconds, 0);
+    case RankMode::Nodes:
+      return runProcesses(nranks, body, timeoutSeconds, 2);
+    case RankMode::Nodes1:
+      return runProcesses(nranks, body, timeoutSeconds, 1);
+  }
+  return {"unknown rank mode"};
 }
 
 std::string joinFailures(const std::vector<std::string>& failures) {

@@ -11,9 +11,15 @@
 
 namespace weft::test {
 
-enum class RankMode { Threads, Processes };
+// Nodes: processes in pairs, each pair with its own WEFT_HOSTID, so ranks of
+// different pairs connect through the net transport (over loopback).
+// Nodes1: every process a node of its own.
+enum class RankMode { Threads, Processes, Nodes, Nodes1 };
 
-inline const char* modeName(RankMode mode) { return mode == RankMode::Threads ? "threads" : "processes"; }
+inline const char* modeName(RankMode mode) {
+  static const char* kNames[] = {"threads", "processes", "nodes", "nodes1"};
+  return kNames[static_cast<int>(mode)];
+}
 
 using RankBody = std::function<std::string(weftComm_t comm, int rank, int nranks)>;
 

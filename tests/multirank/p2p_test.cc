@@ -119,7 +119,7 @@ TEST_P(P2pTest, MismatchedSizesAreReported) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, P2pTest, ::testing::Values(RankMode::Threads, RankMode::Processes),
+INSTANTIATE_TEST_SUITE_P(Modes, P2pTest, ::testing::Values(RankMode::Threads, RankMode::Processes, RankMode::Nodes, RankMode::Nodes1),
                          [](const auto& info) { return std::string(modeName(info.param)); });
 
 }  // namespace

@@ -127,11 +127,16 @@ class NetConnection {
     if (comm_ == nullptr || broken()) return;
     if (isSend_) {
       uint64_t filled = tail.load(std::memory_order_acquire);
+      // A failed post is reported once the requests before it are tested:
+      // what they carry still counts.
+      bool postFailed = false;
       while (issued_ < filled) {
         void* request = nullptr;
         size_t index = issued_ % nSlots_;
-        if (plugin_->isend(comm_, slot(issued_), kHeaderLine + sizes_[index], 0, mhandle_, &request) != weftSuccess)
-          return pluginFailed("a send");
+        if (plugin_->isend(comm_, slot(issued_), kHeaderLine + sizes_[index], 0, mhandle_, &request) != weftSuccess) {
+          postFailed = true;
+          break;
+        }
         if (request == nullptr) break;
         requests_[index] = request;
         ++issued_;
@@ -144,12 +149,16 @@ class NetConnection {
         ++done;
         head.store(done, std::memory_order_release);
       }
+      if (postFailed && done == issued_) pluginFailed("a send");
     } else {
       uint64_t released = head.load(std::memory_order_acquire);
+      bool postFailed = false;
       while (issued_ < released + nSlots_) {
         void* request = nullptr;
-        if (plugin_->irecv(comm_, slot(issued_), stride_, 0, mhandle_, &request) != weftSuccess)
-          return pluginFailed("a receive");
+        if (plugin_->irecv(comm_, slot(issued_), stride_, 0, mhandle_, &request) != weftSuccess) {
+          postFailed = true;
+          break;
+        }
         if (request == nullptr) break;
         requests_[issued_ % nSlots_] = request;
         ++issued_;
@@ -170,6 +179,7 @@ class NetConnection {
         ++got;
         arrived.store(got, std::memory_order_release);
       }
+      if (postFailed && got == issued_) pluginFailed("a receive");
     }
   }
 
@@ -420,6 +430,25 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
 }
 
 NetTransport::~NetTransport() {
+  // A send completes for the executor once its slot is posted; the bytes
+  // may still be here. Let them leave before closing (unless aborting).
+  uint64_t deadline = monotonicNanos() + (config_.timeoutNanos ? config_.timeoutNanos : 300000000000ull);
+  while (!abort_.load(std::memory_order_acquire)) {
+    bool drained = true;
+    for (NetConnection* c : all_) {
+      if (!c->isSend() || c->broken()) continue;
+      if (c->head.load(std::memory_order_acquire) != c->tail.load(std::memory_order_acquire)) {
+        c->drive();
+        drained = false;
+      }
+    }
+    if (drained) break;
+    if (monotonicNanos() > deadline) {
+      WEFT_WARN("rank %d: closing net connections with data not yet sent after WEFT_TIMEOUT", rank_);
+      break;
+    }
+    sched_yield();
+  }
   stop_.store(true);
   kick();
   if (proxy_.joinable()) proxy_.join();

@@ -694,11 +694,15 @@ weftResult_t socketTest(void* requestPtr, int* done, size_t* size) {
   Request* request = handle->second;
   *done = 0;
   if (!request->complete) progressControl(comm);
-  if (comm->failed.load(std::memory_order_acquire)) {
-    WEFT_INFO(kLogNet, "socket net: %s", comm->errorText().c_str());
-    return weftSystemError;
+  // A later message may have failed (the peer closed after its last one);
+  // this one still completes if all of it arrived.
+  if (!request->complete) {
+    if (comm->failed.load(std::memory_order_acquire)) {
+      WEFT_INFO(kLogNet, "socket net: %s", comm->errorText().c_str());
+      return weftSystemError;
+    }
+    return weftSuccess;
   }
-  if (!request->complete) return weftSuccess;
   *done = 1;
   if (size != nullptr) *size = request->isSend ? request->capacity : request->size;
   request->free = true;

@@ -1,0 +1,32 @@
+// The collective cases every multi-rank test runs: each collective x type x
+// op x in-place/out-of-place x count, with inputs whose results are exact,
+// checked bit for bit.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "weft/weft.h"
+
+namespace weft::test {
+
+enum class Coll { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce };
+
+struct Case {
+  Coll coll;
+  weftDataType_t type;
+  weftRedOp_t op;
+  bool inPlace;
+  size_t count;
+  int root;
+};
+
+std::string describe(const Case& c);
+// Every case for nranks ranks, over the given counts (roots cycle).
+std::vector<Case> allCases(int nranks, const std::vector<size_t>& counts = {0, 1, 7, 1023, (1u << 20) + 3});
+// Runs one case on this rank; "" when the output is exactly right.
+std::string runCase(weftComm_t comm, int rank, int n, const Case& c);
+// Runs cases until five fail or the communicator fails; the failures joined.
+std::string runCases(weftComm_t comm, int rank, int n, const std::vector<Case>& cases);
+
+}  // namespace weft::test
