@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Several "nodes" on one machine: network namespaces NAME-0..NAME-<n-1>, each
+# with an eth0 joined to a bridge that lives in its own namespace NAME-br, so
+# the machine's own network is never touched. Node i has 10.231.0.(i+1)/24.
+#
+#   netns.sh up NAME NODES           create (removing any leftovers first)
+#   netns.sh down NAME               remove everything NAME created
+#   netns.sh shape NAME NODE RATE    token-bucket limit on NODE's egress (tc tbf, e.g. 200mbit)
+#   netns.sh unshape NAME NODE
+#   netns.sh run NAME NODES RANKS_PER_NODE [--expect-killed RANK] -- COMMAND [ARGS...]
+#       starts NODES x RANKS_PER_NODE ranks (rank r on node r / RANKS_PER_NODE)
+#       with WEFT_RANK, WEFT_NRANKS, WEFT_COMM_ID (node 0), WEFT_HOSTID and
+#       WEFT_SOCKET_IFNAME=eth0 set; prints every rank's output; fails when a
+#       rank fails (a rank named by --expect-killed must die by a signal).
+#
+# Needs root (CAP_NET_ADMIN) and iproute2. Exit status 77 when namespaces
+# cannot be created here (CTest reports a skip).
+set -euo pipefail
+
+subnet=10.231.0
+
+need_root() {
+  if [[ $(id -u) -ne 0 ]] || ! command -v ip > /dev/null; then
+    echo "netns.sh: needs root and iproute2 (ip); skipping" >&2
+    exit 77
+  fi
+}
+
+down() {
+  local name=$1
+  for ns in $(ip netns list 2> /dev/null | awk '{print $1}'); do
+    if [[ $ns == "$name-"* ]]; then ip netns del "$ns" 2> /dev/null || true; fi
+  done
+}
+
+up() {
+  local name=$1 nodes=$2
+  need_root
+  down "$name"
+  if ! ip netns add "$name-br" 2> /dev/null; then
+    echo "netns.sh: cannot create network namespaces here; skipping" >&2
+    exit 77
+  fi
+  ip -n "$name-br" link add br0 type bridge
+  ip -n "$name-br" link set br0 up
+  for ((i = 0; i < nodes; ++i)); do
+    ip netns add "$name-$i"
+    ip link add "wv$i" netns "$name-br" type veth peer name eth0 netns "$name-$i"
+    ip -n "$name-br" link set "wv$i" master br0 up
+    ip -n "$name-$i" addr add "$subnet.$((i + 1))/24" dev eth0
+    ip -n "$name-$i" link set eth0 up
+    ip -n "$name-$i" link set lo up
+  done
+  # Wait until every node reaches node 0 (the bridge needs a moment).
+  for ((i = 1; i < nodes; ++i)); do
+    for _ in $(seq 50); do
+      if ip netns exec "$name-$i" ping -c 1 -W 1 "$subnet.1" > /dev/null 2>&1; then break; fi
+      sleep 0.1
+    done
+  done
+}
+
+shape() {
+  local name=$1 node=$2 rate=$3
+  ip netns exec "$name-$node" tc qdisc replace dev eth0 root tbf rate "$rate" burst 256kb latency 200ms
+}
+
+unshape() {
+  ip netns exec "$1-$2" tc qdisc del dev eth0 root 2> /dev/null || true
+}
+
+run() {
+  local name=$1 nodes=$2 per=$3
+  shift 3
+  local killed=-1
+  while [[ $# -gt 0 && $1 != "--" ]]; do
+    case $1 in
+      --expect-killed) killed=$2; shift 2 ;;
+      *) echo "netns.sh run: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  shift  # --
+  local nranks=$((nodes * per)) port=$((21000 + RANDOM % 20000))
+  local logs
+  logs=$(mktemp -d)
+  local pids=()
+  for ((r = 0; r < nranks; ++r)); do
+    local node=$((r / per))
+    ip netns exec "$name-$node" env WEFT_RANK=$r WEFT_NRANKS=$nranks WEFT_COMM_ID=$subnet.1:$port \
+      WEFT_HOSTID="$name-$node" WEFT_SOCKET_IFNAME=eth0 "$@" > "$logs/$r.log" 2>&1 &
+    pids+=($!)
+  done
+  local status=0
+  for ((r = 0; r < nranks; ++r)); do
+    local rc=0
+    wait "${pids[$r]}" || rc=$?
+    if [[ $r -eq $killed ]]; then
+      if [[ $rc -lt 128 ]]; then
+        echo "netns.sh: rank $r was expected to be killed but exited with $rc" >&2
+        status=1
+      fi
+    elif [[ $rc -ne 0 ]]; then
+      echo "netns.sh: rank $r (node $((r / per))) exited with $rc" >&2
+      status=1
+    fi
+  done
+  for ((r = 0; r < nranks; ++r)); do
+    echo "=== rank $r (node $((r / per)))"
+    cat "$logs/$r.log"
+  done
+  rm -rf "$logs"
+  return $status
+}
+
+command=${1:-}
+shift || true
+case $command in
+  up) up "$@" ;;
+  down) down "$@" ;;
+  shape) shape "$@" ;;
+  unshape) unshape "$@" ;;
+  run) run "$@" ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
+esac
