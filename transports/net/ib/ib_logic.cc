@@ -1,0 +1,151 @@
+#include "transports/net/ib/ib_logic.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include "core/socket.h"
+
+namespace weft::ib {
+
+bool hcaMatches(const std::string& filter, const std::string& device, int port) {
+  if (filter.empty()) return true;
+  bool exclude = filter[0] == '^';
+  size_t pos = exclude ? 1 : 0;
+  bool exact = pos < filter.size() && filter[pos] == '=';
+  if (exact) ++pos;
+  bool listed = false;
+  while (pos <= filter.size()) {
+    size_t comma = filter.find(',', pos);
+    if (comma == std::string::npos) comma = filter.size();
+    std::string entry = filter.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (entry.empty()) continue;
+    int wantPort = -1;
+    size_t colon = entry.find(':');
+    if (colon != std::string::npos) {
+      wantPort = atoi(entry.c_str() + colon + 1);
+      entry = entry.substr(0, colon);
+    }
+    bool nameOk = exact ? device == entry : device.compare(0, entry.size(), entry) == 0;
+    if (nameOk && (wantPort < 0 || wantPort == port)) listed = true;
+  }
+  return exclude ? !listed : listed;
+}
+
+namespace {
+
+std::string firstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// sysfs writes GIDs as eight groups of four hex digits.
+bool parseGid(const std::string& text, uint8_t out[16]) {
+  std::string hex;
+  for (char c : text)
+    if (c != ':') hex += c;
+  if (hex.size() != 32) return false;
+  for (int i = 0; i < 16; ++i) out[i] = static_cast<uint8_t>(strtoul(hex.substr(i * 2, 2).c_str(), nullptr, 16));
+  return true;
+}
+
+}  // namespace
+
+int chooseGidIndex(const std::string& portDir, int requested) {
+  if (requested >= 0) return requested;
+  int ipv6 = -1;
+  for (int i = 0; i < 256; ++i) {
+    std::string type = firstLine(portDir + "/gid_attrs/types/" + std::to_string(i));
+    if (type.empty()) continue;
+    uint8_t gid[16];
+    if (!parseGid(firstLine(portDir + "/gids/" + std::to_string(i)), gid)) continue;
+    bool zero = std::all_of(gid, gid + 16, [](uint8_t b) { return b == 0; });
+    if (zero || type.find("v2") == std::string::npos) continue;
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(gid, kMapped, 12) == 0) return i;
+    bool linkLocal = gid[0] == 0xfe && (gid[1] & 0xc0) == 0x80;
+    if (!linkLocal && ipv6 < 0) ipv6 = i;
+  }
+  return ipv6 >= 0 ? ipv6 : 0;
+}
+
+int portSpeedMbps(int activeSpeed, int activeWidth) {
+  // Per-lane rates of the verbs speed codes (SDR .. NDR), in Mb/s.
+  int lane = 0;
+  switch (activeSpeed) {
+    case 1: lane = 2500; break;
+    case 2: lane = 5000; break;
+    case 4: case 8: lane = 10000; break;
+    case 16: lane = 14000; break;
+    case 32: lane = 25000; break;
+    case 64: lane = 50000; break;
+    case 128: lane = 100000; break;
+    default: lane = 0;
+  }
+  int lanes = 0;
+  switch (activeWidth) {
+    case 1: lanes = 1; break;
+    case 2: lanes = 4; break;
+    case 4: lanes = 8; break;
+    case 8: lanes = 12; break;
+    case 16: lanes = 2; break;
+    default: lanes = 0;
+  }
+  return lane * lanes;
+}
+
+std::vector<Chunk> splitAcrossQps(size_t bytes, int nQps) {
+  nQps = std::max(1, nQps);
+  size_t per = (bytes + nQps - 1) / nQps;
+  per = (per + 4095) & ~static_cast<size_t>(4095);
+  std::vector<Chunk> chunks;
+  for (int q = 0; q < nQps; ++q) {
+    size_t offset = std::min(bytes, per * q);
+    chunks.push_back({offset, std::min(per, bytes - offset)});
+  }
+  return chunks;
+}
+
+MrCache::~MrCache() {
+  for (Entry& entry : entries_) deregister_(entry.handle);
+}
+
+void* MrCache::acquire(void* data, size_t bytes) {
+  uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~static_cast<uintptr_t>(4095);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes + 4095) & ~static_cast<uintptr_t>(4095);
+  for (Entry& entry : entries_)
+    if (entry.base <= begin && end <= entry.base + entry.bytes) {
+      ++entry.refs;
+      return entry.handle;
+    }
+  void* handle = register_(reinterpret_cast<void*>(begin), end - begin);
+  if (handle == nullptr) return nullptr;
+  entries_.push_back({begin, end - begin, handle, 1});
+  return handle;
+}
+
+void MrCache::release(void* handle) {
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].handle == handle && --entries_[i].refs == 0) {
+      deregister_(handle);
+      entries_.erase(entries_.begin() + static_cast<long>(i));
+      return;
+    }
+}
+
+std::string checkHello(const Hello& hello, const uint8_t* key, uint64_t listenId) {
+  if (hello.magic != kHelloMagic) return "not a weft IB connection (bad hello)";
+  uint8_t diff = 0;
+  for (int i = 0; i < 16; ++i) diff |= static_cast<uint8_t>(hello.key[i] ^ key[i]);
+  if (diff != 0) return "wrong job key (another job, or a forged connection)";
+  if (hello.listenId != listenId) return "meant for another listener";
+  if (hello.nQps < 1 || hello.nQps > static_cast<uint32_t>(kMaxQps)) return "bad queue pair count";
+  return "";
+}
+
+}  // namespace weft::ib
