@@ -169,10 +169,12 @@ TEST(NetPlugin, AnInterfaceFilterMatchingNothingListsTheCandidates) {
   EXPECT_EXIT(
       {
         setenv("WEFT_SOCKET_IFNAME", "=nosuchif0", 1);
+        setenv("WEFT_DEBUG", "NONE", 1);  // the message must be in the error itself
         Result<NetPluginChoice> choice = chooseNetPlugin();
+        fprintf(stderr, "%s\n", choice.status().message().c_str());
         exit(choice.isOk() ? 0 : 1);
       },
-      ::testing::ExitedWithCode(1), "interfaces that are up: .*lo");
+      ::testing::ExitedWithCode(1), "WEFT_SOCKET_IFNAME='=nosuchif0'; interfaces that are up: .*lo");
 }
 
 TEST(NetPlugin, AThirdPartyPluginCarriesTheTraffic) {

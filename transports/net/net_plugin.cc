@@ -7,6 +7,7 @@
 
 #include "core/env.h"
 #include "core/logging.h"
+#include "core/socket.h"
 
 namespace weft {
 
@@ -62,7 +63,14 @@ Result<NetPluginChoice> choose() {
       // The IB plugin logged why (one INFO line); sockets take over.
     }
   }
-  return initPlugin(socketNetPlugin());
+  Result<NetPluginChoice> sockets = initPlugin(socketNetPlugin());
+  if (!sockets.isOk())
+    return WEFT_ERROR(sockets.status().code(),
+                      "no interface for the socket net plugin matches WEFT_SOCKET_IFNAME='%s'%s; interfaces that are up: %s",
+                      envString(EnvParam::SocketIfname).c_str(),
+                      envIsSet(EnvParam::SocketFamily) ? (" with WEFT_SOCKET_FAMILY=" + envString(EnvParam::SocketFamily)).c_str() : "",
+                      describeAllInterfaces().c_str());
+  return sockets;
 }
 
 }  // namespace
