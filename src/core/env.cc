@@ -80,9 +80,6 @@ const EnvParamInfo kTable[] = {
      "with IPv6, else index 0."},
     {EnvParam::IbQpsPerConnection, "WEFT_IB_QPS_PER_CONNECTION", "1",
      "Queue pairs per IB connection (1..16); a message is split across them."},
-    {EnvParam::NetGdrLevel, "WEFT_NET_GDR_LEVEL", "1",
-     "1 lets the net plugin read and write GPU memory directly (GPUDirect RDMA) when the device "
-     "and driver support it; 0 always stages through host memory."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

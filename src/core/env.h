@@ -34,7 +34,6 @@ enum class EnvParam {
   IbHca,
   IbGidIndex,
   IbQpsPerConnection,
-  NetGdrLevel,
   Count  // number of parameters; not a parameter
 };
 
