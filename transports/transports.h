@@ -27,7 +27,6 @@ class Transports {
   size_t slotBytes() const { return slotBytes_; }
   // True when peer is a thread of this process (its buffers are addressable).
   bool sameProcess(int peer) const { return !remote_[peer] && shm_->sameProcess(peer); }
-  bool isRemote(int peer) const { return remote_[peer]; }
   // Peer, which this rank waits for, is still there.
   Status checkPeerAlive(int peer) const {
     return remote_[peer] ? net_->checkPeer(peer) : shm_->checkPeerAlive(peer);
@@ -40,8 +39,6 @@ class Transports {
     shm_->reportFatal(rank, code, message);
     if (net_) net_->abortConnections();
   }
-  ShmTransport* shm() const { return shm_.get(); }
-  NetTransport* net() const { return net_.get(); }
 
  private:
   std::unique_ptr<ShmTransport> shm_;

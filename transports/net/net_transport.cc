@@ -28,9 +28,9 @@ void* allocateSlots(size_t bytes) {
 // One direction of one channel with one peer: a plugin comm and its FIFO.
 class NetConnection {
  public:
-  NetConnection(NetTransport* transport, const weftNet_v1_t* plugin, bool isSend, int rank, int peer,
-                std::string peerAddress, const NetConfig& config)
-      : transport_(transport), plugin_(plugin), isSend_(isSend), rank_(rank), peer_(peer),
+  NetConnection(const weftNet_v1_t* plugin, bool isSend, int rank, int peer, std::string peerAddress,
+                const NetConfig& config)
+      : plugin_(plugin), isSend_(isSend), rank_(rank), peer_(peer),
         peerAddress_(std::move(peerAddress)), nSlots_(static_cast<uint64_t>(config.nSlots)),
         slotBytes_(config.slotBytes), stride_(kHeaderLine + config.slotBytes),
         requests_(static_cast<size_t>(config.nSlots), nullptr), sizes_(static_cast<size_t>(config.nSlots), 0) {}
@@ -183,7 +183,6 @@ class NetConnection {
     }
   }
 
-  NetTransport* transport_;
   const weftNet_v1_t* plugin_;
   bool isSend_;
   int rank_;
@@ -203,7 +202,6 @@ class NetConnection {
   mutable std::mutex errorMutex_;
   Status error_;
 
-  friend class NetTransport;
 };
 
 namespace {
@@ -329,7 +327,7 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
     std::string address = bootstrap.peerAddress(peer).toString();
     std::vector<char> handles(static_cast<size_t>(nChannels) * WEFT_NET_HANDLE_BYTES, 0);
     for (int c = 0; c < nChannels; ++c) {
-      auto recv = std::make_unique<NetConnection>(net.get(), net->plugin_, false, rank, peer, address, config);
+      auto recv = std::make_unique<NetConnection>(net->plugin_, false, rank, peer, address, config);
       WEFT_CHECK(recv->allocate());
       Pending p;
       p.connection = recv.get();
@@ -357,7 +355,7 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
       return got;
     }
     for (int c = 0; c < nChannels; ++c) {
-      auto send = std::make_unique<NetConnection>(net.get(), net->plugin_, true, rank, peer, address, config);
+      auto send = std::make_unique<NetConnection>(net->plugin_, true, rank, peer, address, config);
       WEFT_CHECK(send->allocate());
       Pending p;
       p.connection = send.get();

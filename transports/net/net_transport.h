@@ -59,8 +59,6 @@ class NetTransport {
   // Closes every connection (after a fatal error) so that peers waiting on
   // this rank fail at once instead of at their timeout.
   void abortConnections();
-  const char* pluginName() const { return plugin_->name; }
-  int device() const { return device_; }
 
   // Wakes the proxy thread (a slot was posted, or someone waits).
   void kick();

@@ -74,7 +74,7 @@ struct Hello {
   uint32_t nQps;
   uint64_t listenId;
   uint8_t key[16];
-  uint64_t fifoAddr;  // the sender's FIFO the receiver writes into (0 from the sender... see net_ib.cc)
+  uint64_t fifoAddr;  // this side's FIFO; the receiver writes into the sender's, the other is unused
   uint32_t fifoRkey;
   uint32_t pad;
   QpInfo qps[kMaxQps];

@@ -459,13 +459,8 @@ weftResult_t socketInit(weftNetLogFn_t) {
   std::lock_guard<std::mutex> lock(gMutex);
   if (gInitialized) return weftSuccess;
   std::vector<NetInterface> nics = findInterfaces();
-  if (nics.empty()) {
-    WEFT_WARN("socket net: no interface matches WEFT_SOCKET_IFNAME='%s'%s; interfaces that are up: %s",
-              envString(EnvParam::SocketIfname).c_str(),
-              envIsSet(EnvParam::SocketFamily) ? (" with WEFT_SOCKET_FAMILY=" + envString(EnvParam::SocketFamily)).c_str() : "",
-              describeAllInterfaces().c_str());
-    return weftSystemError;
-  }
+  // chooseNetPlugin() turns this into the error that lists the candidates.
+  if (nics.empty()) return weftSystemError;
   // One device per interface name (the first address of each).
   for (const NetInterface& nic : nics) {
     bool seen = false;
