@@ -19,11 +19,13 @@ constexpr uint16_t kIdVersion = 1;
 constexpr uint16_t kFlagRootByRank0 = 1;
 }  // namespace
 
-bool JobSecret::operator==(const JobSecret& other) const {
+bool equalConstantTime(const uint8_t* a, const uint8_t* b, size_t bytes) {
   uint8_t diff = 0;
-  for (int i = 0; i < kSecretBytes; ++i) diff |= bytes[i] ^ other.bytes[i];
+  for (size_t i = 0; i < bytes; ++i) diff |= static_cast<uint8_t>(a[i] ^ b[i]);
   return diff == 0;
 }
+
+bool JobSecret::operator==(const JobSecret& other) const { return equalConstantTime(bytes, other.bytes, kSecretBytes); }
 
 WireAddress toWire(const SocketAddress& address) {
   WireAddress wire;
@@ -79,10 +81,10 @@ Result<UniqueIdData> decodeUniqueId(const weftUniqueId& id) {
   return data;
 }
 
-Status randomSecret(JobSecret* secret) {
+Status randomBytes(void* out, size_t bytes) {
   size_t filled = 0;
-  while (filled < sizeof(secret->bytes)) {
-    ssize_t n = getrandom(secret->bytes + filled, sizeof(secret->bytes) - filled, 0);
+  while (filled < bytes) {
+    ssize_t n = getrandom(static_cast<char*>(out) + filled, bytes - filled, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       return WEFT_ERROR(weftSystemError, "getrandom failed: %s", strerror(errno));
@@ -91,6 +93,8 @@ Status randomSecret(JobSecret* secret) {
   }
   return Status::ok();
 }
+
+Status randomSecret(JobSecret* secret) { return randomBytes(secret->bytes, sizeof(secret->bytes)); }
 
 JobSecret secretFromText(const std::string& text) {
   // Two FNV-1a passes with different offsets; this only keeps stray

@@ -28,8 +28,12 @@ struct UniqueIdData {
 void encodeUniqueId(const UniqueIdData& data, weftUniqueId* id);
 Result<UniqueIdData> decodeUniqueId(const weftUniqueId& id);
 
+// Bytes from the kernel's generator.
+Status randomBytes(void* out, size_t bytes);
 // A fresh random secret from the kernel's generator.
 Status randomSecret(JobSecret* secret);
+// Compares keys in time independent of where they differ.
+bool equalConstantTime(const uint8_t* a, const uint8_t* b, size_t bytes);
 // A secret every process derives from the same WEFT_COMM_ID text.
 JobSecret secretFromText(const std::string& text);
 

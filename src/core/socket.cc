@@ -74,7 +74,8 @@ Result<SocketAddress> parseSocketAddress(const std::string& text) {
   return address;
 }
 
-bool interfaceMatches(const std::string& filter, const std::string& name) {
+bool listFilterMatches(const std::string& filter,
+                       const std::function<bool(const std::string& entry, bool exact)>& entryMatches) {
   if (filter.empty()) return true;
   bool exclude = filter[0] == '^';
   size_t pos = exclude ? 1 : 0;
@@ -85,12 +86,16 @@ bool interfaceMatches(const std::string& filter, const std::string& name) {
     size_t comma = filter.find(',', pos);
     if (comma == std::string::npos) comma = filter.size();
     std::string entry = filter.substr(pos, comma - pos);
-    if (!entry.empty()) {
-      if (exact ? name == entry : name.compare(0, entry.size(), entry) == 0) listed = true;
-    }
+    if (!entry.empty() && entryMatches(entry, exact)) listed = true;
     pos = comma + 1;
   }
   return exclude ? !listed : listed;
+}
+
+bool interfaceMatches(const std::string& filter, const std::string& name) {
+  return listFilterMatches(filter, [&](const std::string& entry, bool exact) {
+    return exact ? name == entry : name.compare(0, entry.size(), entry) == 0;
+  });
 }
 
 namespace {
@@ -185,7 +190,7 @@ void Socket::close() {
   fd_ = -1;
 }
 
-static void tuneSocket(int fd) {
+void tuneSocket(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -315,12 +320,14 @@ Status Socket::recvAll(void* data, size_t bytes, uint64_t deadlineNanos,
   return Status::ok();
 }
 
-std::string Socket::peerName() const {
+std::string peerName(int fd) {
   SocketAddress address;
   address.length = sizeof(address.storage);
-  if (fd_ < 0 || getpeername(fd_, reinterpret_cast<sockaddr*>(&address.storage), &address.length) != 0)
+  if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&address.storage), &address.length) != 0)
     return "<unconnected>";
   return address.toString();
 }
+
+std::string Socket::peerName() const { return weft::peerName(fd_); }
 
 }  // namespace weft

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,18 @@ struct NetInterface {
 std::vector<NetInterface> findInterfaces();
 // Every interface that is up, unfiltered (for error messages).
 std::string describeAllInterfaces();
-// True when the interface name passes the NCCL-style filter.
+// NCCL's list syntax: a comma list of entries, a leading ^ excludes the
+// listed ones, = asks for exact matches. entryMatches(entry, exact) says
+// whether one entry names the thing being filtered.
+bool listFilterMatches(const std::string& filter,
+                       const std::function<bool(const std::string& entry, bool exact)>& entryMatches);
+// True when the interface name passes the NCCL-style filter (entries are
+// name prefixes, or whole names with =).
 bool interfaceMatches(const std::string& filter, const std::string& name);
+// "ip:port" of the other end of a connected socket.
+std::string peerName(int fd);
+// TCP_NODELAY, non-blocking, close-on-exec.
+void tuneSocket(int fd);
 
 class Socket {
  public:

@@ -167,10 +167,8 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   char* myName = names.data() + static_cast<size_t>(rank) * kNameBytes;
   Status createStatus;
   if (leader) {
-    JobSecret nonce;
-    WEFT_CHECK(randomSecret(&nonce));
     uint64_t bits;
-    memcpy(&bits, nonce.bytes, sizeof(bits));
+    WEFT_CHECK(randomBytes(&bits, sizeof(bits)));
     std::string name = format("/weft-%d-%016llx", getpid(), static_cast<unsigned long long>(bits));
     Result<ShmSegment> segment = ShmSegment::create(name, total);
     if (segment.isOk()) {

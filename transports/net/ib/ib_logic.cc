@@ -6,23 +6,14 @@
 #include <cstring>
 #include <fstream>
 
+#include "bootstrap/unique_id.h"
 #include "core/socket.h"
 
 namespace weft::ib {
 
 bool hcaMatches(const std::string& filter, const std::string& device, int port) {
-  if (filter.empty()) return true;
-  bool exclude = filter[0] == '^';
-  size_t pos = exclude ? 1 : 0;
-  bool exact = pos < filter.size() && filter[pos] == '=';
-  if (exact) ++pos;
-  bool listed = false;
-  while (pos <= filter.size()) {
-    size_t comma = filter.find(',', pos);
-    if (comma == std::string::npos) comma = filter.size();
-    std::string entry = filter.substr(pos, comma - pos);
-    pos = comma + 1;
-    if (entry.empty()) continue;
+  return listFilterMatches(filter, [&](const std::string& item, bool exact) {
+    std::string entry = item;
     int wantPort = -1;
     size_t colon = entry.find(':');
     if (colon != std::string::npos) {
@@ -30,9 +21,8 @@ bool hcaMatches(const std::string& filter, const std::string& device, int port) 
       entry = entry.substr(0, colon);
     }
     bool nameOk = exact ? device == entry : device.compare(0, entry.size(), entry) == 0;
-    if (nameOk && (wantPort < 0 || wantPort == port)) listed = true;
-  }
-  return exclude ? !listed : listed;
+    return nameOk && (wantPort < 0 || wantPort == port);
+  });
 }
 
 namespace {
@@ -140,9 +130,7 @@ void MrCache::release(void* handle) {
 
 std::string checkHello(const Hello& hello, const uint8_t* key, uint64_t listenId) {
   if (hello.magic != kHelloMagic) return "not a weft IB connection (bad hello)";
-  uint8_t diff = 0;
-  for (int i = 0; i < 16; ++i) diff |= static_cast<uint8_t>(hello.key[i] ^ key[i]);
-  if (diff != 0) return "wrong job key (another job, or a forged connection)";
+  if (!equalConstantTime(hello.key, key, sizeof(hello.key))) return "wrong job key (another job, or a forged connection)";
   if (hello.listenId != listenId) return "meant for another listener";
   if (hello.nQps < 1 || hello.nQps > static_cast<uint32_t>(kMaxQps)) return "bad queue pair count";
   return "";

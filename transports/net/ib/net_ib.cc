@@ -328,9 +328,13 @@ weftResult_t ibListen(int dev, const weftNetKey_t* key, void* handleBytes, void*
   comm->device = gDevices[dev].get();
   comm->fd = sock.value().release();
   comm->key = *key;
-  JobSecret nonce;
-  (void)randomSecret(&nonce);
-  memcpy(&comm->listenId, nonce.bytes, sizeof(comm->listenId));
+  Status random = randomBytes(&comm->listenId, sizeof(comm->listenId));
+  if (!random.isOk()) {
+    WEFT_WARN("IB net: %s", random.message().c_str());
+    ::close(comm->fd);
+    delete comm;
+    return weftSystemError;
+  }
   Handle handle{};
   handle.magic = kHandleMagic;
   handle.listenId = comm->listenId;

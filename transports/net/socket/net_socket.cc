@@ -14,8 +14,6 @@
 // silent) is dropped and logged.
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -114,25 +112,6 @@ void fillProperties(Device* device, int index) {
   p.latencyUs = 0;
 }
 
-void setNonBlocking(int fd) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-std::string peerOf(int fd) {
-  SocketAddress address;
-  address.length = sizeof(address.storage);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address.storage), &address.length) != 0) return "<unconnected>";
-  return address.toString();
-}
-
-bool keysEqual(const uint8_t* a, const uint8_t* b) {
-  uint8_t diff = 0;
-  for (int i = 0; i < WEFT_NET_KEY_BYTES; ++i) diff |= static_cast<uint8_t>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 // ---- data movement -------------------------------------------------------
 
 struct Request;
@@ -211,11 +190,11 @@ bool pumpTask(int fd, bool send, Task* task, std::string* error, bool* moved) {
     }
     if (n == 0 && !send) {
       *error = format("connection from %s closed by the peer in the middle of a message (it exited or died)",
-                      peerOf(fd).c_str());
+                      peerName(fd).c_str());
       return false;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
-    *error = format("%s %s failed: %s", send ? "send to" : "receive from", peerOf(fd).c_str(), strerror(errno));
+    *error = format("%s %s failed: %s", send ? "send to" : "receive from", peerName(fd).c_str(), strerror(errno));
     return false;
   }
   return true;
@@ -400,7 +379,7 @@ Comm* makeComm(bool isSend, std::vector<int> fds) {
   auto* comm = new Comm();
   comm->isSend = isSend;
   comm->control = fds[0];
-  comm->peer = peerOf(fds[0]);
+  comm->peer = peerName(fds[0]);
   for (size_t i = 1; i < fds.size(); ++i) {
     auto stream = std::make_unique<Stream>();
     stream->fd = fds[i];
@@ -446,14 +425,6 @@ struct ConnectState {
   std::vector<size_t> helloSent;
   std::vector<Hello> hellos;
 };
-
-uint64_t randomId() {
-  JobSecret bits;
-  (void)randomSecret(&bits);
-  uint64_t id;
-  memcpy(&id, bits.bytes, sizeof(id));
-  return id;
-}
 
 weftResult_t socketInit(weftNetLogFn_t) {
   std::lock_guard<std::mutex> lock(gMutex);
@@ -507,7 +478,13 @@ weftResult_t socketListen(int dev, const weftNetKey_t* key, void* handleBytes, v
   auto* comm = new ListenComm();
   comm->fd = sock.value().release();  // the comm owns the descriptor now
   comm->key = *key;
-  comm->listenId = randomId();
+  Status random = randomBytes(&comm->listenId, sizeof(comm->listenId));
+  if (!random.isOk()) {
+    WEFT_WARN("socket net: %s", random.message().c_str());
+    ::close(comm->fd);
+    delete comm;
+    return weftSystemError;
+  }
   comm->nSocks = static_cast<uint16_t>(std::min(kMaxSocks, helperThreads() * socksPerThread()));
   Handle handle{};
   handle.magic = kHandleMagic;
@@ -531,12 +508,16 @@ weftResult_t socketConnect(int, const weftNetKey_t* key, void* handleBytes, void
     handle->state = state;
     state->address = fromWire(handle->address);
     int n = 1 + handle->nSocks;
-    uint64_t connId = randomId();
+    uint64_t connId = 0;
+    Status random = randomBytes(&connId, sizeof(connId));
+    if (!random.isOk()) {
+      WEFT_WARN("socket net: %s", random.message().c_str());
+      return weftSystemError;
+    }
     for (int i = 0; i < n; ++i) {
       int fd = ::socket(state->address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
       if (fd < 0) return weftSystemError;
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      tuneSocket(fd);
       int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&state->address.storage), state->address.length);
       if (rc != 0 && errno != EINPROGRESS) {
         WEFT_WARN("socket net: connect to %s: %s", state->address.toString().c_str(), strerror(errno));
@@ -610,11 +591,11 @@ weftResult_t socketAccept(void* listenCommPtr, void** recvComm) {
   for (;;) {
     int fd = ::accept4(comm->fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) break;
-    setNonBlocking(fd);
+    tuneSocket(fd);
     Pending pending{};
     pending.fd = fd;
     pending.since = monotonicNanos();
-    pending.from = peerOf(fd);
+    pending.from = peerName(fd);
     comm->pending.push_back(pending);
   }
   uint64_t now = monotonicNanos();
@@ -635,7 +616,7 @@ weftResult_t socketAccept(void* listenCommPtr, void** recvComm) {
     const Hello& hello = pending.hello;
     if (hello.magic != kHelloMagic) {
       dropPending(pending, "not a weft connection (bad hello)");
-    } else if (!keysEqual(hello.key, comm->key.bytes)) {
+    } else if (!equalConstantTime(hello.key, comm->key.bytes, WEFT_NET_KEY_BYTES)) {
       dropPending(pending, "wrong job key (another job, or a forged connection)");
     } else if (hello.listenId != comm->listenId || hello.nSocks != comm->nSocks || hello.index > comm->nSocks) {
       dropPending(pending, "meant for another listener");
