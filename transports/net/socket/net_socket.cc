@@ -124,7 +124,10 @@ struct Task {
   Request* request;
 };
 
+struct Comm;
+
 struct Request {
+  Comm* comm = nullptr;  // the request handle weft holds is the Request itself
   bool isSend = false;
   char* data = nullptr;
   size_t capacity = 0;  // send: the size; receive: the buffer's size
@@ -355,7 +358,8 @@ weftResult_t post(Comm* comm, bool send, void* data, size_t size, void** request
   r->complete = false;
   r->free = false;
   comm->queue.push_back(r);
-  *request = new std::pair<Comm*, Request*>(comm, r);
+  r->comm = comm;
+  *request = r;
   // Start moving at once: a small message leaves in this call.
   progressControl(comm);
   return weftSuccess;
@@ -665,9 +669,8 @@ weftResult_t socketIflush(void*, void*, size_t, void*, void** request) {
 }
 
 weftResult_t socketTest(void* requestPtr, int* done, size_t* size) {
-  auto* handle = static_cast<std::pair<Comm*, Request*>*>(requestPtr);
-  Comm* comm = handle->first;
-  Request* request = handle->second;
+  auto* request = static_cast<Request*>(requestPtr);
+  Comm* comm = request->comm;
   *done = 0;
   if (!request->complete) progressControl(comm);
   // A later message may have failed (the peer closed after its last one);
@@ -682,7 +685,6 @@ weftResult_t socketTest(void* requestPtr, int* done, size_t* size) {
   *done = 1;
   if (size != nullptr) *size = request->isSend ? request->capacity : request->size;
   request->free = true;
-  delete handle;
   while (!comm->queue.empty() && comm->queue.front()->complete && comm->queue.front()->free) comm->queue.pop_front();
   return weftSuccess;
 }
