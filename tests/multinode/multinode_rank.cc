@@ -21,65 +21,10 @@
 #include <vector>
 
 #include "common/collective_cases.h"
+#include "common/p2p_cases.h"
 #include "weft/weft.h"
 
 namespace {
-
-int64_t value(int from, int to, size_t i, int message) {
-  return static_cast<int64_t>(from) * 1000003 + to * 7919 + static_cast<int64_t>(i) * 31 + message;
-}
-
-std::string p2pCases(weftComm_t comm, int rank, int n) {
-  // Ring exchange, in both posting orders, small to large.
-  for (size_t count : {size_t{0}, size_t{1}, size_t{1000}, size_t{(1 << 20) + 3}}) {
-    for (int receiveFirst = 0; receiveFirst < 2; ++receiveFirst) {
-      int next = (rank + 1) % n, prev = (rank + n - 1) % n;
-      std::vector<int64_t> out(count), in(count, -1);
-      for (size_t i = 0; i < count; ++i) out[i] = value(rank, next, i, 0);
-      weftGroupStart();
-      if (receiveFirst) weftRecv(in.data(), count, weftInt64, prev, comm, nullptr);
-      weftSend(out.data(), count, weftInt64, next, comm, nullptr);
-      if (!receiveFirst) weftRecv(in.data(), count, weftInt64, prev, comm, nullptr);
-      weftGroupEnd();
-      if (weftCommSynchronize(comm) != weftSuccess) return std::string("ring exchange: ") + weftGetLastError(comm);
-      for (size_t i = 0; i < count; ++i)
-        if (in[i] != value(prev, rank, i, 0)) return "ring exchange count " + std::to_string(count) + ": wrong element";
-    }
-  }
-  // All-to-all in one group, self included.
-  const size_t count = 70001;
-  std::vector<int64_t> out(count * n), in(count * n, -1);
-  for (int to = 0; to < n; ++to)
-    for (size_t i = 0; i < count; ++i) out[to * count + i] = value(rank, to, i, 1);
-  weftGroupStart();
-  for (int p = n - 1; p >= 0; --p) weftRecv(in.data() + p * count, count, weftInt64, p, comm, nullptr);
-  for (int p = 0; p < n; ++p) weftSend(out.data() + p * count, count, weftInt64, p, comm, nullptr);
-  weftGroupEnd();
-  if (weftCommSynchronize(comm) != weftSuccess) return std::string("all-to-all: ") + weftGetLastError(comm);
-  for (int from = 0; from < n; ++from)
-    for (size_t i = 0; i < count; ++i)
-      if (in[from * count + i] != value(from, rank, i, 1)) return "all-to-all: wrong element from rank " + std::to_string(from);
-  // Several messages to one peer keep their order.
-  if (n >= 2 && rank < 2) {
-    std::vector<std::vector<int64_t>> bufs(5, std::vector<int64_t>(50000));
-    weftGroupStart();
-    for (int m = 0; m < 5; ++m) {
-      if (rank == 0) {
-        for (size_t i = 0; i < bufs[m].size(); ++i) bufs[m][i] = value(0, 1, i, m);
-        weftSend(bufs[m].data(), bufs[m].size(), weftInt64, 1, comm, nullptr);
-      } else {
-        weftRecv(bufs[m].data(), bufs[m].size(), weftInt64, 0, comm, nullptr);
-      }
-    }
-    weftGroupEnd();
-    if (weftCommSynchronize(comm) != weftSuccess) return std::string("ordered messages: ") + weftGetLastError(comm);
-    if (rank == 1)
-      for (int m = 0; m < 5; ++m)
-        for (size_t i = 0; i < bufs[m].size(); ++i)
-          if (bufs[m][i] != value(0, 1, i, m)) return "ordered messages: message " + std::to_string(m) + " wrong";
-  }
-  return "";
-}
 
 int dieTest(weftComm_t comm, int rank, int dieRank) {
   const size_t count = 16u << 20;  // 64 MiB of float: long enough to be killed inside
@@ -144,7 +89,9 @@ int main(int argc, char** argv) {
 
   std::vector<weft::test::Case> cases = weft::test::allCases(nranks, {0, 1, 7, 1023, 300007});
   std::string errors = weft::test::runCases(comm, rank, nranks, cases);
-  if (errors.empty()) errors = p2pCases(comm, rank, nranks);
+  if (errors.empty()) errors = weft::test::ringExchange(comm, rank, nranks);
+  if (errors.empty()) errors = weft::test::allToAll(comm, rank, nranks, 70001);
+  if (errors.empty()) errors = weft::test::orderedMessages(comm, rank, nranks);
   weftResult_t destroyed = weftCommDestroy(comm);
   if (!errors.empty()) {
     printf("rank %d: FAILED: %s\n", rank, errors.c_str());
