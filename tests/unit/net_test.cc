@@ -143,38 +143,29 @@ TEST(NetPlugin, WithoutAnHcaTheChoiceFallsBackToSockets) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// In a death-test child: sets one variable, chooses a plugin, prints the
+// error (the log is off: what the test matches must be in the error itself)
+// and exits 1 on an error.
+[[noreturn]] void chooseWith(const char* name, const char* value) {
+  setenv(name, value, 1);
+  setenv("WEFT_DEBUG", "NONE", 1);
+  Result<NetPluginChoice> choice = chooseNetPlugin();
+  fprintf(stderr, "%s\n", choice.status().message().c_str());
+  exit(choice.isOk() ? 0 : 1);
+}
+
 TEST(NetPlugin, ForcingIbWithoutADeviceIsAClearError) {
-  EXPECT_EXIT(
-      {
-        setenv("WEFT_NET", "IB", 1);
-        Result<NetPluginChoice> choice = chooseNetPlugin();
-        fprintf(stderr, "%s\n", choice.status().message().c_str());
-        exit(choice.isOk() ? 0 : 1);
-      },
-      ::testing::ExitedWithCode(1), "WEFT_NET=IB");
+  EXPECT_EXIT(chooseWith("WEFT_NET", "IB"), ::testing::ExitedWithCode(1), "WEFT_NET=IB");
 }
 
 TEST(NetPlugin, AMissingPluginLibraryIsAClearError) {
-  EXPECT_EXIT(
-      {
-        setenv("WEFT_NET_PLUGIN", "/nonexistent/libweft-net-x.so", 1);
-        Result<NetPluginChoice> choice = chooseNetPlugin();
-        fprintf(stderr, "%s\n", choice.status().message().c_str());
-        exit(choice.isOk() ? 0 : 1);
-      },
-      ::testing::ExitedWithCode(1), "WEFT_NET_PLUGIN=/nonexistent/libweft-net-x.so cannot be loaded");
+  EXPECT_EXIT(chooseWith("WEFT_NET_PLUGIN", "/nonexistent/libweft-net-x.so"), ::testing::ExitedWithCode(1),
+              "WEFT_NET_PLUGIN=/nonexistent/libweft-net-x.so cannot be loaded");
 }
 
 TEST(NetPlugin, AnInterfaceFilterMatchingNothingListsTheCandidates) {
-  EXPECT_EXIT(
-      {
-        setenv("WEFT_SOCKET_IFNAME", "=nosuchif0", 1);
-        setenv("WEFT_DEBUG", "NONE", 1);  // the message must be in the error itself
-        Result<NetPluginChoice> choice = chooseNetPlugin();
-        fprintf(stderr, "%s\n", choice.status().message().c_str());
-        exit(choice.isOk() ? 0 : 1);
-      },
-      ::testing::ExitedWithCode(1), "WEFT_SOCKET_IFNAME='=nosuchif0'; interfaces that are up: .*lo");
+  EXPECT_EXIT(chooseWith("WEFT_SOCKET_IFNAME", "=nosuchif0"), ::testing::ExitedWithCode(1),
+              "WEFT_SOCKET_IFNAME='=nosuchif0'; interfaces that are up: .*lo");
 }
 
 TEST(NetPlugin, AThirdPartyPluginCarriesTheTraffic) {
