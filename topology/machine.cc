@@ -9,6 +9,8 @@
 #include <map>
 
 #include "core/logging.h"
+#include "topology/nic_speed.h"
+#include "topology/nvml.h"
 #include "topology/topology_xml.h"
 
 namespace weft {
@@ -46,7 +48,9 @@ constexpr unsigned kNvidia = 0x10de;
 
 class Builder {
  public:
-  explicit Builder(hwloc_topology_t topology) : topology_(topology) {}
+  // nicSpeeds: port speeds by OS device name (live machines), or null.
+  Builder(hwloc_topology_t topology, const std::map<std::string, double>* nicSpeeds)
+      : topology_(topology), nicSpeeds_(nicSpeeds) {}
 
   MachineTopology build(const std::string& source) {
     out_.source = source;
@@ -132,12 +136,17 @@ class Builder {
         std::string& detail = out_.nodes[parent].detail;
         detail += detail.empty() ? "" : " ";
         detail += std::string("[") + obj->name + "]";
-        if (obj->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS || obj->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK)
+        if (obj->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS || obj->attr->osdev.type == HWLOC_OBJ_OSDEV_NETWORK) {
           if (out_.nodes[parent].kind == TopoKind::PciDevice) {
             out_.nodes[parent].kind = TopoKind::Nic;
             out_.nodes[parent].name = "NIC " + std::to_string(out_.nics.size());
             out_.nics.push_back(parent);
           }
+          if (nicSpeeds_ != nullptr) {
+            auto speed = nicSpeeds_->find(obj->name);
+            if (speed != nicSpeeds_->end()) out_.nodes[parent].nicGBps = std::max(out_.nodes[parent].nicGBps, speed->second);
+          }
+        }
       }
       return;
     }
@@ -214,6 +223,7 @@ class Builder {
   }
 
   hwloc_topology_t topology_;
+  const std::map<std::string, double>* nicSpeeds_;
   MachineTopology out_;
   std::map<hwloc_obj_t, int> pciNodes_;
 };
@@ -238,8 +248,24 @@ Result<MachineTopology> discoverTopology(const std::string& xmlFile) {
     return WEFT_ERROR(weftInvalidArgument, "hwloc could not load the topology%s%s: %s",
                       xmlFile.empty() ? "" : " from ", xmlFile.c_str(), strerror(err));
   }
-  MachineTopology machine = Builder(topology).build(xmlFile.empty() ? "live" : xmlFile);
+  // What hwloc does not say, asked of this machine's drivers; never of a
+  // file's machine, which may be another one.
+  std::map<std::string, double> nicSpeeds;
+  if (xmlFile.empty()) nicSpeeds = liveNicSpeeds();
+  MachineTopology machine = Builder(topology, xmlFile.empty() ? &nicSpeeds : nullptr).build(xmlFile.empty() ? "live" : xmlFile);
   hwloc_topology_destroy(topology);
+  bool hasNvLink = false;
+  for (double gbps : machine.nvswitchGBps) hasNvLink |= gbps > 0;
+  for (const auto& row : machine.nvlinkGBps)
+    for (double gbps : row) hasNvLink |= gbps > 0;
+  if (xmlFile.empty() && !machine.gpus.empty() && !hasNvLink) {
+    Result<std::vector<NvmlGpuLinks>> links = queryNvmlLinks("libnvidia-ml.so.1");
+    if (!links.isOk())
+      WEFT_INFO(kLogGraph, "no NVLink information: %s", links.status().message().c_str());
+    else
+      WEFT_INFO(kLogGraph, "NVML: %d NVLink link(s) among %zu GPU(s)", applyNvmlLinks(links.value(), &machine),
+                links.value().size());
+  }
   return machine;
 }
 
@@ -302,6 +328,7 @@ std::string MachineTopology::describe() const {
     out += std::string(static_cast<size_t>(depth) * 2, ' ') + n.name;
     if (!n.busId.empty()) out += " " + n.busId;
     if (n.linkGBps > 0) out += format(" (%.1f GB/s link)", n.linkGBps);
+    if (n.nicGBps > 0) out += format(" (port %.1f GB/s)", n.nicGBps);
     if (!n.detail.empty()) out += " " + n.detail;
     out += "\n";
     for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) stack.push_back({*it, depth + 1});

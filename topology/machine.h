@@ -2,8 +2,8 @@
 // hwloc XML file), plus the NVLink bandwidth between GPUs from hwloc's
 // NVLinkBandwidth distance matrix, and path classes between devices.
 //
-// This is the first part of the topology layer: discovery and paths. Ring and
-// tree search over it, and the communicator using it, come next.
+// On a live machine it adds what hwloc does not know: NIC port speeds
+// (libibverbs, sysfs) and, where hwloc has no NVLink matrix, NVLink from NVML.
 #pragma once
 
 #include <string>
@@ -26,6 +26,7 @@ struct TopoNode {
   int numa = -1;        // NUMA node (os index) this node hangs off
   int package = -1;     // package (os index)
   double linkGBps = 0;  // PCIe link to the parent, GB/s (0: unknown)
+  double nicGBps = 0;   // NICs: port speed, GB/s (0: unknown; known on live machines)
 };
 
 // How two devices reach each other, best first.

@@ -59,6 +59,14 @@ class Attributes {
   }
   long integer(const char* name) { return strtol(text(name).c_str(), nullptr, 10); }
   double number(const char* name) { return strtod(text(name).c_str(), nullptr); }
+  // Attributes later versions added: absent means unknown.
+  double optionalNumber(const char* name) {
+    xmlChar* value = xmlGetProp(node_, reinterpret_cast<const xmlChar*>(name));
+    if (value == nullptr) return 0;
+    double out = strtod(reinterpret_cast<const char*>(value), nullptr);
+    xmlFree(value);
+    return out;
+  }
   std::vector<int> list(const char* name) {
     std::vector<int> out;
     std::istringstream in(text(name));
@@ -82,9 +90,9 @@ std::string topologyToXml(const MachineTopology& topo) {
     const TopoNode& n = topo.nodes[i];
     // %.17g: doubles come back bit for bit.
     out += format("  <node id=\"%zu\" kind=\"%s\" parent=\"%d\" name=\"%s\" busid=\"%s\" numa=\"%d\" package=\"%d\" "
-                  "link_gbps=\"%.17g\" detail=\"%s\"/>\n",
+                  "link_gbps=\"%.17g\" nic_gbps=\"%.17g\" detail=\"%s\"/>\n",
                   i, topoKindName(n.kind), n.parent, escape(n.name).c_str(), escape(n.busId).c_str(), n.numa,
-                  n.package, n.linkGBps, escape(n.detail).c_str());
+                  n.package, n.linkGBps, n.nicGBps, escape(n.detail).c_str());
   }
   for (size_t a = 0; a < topo.nvlinkGBps.size(); ++a)
     for (size_t b = 0; b < topo.nvlinkGBps[a].size(); ++b)
@@ -152,6 +160,7 @@ Result<MachineTopology> readTopologyXml(const std::string& path) {
         node.numa = static_cast<int>(at.integer("numa"));
         node.package = static_cast<int>(at.integer("package"));
         node.linkGBps = at.number("link_gbps");
+        node.nicGBps = at.optionalNumber("nic_gbps");
         node.detail = at.text("detail");
         topo.nodes.push_back(node);
       } else if (element == "nvlink") {

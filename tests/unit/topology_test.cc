@@ -240,7 +240,7 @@ void expectSameGraph(const MachineTopology& a, const MachineTopology& b, const c
     const TopoNode& y = b.nodes[i];
     EXPECT_TRUE(x.kind == y.kind && x.name == y.name && x.detail == y.detail && x.busId == y.busId &&
                 x.parent == y.parent && x.children == y.children && x.numa == y.numa && x.package == y.package &&
-                x.linkGBps == y.linkGBps)
+                x.linkGBps == y.linkGBps && x.nicGBps == y.nicGBps)
         << what << ": node " << i << " (" << x.name << ") differs after the round trip";
   }
   EXPECT_EQ(a.gpus, b.gpus) << what;
@@ -324,6 +324,95 @@ TEST(TopologyAffinity, ThisMachinesNumaNodeHasTheCpusWeMayRunOn) {
   EXPECT_TRUE(CPU_ISSET(static_cast<int>(cpu), &set)) << "CPU " << cpu << " not in " << describeCpuSet(set);
   EXPECT_FALSE(numaNodeCpus(-1, &set));
   EXPECT_FALSE(numaNodeCpus(4096, &set));
+}
+
+}  // namespace
+}  // namespace weft
+
+#include <sys/stat.h>
+
+#include "topology/nic_speed.h"
+#include "topology/nvml.h"
+
+namespace weft {
+namespace {
+
+TEST(TopologyNvml, LinksFromNvmlMakeNvLinkAndNvSwitchPaths) {
+  Result<std::vector<NvmlGpuLinks>> links = queryNvmlLinks(WEFT_TEST_FAKE_NVML);
+  ASSERT_TRUE(links.isOk()) << links.status().message();
+  ASSERT_EQ(links.value().size(), 5u);
+  EXPECT_EQ(links.value()[0].busId, "0000:12:00.0");
+  EXPECT_EQ(links.value()[0].links.size(), 6u);
+  EXPECT_EQ(links.value()[2].links.size(), 5u);  // one link down
+  EXPECT_TRUE(links.value()[4].links.empty());
+
+  MachineTopology topo = load("pcie8gpu-synthetic.xml");
+  ASSERT_EQ(topo.gpus.size(), 8u);
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[1]).cls, PathClass::PciSwitch);
+  // 6 + 6 + 5 + 5 links; the fifth GPU is not in this topology.
+  EXPECT_EQ(applyNvmlLinks(links.value(), &topo), 22);
+  Path pair = topo.path(topo.gpus[0], topo.gpus[1]);
+  EXPECT_EQ(pair.cls, PathClass::NvLink);
+  EXPECT_EQ(pair.bottleneckGBps, 50.0);  // two NVLink 3 links
+  Path switched = topo.path(topo.gpus[0], topo.gpus[2]);
+  EXPECT_EQ(switched.cls, PathClass::NvSwitch);
+  EXPECT_EQ(switched.bottleneckGBps, 100.0);  // four of GPU 0's six links go to the switch
+  // GPUs NVML did not describe keep their PCIe paths.
+  EXPECT_EQ(topo.path(topo.gpus[4], topo.gpus[5]).cls, PathClass::PciSwitch);
+  EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[4]).cls, PathClass::CrossSocket);
+}
+
+TEST(TopologyNvml, AMissingLibraryIsAnErrorThatSaysSo) {
+  Result<std::vector<NvmlGpuLinks>> links = queryNvmlLinks("/nonexistent/libnvidia-ml.so.1");
+  ASSERT_FALSE(links.isOk());
+  EXPECT_NE(links.status().message().find("NVML not loaded"), std::string::npos) << links.status().message();
+  // A library without NVML's symbols.
+  links = queryNvmlLinks("libm.so.6");
+  ASSERT_FALSE(links.isOk());
+  EXPECT_NE(links.status().message().find("lacks nvmlInit_v2"), std::string::npos) << links.status().message();
+  EXPECT_EQ(nvlinkLinkGBps(4), 25.0);
+  EXPECT_EQ(nvlinkLinkGBps(9), 0.0);
+}
+
+void writeFile(const std::string& path, const std::string& text) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  for (size_t at = 1; at != std::string::npos; at = dir.find('/', at + 1)) mkdir(dir.substr(0, at).c_str(), 0755);
+  mkdir(dir.c_str(), 0755);
+  std::ofstream(path) << text;
+}
+
+TEST(TopologyNicSpeed, RatesFromASysfsTree) {
+  EXPECT_EQ(ibRateGBps("400 Gb/sec (4X NDR)"), 50.0);
+  EXPECT_EQ(ibRateGBps("100 Gb/sec (4X EDR)\n"), 12.5);
+  EXPECT_EQ(ibRateGBps("garbage"), 0.0);
+  std::string root = ::testing::TempDir() + "/weft_sysfs_" + std::to_string(getpid());
+  writeFile(root + "/class/infiniband/mlx5_0/ports/1/rate", "400 Gb/sec (4X NDR)\n");
+  writeFile(root + "/class/infiniband/mlx5_0/ports/1/state", "4: ACTIVE\n");
+  writeFile(root + "/class/infiniband/mlx5_1/ports/1/rate", "200 Gb/sec (4X HDR)\n");
+  writeFile(root + "/class/infiniband/mlx5_1/ports/1/state", "1: DOWN\n");
+  writeFile(root + "/class/net/eth0/speed", "25000\n");
+  writeFile(root + "/class/net/veth0/speed", "-1\n");
+  std::map<std::string, double> speeds = sysfsNicSpeeds(root);
+  EXPECT_EQ(speeds.size(), 2u);
+  EXPECT_EQ(speeds["mlx5_0"], 50.0);
+  EXPECT_EQ(speeds.count("mlx5_1"), 0u) << "a port that is down has no speed";
+  EXPECT_EQ(speeds["eth0"], 3.125);
+  EXPECT_TRUE(sysfsNicSpeeds(root + "/missing").empty());
+  std::system(("rm -rf " + root).c_str());
+}
+
+TEST(TopologyNicSpeed, LiveSpeedsLandOnTheNicsOfTheGraph) {
+  Result<MachineTopology> topo = discoverTopology("");
+  ASSERT_TRUE(topo.isOk()) << topo.status().message();
+  std::map<std::string, double> speeds = liveNicSpeeds();
+  // Every NIC whose OS device has a known speed carries it.
+  for (int nic : topo.value().nics) {
+    const TopoNode& node = topo.value().nodes[nic];
+    double expected = 0;
+    for (const auto& [name, gbps] : speeds)
+      if (node.detail.find("[" + name + "]") != std::string::npos) expected = std::max(expected, gbps);
+    EXPECT_EQ(node.nicGBps, expected) << node.name << " " << node.detail;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,100 @@
+#include "topology/nic_speed.h"
+
+#include <dirent.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <vector>
+
+#if WEFT_HAVE_IBVERBS
+#include <infiniband/verbs.h>
+
+#include "transports/net/ib/ib_logic.h"
+#endif
+
+namespace weft {
+namespace {
+
+std::vector<std::string> listDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (dirent* entry = readdir(dir))
+    if (entry->d_name[0] != '.') names.push_back(entry->d_name);
+  closedir(dir);
+  return names;
+}
+
+std::string firstLine(const std::string& path) {
+  std::ifstream file(path);
+  std::string line;
+  std::getline(file, line);
+  return line;
+}
+
+}  // namespace
+
+double ibRateGBps(const std::string& rate) {
+  char* end = nullptr;
+  double value = strtod(rate.c_str(), &end);
+  if (end == rate.c_str() || value <= 0) return 0;
+  std::string unit(end);
+  if (unit.rfind(" Gb/sec", 0) == 0) return value / 8.0;
+  if (unit.rfind(" Mb/sec", 0) == 0) return value / 8000.0;
+  return 0;
+}
+
+std::map<std::string, double> sysfsNicSpeeds(const std::string& sysRoot) {
+  std::map<std::string, double> speeds;
+  std::string ib = sysRoot + "/class/infiniband";
+  for (const std::string& device : listDir(ib))
+    for (const std::string& port : listDir(ib + "/" + device + "/ports")) {
+      std::string dir = ib + "/" + device + "/ports/" + port;
+      // "4: ACTIVE"; a port that is down has no meaningful rate.
+      if (firstLine(dir + "/state").find("ACTIVE") == std::string::npos) continue;
+      double gbps = ibRateGBps(firstLine(dir + "/rate"));
+      if (gbps > speeds[device]) speeds[device] = gbps;
+    }
+  for (auto it = speeds.begin(); it != speeds.end();) it = it->second > 0 ? std::next(it) : speeds.erase(it);
+  std::string net = sysRoot + "/class/net";
+  for (const std::string& iface : listDir(net)) {
+    std::string text = firstLine(net + "/" + iface + "/speed");
+    char* end = nullptr;
+    long mbps = strtol(text.c_str(), &end, 10);
+    if (end != text.c_str() && mbps > 0) speeds[iface] = static_cast<double>(mbps) / 8000.0;
+  }
+  return speeds;
+}
+
+std::map<std::string, double> verbsNicSpeeds() {
+  std::map<std::string, double> speeds;
+#if WEFT_HAVE_IBVERBS
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  if (list == nullptr) return speeds;
+  for (int d = 0; d < n; ++d) {
+    ibv_context* context = ibv_open_device(list[d]);
+    if (context == nullptr) continue;
+    ibv_device_attr device{};
+    if (ibv_query_device(context, &device) == 0)
+      for (int port = 1; port <= device.phys_port_cnt; ++port) {
+        ibv_port_attr attr{};
+        if (ibv_query_port(context, static_cast<uint8_t>(port), &attr) != 0 || attr.state != IBV_PORT_ACTIVE) continue;
+        double gbps = ib::portSpeedMbps(attr.active_speed, attr.active_width) / 8000.0;
+        std::string name = ibv_get_device_name(list[d]);
+        if (gbps > speeds[name]) speeds[name] = gbps;
+      }
+    ibv_close_device(context);
+  }
+  ibv_free_device_list(list);
+#endif
+  return speeds;
+}
+
+std::map<std::string, double> liveNicSpeeds() {
+  std::map<std::string, double> speeds = verbsNicSpeeds();
+  for (const auto& [name, gbps] : sysfsNicSpeeds("/sys")) speeds.emplace(name, gbps);
+  return speeds;
+}
+
+}  // namespace weft
