@@ -51,11 +51,12 @@ const EnvParamInfo kTable[] = {
      "Overrides the host identity (hostname plus boot id) that decides which ranks share a "
      "node."},
     {EnvParam::TopoFile, "WEFT_TOPO_FILE", "",
-     "An hwloc XML export to read the machine from instead of discovering it live (weft-topo; "
-     "--topo overrides)."},
+     "An hwloc XML export (or weft's own XML) to read the machine from instead of discovering "
+     "it live, for communicators and weft-topo (--topo overrides). Unreadable: a warning, and "
+     "rings fall back to grouping ranks by NUMA node."},
     {EnvParam::TopoDumpFile, "WEFT_TOPO_DUMP_FILE", "",
-     "Where weft-topo also writes weft's own XML of the machine (what weft believes; loadable "
-     "again with --topo)."},
+     "Where communicators (once per process) and weft-topo write weft's own XML of the machine "
+     "(what weft believes; loadable again with --topo)."},
     {EnvParam::Rank, "WEFT_RANK", "",
      "Perf binaries outside mpirun: this process's rank."},
     {EnvParam::Nranks, "WEFT_NRANKS", "",
