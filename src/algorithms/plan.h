@@ -85,6 +85,10 @@ RingOrder identityRing(int nranks);
 
 std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
                                           int nChannels, const RingOrder& ring);
+// Channel c follows rings[c % rings.size()] (the topology's ring, and the
+// same ring backwards so that both directions of each link are used).
+std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
+                                          const std::vector<RingOrder>& rings);
 // Each rank sends its whole input to every peer and reduces all of them in
 // rank order, so every rank computes the same bits. One hop of latency; for
 // small all-reduces.

@@ -182,14 +182,22 @@ std::shared_ptr<Plan> newPlan(Collective collective, Algorithm algorithm, int nr
 
 std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
                                           int nChannels, const RingOrder& ring) {
+  return buildRingPlan(collective, nranks, root, nChannels, std::vector<RingOrder>{ring});
+}
+
+std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
+                                          const std::vector<RingOrder>& rings) {
   bool blocked = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
                  collective == Collective::AllGather;
   // One rank: a single block, which is its own either way.
   auto plan = newPlan(collective, Algorithm::Ring, nranks, root, nChannels, blocked && nranks > 1 ? nranks : 1);
-  for (int position = 0; position < nranks; ++position) {
-    RingView view{ring, position, nranks};
-    std::vector<Step> steps = rankSteps(collective, view, root);
-    plan->steps[ring[position]].assign(static_cast<size_t>(nChannels), steps);
+  for (int rank = 0; rank < nranks; ++rank) plan->steps[rank].resize(static_cast<size_t>(nChannels));
+  for (int channel = 0; channel < nChannels; ++channel) {
+    const RingOrder& ring = rings[static_cast<size_t>(channel) % rings.size()];
+    for (int position = 0; position < nranks; ++position) {
+      RingView view{ring, position, nranks};
+      plan->steps[ring[position]][channel] = rankSteps(collective, view, root);
+    }
   }
   return plan;
 }

@@ -12,6 +12,7 @@ constexpr int kAlgorithms = 3;
 }  // namespace
 
 Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
+  if (config_.rings.empty()) config_.rings.push_back(identityRing(config_.nranks));
   size_t n = static_cast<size_t>(kCollectives) * kAlgorithms * (config_.nranks + 1) * (kMaxChannels + 1);
   slots_.reset(new std::atomic<const Plan*>[n]);
   for (size_t i = 0; i < n; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
@@ -38,10 +39,10 @@ const Plan* Tuner::plan(Collective collective, size_t bytes, int root) {
     else if (twoShotCapable && config_.nranks >= kTwoShotMinRanks && config_.nranks <= kTwoShotMaxRanks)
       algorithm = Algorithm::TwoShot;
   }
-  // One host worker thread drives every channel of a rank, so extra channels
-  // add no parallelism on host memory; they exist for the transports that
-  // have independent engines (and are tested through WEFT_NCHANNELS).
-  int channels = config_.forcedChannels > 0 ? config_.forcedChannels : 1;
+  // The channels the topology search chose (1 on host memory, where one
+  // worker thread drives every channel of a rank and extra channels add no
+  // parallelism); WEFT_NCHANNELS overrides.
+  int channels = config_.forcedChannels > 0 ? config_.forcedChannels : config_.searchChannels;
   channels = std::clamp(channels, 1, std::min(config_.maxChannels, kMaxChannels));
   if (algorithm == Algorithm::OneShot) channels = 1;
   if (collective != Collective::Broadcast && collective != Collective::Reduce) root = -1;
@@ -54,7 +55,7 @@ const Plan* Tuner::plan(Collective collective, size_t bytes, int root) {
   switch (algorithm) {
     case Algorithm::OneShot: built = buildOneShotPlan(config_.nranks, channels); break;
     case Algorithm::TwoShot: built = buildTwoShotPlan(collective, config_.nranks, channels); break;
-    case Algorithm::Ring: built = buildRingPlan(collective, config_.nranks, root, channels, config_.ring); break;
+    case Algorithm::Ring: built = buildRingPlan(collective, config_.nranks, root, channels, config_.rings); break;
   }
   WEFT_INFO(kLogTune, "built plan %s/%s for %d ranks, root %d, %d channel(s)",
             collectiveName(collective), algorithmName(algorithm), config_.nranks, root, channels);

@@ -23,8 +23,10 @@ struct TunerConfig {
   int nranks = 1;
   int maxChannels = 1;     // channels the transport was built with
   int forcedChannels = 0;  // WEFT_NCHANNELS, 0 = choose
+  int searchChannels = 1;  // what the topology search found the ring carries
   std::string forcedAlgo;  // WEFT_ALGO
-  RingOrder ring;
+  // Channel c of a ring plan follows rings[c % rings.size()].
+  std::vector<RingOrder> rings;
 };
 
 class Tuner {
