@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <mutex>
 
+#include "core/env.h"
 #include "core/logging.h"
 #include "topology/nic_speed.h"
 #include "topology/nvml.h"
@@ -267,6 +269,29 @@ Result<MachineTopology> discoverTopology(const std::string& xmlFile) {
                 links.value().size());
   }
   return machine;
+}
+
+ProcessTopology processTopology() {
+  static std::mutex mutex;
+  static std::map<std::string, ProcessTopology> known;
+  std::string file = envString(EnvParam::TopoFile);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = known.find(file);
+  if (it != known.end()) return it->second;
+  ProcessTopology loaded;
+  loaded.file = file;
+  Result<MachineTopology> topo = discoverTopology(file);
+  if (topo.isOk()) {
+    loaded.topo = std::make_shared<const MachineTopology>(topo.take());
+    if (envIsSet(EnvParam::TopoDumpFile)) {
+      Status written = writeTopologyXml(*loaded.topo, envString(EnvParam::TopoDumpFile));
+      if (!written.isOk()) WEFT_WARN("WEFT_TOPO_DUMP_FILE: %s", written.message().c_str());
+    }
+  } else {
+    loaded.problem = topo.status().message();
+  }
+  known[file] = loaded;
+  return loaded;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 // (libibverbs, sysfs) and, where hwloc has no NVLink matrix, NVLink from NVML.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,5 +59,16 @@ struct MachineTopology {
 // Discovers the machine: from xmlFile when given, else live. Errors name the
 // file and what hwloc said.
 Result<MachineTopology> discoverTopology(const std::string& xmlFile);
+
+// What communicators of this process use: the machine from WEFT_TOPO_FILE
+// when set, else live, discovered once per file. topo is null when that
+// failed, and problem says why (communicators then fall back to the NUMA
+// node each rank runs on, with a warning).
+struct ProcessTopology {
+  std::shared_ptr<const MachineTopology> topo;
+  std::string file;  // "" for live
+  std::string problem;
+};
+ProcessTopology processTopology();
 
 }  // namespace weft

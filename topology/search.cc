@@ -1,6 +1,7 @@
 #include "topology/search.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 namespace weft {
@@ -130,6 +131,25 @@ std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const st
     for (int local : hostRingOrder(numa)) order.push_back(ranks[local]);
   }
   return order;
+}
+
+int channelsForRing(const RingChoice& ring, int maxChannels) {
+  int channels = static_cast<int>(std::ceil(ring.bottleneckGBps / kChannelGBps - 1e-9));
+  return std::clamp(channels, 1, std::max(1, maxChannels));
+}
+
+RankRing searchRankRing(const MachineTopology& topo, const std::vector<int>& deviceOfRank, int maxChannels) {
+  std::vector<int> devices;  // distinct, in order of first use
+  for (int device : deviceOfRank)
+    if (std::find(devices.begin(), devices.end(), device) == devices.end()) devices.push_back(device);
+  RankRing out;
+  out.devices = searchRing(topo, devices);
+  for (int d : out.devices.order)
+    for (size_t r = 0; r < deviceOfRank.size(); ++r)
+      if (deviceOfRank[r] == devices[d]) out.order.push_back(static_cast<int>(r));
+  // Ranks sharing a device copy through its memory, which no link limits.
+  out.channels = devices.size() > 1 ? channelsForRing(out.devices, maxChannels) : 1;
+  return out;
 }
 
 std::vector<int> nearestNics(const MachineTopology& topo) {

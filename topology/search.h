@@ -39,6 +39,24 @@ std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank);
 // ring enters and leaves each node once.
 std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank);
 
+// Channels a ring carries: what its slowest hop moves, at kChannelGBps per
+// channel (about what one GPU thread block or one host thread keeps busy),
+// at least 1 (also when the bandwidth is unknown) and at most maxChannels.
+constexpr double kChannelGBps = 20.0;
+int channelsForRing(const RingChoice& ring, int maxChannels);
+
+// The ring of one node's ranks over the machine graph. deviceOfRank[i] is the
+// node each rank runs on (its GPU, or its NUMA node for host ranks); ranks
+// sharing a device are contiguous, and the devices follow searchRing. Odd
+// channels run the ring backwards, so both directions of every link carry
+// data.
+struct RankRing {
+  std::vector<int> order;  // indices into deviceOfRank
+  RingChoice devices;      // the ring over the distinct devices
+  int channels = 1;
+};
+RankRing searchRankRing(const MachineTopology& topo, const std::vector<int>& deviceOfRank, int maxChannels);
+
 // The NIC closest to each GPU (index into topo.nics, -1 without NICs).
 std::vector<int> nearestNics(const MachineTopology& topo);
 

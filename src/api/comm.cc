@@ -12,6 +12,7 @@
 #include "core/logging.h"
 #include "core/types.h"
 #include "topology/affinity.h"
+#include "topology/machine.h"
 #include "topology/search.h"
 
 using namespace weft;
@@ -36,6 +37,76 @@ std::string hostIdentity() {
   std::ifstream boot("/proc/sys/kernel/random/boot_id");
   std::getline(boot, bootId);
   return std::string(host) + "/" + bootId;
+}
+
+// Where this rank sits in its node's ring, as the topology search put it
+// (position -1: no usable topology), and the channels the search chose.
+struct RingPlace {
+  int32_t position = -1;
+  int32_t channels = 1;
+};
+
+struct LocalRing {
+  std::vector<int> order;  // indices into the node's ranks
+  int channels = 1;
+  std::string description;
+  std::string problem;  // non-empty: no usable topology
+};
+
+// This node's ring from the machine graph: each rank's device is the NUMA
+// node it runs on (where its host buffers are).
+LocalRing localRing(const std::vector<int>& local, const std::vector<int>& numaOfRank, int maxChannels) {
+  LocalRing out;
+  ProcessTopology machine = processTopology();
+  if (!machine.topo) {
+    out.problem = "no machine topology (" + machine.problem + ")";
+    return out;
+  }
+  const MachineTopology& topo = *machine.topo;
+  std::vector<int> devices;
+  for (int r : local) {
+    int numa = numaOfRank[r], found = -1;
+    for (int node : topo.numaNodes)
+      if (topo.nodes[node].numa == numa) found = node;
+    if (found < 0) {
+      out.problem = format("rank %d runs on NUMA node %d, which the topology (%s) does not have", r, numa,
+                           topo.source.c_str());
+      return out;
+    }
+    devices.push_back(found);
+  }
+  RankRing ring = searchRankRing(topo, devices, maxChannels);
+  out.order = ring.order;
+  out.channels = ring.channels;
+  out.description = format("%zu device(s) from %s, slowest hop %s", ring.devices.order.size(), topo.source.c_str(),
+                           pathClassName(ring.devices.worstClass));
+  if (ring.devices.bottleneckGBps > 0) out.description += format(" at %.1f GB/s", ring.devices.bottleneckGBps);
+  out.description += format(", %d socket crossing(s), %d channel(s) of %.0f GB/s", ring.devices.socketCrossings,
+                            ring.channels, kChannelGBps);
+  return out;
+}
+
+// The key ordering each node's ranks in the ring: the searched position
+// where every rank of the node has one and they agree, else the NUMA node.
+// searchChannels: the fewest any node asked for.
+std::vector<int> agreedRingKeys(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank,
+                                const std::vector<RingPlace>& places, int* searchChannels) {
+  size_t n = nodeOfRank.size();
+  std::vector<int> keys(n);
+  *searchChannels = Tuner::kMaxChannels;
+  for (size_t r = 0; r < n; ++r) {
+    std::vector<int> positions;
+    for (size_t q = 0; q < n; ++q)
+      if (nodeOfRank[q] == nodeOfRank[r]) positions.push_back(places[q].position);
+    std::vector<int> sorted = positions;
+    std::sort(sorted.begin(), sorted.end());
+    bool permutation = true;
+    for (size_t i = 0; i < sorted.size(); ++i) permutation &= sorted[i] == static_cast<int>(i);
+    keys[r] = permutation ? places[r].position : numaOfRank[r];
+    *searchChannels = std::min(*searchChannels, permutation ? static_cast<int>(places[r].channels) : 1);
+  }
+  *searchChannels = std::max(1, *searchChannels);
+  return keys;
 }
 
 Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank) {
@@ -91,15 +162,34 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot" &&
       tunerConfig.forcedAlgo != "twoshot")
     return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring, oneshot or twoshot", tunerConfig.forcedAlgo.c_str());
-  // Ring order from the topology: ranks grouped by NUMA node, so the ring
-  // crosses between NUMA nodes as few times as possible.
+  // Ring order from the topology: this node's ranks ordered by the search
+  // over the machine graph, every node's ranks contiguous.
   std::vector<int> numaOfRank(static_cast<size_t>(nranks));
   for (int r = 0; r < nranks; ++r) numaOfRank[r] = hosts[r].numa;
-  tunerConfig.ring = multiNodeRingOrder(nodeOfRank, numaOfRank);
+  LocalRing mine = localRing(local, numaOfRank, Tuner::kMaxChannels);
+  if (!mine.problem.empty() && localIndex == 0)
+    WEFT_WARN("rank %d: %s; the ring falls back to grouping this node's ranks by NUMA node", rank, mine.problem.c_str());
+  RingPlace place;
+  if (mine.problem.empty()) {
+    place.position = static_cast<int32_t>(std::find(mine.order.begin(), mine.order.end(), localIndex) - mine.order.begin());
+    place.channels = mine.channels;
+  }
+  std::vector<RingPlace> places(static_cast<size_t>(nranks));
+  places[rank] = place;
+  WEFT_CHECK(comm->bootstrap->allGather(places.data(), sizeof(RingPlace)));
+  std::vector<int> ringKey = agreedRingKeys(nodeOfRank, numaOfRank, places, &tunerConfig.searchChannels);
+  RingOrder ring = multiNodeRingOrder(nodeOfRank, ringKey);
+  tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
+  if (tunerConfig.forcedChannels <= 0) tunerConfig.maxChannels = std::min(tunerConfig.searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
-    for (int r : tunerConfig.ring) text += format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
+    for (int r : ring) text += format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
     WEFT_INFO(kLogGraph, "ring over %d ranks on %d node(s):%s", nranks, nNodes, text.c_str());
+    WEFT_INFO(kLogGraph, "this node: %s", mine.problem.empty() ? mine.description.c_str() : "no topology");
+    int channels = tunerConfig.forcedChannels > 0 ? tunerConfig.forcedChannels : tunerConfig.searchChannels;
+    for (int c = 0; c < std::min(channels, Tuner::kMaxChannels); ++c)
+      WEFT_INFO(kLogGraph, "channel %d: ring%s%s", c, c % 2 == 0 ? "" : " backwards",
+                tunerConfig.forcedChannels > 0 ? " (WEFT_NCHANNELS)" : "");
   }
 
   if (nranks > 1) {
@@ -126,6 +216,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       netConfig.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
       netConfig.numaNode = hosts[rank].numa;
       netConfig.localIndex = localIndex;
+      netConfig.bindProxy = numaNodeCpus(hosts[rank].numa, &netConfig.proxyCpus);
       Result<std::unique_ptr<NetTransport>> created =
           NetTransport::create(*comm->bootstrap, remote, rank, netConfig, &comm->abortFlag);
       if (!created.isOk()) return created.status();
@@ -157,7 +248,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // (where its buffers' memory is), within any binding already in place.
   context.bindWorker = numaNodeCpus(hosts[rank].numa, &context.workerCpus);
   if (context.bindWorker)
-    WEFT_INFO(kLogGraph, "rank %d: worker thread bound to NUMA node %d, CPUs %s", rank, hosts[rank].numa,
+    WEFT_INFO(kLogGraph, "rank %d: worker%s thread bound to NUMA node %d, CPUs %s", rank,
+              comm->transports && nNodes > 1 ? " and net proxy" : "", hosts[rank].numa,
               describeCpuSet(context.workerCpus).c_str());
   comm->executor = std::make_unique<HostExecutor>(context);
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);

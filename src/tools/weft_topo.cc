@@ -3,6 +3,8 @@
 //   weft-topo [--topo FILE]   (FILE: an hwloc XML export; default WEFT_TOPO_FILE, else live)
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -24,12 +26,16 @@ static std::string cell(const Path& path) {
 int main(int argc, char** argv) {
   std::string file = envString(EnvParam::TopoFile);
   bool xml = false;
+  int ranks = 0;
   for (int i = 1; i < argc; ++i) {
     if (strcmp(argv[i], "--topo") == 0 && i + 1 < argc) file = argv[++i];
+    else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) ranks = atoi(argv[++i]);
     else if (strcmp(argv[i], "--xml") == 0) xml = true;
     else {
-      printf("usage: weft-topo [--topo FILE] [--xml]\n"
+      printf("usage: weft-topo [--topo FILE] [--xml] [--ranks N]\n"
              "  prints the machine tree, the GPU/NIC path matrices, rings and trees;\n"
+             "  --ranks N: the ring, channels and trees for N ranks, one per GPU in order,\n"
+             "  wrapping around (several ranks share a GPU when N exceeds the GPUs); default one per GPU;\n"
              "  --topo reads an hwloc XML export or a file weft-topo --xml wrote;\n"
              "  --xml prints weft's own XML of the machine instead (loadable again).\n"
              "  WEFT_TOPO_DUMP_FILE=path also writes that XML to path.\n");
@@ -77,13 +83,19 @@ int main(int argc, char** argv) {
       printf("\n");
     }
   }
-  RingChoice ring = searchRing(topo, topo.gpus);
-  printf("\n# ring over %zu GPUs:", topo.gpus.size());
-  for (int index : ring.order) printf(" GPU%d", index);
-  printf(" (back to GPU%d)\n#   slowest hop %.1f GB/s (%s), %d socket crossing(s); all-reduce busbw by the cost model: "
-         "%.1f GB/s\n", ring.order.empty() ? 0 : ring.order[0], ring.bottleneckGBps, pathClassName(ring.worstClass),
+  if (ranks == 0) ranks = static_cast<int>(topo.gpus.size());
+  std::vector<int> deviceOfRank;
+  for (int r = 0; r < ranks; ++r) deviceOfRank.push_back(topo.gpus[static_cast<size_t>(r) % topo.gpus.size()]);
+  RankRing rankRing = searchRankRing(topo, deviceOfRank, 16);
+  const RingChoice& ring = rankRing.devices;
+  auto gpuNumber = [&](int node) { return static_cast<int>(std::find(topo.gpus.begin(), topo.gpus.end(), node) - topo.gpus.begin()); };
+  printf("\n# ring over %d rank(s) on %zu GPU(s):", ranks, ring.order.size());
+  for (int r : rankRing.order) printf(" %d(GPU%d)", r, gpuNumber(deviceOfRank[r]));
+  printf(" (back to rank %d)\n#   slowest hop %.1f GB/s (%s), %d socket crossing(s); all-reduce busbw by the cost model: "
+         "%.1f GB/s\n", rankRing.order.empty() ? 0 : rankRing.order[0], ring.bottleneckGBps, pathClassName(ring.worstClass),
          ring.socketCrossings, ringAllReduceBusBw(ring));
-  DoubleTree trees = buildDoubleTree(static_cast<int>(ring.order.size()));
+  printf("#   %d channel(s) at %.0f GB/s each (odd channels run the ring backwards)\n", rankRing.channels, kChannelGBps);
+  DoubleTree trees = buildDoubleTree(ranks);
   for (int t = 0; t < 2; ++t) {
     printf("# tree %d (parent of each ring position):", t);
     for (int parent : trees.parent[t]) printf(" %d", parent);

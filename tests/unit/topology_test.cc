@@ -211,6 +211,40 @@ TEST(TopologySearch, HostRanksAreGroupedByNumaNode) {
   EXPECT_EQ(hostRingOrder({-1, 3, -1}), (std::vector<int>{0, 2, 1}));
 }
 
+TEST(TopologySearch, RanksSharingADeviceStayTogetherAndChannelsFollowTheBandwidth) {
+  MachineTopology dgx = load("nvidiaDGX2.xml");
+  // Two ranks on each of the first four GPUs, given out of order.
+  std::vector<int> deviceOfRank;
+  for (int g : {2, 0, 3, 1, 0, 2, 1, 3}) deviceOfRank.push_back(dgx.gpus[g]);
+  RankRing ring = searchRankRing(dgx, deviceOfRank, 16);
+  ASSERT_EQ(ring.order.size(), 8u);
+  for (size_t i = 0; i < 8; i += 2)
+    EXPECT_EQ(deviceOfRank[ring.order[i]], deviceOfRank[ring.order[i + 1]]) << "ranks of one GPU are neighbours";
+  EXPECT_EQ(ring.devices.worstClass, PathClass::NvSwitch);
+  EXPECT_EQ(ring.channels, 8);  // 150 GB/s at 20 GB/s a channel
+  EXPECT_EQ(searchRankRing(dgx, deviceOfRank, 4).channels, 4);
+  EXPECT_EQ(searchRankRing(dgx, {dgx.gpus[5], dgx.gpus[5]}, 16).channels, 1);
+
+  // Host ranks on a two-socket machine: one NUMA node per socket, ranks
+  // grouped by node, the ring crossing between the sockets twice; bandwidth
+  // unknown, so one channel.
+  MachineTopology host = load("24em64t-2n6c2t-pci.xml");
+  ASSERT_EQ(host.numaNodes.size(), 2u);
+  std::vector<int> numaOfRank = {host.numaNodes[1], host.numaNodes[0], host.numaNodes[1], host.numaNodes[0]};
+  RankRing hostRing = searchRankRing(host, numaOfRank, 16);
+  EXPECT_EQ(hostRing.devices.socketCrossings, 2);
+  EXPECT_EQ(hostRing.channels, 1);
+  ASSERT_EQ(hostRing.order.size(), 4u);
+  EXPECT_EQ(numaOfRank[hostRing.order[0]], numaOfRank[hostRing.order[1]]);
+  EXPECT_EQ(numaOfRank[hostRing.order[2]], numaOfRank[hostRing.order[3]]);
+
+  RingChoice pcie;
+  pcie.bottleneckGBps = 31.5;  // PCIe 4 x16
+  EXPECT_EQ(channelsForRing(pcie, 16), 2);
+  pcie.bottleneckGBps = 0;
+  EXPECT_EQ(channelsForRing(pcie, 16), 1);
+}
+
 TEST(TopologySearch, GpusPickTheClosestNic) {
   MachineTopology topo = load("32em64t-2n8c2t-pci-wholeio.xml");
   std::vector<int> nearest = nearestNics(topo);

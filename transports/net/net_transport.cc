@@ -1,5 +1,6 @@
 #include "transports/net/net_transport.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -422,6 +423,10 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
   }
   NetTransport* self = net.get();
   net->proxy_ = std::thread([self] { self->proxyLoop(); });
+  if (config.bindProxy) {
+    int rc = pthread_setaffinity_np(net->proxy_.native_handle(), sizeof(config.proxyCpus), &config.proxyCpus);
+    if (rc != 0) WEFT_INFO(kLogNet | kLogInit, "rank %d: could not bind the net proxy thread: %s", rank, strerror(rc));
+  }
   WEFT_INFO(kLogNet | kLogInit, "rank %d: net transport over %s: %zu connections, %d channel(s), %d x %zu-byte slots each",
             rank, net->plugin_->name, net->all_.size(), nChannels, config.nSlots, config.slotBytes);
   return net;

@@ -17,6 +17,8 @@
 // is in flight and nobody waits.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -38,6 +40,10 @@ struct NetConfig {
   uint64_t timeoutNanos = 0;
   int numaNode = -1;    // of this rank, to pick the nearest device
   int localIndex = 0;   // among the ranks of this node, to spread over devices
+  // The CPUs the proxy thread runs on (those of the rank's device's NUMA
+  // node), when bindProxy.
+  bool bindProxy = false;
+  cpu_set_t proxyCpus{};
 };
 
 class NetConnection;
