@@ -343,6 +343,16 @@ Path MachineTopology::path(int nodeA, int nodeB) const {
   return path;
 }
 
+int MachineTopology::gpuByBusId(const std::string& busId) const {
+  unsigned domain = 0, bus = 0, device = 0, function = 0;
+  if (sscanf(busId.c_str(), "%x:%x:%x.%x", &domain, &bus, &device, &function) != 4) return -1;
+  char canonical[32];
+  snprintf(canonical, sizeof(canonical), "%04x:%02x:%02x.%x", domain & 0xffff, bus, device, function);
+  for (int gpu : gpus)
+    if (nodes[gpu].busId == canonical) return gpu;
+  return -1;
+}
+
 std::string MachineTopology::describe() const {
   std::string out;
   std::vector<std::pair<int, int>> stack{{0, 0}};

@@ -52,6 +52,9 @@ struct MachineTopology {
   std::string source;  // "live" or the file
 
   Path path(int nodeA, int nodeB) const;
+  // The GPU node with this PCI bus id, as CUDA (cudaDeviceGetPCIBusId,
+  // "0000:3B:00.0") or NVML ("00000000:3b:00.0") writes it; -1 if none.
+  int gpuByBusId(const std::string& busId) const;
   // The tree as text, one node per line.
   std::string describe() const;
 };

@@ -72,6 +72,20 @@ TEST(Topology, Power8PairsGpusByNvLinkAndCrossesSocketsOverPcie) {
   EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[2]).cls, PathClass::CrossSocket);
 }
 
+TEST(Topology, GpusAreFoundByTheBusIdCudaOrNvmlGives) {
+  MachineTopology topo = load("nvidiaDGX2.xml");
+  int gpu = topo.gpus[0];
+  const std::string& busId = topo.nodes[gpu].busId;  // 0000:34:00.0
+  EXPECT_EQ(topo.gpuByBusId(busId), gpu);
+  EXPECT_EQ(topo.gpuByBusId("0000:34:00.0"), gpu);
+  EXPECT_EQ(topo.gpuByBusId("00000000:34:00.0"), gpu);  // NVML
+  int upper = topo.gpuByBusId("0000:E7:00.0");  // CUDA writes hex in upper case
+  EXPECT_NE(upper, -1);
+  EXPECT_EQ(topo.nodes[upper].busId, "0000:e7:00.0");
+  EXPECT_EQ(topo.gpuByBusId("0000:99:00.0"), -1);
+  EXPECT_EQ(topo.gpuByBusId("not a bus id"), -1);
+}
+
 TEST(Topology, PcieMachinePathsFollowTheTree) {
   MachineTopology topo = load("24em64t-2n6c2t-pci.xml");
   ASSERT_EQ(topo.gpus.size(), 3u);
