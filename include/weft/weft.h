@@ -88,6 +88,38 @@ const char* weftGetLastError(weftComm_t comm);
 /* Communicator life cycle. */
 weftResult_t weftGetUniqueId(weftUniqueId* uniqueId);
 weftResult_t weftCommInitRank(weftComm_t* comm, int nranks, weftUniqueId commId, int rank);
+
+/* Communicator options, NCCL-style: declare with the initializer, set the
+ * fields you need, pass to weftCommInitRankConfig. Fields left unset take
+ * their defaults; the header lets later versions add fields. */
+#define WEFT_CONFIG_UNDEF_INT (-2147483647 - 1)
+#define WEFT_CONFIG_MAGIC 0x77656674u /* "weft" */
+typedef struct {
+  size_t size;          /* set by WEFT_CONFIG_INITIALIZER */
+  unsigned int magic;   /* set by WEFT_CONFIG_INITIALIZER */
+  unsigned int version; /* set by WEFT_CONFIG_INITIALIZER */
+  /* The CUDA device this rank's buffers live on; unset or -1: a host
+   * communicator. */
+  int cudaDevice;
+  /* 1 (default): calls return once the work is enqueued, init once the
+   * communicator is formed. 0: the same today (no call waits on peers
+   * beyond that); reserved for calls that may return weftInProgress. */
+  int blocking;
+  /* Most channels a collective may use, 1..16; unset: what the topology
+   * search picks (WEFT_NCHANNELS still sets the count, within this cap). */
+  int maxChannels;
+  /* 1: several ranks may use one GPU (for testing; the default refuses it,
+   * naming both ranks). Unset: WEFT_ALLOW_SHARED_GPU. */
+  int allowSharedGpu;
+} weftConfig_t;
+#define WEFT_CONFIG_INITIALIZER                                                            \
+  {                                                                                        \
+    sizeof(weftConfig_t), WEFT_CONFIG_MAGIC, WEFT_VERSION_CODE, WEFT_CONFIG_UNDEF_INT,     \
+        WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT                \
+  }
+/* config may be NULL (all defaults). */
+weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId commId, int rank,
+                                    const weftConfig_t* config);
 /* Waits for enqueued work, then frees every resource. */
 weftResult_t weftCommDestroy(weftComm_t comm);
 /* Stops enqueued work without waiting (peers see a remote error), then frees. */

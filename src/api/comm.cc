@@ -8,6 +8,8 @@
 
 #include "algorithms/plan_verifier.h"
 #include "api/comm.h"
+#include "api/config.h"
+#include "cuda/cuda_device.h"
 #include "core/env.h"
 #include "core/logging.h"
 #include "core/types.h"
@@ -24,7 +26,9 @@ constexpr int kHostIdBytes = 128;
 struct HostInfo {
   char hostId[kHostIdBytes];
   int32_t pid;
-  int32_t numa;  // NUMA node this rank runs on, -1 if unknown
+  int32_t numa;        // NUMA node this rank runs on, -1 if unknown
+  int32_t cudaDevice;  // -1 for host communicators
+  char gpuBusId[32];   // "" for host communicators
 };
 
 // Hostname plus boot id: two containers with one hostname are still told
@@ -109,13 +113,21 @@ std::vector<int> agreedRingKeys(const std::vector<int>& nodeOfRank, const std::v
   return keys;
 }
 
-Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank) {
+Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options) {
   if (nranks < 1)
     return WEFT_ERROR(weftInvalidArgument, "nranks=%d: a communicator needs at least one rank", nranks);
   if (rank < 0 || rank >= nranks)
     return WEFT_ERROR(weftInvalidArgument, "rank %d is outside [0, %d) for nranks=%d", rank, nranks, nranks);
   Result<UniqueIdData> id = decodeUniqueId(commId);
   if (!id.isOk()) return id.status();
+  // A GPU communicator's device must exist before this rank joins the others.
+  CudaDeviceInfo gpu;
+  if (options.cudaDevice >= 0) {
+    Result<CudaDeviceInfo> device = queryCudaDevice(options.cudaDevice);
+    if (!device.isOk())
+      return WEFT_ERROR(device.status().code(), "rank %d: %s", rank, device.status().message().c_str());
+    gpu = device.value();
+  }
   comm->rank = rank;
   comm->nranks = nranks;
   if (id.value().rootStartedByRank0 && rank == 0) {
@@ -135,7 +147,27 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   hosts[rank].pid = getpid();
   unsigned cpu = 0, numa = 0;
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
+  hosts[rank].cudaDevice = options.cudaDevice;
+  snprintf(hosts[rank].gpuBusId, sizeof(hosts[rank].gpuBusId), "%s", gpu.busId.c_str());
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
+  // Every rank sees the same table, so every rank refuses alike.
+  std::vector<std::string> gpuOfRank(static_cast<size_t>(nranks));
+  std::vector<int> cudaDeviceOfRank(static_cast<size_t>(nranks));
+  for (int r = 0; r < nranks; ++r) {
+    if (hosts[r].gpuBusId[0] != '\0')
+      gpuOfRank[r] = std::string(hosts[r].hostId, strnlen(hosts[r].hostId, kHostIdBytes)) + " " + hosts[r].gpuBusId;
+    cudaDeviceOfRank[r] = hosts[r].cudaDevice;
+    if ((hosts[r].cudaDevice >= 0) != (options.cudaDevice >= 0))
+      return WEFT_ERROR(weftInvalidUsage, "rank %d uses %s but rank %d uses %s: all ranks of a communicator must agree",
+                        rank, options.cudaDevice >= 0 ? "a GPU" : "host memory", r,
+                        hosts[r].cudaDevice >= 0 ? "a GPU" : "host memory");
+  }
+  WEFT_CHECK(checkGpuSharing(gpuOfRank, cudaDeviceOfRank, options.allowSharedGpu));
+  if (options.cudaDevice >= 0)
+    return WEFT_ERROR(weftInvalidUsage,
+                      "rank %d: GPU communicators (cudaDevice %d, %s at %s) need the CUDA executor, which this version "
+                      "of weft does not have yet; use a host communicator (cudaDevice unset or -1)",
+                      rank, gpu.ordinal, gpu.name.c_str(), gpu.busId.c_str());
   // Nodes: ranks with one host identity share memory; the others are
   // reached over the network.
   std::vector<int> local, nodeOfRank(static_cast<size_t>(nranks));
@@ -157,6 +189,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   TunerConfig tunerConfig;
   tunerConfig.nranks = nranks;
   tunerConfig.forcedChannels = static_cast<int>(envInt(EnvParam::Nchannels));
+  if (options.maxChannels > 0 && tunerConfig.forcedChannels > options.maxChannels)
+    tunerConfig.forcedChannels = options.maxChannels;
   tunerConfig.maxChannels = std::max(1, std::min(tunerConfig.forcedChannels, 16));
   tunerConfig.forcedAlgo = envString(EnvParam::Algo);
   if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot" &&
@@ -166,7 +200,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // over the machine graph, every node's ranks contiguous.
   std::vector<int> numaOfRank(static_cast<size_t>(nranks));
   for (int r = 0; r < nranks; ++r) numaOfRank[r] = hosts[r].numa;
-  LocalRing mine = localRing(local, numaOfRank, Tuner::kMaxChannels);
+  LocalRing mine = localRing(local, numaOfRank, options.maxChannels > 0 ? options.maxChannels : Tuner::kMaxChannels);
   if (!mine.problem.empty() && localIndex == 0)
     WEFT_WARN("rank %d: %s; the ring falls back to grouping this node's ranks by NUMA node", rank, mine.problem.c_str());
   RingPlace place;
@@ -298,10 +332,18 @@ weftResult_t weftGetUniqueId(weftUniqueId* uniqueId) {
 }
 
 weftResult_t weftCommInitRank(weftComm_t* comm, int nranks, weftUniqueId commId, int rank) {
+  return weftCommInitRankConfig(comm, nranks, commId, rank, nullptr);
+}
+
+weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId commId, int rank,
+                                    const weftConfig_t* config) {
   if (comm == nullptr) return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "comm is NULL"));
   *comm = nullptr;
+  Result<CommOptions> options = resolveConfig(config);
+  if (!options.isOk()) return setLastError(nullptr, options.status());
   auto created = std::make_unique<weftComm>();
-  Status status = initComm(created.get(), nranks, commId, rank);
+  created->options = options.value();
+  Status status = initComm(created.get(), nranks, commId, rank, options.value());
   if (!status.isOk()) {
     if (created->executor) created->executor->stop();
     return setLastError(nullptr, status);

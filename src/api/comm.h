@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "algorithms/tuner.h"
+#include "api/config.h"
 #include "bootstrap/bootstrap.h"
 #include "exec/host_executor.h"
 #include "transports/transports.h"
@@ -15,6 +16,7 @@
 struct weftComm {
   int rank = 0;
   int nranks = 0;
+  weft::CommOptions options;  // from weftConfig_t
   std::unique_ptr<weft::Bootstrap> bootstrap;
   std::unique_ptr<weft::Tuner> tuner;
   std::unique_ptr<weft::Transports> transports;  // null for one rank

@@ -81,6 +81,9 @@ const EnvParamInfo kTable[] = {
      "with IPv6, else index 0."},
     {EnvParam::IbQpsPerConnection, "WEFT_IB_QPS_PER_CONNECTION", "1",
      "Queue pairs per IB connection (1..16); a message is split across them."},
+    {EnvParam::AllowSharedGpu, "WEFT_ALLOW_SHARED_GPU", "0",
+     "1 lets several ranks of a GPU communicator use one GPU (for testing on one-GPU machines); "
+     "0 refuses it, naming both ranks. weftConfig_t.allowSharedGpu overrides."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

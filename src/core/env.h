@@ -34,6 +34,7 @@ enum class EnvParam {
   IbHca,
   IbGidIndex,
   IbQpsPerConnection,
+  AllowSharedGpu,
   Count  // number of parameters; not a parameter
 };
 
