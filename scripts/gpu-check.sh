@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# On the GPU machine, in one call: unpack the carried Debian packages
+# (.gpu-deps, from scripts/gpu-deps.sh) into a prefix, build weft with its
+# CUDA parts, run the GPU tests and the GPU benchmarks, and print the figures.
+#   device run: carry [".gpu-deps"], command "bash scripts/gpu-check.sh"
+# Writes the logs to $OUT when set.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/weft-gpu-out}
+mkdir -p "$out"
+prefix=/tmp/weft-deps
+if [ -d .gpu-deps/debs ]; then
+  mkdir -p $prefix
+  for deb in .gpu-deps/debs/*.deb; do dpkg -x "$deb" $prefix; done
+  # Only the carried packages: their .pc files, rooted at the prefix.
+  export PKG_CONFIG_LIBDIR=$prefix/usr/lib/x86_64-linux-gnu/pkgconfig:$prefix/usr/share/pkgconfig
+  export PKG_CONFIG_SYSROOT_DIR=$prefix
+  export PATH=$prefix/usr/bin:$PATH
+  export LD_LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  extra=(-DCMAKE_PREFIX_PATH="$prefix/usr")
+else
+  extra=()
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
+cmake -S . -B build-gpu -G Ninja -DWEFT_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" \
+  >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+ninja -C build-gpu weft gpu_kernels_test gpu_bandwidth config_test topology_test weft-topo all_reduce_perf \
+  >"$out/build.log" 2>&1 || { grep -m20 -B2 -A8 "error" "$out/build.log"; exit 1; }
+status=0
+build-gpu/tests/gpu_kernels_test 2>&1 | tee "$out/gpu_kernels_test.log" | tail -5 || status=1
+build-gpu/tests/config_test 2>&1 | tee "$out/config_test.log" | tail -3 || status=1
+build-gpu/tests/topology_test 2>&1 | tail -3 || status=1
+build-gpu/src/weft-topo 2>&1 | tee "$out/weft-topo.txt"
+build-gpu/perf/gpu_bandwidth -b $((1 << 30)) -n 20 2>&1 | tee "$out/gpu_bandwidth.txt"
+build-gpu/perf/all_reduce_perf -t 2 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 | tee "$out/host_all_reduce.txt" | tail -12
+exit $status
