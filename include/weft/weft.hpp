@@ -79,6 +79,10 @@ class Communicator {
   Communicator(int nranks, const UniqueId& id, int rank) {
     check(weftCommInitRank(&comm_, nranks, id.id, rank));
   }
+  // With options: weftConfig_t config = WEFT_CONFIG_INITIALIZER; config.maxChannels = 2; ...
+  Communicator(int nranks, const UniqueId& id, int rank, const weftConfig_t& config) {
+    check(weftCommInitRankConfig(&comm_, nranks, id.id, rank, &config));
+  }
   ~Communicator() {
     if (comm_ != nullptr) weftCommDestroy(comm_);
   }

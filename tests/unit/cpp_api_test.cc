@@ -53,5 +53,24 @@ TEST(CppApi, WorkHandlesCompleteInOrderAndErrorsThrow) {
   EXPECT_EQ(ok.load(), 3);
 }
 
+TEST(CppApi, CommunicatorsTakeAConfigAndABadOneThrows) {
+  UniqueId id = UniqueId::create();
+  weftConfig_t bad = WEFT_CONFIG_INITIALIZER;
+  bad.blocking = 7;
+  try {
+    Communicator comm(1, id, 0, bad);
+    ADD_FAILURE() << "a bad config did not throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), weftInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("config.blocking=7"), std::string::npos) << e.what();
+  }
+  weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+  config.maxChannels = 1;
+  Communicator comm(1, id, 0, config);
+  std::vector<int32_t> data(10, 5);
+  comm.allReduce<int32_t>(std::span<int32_t>(data)).wait();
+  EXPECT_EQ(data[9], 5);
+}
+
 }  // namespace
 }  // namespace weft
