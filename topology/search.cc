@@ -116,19 +116,19 @@ std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank) {
   return order;
 }
 
-std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank) {
+std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& keyOfRank) {
   std::vector<int> nodes;  // in order of their lowest rank
   for (int node : nodeOfRank)
     if (std::find(nodes.begin(), nodes.end(), node) == nodes.end()) nodes.push_back(node);
   std::vector<int> order;
   for (int node : nodes) {
-    std::vector<int> ranks, numa;
+    std::vector<int> ranks, keys;
     for (size_t r = 0; r < nodeOfRank.size(); ++r)
       if (nodeOfRank[r] == node) {
         ranks.push_back(static_cast<int>(r));
-        numa.push_back(numaOfRank[r]);
+        keys.push_back(keyOfRank[r]);
       }
-    for (int local : hostRingOrder(numa)) order.push_back(ranks[local]);
+    for (int local : hostRingOrder(keys)) order.push_back(ranks[local]);
   }
   return order;
 }

@@ -35,9 +35,11 @@ DoubleTree buildDoubleTree(int n);
 // minimum number of times. numaOfRank[r] is -1 when unknown.
 std::vector<int> hostRingOrder(const std::vector<int>& numaOfRank);
 // The ring over several nodes: nodes in the order of their lowest rank, the
-// ranks of each node contiguous (ordered by hostRingOrder), so that every
-// ring enters and leaves each node once.
-std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank);
+// ranks of each node contiguous and ordered by keyOfRank (ties by rank), so
+// that every ring enters and leaves each node once. Communicators pass each
+// rank's place in its node's searched ring, or its NUMA node where there is
+// no usable topology.
+std::vector<int> multiNodeRingOrder(const std::vector<int>& nodeOfRank, const std::vector<int>& keyOfRank);
 
 // Channels a ring carries: what its slowest hop moves, at kChannelGBps per
 // channel (about what one GPU thread block or one host thread keeps busy),

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 
 #include "algorithms/plan_verifier.h"
 #include "api/comm.h"
@@ -96,18 +97,20 @@ LocalRing localRing(const std::vector<int>& local, const std::vector<int>& numaO
 std::vector<int> agreedRingKeys(const std::vector<int>& nodeOfRank, const std::vector<int>& numaOfRank,
                                 const std::vector<RingPlace>& places, int* searchChannels) {
   size_t n = nodeOfRank.size();
+  std::map<int, std::vector<size_t>> ranksOfNode;
+  for (size_t r = 0; r < n; ++r) ranksOfNode[nodeOfRank[r]].push_back(r);
   std::vector<int> keys(n);
   *searchChannels = Tuner::kMaxChannels;
-  for (size_t r = 0; r < n; ++r) {
-    std::vector<int> positions;
-    for (size_t q = 0; q < n; ++q)
-      if (nodeOfRank[q] == nodeOfRank[r]) positions.push_back(places[q].position);
-    std::vector<int> sorted = positions;
+  for (const auto& [node, ranks] : ranksOfNode) {
+    std::vector<int> sorted;
+    for (size_t r : ranks) sorted.push_back(places[r].position);
     std::sort(sorted.begin(), sorted.end());
     bool permutation = true;
     for (size_t i = 0; i < sorted.size(); ++i) permutation &= sorted[i] == static_cast<int>(i);
-    keys[r] = permutation ? places[r].position : numaOfRank[r];
-    *searchChannels = std::min(*searchChannels, permutation ? static_cast<int>(places[r].channels) : 1);
+    for (size_t r : ranks) {
+      keys[r] = permutation ? places[r].position : numaOfRank[r];
+      *searchChannels = std::min(*searchChannels, permutation ? static_cast<int>(places[r].channels) : 1);
+    }
   }
   *searchChannels = std::max(1, *searchChannels);
   return keys;
@@ -226,6 +229,12 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
                 tunerConfig.forcedChannels > 0 ? " (WEFT_NCHANNELS)" : "");
   }
 
+  // The host threads of this rank (worker, net proxy) run on the CPUs of the
+  // NUMA node it runs on (where its buffers' memory is), within any binding
+  // already in place.
+  cpu_set_t rankCpus;
+  bool bindThreads = numaNodeCpus(hosts[rank].numa, &rankCpus);
+
   if (nranks > 1) {
     ShmConfig shmConfig;
     shmConfig.nChannels = tunerConfig.maxChannels;
@@ -250,7 +259,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       netConfig.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
       netConfig.numaNode = hosts[rank].numa;
       netConfig.localIndex = localIndex;
-      netConfig.bindProxy = numaNodeCpus(hosts[rank].numa, &netConfig.proxyCpus);
+      netConfig.bindProxy = bindThreads;
+      netConfig.proxyCpus = rankCpus;
       Result<std::unique_ptr<NetTransport>> created =
           NetTransport::create(*comm->bootstrap, remote, rank, netConfig, &comm->abortFlag);
       if (!created.isOk()) return created.status();
@@ -278,9 +288,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.zeroCopy = envInt(EnvParam::ZeroCopy) != 0;
   context.zeroCopyThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyThreshold)));
   context.zeroCopyMax = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyMax)));
-  // The worker thread runs on the CPUs of the NUMA node this rank runs on
-  // (where its buffers' memory is), within any binding already in place.
-  context.bindWorker = numaNodeCpus(hosts[rank].numa, &context.workerCpus);
+  context.bindWorker = bindThreads;
+  context.workerCpus = rankCpus;
   if (context.bindWorker)
     WEFT_INFO(kLogGraph, "rank %d: worker%s thread bound to NUMA node %d, CPUs %s", rank,
               comm->transports && nNodes > 1 ? " and net proxy" : "", hosts[rank].numa,
