@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <vector>
@@ -47,15 +48,16 @@ double ibRateGBps(const std::string& rate) {
 std::map<std::string, double> sysfsNicSpeeds(const std::string& sysRoot) {
   std::map<std::string, double> speeds;
   std::string ib = sysRoot + "/class/infiniband";
-  for (const std::string& device : listDir(ib))
+  for (const std::string& device : listDir(ib)) {
+    double fastest = 0;
     for (const std::string& port : listDir(ib + "/" + device + "/ports")) {
       std::string dir = ib + "/" + device + "/ports/" + port;
       // "4: ACTIVE"; a port that is down has no meaningful rate.
       if (firstLine(dir + "/state").find("ACTIVE") == std::string::npos) continue;
-      double gbps = ibRateGBps(firstLine(dir + "/rate"));
-      if (gbps > speeds[device]) speeds[device] = gbps;
+      fastest = std::max(fastest, ibRateGBps(firstLine(dir + "/rate")));
     }
-  for (auto it = speeds.begin(); it != speeds.end();) it = it->second > 0 ? std::next(it) : speeds.erase(it);
+    if (fastest > 0) speeds[device] = fastest;
+  }
   std::string net = sysRoot + "/class/net";
   for (const std::string& iface : listDir(net)) {
     std::string text = firstLine(net + "/" + iface + "/speed");

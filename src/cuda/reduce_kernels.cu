@@ -61,30 +61,27 @@ struct Op {
 // fp16 and bf16: native arithmetic. A sum or product of two such values is
 // exact in float, so rounding it once to the narrow type (what these
 // instructions do) gives the host's bits.
-template <int kOp>
-struct Op<__half, kOp> {
-  static __device__ __forceinline__ __half apply(__half a, __half b) {
+__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename H>
+__device__ __forceinline__ H fromFloat(float v) {
+  if constexpr (std::is_same_v<H, __half>) return __float2half_rn(v);
+  else return __float2bfloat16_rn(v);
+}
+template <typename H, int kOp>
+struct NativeOp {
+  static __device__ __forceinline__ H apply(H a, H b) {
     if constexpr (kOp == weftSum || kOp == weftAvg) return __hadd(a, b);
     else if constexpr (kOp == weftProd) return __hmul(a, b);
     else if constexpr (kOp == weftMax) return __hisnan(a) ? a : __hisnan(b) ? b : __hgt(a, b) ? a : b;
     else return __hisnan(a) ? a : __hisnan(b) ? b : __hlt(a, b) ? a : b;
   }
-  static __device__ __forceinline__ __half divide(__half a, int d) {
-    return __float2half_rn(__half2float(a) / static_cast<float>(d));
-  }
+  static __device__ __forceinline__ H divide(H a, int d) { return fromFloat<H>(toFloat(a) / static_cast<float>(d)); }
 };
 template <int kOp>
-struct Op<__nv_bfloat16, kOp> {
-  static __device__ __forceinline__ __nv_bfloat16 apply(__nv_bfloat16 a, __nv_bfloat16 b) {
-    if constexpr (kOp == weftSum || kOp == weftAvg) return __hadd(a, b);
-    else if constexpr (kOp == weftProd) return __hmul(a, b);
-    else if constexpr (kOp == weftMax) return __hisnan(a) ? a : __hisnan(b) ? b : __hgt(a, b) ? a : b;
-    else return __hisnan(a) ? a : __hisnan(b) ? b : __hlt(a, b) ? a : b;
-  }
-  static __device__ __forceinline__ __nv_bfloat16 divide(__nv_bfloat16 a, int d) {
-    return __float2bfloat16_rn(__bfloat162float(a) / static_cast<float>(d));
-  }
-};
+struct Op<__half, kOp> : NativeOp<__half, kOp> {};
+template <int kOp>
+struct Op<__nv_bfloat16, kOp> : NativeOp<__nv_bfloat16, kOp> {};
 
 // fp8: through float, saturating to the largest finite value.
 template <__nv_fp8_interpretation_t kFormat>

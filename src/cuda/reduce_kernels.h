@@ -1,7 +1,7 @@
 // Element-wise kernels of the CUDA executor: the same reductions as the host
 // kernels (exec/reduce.h), bit for bit, for every type and op, moving 16
 // bytes per thread per load where the pointers allow. fp16 and bf16 are
-// reduced natively in pairs (half2, bfloat162); fp8 through float with
+// reduced in native half-precision arithmetic; fp8 through float with
 // saturating conversions, as on the host.
 #pragma once
 
