@@ -581,24 +581,18 @@ void rankMain(Shared& s, int thread) {
             printf("%9.2f%9.2f%7lld", algbw[1], busbw[1], o.check ? wrong[1] : -1);
           }
           else printf("%10s%9s%9s%7s", "n/a", "", "", "");
-          if (compare) {
-            if (mpiTime > 0) {
-              double mpiAlg = totalBytes / mpiTime / 1e9;
-              printf(timeFormat(mpiTime), mpiTime * 1e6);
-              printf("%10.2f%10.2f%10.2f", mpiAlg, mpiAlg * busFactor(s.coll, n), mpiTime / t[0]);
-            } else {
-              printf("%40s", "n/a (no MPI type/op)");
+          // A baseline's time, algbw, busbw and its time over weft's.
+          auto printBaseline = [&](double seconds, const char* missing) {
+            if (seconds <= 0) {
+              printf("%40s", missing);
+              return;
             }
-          }
-          if (compareGloo) {
-            if (glooTime > 0) {
-              double glooAlg = totalBytes / glooTime / 1e9;
-              printf(timeFormat(glooTime), glooTime * 1e6);
-              printf("%10.2f%10.2f%10.2f", glooAlg, glooAlg * busFactor(s.coll, n), glooTime / t[0]);
-            } else {
-              printf("%40s", "n/a (no Gloo type/op)");
-            }
-          }
+            double alg = totalBytes / seconds / 1e9;
+            printf(timeFormat(seconds), seconds * 1e6);
+            printf("%10.2f%10.2f%10.2f", alg, alg * busFactor(s.coll, n), seconds / t[0]);
+          };
+          if (compare) printBaseline(mpiTime, "n/a (no MPI type/op)");
+          if (compareGloo) printBaseline(glooTime, "n/a (no Gloo type/op)");
           printf("\n");
           fflush(stdout);
         }

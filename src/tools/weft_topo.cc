@@ -1,13 +1,13 @@
 // weft-topo: the machine as weft sees it — the tree, and the GPU x GPU and
 // GPU x NIC path matrices with their bottleneck bandwidths.
 //   weft-topo [--topo FILE]   (FILE: an hwloc XML export; default WEFT_TOPO_FILE, else live)
-#include <cstdio>
-#include <cstdlib>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "algorithms/tuner.h"
 #include "core/env.h"
 #include "topology/machine.h"
 #include "topology/search.h"
@@ -21,6 +21,18 @@ static std::string cell(const Path& path) {
                   : path.cls == PathClass::PciSwitch ? "PIX" : path.cls == PathClass::HostBridge ? "PHB" : "SYS";
   if (path.bottleneckGBps <= 0) return tag;
   return format(path.bottleneckGBps < 10 ? "%s/%.1f" : "%s/%.0f", tag, path.bottleneckGBps);
+}
+
+// One row per GPU, one column per device of columns.
+static void printPathMatrix(const MachineTopology& topo, const std::vector<int>& columns, const char* columnName) {
+  printf("%8s", "");
+  for (size_t j = 0; j < columns.size(); ++j) printf("%9s", format("%s%zu", columnName, j).c_str());
+  printf("\n");
+  for (size_t i = 0; i < topo.gpus.size(); ++i) {
+    printf("%8s", format("GPU%zu", i).c_str());
+    for (int column : columns) printf("%9s", cell(topo.path(topo.gpus[i], column)).c_str());
+    printf("\n");
+  }
 }
 
 int main(int argc, char** argv) {
@@ -65,28 +77,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   printf("\n# GPU x GPU: path class / bottleneck GB/s (NVL NVLink, NVS NVSwitch, PIX PCIe switch, PHB host "
-         "bridge, SYS across sockets)\n%8s", "");
-  for (size_t j = 0; j < topo.gpus.size(); ++j) printf("%9s", format("GPU%zu", j).c_str());
-  printf("\n");
-  for (size_t i = 0; i < topo.gpus.size(); ++i) {
-    printf("%8s", format("GPU%zu", i).c_str());
-    for (size_t j = 0; j < topo.gpus.size(); ++j) printf("%9s", cell(topo.path(topo.gpus[i], topo.gpus[j])).c_str());
-    printf("\n");
-  }
+         "bridge, SYS across sockets)\n");
+  printPathMatrix(topo, topo.gpus, "GPU");
   if (!topo.nics.empty()) {
-    printf("\n# GPU x NIC\n%8s", "");
-    for (size_t j = 0; j < topo.nics.size(); ++j) printf("%9s", format("NIC%zu", j).c_str());
-    printf("\n");
-    for (size_t i = 0; i < topo.gpus.size(); ++i) {
-      printf("%8s", format("GPU%zu", i).c_str());
-      for (size_t j = 0; j < topo.nics.size(); ++j) printf("%9s", cell(topo.path(topo.gpus[i], topo.nics[j])).c_str());
-      printf("\n");
-    }
+    printf("\n# GPU x NIC\n");
+    printPathMatrix(topo, topo.nics, "NIC");
   }
   if (ranks == 0) ranks = static_cast<int>(topo.gpus.size());
   std::vector<int> deviceOfRank;
   for (int r = 0; r < ranks; ++r) deviceOfRank.push_back(topo.gpus[static_cast<size_t>(r) % topo.gpus.size()]);
-  RankRing rankRing = searchRankRing(topo, deviceOfRank, 16);
+  RankRing rankRing = searchRankRing(topo, deviceOfRank, Tuner::kMaxChannels);
   const RingChoice& ring = rankRing.devices;
   auto gpuNumber = [&](int node) { return static_cast<int>(std::find(topo.gpus.begin(), topo.gpus.end(), node) - topo.gpus.begin()); };
   printf("\n# ring over %d rank(s) on %zu GPU(s):", ranks, ring.order.size());
