@@ -75,22 +75,17 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
   desc.type = type;
   desc.op = op;
   desc.root = root;
-  desc.opSeq = comm->collectiveCalls++;
   desc.plan = comm->tuner->plan(collective, bytesOnWire, root);
-  WEFT_TRACE(kLogColl, "rank %d: call #%llu %s count=%zu %s %s root=%d: %s plan, %d channel(s)", comm->rank,
-             static_cast<unsigned long long>(desc.opSeq), collectiveName(collective), count, typeName(type),
-             redOpName(op), root, algorithmName(desc.plan->algorithm), desc.plan->nChannels);
   return postOperation(comm, std::move(desc));
 }
 
 #define WEFT_RETURN_IF(comm, expr)                  \
   do {                                              \
     Status s_ = (expr);                             \
-    if (!s_.isOk()) return setLastError((comm), s_); \
+    if (!s_.isOk()) return rejectCall((comm), s_);  \
   } while (0)
 
-// weftSend and weftRecv: the same checks; messages to one peer are numbered
-// per direction so a mismatch names the message.
+// weftSend and weftRecv: the same checks.
 weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, weftDataType_t datatype, int peer,
                               weftComm_t comm, weftStream_t stream) {
   bool send = direction == Collective::Send;
@@ -106,9 +101,6 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
   desc.count = count;
   desc.type = datatype;
   desc.peer = peer;
-  desc.opSeq = (send ? comm->sendCalls : comm->recvCalls)[peer]++;
-  WEFT_TRACE(kLogP2p, "rank %d: %s #%llu of count=%zu %s %s rank %d", comm->rank, call,
-             static_cast<unsigned long long>(desc.opSeq), count, typeName(datatype), send ? "to" : "from", peer);
   return postOperation(comm, std::move(desc));
 }
 

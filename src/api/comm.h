@@ -69,7 +69,10 @@ class CommCall {
 weftResult_t setLastError(weftComm* comm, const Status& status);
 
 // Posts one operation: inside a group it waits for weftGroupEnd, otherwise
-// it is submitted at once.
+// it is submitted at once. Assigns the operation's sequence number.
 weftResult_t postOperation(weftComm* comm, OpDesc op);
+// Reports a refused call (setLastError); inside a group it also fails the
+// whole group, which weftGroupEnd then reports without submitting any of it.
+weftResult_t rejectCall(weftComm* comm, const Status& status);
 
 }  // namespace weft

@@ -389,26 +389,19 @@ class GroupRun {
     channels_.clear();
     nextCollective_ = 0;
     // Self send/recv pairs match in posting order and are plain copies.
-    const OpDesc* selfSends[64];
-    const OpDesc* selfRecvs[64];
-    size_t nSelfSends = 0, nSelfRecvs = 0;
+    std::vector<const OpDesc*> selfSends, selfRecvs;
     for (const OpDesc& op : ops) {
       if (op.collective != Collective::Send && op.collective != Collective::Recv) continue;
       if (op.peer != context_.rank) {
         p2p_.emplace_back(op, context_);
         continue;
       }
-      bool send = op.collective == Collective::Send;
-      size_t& n = send ? nSelfSends : nSelfRecvs;
-      if (n == 64)
-        return WEFT_ERROR(weftInvalidUsage, "rank %d: more than 64 sends or receives to itself in one group",
-                          context_.rank);
-      (send ? selfSends : selfRecvs)[n++] = &op;
+      (op.collective == Collective::Send ? selfSends : selfRecvs).push_back(&op);
     }
-    if (nSelfSends != nSelfRecvs)
+    if (selfSends.size() != selfRecvs.size())
       return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself",
-                        context_.rank, nSelfSends, nSelfRecvs);
-    for (size_t i = 0; i < nSelfSends; ++i) {
+                        context_.rank, selfSends.size(), selfRecvs.size());
+    for (size_t i = 0; i < selfSends.size(); ++i) {
       size_t sendBytes = selfSends[i]->count * typeSize(selfSends[i]->type);
       size_t recvBytes = selfRecvs[i]->count * typeSize(selfRecvs[i]->type);
       if (sendBytes != recvBytes)
@@ -416,6 +409,16 @@ class GroupRun {
                           context_.rank, sendBytes, recvBytes);
       if (sendBytes > 0) memmove(selfRecvs[i]->recv, selfSends[i]->send, sendBytes);
     }
+    // Messages to one peer in one direction go in posting order: each run
+    // waits for the one posted before it on the same (peer, direction).
+    std::vector<int> lastOf(2 * static_cast<size_t>(context_.nranks), -1);
+    earlier_.assign(p2p_.size(), -1);
+    for (size_t i = 0; i < p2p_.size(); ++i) {
+      int& last = lastOf[2 * static_cast<size_t>(p2p_[i].peer()) + (p2p_[i].isSend() ? 1 : 0)];
+      earlier_[i] = last;
+      last = static_cast<int>(i);
+    }
+    firstPending_ = 0;
     return Status::ok();
   }
 
@@ -425,13 +428,11 @@ class GroupRun {
     // Point-to-point operations progress together; several to the same peer
     // and direction go in posting order.
     bool p2pDone = true;
-    for (size_t i = 0; i < p2p_.size(); ++i) {
+    while (firstPending_ < p2p_.size() && p2p_[firstPending_].done()) ++firstPending_;
+    for (size_t i = firstPending_; i < p2p_.size(); ++i) {
       P2pRun& run = p2p_[i];
       if (run.done()) continue;
-      bool earlierBusy = false;
-      for (size_t j = 0; j < i && !earlierBusy; ++j)
-        earlierBusy = !p2p_[j].done() && p2p_[j].peer() == run.peer() && p2p_[j].isSend() == run.isSend();
-      if (earlierBusy) {
+      if (earlier_[i] >= 0 && !p2p_[static_cast<size_t>(earlier_[i])].done()) {
         p2pDone = false;
         continue;
       }
@@ -475,6 +476,8 @@ class GroupRun {
   const ExecutorContext& context_;
   std::vector<std::vector<char>>& scratch_;
   std::vector<P2pRun> p2p_;
+  std::vector<int> earlier_;   // per p2p run: the run before it on the same peer and direction, or -1
+  size_t firstPending_ = 0;    // p2p runs before this one are done
   std::vector<CollectiveRun> channels_;
   size_t nextCollective_ = 0;
   std::vector<int> blockedOn_;
@@ -561,14 +564,20 @@ uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
   }
   if (!direct) {
     std::unique_lock<std::mutex> lock(mutex_);
+    // The worker takes whole groups only, so a group goes in whole: a full
+    // queue makes the caller wait for the worker to drain the groups before
+    // it (never dropping work), and a group larger than the queue grows it.
+    if (count > queue_.size()) growQueue(count);
+    if (queue_.size() - queueSize_ < count) {
+      lock.unlock();
+      workerWake_.notify_one();
+      lock.lock();
+      ++spaceWaiters_;
+      progressChanged_.wait(lock, [&] { return queue_.size() - queueSize_ >= count || stopping_; });
+      --spaceWaiters_;
+      if (queue_.size() - queueSize_ < count) growQueue(queueSize_ + count);  // stopping: queued to fail
+    }
     for (size_t i = 0; i < count; ++i) {
-      if (queueSize_ == queue_.size()) {
-        // A full queue makes the caller wait for the worker, never drops work.
-        lock.unlock();
-        workerWake_.notify_one();
-        lock.lock();
-        progressChanged_.wait(lock, [&] { return queueSize_ < queue_.size() || stopping_; });
-      }
       queue_[(queueHead_ + queueSize_) % queue_.size()] = ops[i];
       ++queueSize_;
       ++submitted_;
@@ -586,6 +595,15 @@ uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
     wakeWorker();
   }
   return seq;
+}
+
+void HostExecutor::growQueue(size_t capacity) {
+  size_t size = queue_.size();
+  while (size < capacity) size *= 2;
+  std::vector<OpDesc> grown(size);
+  for (size_t i = 0; i < queueSize_; ++i) grown[i] = queue_[(queueHead_ + i) % queue_.size()];
+  queue_.swap(grown);
+  queueHead_ = 0;
 }
 
 bool HostExecutor::popGroup(bool smallOnly) {
@@ -608,7 +626,7 @@ bool HostExecutor::popGroup(bool smallOnly) {
   queueSize_ -= length;
   --queuedGroups_;
   activeValid_ = true;
-  if (queueSize_ + length >= queue_.size()) progressChanged_.notify_all();  // a submitter waits for space
+  if (spaceWaiters_ > 0) progressChanged_.notify_all();
   return true;
 }
 

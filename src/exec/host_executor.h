@@ -108,6 +108,7 @@ class HostExecutor {
   // earlier failure, or its start failed) and was completed at once.
   bool startActive();
   bool popGroup(bool smallOnly);
+  void growQueue(size_t capacity);  // under mutex_; keeps the queued order
   bool workPending() const;  // under mutex_
   void finishGroup();
   void fail(const Status& status);
@@ -131,6 +132,7 @@ class HostExecutor {
   std::atomic<bool> failed_{false};
   std::atomic<int> waiters_{0};
   Status error_;               // under mutex_
+  int spaceWaiters_ = 0;       // submitters waiting for queue space (under mutex_)
   bool stopping_ = false;
   std::thread worker_;
 };

@@ -37,8 +37,8 @@ std::string allReduceWorks(weftComm_t comm, int n) {
   std::vector<int32_t> data(1000, 1);
   if (weftAllReduce(data.data(), data.data(), data.size(), weftInt32, weftSum, comm, nullptr) != weftSuccess ||
       weftCommSynchronize(comm) != weftSuccess)
-    return std::string("communicator unusable after argument errors: ") + weftGetLastError(comm);
-  return data[999] == n ? "" : "wrong result after argument errors";
+    return std::string("communicator unusable after argument errors: ") + weftGetLastError(comm) + "; ";
+  return data[999] == n ? "" : "wrong result after argument errors; ";
 }
 
 TEST(Errors, BadArgumentsGetSpecificErrorsAndTheCommunicatorStaysUsable) {
@@ -76,6 +76,43 @@ TEST(Errors, BadArgumentsGetSpecificErrorsAndTheCommunicatorStaysUsable) {
     // Count 0 with null buffers is fine, as in NCCL.
     if (weftAllReduce(nullptr, nullptr, 0, weftFloat32, weftSum, comm, nullptr) != weftSuccess)
       errors += "count 0 with NULL buffers refused; ";
+    errors += allReduceWorks(comm, n);
+    return errors;
+  });
+  EXPECT_TRUE(failures.empty()) << test::joinFailures(failures);
+}
+
+TEST(Errors, AnArgumentErrorInAGroupFailsTheWholeGroupAndSubmitsNothing) {
+  auto failures = runRanks(2, RankMode::Processes, [](weftComm_t comm, int rank, int n) -> std::string {
+    std::vector<float> a(100, static_cast<float>(rank + 1)), b(100, 0);
+    int peer = 1 - rank;
+    unsigned long long seqBefore = 0, seqAfter = 0;
+    weftCommGetSeq(comm, &seqBefore);
+    std::string errors;
+    weftGroupStart();
+    if (weftSend(a.data(), a.size(), weftFloat32, peer, comm, nullptr) != weftSuccess)
+      errors += "a valid send in the group was refused; ";
+    errors += expectError(comm, weftRecv(nullptr, 100, weftFloat32, peer, comm, nullptr), weftInvalidArgument,
+                          {"recvbuff", "NULL"}, "null recvbuff in a group");
+    errors += expectError(comm, weftGroupEnd(), weftInvalidArgument,
+                          {"weftGroupEnd", "none of the group's 1 accepted", "recvbuff", "NULL"},
+                          "weftGroupEnd after a refused call");
+    weftCommGetSeq(comm, &seqAfter);
+    if (seqAfter != seqBefore) errors += "the failed group left its sequence numbers taken; ";
+    // Nothing of it was sent: the next collective and a fresh exchange match.
+    errors += allReduceWorks(comm, n);
+    weftGroupStart();
+    weftSend(a.data(), a.size(), weftFloat32, peer, comm, nullptr);
+    weftRecv(b.data(), b.size(), weftFloat32, peer, comm, nullptr);
+    if (weftGroupEnd() != weftSuccess || weftCommSynchronize(comm) != weftSuccess)
+      errors += std::string("exchange after the failed group: ") + weftGetLastError(comm) + "; ";
+    else if (b[99] != static_cast<float>(peer + 1))
+      errors += "exchange after the failed group got " + std::to_string(b[99]) + "; ";
+    // A collective refused inside a group fails it the same way.
+    weftGroupStart();
+    weftAllReduce(a.data(), b.data(), a.size(), weftFloat32, weftSum, comm, nullptr);
+    weftBroadcast(a.data(), b.data(), a.size(), weftFloat32, 7, comm, nullptr);
+    errors += expectError(comm, weftGroupEnd(), weftInvalidArgument, {"root=7"}, "refused broadcast in a group");
     errors += allReduceWorks(comm, n);
     return errors;
   });
