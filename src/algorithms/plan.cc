@@ -36,18 +36,21 @@ const char* stepOpName(StepOp op) {
     case StepOp::RecvReduceCopySend: return "recvReduceCopySend";
     case StepOp::Copy: return "copy";
     case StepOp::LocalReduce: return "localReduce";
+    case StepOp::Notify: return "notify";
+    case StepOp::Await: return "await";
   }
   return "?";
 }
 
 bool stepReceives(StepOp op) {
   return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
-         op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend;
+         op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend || op == StepOp::Await;
 }
 bool stepSends(StepOp op) {
   return op == StepOp::Send || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
-         op == StepOp::RecvReduceCopySend;
+         op == StepOp::RecvReduceCopySend || op == StepOp::Notify;
 }
+bool stepIsToken(StepOp op) { return op == StepOp::Notify || op == StepOp::Await; }
 bool stepReduces(StepOp op) {
   return op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy ||
          op == StepOp::RecvReduceCopySend || op == StepOp::LocalReduce;
@@ -73,6 +76,7 @@ std::string Plan::describe(int rank, int channel) const {
     if (step.op == StepOp::LocalReduce) out += "," + chunkText(step.src2);
     out += "->" + chunkText(step.dst);
     if (stepSends(step.op)) out += format(" to %d", step.sendPeer);
+    if (stepIsToken(step.op)) out += step.onLastSlice ? " last slice" : " first slice";
     out += step.final ? " final)" : ")";
   }
   return out;

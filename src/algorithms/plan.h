@@ -38,6 +38,13 @@ enum class StepOp : uint8_t {
   RecvReduceCopySend, // dst = received ⊕ src, and send dst on
   Copy,               // dst = src
   LocalReduce,        // dst = src ⊕ src2
+  // Tokens: a slot with the call's description and no data, once per
+  // channel (in the first slice, or the last one with onLastSlice). They
+  // close a chain into a ring so that every rank hears from the rank before
+  // it, and a rank that disagrees about the call (its root) is found in the
+  // call itself rather than in the next one.
+  Notify,             // send a token
+  Await,              // receive a token
 };
 
 const char* stepOpName(StepOp op);
@@ -45,6 +52,7 @@ bool stepReceives(StepOp op);
 bool stepSends(StepOp op);
 bool stepReduces(StepOp op);
 bool stepWrites(StepOp op);  // writes dst
+bool stepIsToken(StepOp op);
 
 struct Step {
   StepOp op = StepOp::Copy;
@@ -58,6 +66,8 @@ struct Step {
   int32_t block = 0;
   // The last write of a reduced value: weftAvg divides here.
   bool final = false;
+  // Tokens only: in the channel's last slice instead of its first.
+  bool onLastSlice = false;
 };
 
 // How chunk indices map onto a buffer: all blocks (chunk j at j*blockCount),

@@ -9,6 +9,8 @@
 namespace weft {
 namespace {
 
+constexpr int kTokenBlock = -2;  // what a token carries instead of a block
+
 struct Value {
   int block = -1;
   int iteration = -1;
@@ -49,7 +51,7 @@ class Verifier {
         while (state.next < steps.size() * iterations_) {
           int iteration = static_cast<int>(state.next / steps.size());
           const Step& step = steps[state.next % steps.size()];
-          std::optional<bool> ready = canRun(r, step);
+          std::optional<bool> ready = canRun(r, step, iteration);
           if (!ready.has_value()) return error_;
           if (!*ready) break;
           WEFT_CHECK(execute(r, step, iteration));
@@ -82,7 +84,13 @@ class Verifier {
 
   bool validPeer(int peer, int self) const { return peer >= 0 && peer < plan_.nranks && peer != self; }
 
-  std::optional<bool> canRun(int rank, const Step& step) {
+  // The executor runs a token once per channel, in one slice.
+  bool tokenIdle(const Step& step, int iteration) const {
+    return stepIsToken(step.op) && iteration != (step.onLastSlice ? iterations_ - 1 : 0);
+  }
+
+  std::optional<bool> canRun(int rank, const Step& step, int iteration) {
+    if (tokenIdle(step, iteration)) return true;
     if (stepReceives(step.op)) {
       if (!validPeer(step.recvPeer, rank)) {
         error_ = fail("rank %d: %s receives from invalid peer %d", rank, stepOpName(step.op),
@@ -154,14 +162,28 @@ class Verifier {
   }
 
   Status execute(int rank, const Step& step, int iteration) {
+    if (tokenIdle(step, iteration)) return Status::ok();
     Value received, operand, result;
     if (stepReceives(step.op)) {
       auto& queue = fifos_[{step.recvPeer, rank}];
       received = queue.front();
       queue.pop_front();
-      if (received.iteration != iteration)
+      // A token is sent in one slice and may be awaited in another.
+      if (step.op != StepOp::Await && received.iteration != iteration)
         return fail("rank %d received a message of iteration %d in iteration %d", rank,
                     received.iteration, iteration);
+      if ((received.block == kTokenBlock) != (step.op == StepOp::Await))
+        return fail("rank %d: %s from rank %d received %s", rank, stepOpName(step.op), step.recvPeer,
+                    received.block == kTokenBlock ? "a token where data was expected" : "data where a token was expected");
+    }
+    if (stepIsToken(step.op)) {
+      if (step.op == StepOp::Notify) {
+        Value token;
+        token.block = kTokenBlock;
+        token.iteration = iteration;
+        fifos_[{rank, step.sendPeer}].push_back(token);
+      }
+      return Status::ok();
     }
     switch (step.op) {
       case StepOp::Send:
@@ -185,6 +207,9 @@ class Verifier {
         WEFT_CHECK(combine(rank, operand, second, &result));
         break;
       }
+      case StepOp::Notify:
+      case StepOp::Await:
+        break;
     }
     if (result.block != step.block)
       return fail("rank %d: %s moves block %d but declares block %d (the executor sizes it by the declared one)",

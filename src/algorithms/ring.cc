@@ -15,7 +15,9 @@
 // Reduce-scatter and all-gather are the two halves alone ((n-1)/n each).
 // Broadcast and reduce are chains along the ring, from the root or ending at
 // it: n-1 hops of latency, but pipelined, so for large messages each link
-// carries the buffer once.
+// carries the buffer once. Before the data, every rank passes a token to its
+// ring successor (one hop, all ranks at once), so each rank checks the root
+// with the rank before it during the call.
 #include "algorithms/plan.h"
 
 namespace weft {
@@ -48,6 +50,12 @@ Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst,
     block = srcBuffer ? src.chunk : dstBuffer ? dst.chunk : 0;
   }
   step.block = block;
+  return step;
+}
+
+Step tokenStep(StepOp op, int peer, bool onLastSlice) {
+  Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
+  step.onLastSlice = onLastSlice;
   return step;
 }
 
@@ -100,31 +108,38 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       steps.push_back(makeStep(StepOp::Send, -1, next, in(self), {}));
       allGatherTail(v, steps);
       break;
-    case Collective::Broadcast: {
-      // Chain root -> ring successor -> ... ; the rank before the root ends it.
-      if (self == root) {
-        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
-        if (n > 1) steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
-      } else if (next == root) {
-        steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(0)));
-      } else {
-        steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(0)));
-      }
-      break;
-    }
-    case Collective::Reduce: {
-      // Chain starting after the root and ending at it.
+    case Collective::Broadcast:
+    case Collective::Reduce:
       if (n == 1) {
-        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
-      } else if (self == root) {
-        steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(0), out(0), true));
-      } else if (prev == root) {
-        steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), collective == Collective::Reduce));
+        break;
+      }
+      // Every rank first hands its successor a token with the call's
+      // description and checks its predecessor's, so ranks that disagree on
+      // the root are found in this call, whoever believes to be the root
+      // (even none). Tokens travel ahead of the data in the same FIFOs:
+      // about one hop, taken by all ranks at once. The broadcast root checks
+      // its token last, so that its data leaves at once.
+      steps.push_back(tokenStep(StepOp::Notify, next, false));
+      if (!(collective == Collective::Broadcast && self == root)) steps.push_back(tokenStep(StepOp::Await, prev, false));
+      if (collective == Collective::Broadcast) {
+        // Chain root -> ring successor -> ... ; the rank before the root ends it.
+        if (self == root) {
+          steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+          steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+          steps.push_back(tokenStep(StepOp::Await, prev, true));
+        } else if (next == root) {
+          steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(0)));
+        } else {
+          steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(0)));
+        }
       } else {
-        steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
+        // Chain starting after the root and ending at it.
+        if (self == root) steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(0), out(0), true));
+        else if (prev == root) steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+        else steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
       }
       break;
-    }
     case Collective::Send:
     case Collective::Recv:
       break;

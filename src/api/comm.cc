@@ -12,6 +12,7 @@
 #include "api/config.h"
 #include "cuda/cuda_device.h"
 #include "core/env.h"
+#include "core/fault.h"
 #include "core/logging.h"
 #include "core/types.h"
 #include "topology/affinity.h"
@@ -141,6 +142,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   }
   Result<std::unique_ptr<Bootstrap>> boot = Bootstrap::create(id.value(), rank, nranks, &comm->abortFlag);
   if (!boot.isOk()) return boot.status();
+  faultPoint("init.bootstrap", rank);
   comm->bootstrap = boot.take();
 
   // Which ranks share this node.
@@ -153,6 +155,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   hosts[rank].cudaDevice = options.cudaDevice;
   snprintf(hosts[rank].gpuBusId, sizeof(hosts[rank].gpuBusId), "%s", gpu.busId.c_str());
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
+  faultPoint("init.hosts", rank);
   // Every rank sees the same table, so every rank refuses alike.
   std::vector<std::string> gpuOfRank(static_cast<size_t>(nranks));
   std::vector<int> cudaDeviceOfRank(static_cast<size_t>(nranks));
@@ -250,6 +253,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       return WEFT_ERROR(weftInvalidArgument, "WEFT_NSLOTS=%d: must be %d..1024", shmConfig.nSlots, kMinFifoSlots);
     Result<std::unique_ptr<ShmTransport>> shm = ShmTransport::create(*comm->bootstrap, local, rank, shmConfig);
     if (!shm.isOk()) return shm.status();
+    faultPoint("init.shm", rank);
     std::unique_ptr<NetTransport> net;
     if (nNodes > 1) {
       NetConfig netConfig;
@@ -264,6 +268,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       Result<std::unique_ptr<NetTransport>> created =
           NetTransport::create(*comm->bootstrap, remote, rank, netConfig, &comm->abortFlag);
       if (!created.isOk()) return created.status();
+      faultPoint("init.net", rank);
       net = created.take();
     }
     comm->transports = std::make_unique<Transports>(shm.take(), std::move(net), remote, shmConfig.slotBytes);
@@ -297,6 +302,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   comm->executor = std::make_unique<HostExecutor>(context);
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);
+  faultPoint("init.done", rank);
   WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d, %d node(s), %zu rank(s) on this one)", rank, nranks,
             getpid(), nNodes, local.size());
   return Status::ok();

@@ -84,6 +84,9 @@ const EnvParamInfo kTable[] = {
     {EnvParam::AllowSharedGpu, "WEFT_ALLOW_SHARED_GPU", "0",
      "1 lets several ranks of a GPU communicator use one GPU (for testing on one-GPU machines); "
      "0 refuses it, naming both ranks. weftConfig_t.allowSharedGpu overrides."},
+    {EnvParam::FaultInject, "WEFT_FAULT_INJECT", "",
+     "Testing only: point@rank[:stop] makes that rank kill (or stop) itself at a named fault "
+     "point (docs/reliability.md lists them). Empty: no fault."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

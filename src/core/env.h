@@ -35,6 +35,7 @@ enum class EnvParam {
   IbGidIndex,
   IbQpsPerConnection,
   AllowSharedGpu,
+  FaultInject,
   Count  // number of parameters; not a parameter
 };
 

@@ -171,7 +171,36 @@ class CollectiveRun {
     return base + (block * geometry_.blockCount + offset) * geometry_.typeBytes;
   }
 
+  // A token: a header-only slot, in one slice of the channel only. It runs
+  // even where the channel holds no data, on every rank alike.
+  Status tryToken(const Step& step, bool* ran) {
+    if (iteration_ != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
+      *ran = true;
+      return Status::ok();
+    }
+    if (step.op == StepOp::Await) {
+      RecvConnector* from = context_.transports->recvFrom(step.recvPeer, channel_);
+      const SlotHeader* header = from->tryHeader();
+      if (header == nullptr) {
+        blockedPeer_ = step.recvPeer;
+        return Status::ok();
+      }
+      WEFT_CHECK(checkHeader(*header, op_, 0, context_.rank, step.recvPeer));
+      from->release();
+    } else {
+      SendConnector* to = context_.transports->sendTo(step.sendPeer, channel_);
+      if (to->trySlot(0) == nullptr) {
+        blockedPeer_ = step.sendPeer;
+        return Status::ok();
+      }
+      to->post(headerFor(op_, 0));
+    }
+    *ran = true;
+    return Status::ok();
+  }
+
   Status tryStep(const Step& step, bool* ran) {
+    if (stepIsToken(step.op)) return tryToken(step, ran);
     int block = step.block;
     size_t lo = static_cast<size_t>(channel_) * geometry_.channelCount + iteration_ * geometry_.sliceCount;
     size_t hi = std::min({lo + geometry_.sliceCount,
@@ -278,6 +307,9 @@ class CollectiveRun {
       case StepOp::LocalReduce:
         reduceToOutput(src, pointer(step.src2, lo));
         break;
+      case StepOp::Notify:
+      case StepOp::Await:
+        break;  // tryToken
     }
     if (from != nullptr) from->release();
     if (to != nullptr) {

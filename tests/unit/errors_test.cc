@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <cstdint>
@@ -171,6 +172,57 @@ TEST(Errors, MismatchedCollectivesAcrossRanksAreReported) {
     return "";
   });
   EXPECT_TRUE(failures.empty()) << test::joinFailures(failures);
+}
+
+// Ranks that disagree on the root: at least one rank fails in the call itself
+// naming both roots (every rank checks the root with the rank before it in
+// the ring, so a disagreement cannot pass all the way round), nobody waits
+// for a timeout, and every rank has failed by its next call.
+void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector<int> roots) {
+  std::atomic<int> namedInCall{0};
+  auto failures = runRanks(nranks, mode, [&](weftComm_t comm, int rank, int) -> std::string {
+    std::vector<float> data(4096, 1.0f), out(4096, 0.0f);
+    auto start = std::chrono::steady_clock::now();
+    if (reduce) weftReduce(data.data(), out.data(), data.size(), weftFloat32, weftSum, roots[rank], comm, nullptr);
+    else weftBroadcast(data.data(), out.data(), data.size(), weftFloat32, roots[rank], comm, nullptr);
+    weftResult_t inCall = weftCommSynchronize(comm);
+    std::string text = weftGetLastError(comm);
+    if (inCall == weftInvalidUsage && text.find("mismatched calls") != std::string::npos &&
+        text.find("root=" + std::to_string(roots[rank])) != std::string::npos)
+      ++namedInCall;  // counted across processes by the exit below
+    if (inCall == weftSuccess) {
+      float x = 1;
+      weftAllReduce(&x, &x, 1, weftFloat32, weftSum, comm, nullptr);
+      if (weftCommSynchronize(comm) == weftSuccess) return "neither the call nor the next one failed";
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (seconds > 10) return "took " + std::to_string(seconds) + " s: " + text;
+    // Processes report through their exit: a rank that named the mismatch says so.
+    if (mode == RankMode::Processes && inCall == weftInvalidUsage && text.find("root=") != std::string::npos)
+      return "named:" + text;
+    return "";
+  });
+  int named = namedInCall.load();
+  std::vector<std::string> others;
+  for (const auto& failure : failures)
+    if (failure.find("named:") != std::string::npos) ++named;
+    else others.push_back(failure);
+  EXPECT_TRUE(others.empty()) << test::joinFailures(others);
+  EXPECT_GE(named, 1) << "no rank named the root mismatch in the call itself";
+}
+
+TEST(Errors, BroadcastWithDifferentRootsFailsInTheCallItself) {
+  expectRootMismatchFound(2, RankMode::Processes, false, {0, 1});
+  expectRootMismatchFound(3, RankMode::Threads, false, {0, 1, 2});
+  expectRootMismatchFound(3, RankMode::Threads, false, {0, 0, 1});
+  expectRootMismatchFound(4, RankMode::Threads, false, {2, 2, 2, 3});
+}
+
+TEST(Errors, ReduceWithDifferentRootsFailsInTheCallItself) {
+  expectRootMismatchFound(2, RankMode::Processes, true, {0, 1});
+  expectRootMismatchFound(3, RankMode::Threads, true, {0, 1, 2});
+  expectRootMismatchFound(3, RankMode::Threads, true, {1, 1, 0});
+  expectRootMismatchFound(4, RankMode::Threads, true, {3, 0, 0, 0});
 }
 
 TEST(Errors, AbortMakesPeersFailWithARemoteError) {

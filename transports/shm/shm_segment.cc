@@ -1,10 +1,13 @@
 #include "transports/shm/shm_segment.h"
 
+#include "core/logging.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace weft {
@@ -45,12 +48,21 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, size_t bytes) {
   ShmSegment segment;
   segment.name_ = name;
   segment.owner_ = true;
-  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-    int err = errno;
+  // ftruncate alone succeeds on a tmpfs too small to hold the segment, and
+  // the first touch of a missing page is a SIGBUS: reserve every page now.
+  int err = ftruncate(fd, static_cast<off_t>(bytes)) != 0 ? errno : posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (err != 0) {
     ::close(fd);
+    shm_unlink(name.c_str());
+    segment.owner_ = false;
+    struct statvfs fs;
+    std::string space = statvfs("/dev/shm", &fs) == 0
+                            ? format("%.1f MB free of %.1f MB", 1e-6 * static_cast<double>(fs.f_bavail) * fs.f_frsize,
+                                     1e-6 * static_cast<double>(fs.f_blocks) * fs.f_frsize)
+                            : std::string("free space unknown");
     return WEFT_ERROR(weftSystemError,
-                      "cannot size shared memory %s to %zu bytes: %s (is /dev/shm large enough?)",
-                      name.c_str(), bytes, strerror(err));
+                      "cannot reserve %.1f MB of shared memory for %s in /dev/shm (%s): %s", 1e-6 * static_cast<double>(bytes),
+                      name.c_str(), space.c_str(), strerror(err));
   }
   Result<void*> data = mapFd(fd, bytes, name);
   ::close(fd);
@@ -80,6 +92,8 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, size_t bytes) {
   segment.bytes_ = bytes;
   return segment;
 }
+
+void ShmSegment::unlinkName(const std::string& name) { shm_unlink(name.c_str()); }
 
 void ShmSegment::unlink() {
   if (!name_.empty() && owner_) shm_unlink(name_.c_str());

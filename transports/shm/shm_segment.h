@@ -1,6 +1,8 @@
 // POSIX shared memory segments that cannot leak: the creator unlinks the name
 // as soon as every rank of the node has mapped it, so a crash afterwards
-// leaves nothing in /dev/shm; an error before that unlinks it too.
+// leaves nothing in /dev/shm; an error before that unlinks it too. Every page
+// is reserved at creation, so a full /dev/shm is an error there, not a SIGBUS
+// at the first touch.
 #pragma once
 
 #include <string>
@@ -26,6 +28,9 @@ class ShmSegment {
   const std::string& name() const { return name_; }
   // Removes the name; the mapping stays valid.
   void unlink();
+  // Removes a segment's name that another process may have created (no
+  // error when there is none).
+  static void unlinkName(const std::string& name);
 
  private:
   void* data_ = nullptr;

@@ -1,5 +1,7 @@
 #include "transports/shm/shm_transport.h"
 
+#include "core/fault.h"
+
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,48 +162,70 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   shm->fifoBase_ = controlBytes;
   size_t total = controlBytes + shm->fifoBytes_ * static_cast<size_t>(nLocal) * nLocal * config.nChannels;
 
-  // The leader creates the segment; everyone learns its name and whether it
-  // could be created. Names carry the pid and random bits, so concurrent
-  // communicators never collide.
+  // The leader names the segment and every local rank learns the name
+  // before the segment exists; then the leader creates it, the others map
+  // it, and the name goes away. Whoever survives a failure at any point
+  // after the names are known removes the name, so a rank that dies during
+  // init (the leader included) leaves nothing in /dev/shm. Names carry the
+  // pid and random bits, so concurrent communicators never collide.
   std::vector<char> names(static_cast<size_t>(bootstrap.nranks()) * kNameBytes, 0);
   char* myName = names.data() + static_cast<size_t>(rank) * kNameBytes;
-  Status createStatus;
   if (leader) {
     uint64_t bits;
     WEFT_CHECK(randomBytes(&bits, sizeof(bits)));
-    std::string name = format("/weft-%d-%016llx", getpid(), static_cast<unsigned long long>(bits));
+    snprintf(myName, kNameBytes, "/weft-%d-%016llx", getpid(), static_cast<unsigned long long>(bits));
+  }
+  WEFT_CHECK(bootstrap.allGather(names.data(), kNameBytes));
+  const std::string name = names.data() + static_cast<size_t>(localRanks[0]) * kNameBytes;
+  if (name.empty() || name[0] != '/')
+    return WEFT_ERROR(weftInternalError, "rank %d: rank %d sent no shared-memory name", rank, localRanks[0]);
+  struct NameRemover {
+    const std::string& name;
+    ~NameRemover() { ShmSegment::unlinkName(name); }
+  } remover{name};
+  faultPoint("shm.named", rank);
+
+  // 1: this rank holds the segment (the leader: created it; others: mapped it).
+  std::vector<char> state(static_cast<size_t>(bootstrap.nranks()), 0);
+  Status localStatus;
+  if (leader) {
     Result<ShmSegment> segment = ShmSegment::create(name, total);
     if (segment.isOk()) {
       shm->segment_ = segment.take();
-      snprintf(myName, kNameBytes, "%s", name.c_str());
-      auto* control = static_cast<ShmControl*>(shm->segment_.data());
-      control->magic = kControlMagic;
+      static_cast<ShmControl*>(shm->segment_.data())->magic = kControlMagic;
     } else {
-      createStatus = segment.status();
-      snprintf(myName, kNameBytes, "!");
+      localStatus = Status(segment.status().code(),
+                           format("rank %d: %s. It holds a FIFO per ordered pair of the %d local ranks (%d x %d) "
+                                  "and channel (%d), each of WEFT_NSLOTS=%d slots of WEFT_BUFFSIZE=%zu bytes: "
+                                  "lower those or the channel "
+                                  "count (WEFT_NCHANNELS, maxChannels), or give /dev/shm more room (docker run "
+                                  "--shm-size)",
+                                  rank, segment.status().message().c_str(), nLocal, nLocal, nLocal, config.nChannels,
+                                  config.nSlots, config.slotBytes));
     }
+    state[rank] = localStatus.isOk() ? 1 : 0;
   }
-  WEFT_CHECK(bootstrap.allGather(names.data(), kNameBytes));
-  WEFT_CHECK(createStatus);
-  const char* leaderName = names.data() + static_cast<size_t>(localRanks[0]) * kNameBytes;
-  if (leaderName[0] != '/')
-    return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not create the node's shared memory",
-                      rank, localRanks[0]);
-  Status openStatus;
+  faultPoint("shm.created", rank);
+  Status gatherStatus = bootstrap.allGather(state.data(), 1);
+  WEFT_CHECK(localStatus);
+  WEFT_CHECK(gatherStatus);
+  if (!state[localRanks[0]])
+    return WEFT_ERROR(weftSystemError,
+                      "rank %d: rank %d could not create the node's %.1f MB of shared memory (its error says why)",
+                      rank, localRanks[0], 1e-6 * static_cast<double>(total));
   if (!leader) {
-    Result<ShmSegment> segment = ShmSegment::open(leaderName, total);
+    Result<ShmSegment> segment = ShmSegment::open(name, total);
     if (segment.isOk()) shm->segment_ = segment.take();
-    else openStatus = segment.status();
+    else localStatus = segment.status();
+    state[rank] = localStatus.isOk() ? 1 : 0;
   }
-  // Everyone reports whether it mapped the segment; then the name goes away.
-  std::vector<char> mapped(static_cast<size_t>(bootstrap.nranks()), 0);
-  mapped[rank] = openStatus.isOk() ? 1 : 0;
-  Status gatherStatus = bootstrap.allGather(mapped.data(), 1);
+  faultPoint("shm.mapped", rank);
+  gatherStatus = bootstrap.allGather(state.data(), 1);
   if (leader) shm->segment_.unlink();
-  WEFT_CHECK(openStatus);
+  WEFT_CHECK(localStatus);
   WEFT_CHECK(gatherStatus);
   for (int r : localRanks)
-    if (!mapped[r])
+    if (!state[r])
       return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not map the node's shared memory",
                         rank, r);
 
@@ -210,7 +234,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
   if (shm->control_->magic != kControlMagic)
     return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank,
-                      leaderName);
+                      name.c_str());
 
   int nranks = bootstrap.nranks();
   shm->sends_.resize(static_cast<size_t>(config.nChannels) * nranks);
