@@ -10,6 +10,6 @@ mkdir -p .gpu-deps/debs
 cd .gpu-deps/debs
 apt-get update -qq
 apt-get download -qq libhwloc-dev libhwloc15 libxml2-dev libxml2 libicu72 libgtest-dev googletest \
-  pkgconf pkgconf-bin libpkgconf3 libltdl7 libudev1 zlib1g-dev liblzma-dev
+  pkgconf pkgconf-bin libpkgconf3 libltdl7 libudev1 zlib1g-dev liblzma-dev libssl-dev libssl3
 cd ../..
 du -sh .gpu-deps

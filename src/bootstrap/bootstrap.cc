@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "bootstrap/handshake.h"
 #include "core/clock.h"
 #include "core/env.h"
 #include "core/logging.h"
@@ -11,25 +12,12 @@
 namespace weft {
 namespace {
 
-constexpr uint32_t kHelloRoot = 1;
-constexpr uint32_t kHelloPeer = 2;
-// A stray connection gets this long to present the secret before it is dropped.
-constexpr uint64_t kHelloGraceNanos = 2000000000ull;
-
-struct Hello {
-  uint32_t magic;
-  uint32_t kind;
-  uint8_t secret[kSecretBytes];
-  int32_t rank;
-  int32_t nranks;
-  WireAddress listen;
-};
-
 struct RootReply {
   uint32_t magic;
   int32_t status;  // weftResult_t
   int32_t nranks;
   char message[200];
+  uint8_t proof[kMacBytes];  // the root knows the secret too (acceptorProof)
 };
 
 struct Frame {
@@ -38,69 +26,58 @@ struct Frame {
   uint64_t bytes;
 };
 
-// Reads a hello within the grace period; drops connections that do not
-// present the job secret.
-Result<Hello> readHello(Socket& sock, const JobSecret& secret, uint32_t kind, uint64_t deadline) {
-  Hello hello{};
-  uint64_t helloDeadline = std::min(deadline, monotonicNanos() + kHelloGraceNanos);
-  Status status = sock.recvAll(&hello, sizeof(hello), helloDeadline, nullptr);
-  if (!status.isOk())
-    return WEFT_ERROR(weftRemoteError, "dropped bootstrap connection from %s: %s",
-                      sock.peerName().c_str(), status.message().c_str());
-  JobSecret presented;
-  memcpy(presented.bytes, hello.secret, kSecretBytes);
-  if (hello.magic != kUniqueIdMagic || hello.kind != kind || !(presented == secret))
-    return WEFT_ERROR(weftRemoteError,
-                      "dropped bootstrap connection from %s: it did not present this job's "
-                      "secret",
-                      sock.peerName().c_str());
-  return hello;
-}
-
-void serveRoot(Socket listener, JobSecret secret) {
+// Gathers one proven hello per rank, any number of stray connections
+// beside them, then sends every rank the table of listen addresses.
+void serveRoot(Socket listener, SocketAddress bound, JobSecret secret) {
   uint64_t deadline = defaultDeadline();
+  HelloAcceptor acceptor(&listener, secret, HelloKind::Root, "bootstrap root on " + bound.toString());
   int nranks = -1;
-  std::vector<Socket> ranks;
+  std::vector<AcceptedHello> ranks;
   std::vector<WireAddress> table;
   int arrived = 0;
   while (nranks < 0 || arrived < nranks) {
-    Result<Socket> accepted = listener.accept(deadline, nullptr);
+    Result<AcceptedHello> accepted = acceptor.next(deadline, nullptr);
     if (!accepted.isOk()) {
-      WEFT_WARN("bootstrap root on %s gave up: %s (%d of %d ranks arrived)",
-                listener.peerName().c_str(), accepted.status().message().c_str(), arrived, nranks);
+      WEFT_WARN("bootstrap root gave up: %s (%d of %d ranks arrived)", accepted.status().message().c_str(), arrived,
+                nranks);
       return;
     }
-    Socket sock = accepted.take();
-    Result<Hello> hello = readHello(sock, secret, kHelloRoot, deadline);
-    if (!hello.isOk()) {
-      WEFT_WARN("%s", hello.status().message().c_str());
-      continue;
-    }
-    const Hello& h = hello.value();
-    RootReply reply{kUniqueIdMagic, weftSuccess, h.nranks, {0}};
+    AcceptedHello joined = accepted.take();
+    const Hello& h = joined.hello;
+    RootReply reply{kUniqueIdMagic, weftSuccess, h.nranks, {0}, {0}};
+    acceptorProof(secret, joined.challenge, h, reply.proof);
     if (nranks < 0 && h.nranks > 0) {
       nranks = h.nranks;
       ranks.resize(static_cast<size_t>(nranks));
       table.resize(static_cast<size_t>(nranks));
     }
-    if (h.nranks != nranks || h.rank < 0 || h.rank >= nranks || ranks[h.rank].valid()) {
+    bool inRange = h.rank >= 0 && h.rank < nranks;
+    if (h.nranks != nranks || !inRange || ranks[h.rank].sock.valid()) {
       reply.status = weftInvalidUsage;
-      snprintf(reply.message, sizeof(reply.message),
-               "rank %d joined with nranks=%d, but the job has nranks=%d%s", h.rank, h.nranks,
-               nranks, (h.rank >= 0 && h.rank < nranks) ? " or the rank was already taken" : "");
-      WEFT_WARN("bootstrap root: %s", reply.message);
-      (void)sock.sendAll(&reply, sizeof(reply), deadline, nullptr);
+      if (h.nranks == nranks && inRange)
+        snprintf(reply.message, sizeof(reply.message),
+                 "rank %d is claimed a second time (by %s; the first claim came from %s): two processes were "
+                 "started as the same rank",
+                 h.rank, joined.sock.peerName().c_str(), ranks[h.rank].sock.peerName().c_str());
+      else
+        snprintf(reply.message, sizeof(reply.message), "rank %d joined with nranks=%d, but the job has nranks=%d",
+                 h.rank, h.nranks, nranks);
+      WEFT_WARN("bootstrap root: refused: %s", reply.message);
+      (void)joined.sock.sendAll(&reply, sizeof(reply), monotonicNanos() + HelloAcceptor::kAnswerNanos, nullptr);
       continue;
     }
     table[h.rank] = h.listen;
-    ranks[h.rank] = std::move(sock);
+    ranks[h.rank] = std::move(joined);
     ++arrived;
   }
+  if (acceptor.dropped() > 0)
+    WEFT_INFO(kLogBoot, "bootstrap root: %d ranks joined; %zu other connection(s) dropped", nranks, acceptor.dropped());
   for (int r = 0; r < nranks; ++r) {
-    RootReply reply{kUniqueIdMagic, weftSuccess, nranks, {0}};
-    Status status = ranks[r].sendAll(&reply, sizeof(reply), deadline, nullptr);
+    RootReply reply{kUniqueIdMagic, weftSuccess, nranks, {0}, {0}};
+    acceptorProof(secret, ranks[r].challenge, ranks[r].hello, reply.proof);
+    Status status = ranks[r].sock.sendAll(&reply, sizeof(reply), deadline, nullptr);
     if (status.isOk())
-      status = ranks[r].sendAll(table.data(), table.size() * sizeof(WireAddress), deadline, nullptr);
+      status = ranks[r].sock.sendAll(table.data(), table.size() * sizeof(WireAddress), deadline, nullptr);
     if (!status.isOk()) WEFT_WARN("bootstrap root: rank %d: %s", r, status.message().c_str());
   }
 }
@@ -122,7 +99,7 @@ Result<SocketAddress> startBootstrapRoot(const SocketAddress& address, const Job
   SocketAddress bound;
   Result<Socket> listener = Socket::listen(address, &bound);
   if (!listener.isOk()) return listener.status();
-  std::thread(serveRoot, listener.take(), secret).detach();
+  std::thread(serveRoot, listener.take(), bound, secret).detach();
   WEFT_INFO(kLogBoot, "bootstrap root listening on %s", bound.toString().c_str());
   return bound;
 }
@@ -153,19 +130,28 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
                       rank, rootSock.status().message().c_str());
   Socket root = rootSock.take();
   Hello hello{};
-  hello.magic = kUniqueIdMagic;
-  hello.kind = kHelloRoot;
-  memcpy(hello.secret, id.secret.bytes, kSecretBytes);
+  hello.kind = static_cast<uint32_t>(HelloKind::Root);
   hello.rank = rank;
   hello.nranks = nranks;
   hello.listen = toWire(bound);
-  WEFT_CHECK(root.sendAll(&hello, sizeof(hello), deadline, abortFlag));
+  Challenge challenge{};
+  Status status = answerChallenge(root, id.secret, &hello, &challenge, deadline, abortFlag);
+  if (!status.isOk())
+    return WEFT_ERROR(status.code(), "rank %d: handshake with the bootstrap root %s: %s", rank,
+                      id.root.toString().c_str(), status.message().c_str());
   RootReply reply{};
-  Status status = root.recvAll(&reply, sizeof(reply), deadline, abortFlag);
+  status = root.recvAll(&reply, sizeof(reply), deadline, abortFlag);
   if (!status.isOk())
     return WEFT_ERROR(status.code(),
                       "rank %d: waiting for the other %d ranks at the bootstrap root %s: %s", rank,
                       nranks - 1, id.root.toString().c_str(), status.message().c_str());
+  uint8_t proof[kMacBytes];
+  acceptorProof(id.secret, challenge, hello, proof);
+  if (!equalConstantTime(proof, reply.proof, kMacBytes))
+    return WEFT_ERROR(weftRemoteError,
+                      "rank %d: the bootstrap root at %s does not know this job's secret: another job's root, or an "
+                      "impostor, listens there",
+                      rank, id.root.toString().c_str());
   if (reply.status != weftSuccess)
     return WEFT_ERROR(static_cast<weftResult_t>(reply.status), "rank %d: bootstrap root refused: %s",
                       rank, reply.message);
@@ -190,13 +176,16 @@ Status Bootstrap::send(int peer, uint32_t tag, const void* data, size_t bytes) {
                         rank_, peer, peers_[peer].toString().c_str(),
                         sock.status().message().c_str());
     Hello hello{};
-    hello.magic = kUniqueIdMagic;
-    hello.kind = kHelloPeer;
-    memcpy(hello.secret, secret_.bytes, kSecretBytes);
+    hello.kind = static_cast<uint32_t>(HelloKind::Peer);
     hello.rank = rank_;
     hello.nranks = nranks_;
     Socket connected = sock.take();
-    WEFT_CHECK(connected.sendAll(&hello, sizeof(hello), deadline, abortFlag_));
+    Challenge challenge{};
+    Status answered = answerChallenge(connected, secret_, &hello, &challenge, deadline, abortFlag_,
+                                      [this] { serveIncoming(0); });
+    if (!answered.isOk())
+      return WEFT_ERROR(answered.code(), "rank %d: bootstrap handshake with rank %d (%s): %s", rank_, peer,
+                        peers_[peer].toString().c_str(), answered.message().c_str());
     it = outgoing_.emplace(peer, std::move(connected)).first;
   }
   Frame frame{tag, 0, bytes};
@@ -208,30 +197,35 @@ Status Bootstrap::send(int peer, uint32_t tag, const void* data, size_t bytes) {
   return Status::ok();
 }
 
-Status Bootstrap::acceptUntil(int peer, uint64_t deadline) {
-  while (incoming_.find(peer) == incoming_.end()) {
-    Result<Socket> accepted = listener_.accept(deadline, abortFlag_);
-    if (!accepted.isOk())
-      return WEFT_ERROR(accepted.status().code(),
-                        "rank %d: waiting for a bootstrap connection from rank %d (%s): %s", rank_,
-                        peer, peers_[peer].toString().c_str(),
-                        accepted.status().message().c_str());
-    Socket sock = accepted.take();
-    Result<Hello> hello = readHello(sock, secret_, kHelloPeer, deadline);
-    if (!hello.isOk()) {
-      WEFT_WARN("rank %d: %s", rank_, hello.status().message().c_str());
+void Bootstrap::serveIncoming(uint64_t waitUntilNanos) {
+  if (!acceptor_)
+    acceptor_ = std::make_unique<HelloAcceptor>(&listener_, secret_, HelloKind::Peer, format("rank %d", rank_));
+  acceptor_->serve(waitUntilNanos);
+  AcceptedHello joined;
+  while (acceptor_->takeReady(&joined)) {
+    int from = joined.hello.rank;
+    if (from < 0 || from >= nranks_ || joined.hello.nranks != nranks_ || incoming_.count(from) != 0) {
+      WEFT_WARN("rank %d: refused a second or invalid bootstrap connection claiming rank %d of %d from %s", rank_,
+                from, joined.hello.nranks, joined.sock.peerName().c_str());
       continue;
     }
-    int from = hello.value().rank;
-    if (from < 0 || from >= nranks_ || hello.value().nranks != nranks_ ||
-        incoming_.count(from) != 0) {
-      WEFT_WARN("rank %d: dropped bootstrap connection claiming rank %d of %d", rank_, from,
-                hello.value().nranks);
-      continue;
-    }
-    incoming_.emplace(from, std::move(sock));
+    incoming_.emplace(from, std::move(joined.sock));
   }
-  return Status::ok();
+}
+
+Status Bootstrap::acceptUntil(int peer, uint64_t deadline) {
+  for (;;) {
+    serveIncoming(incoming_.count(peer) != 0 ? 0 : deadline);
+    if (incoming_.count(peer) != 0) return Status::ok();
+    if (abortFlag_ != nullptr && abortFlag_->load())
+      return WEFT_ERROR(weftInvalidUsage, "rank %d: aborted while waiting for a bootstrap connection from rank %d",
+                        rank_, peer);
+    if (monotonicNanos() >= deadline)
+      return WEFT_ERROR(weftTimeout,
+                        "rank %d: waiting for a bootstrap connection from rank %d (%s): none that proved itself "
+                        "arrived within WEFT_TIMEOUT (%zu other connection(s) dropped)",
+                        rank_, peer, peers_[peer].toString().c_str(), acceptor_->dropped());
+  }
 }
 
 Status Bootstrap::recv(int peer, uint32_t tag, void* data, size_t bytes) {

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <vector>
 
+#include "bootstrap/handshake.h"
 #include "bootstrap/unique_id.h"
 #include "core/socket.h"
 
@@ -49,6 +50,8 @@ class Bootstrap {
   Bootstrap(int rank, int nranks, const JobSecret& secret, const std::atomic<bool>* abortFlag)
       : rank_(rank), nranks_(nranks), secret_(secret), abortFlag_(abortFlag) {}
   Status acceptUntil(int peer, uint64_t deadline);
+  // Serves the listener (see HelloAcceptor::serve) and keeps the peers that proved themselves.
+  void serveIncoming(uint64_t waitUntilNanos);
   uint32_t nextCollectiveTag();
 
   int rank_;
@@ -56,6 +59,7 @@ class Bootstrap {
   JobSecret secret_;
   const std::atomic<bool>* abortFlag_;
   Socket listener_;
+  std::unique_ptr<HelloAcceptor> acceptor_;  // over listener_, made on first use
   std::vector<SocketAddress> peers_;
   std::map<int, Socket> outgoing_;
   std::map<int, Socket> incoming_;

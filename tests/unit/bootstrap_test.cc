@@ -5,8 +5,16 @@
 #include <cstring>
 #include <thread>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+
+#include "bootstrap/handshake.h"
 #include "bootstrap/unique_id.h"
 #include "common/launcher.h"
+#include "core/clock.h"
 #include "core/socket.h"
 #include "weft/weft.h"
 
@@ -60,12 +68,7 @@ TEST(Bootstrap, StrayAndForgedConnectionsAreDroppedAndTheJobStillForms) {
   const char junk[] = "GET / HTTP/1.0\r\n\r\n";
   strayConnection(data.root, junk, sizeof(junk));
   strayConnection(data.root, nullptr, 0);
-  struct {
-    uint32_t magic, kind;
-    uint8_t secret[16];
-    int32_t rank, nranks;
-    WireAddress listen;
-  } forged{kUniqueIdMagic, 1, {0}, 0, 2, {}};
+  Hello forged{kUniqueIdMagic, 1, 0, 2, {}, {0}, {0}};  // no valid MAC
   strayConnection(data.root, &forged, sizeof(forged));
 
   setenv("WEFT_TIMEOUT", "20", 1);
@@ -85,6 +88,159 @@ TEST(Bootstrap, StrayAndForgedConnectionsAreDroppedAndTheJobStillForms) {
   for (auto& t : ranks) t.join();
   ranksOk = ok.load();
   EXPECT_EQ(ranksOk, 2);
+}
+
+// Holds stray connections to the root open: silent ones, junk, answers
+// under a wrong secret, and replays (an answer proven with the right secret
+// for another connection's challenge, as an eavesdropper would have it).
+class Strays {
+ public:
+  Strays(const SocketAddress& root, const JobSecret& secret) : root_(root), secret_(secret) {}
+  // Opens count strays; with untilRefused, stops quietly once the root has
+  // gone (the job formed) and returns how many it opened.
+  int open(int count, bool untilRefused = false) {
+    for (int i = 0; i < count; ++i) {
+      uint64_t deadline = untilRefused ? monotonicNanos() + 100000000ull : defaultDeadline();
+      Result<Socket> sock = Socket::connect(root_, deadline, nullptr);
+      if (!sock.isOk()) {
+        EXPECT_TRUE(untilRefused) << sock.status().message();
+        return i;
+      }
+      Socket s = sock.take();
+      Hello hello{};
+      hello.kind = static_cast<uint32_t>(HelloKind::Root);
+      hello.rank = 0;
+      hello.nranks = 4;
+      Challenge challenge{};
+      switch (i % 4) {
+        case 0:
+          break;  // silent
+        case 1: {
+          const char junk[] = "GET / HTTP/1.0\r\n\r\n........................................................................";
+          (void)s.sendAll(junk, sizeof(junk), defaultDeadline(), nullptr);
+          break;
+        }
+        case 2: {
+          JobSecret wrong = secret_;
+          wrong.bytes[0] ^= 1;
+          (void)answerChallenge(s, wrong, &hello, &challenge, defaultDeadline(), nullptr);
+          break;
+        }
+        case 3: {
+          // Proven for the previous stray's challenge, sent on this one.
+          if (previous_.valid()) {
+            Challenge mine{};
+            (void)s.recvAll(&mine, sizeof(mine), defaultDeadline(), nullptr);
+            (void)s.sendAll(&replay_, sizeof(replay_), defaultDeadline(), nullptr);
+          }
+          break;
+        }
+      }
+      if (i % 4 == 2) {
+        // Keep a proven answer for the next replay.
+        Hello proven = hello;
+        proven.nonce[0] ^= 0;  // same claim
+        helloMac(secret_, challenge, proven, proven.mac);
+        replay_ = proven;
+        previous_ = Socket(::dup(s.fd()));
+      }
+      held_.push_back(std::move(s));
+    }
+    return count;
+  }
+
+ private:
+  SocketAddress root_;
+  JobSecret secret_;
+  Hello replay_{};
+  Socket previous_;
+  std::vector<Socket> held_;
+};
+
+TEST(Bootstrap, AThousandStrayConnectionsDoNotDelayTheJob) {
+  weftUniqueId id;
+  ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
+  UniqueIdData data = decodeUniqueId(id).value();
+  setenv("WEFT_TIMEOUT", "20", 1);
+  Strays strays(data.root, data.secret);
+  ASSERT_EQ(strays.open(1000), 1000);  // before the ranks arrive
+  std::atomic<int> ok{0};
+  std::atomic<double> slowest{0};
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 4; ++r)
+    ranks.emplace_back([&, r] {
+      auto start = std::chrono::steady_clock::now();
+      weftComm_t comm = nullptr;
+      if (weftCommInitRank(&comm, 4, id, r) != weftSuccess) {
+        ADD_FAILURE() << weftGetLastError(nullptr);
+        return;
+      }
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      for (double seen = slowest.load(); seconds > seen && !slowest.compare_exchange_weak(seen, seconds);) {
+      }
+      int value = r + 1;
+      if (weftAllReduce(&value, &value, 1, weftInt32, weftSum, comm, nullptr) == weftSuccess &&
+          weftCommSynchronize(comm) == weftSuccess && value == 10)
+        ++ok;
+      weftCommDestroy(comm);
+    });
+  int during = strays.open(1000, true);  // and more while they form, until the root is done
+  for (auto& t : ranks) t.join();
+  std::cout << "strays: 1000 before the ranks, " << during << " while they formed; slowest rank joined in "
+            << slowest.load() << " s\n";
+  setenv("WEFT_TIMEOUT", "60", 1);
+  EXPECT_EQ(ok.load(), 4);
+  // Formed within a second of the ranks' arrival, strays and all.
+  EXPECT_LT(slowest.load(), 1.0) << "the slowest rank took " << slowest.load() << " s to join";
+}
+
+TEST(Bootstrap, ASecondClaimOfARankIsRefusedAndTheJobStillForms) {
+  weftUniqueId id;
+  ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
+  std::atomic<int> ok{0};
+  auto rank = [&](int r) {
+    weftComm_t comm = nullptr;
+    if (weftCommInitRank(&comm, 2, id, r) != weftSuccess) return;
+    int value = r + 1;
+    if (weftAllReduce(&value, &value, 1, weftInt32, weftSum, comm, nullptr) == weftSuccess &&
+        weftCommSynchronize(comm) == weftSuccess && value == 3)
+      ++ok;
+    weftCommDestroy(comm);
+  };
+  std::thread first(rank, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  weftComm_t duplicate = nullptr;
+  EXPECT_EQ(weftCommInitRank(&duplicate, 2, id, 0), weftInvalidUsage);
+  std::string text = weftGetLastError(nullptr);
+  EXPECT_NE(text.find("rank 0 is claimed a second time"), std::string::npos) << text;
+  std::thread second(rank, 1);
+  first.join();
+  second.join();
+  EXPECT_EQ(ok.load(), 2);
+}
+
+TEST(Handshake, AnswersProveTheSecretAndBindTheChallenge) {
+  JobSecret secret;
+  ASSERT_TRUE(randomSecret(&secret).isOk());
+  Challenge a{kUniqueIdMagic, 1, {1}}, b{kUniqueIdMagic, 1, {2}};
+  Hello hello{};
+  hello.rank = 3;
+  uint8_t macA[kMacBytes], macB[kMacBytes], macOtherRank[kMacBytes];
+  helloMac(secret, a, hello, macA);
+  helloMac(secret, b, hello, macB);
+  Hello claimsMore = hello;
+  claimsMore.rank = 4;
+  helloMac(secret, a, claimsMore, macOtherRank);
+  EXPECT_NE(memcmp(macA, macB, kMacBytes), 0) << "the MAC does not depend on the challenge";
+  EXPECT_NE(memcmp(macA, macOtherRank, kMacBytes), 0) << "the MAC does not cover the claimed rank";
+  // RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
+  uint8_t out[kMacBytes];
+  const char* text = "what do ya want for nothing?";
+  hmacSha256(reinterpret_cast<const uint8_t*>("Jefe"), 4, text, strlen(text), out);
+  const uint8_t expected[] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24,
+                              0x26, 0x08, 0x95, 0x75, 0xc7, 0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27,
+                              0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+  EXPECT_EQ(memcmp(out, expected, kMacBytes), 0);
 }
 
 TEST(Bootstrap, CommIdFromTheEnvironment) {

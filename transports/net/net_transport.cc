@@ -1,5 +1,7 @@
 #include "transports/net/net_transport.h"
 
+#include "bootstrap/handshake.h"
+
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -305,9 +307,15 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
             rank, net->device_, props[net->device_].name, props[net->device_].speedMbps, props[net->device_].numaNode,
             net->plugin_->name, config.numaNode);
 
+  // Plugins get a key derived from the job secret, never the secret itself:
+  // a plugin that sends its key in the clear (the IB plugin's set-up does)
+  // then exposes nothing the bootstrap relies on.
   weftNetKey_t key;
-  static_assert(sizeof(key.bytes) == kSecretBytes, "the job key is the job secret");
-  memcpy(key.bytes, bootstrap.secret().bytes, sizeof(key.bytes));
+  static constexpr char kNetKeyLabel[] = "weft-net-key-v1";
+  uint8_t derived[kMacBytes];
+  hmacSha256(bootstrap.secret().bytes, kSecretBytes, kNetKeyLabel, sizeof(kNetKeyLabel) - 1, derived);
+  static_assert(sizeof(key.bytes) <= kMacBytes, "the net key is cut from one HMAC");
+  memcpy(key.bytes, derived, sizeof(key.bytes));
 
   int nChannels = config.nChannels;
   net->sends_.resize(static_cast<size_t>(nChannels) * nranks);

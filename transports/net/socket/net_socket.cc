@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdarg>
@@ -31,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "bootstrap/handshake.h"
 #include "bootstrap/unique_id.h"
 #include "core/clock.h"
 #include "core/env.h"
@@ -48,16 +50,32 @@ constexpr size_t kMinChunkBytes = 128 * 1024;
 constexpr int kMaxSocks = 64;
 constexpr uint64_t kHelloPatienceNanos = 10ull * 1000000000ull;
 
+// Each stream's hello answers the nonce the listener sent on accept with an
+// HMAC-SHA256 under the job key over that nonce and the hello itself, so the
+// key never travels and a recorded hello is worth nothing on another stream.
 struct Hello {
   uint32_t magic;
   uint16_t index;   // 0: control stream, 1..: data streams
   uint16_t nSocks;  // data streams of the connection
   uint64_t listenId;
   uint64_t connId;
-  uint8_t key[WEFT_NET_KEY_BYTES];
-  uint8_t pad[24];
+  uint8_t mac[kMacBytes];
+  uint8_t pad[8];
 };
 static_assert(sizeof(Hello) == 64, "hello is 64 bytes");
+
+using Nonce = std::array<uint8_t, kNonceBytes>;
+
+void streamMac(const weftNetKey_t& key, const Nonce& nonce, const Hello& hello, uint8_t out[kMacBytes]) {
+  static constexpr char kLabel[] = "weft-net-socket-v1";
+  Hello claimed = hello;
+  memset(claimed.mac, 0, sizeof(claimed.mac));
+  uint8_t message[sizeof(kLabel) + kNonceBytes + sizeof(Hello)];
+  memcpy(message, kLabel, sizeof(kLabel));
+  memcpy(message + sizeof(kLabel), nonce.data(), kNonceBytes);
+  memcpy(message + sizeof(kLabel) + kNonceBytes, &claimed, sizeof(claimed));
+  hmacSha256(key.bytes, WEFT_NET_KEY_BYTES, message, sizeof(message), out);
+}
 
 struct ConnectState;
 
@@ -402,6 +420,7 @@ Comm* makeComm(bool isSend, std::vector<int> fds) {
 
 struct Pending {
   int fd;
+  Nonce nonce;  // this stream's challenge
   Hello hello;
   size_t got = 0;
   uint64_t since;
@@ -428,6 +447,8 @@ struct ConnectState {
   std::vector<bool> connected;
   std::vector<size_t> helloSent;
   std::vector<Hello> hellos;
+  std::vector<Nonce> nonces;  // each stream's challenge, as it arrives
+  std::vector<size_t> nonceGot;
 };
 
 weftResult_t socketInit(weftNetLogFn_t) {
@@ -531,13 +552,14 @@ weftResult_t socketConnect(int, const weftNetKey_t* key, void* handleBytes, void
       state->fds.push_back(fd);
       state->connected.push_back(rc == 0);
       state->helloSent.push_back(0);
+      state->nonces.push_back({});
+      state->nonceGot.push_back(0);
       Hello hello{};
       hello.magic = kHelloMagic;
       hello.index = static_cast<uint16_t>(i);
       hello.nSocks = handle->nSocks;
       hello.listenId = handle->listenId;
       hello.connId = connId;
-      memcpy(hello.key, key->bytes, WEFT_NET_KEY_BYTES);
       state->hellos.push_back(hello);
     }
   }
@@ -561,6 +583,23 @@ weftResult_t socketConnect(int, const weftNetKey_t* key, void* handleBytes, void
         return weftSystemError;
       }
       state->connected[i] = true;
+    }
+    if (state->nonceGot[i] < kNonceBytes) {
+      ssize_t n = ::recv(fd, state->nonces[i].data() + state->nonceGot[i], kNonceBytes - state->nonceGot[i], 0);
+      if (n > 0) state->nonceGot[i] += static_cast<size_t>(n);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        WEFT_WARN("socket net: %s closed the connection before sending its challenge (%s)",
+                  state->address.toString().c_str(), n == 0 ? "closed" : strerror(errno));
+        for (int f : state->fds) ::close(f);
+        delete state;
+        handle->state = nullptr;
+        return weftSystemError;
+      }
+      if (state->nonceGot[i] < kNonceBytes) {
+        all = false;
+        continue;
+      }
+      streamMac(*key, state->nonces[i], state->hellos[i], state->hellos[i].mac);
     }
     if (state->helloSent[i] < sizeof(Hello)) {
       ssize_t n = ::send(fd, reinterpret_cast<char*>(&state->hellos[i]) + state->helloSent[i],
@@ -600,6 +639,12 @@ weftResult_t socketAccept(void* listenCommPtr, void** recvComm) {
     pending.fd = fd;
     pending.since = monotonicNanos();
     pending.from = peerName(fd);
+    // A fresh socket's buffer takes the nonce at once.
+    if (!randomBytes(pending.nonce.data(), kNonceBytes).isOk() ||
+        ::send(fd, pending.nonce.data(), kNonceBytes, MSG_NOSIGNAL | MSG_DONTWAIT) != kNonceBytes) {
+      dropPending(pending, "its challenge could not be sent");
+      continue;
+    }
     comm->pending.push_back(pending);
   }
   uint64_t now = monotonicNanos();
@@ -607,21 +652,23 @@ weftResult_t socketAccept(void* listenCommPtr, void** recvComm) {
     ssize_t n = ::recv(pending.fd, reinterpret_cast<char*>(&pending.hello) + pending.got, sizeof(Hello) - pending.got, 0);
     if (n > 0) pending.got += static_cast<size_t>(n);
     else if (n == 0) {
-      dropPending(pending, "it closed before presenting the job key");
+      dropPending(pending, "it closed before answering its challenge");
       continue;
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       dropPending(pending, strerror(errno));
       continue;
     }
     if (pending.got < sizeof(Hello)) {
-      if (now - pending.since > kHelloPatienceNanos) dropPending(pending, "it stayed silent (no job key)");
+      if (now - pending.since > kHelloPatienceNanos) dropPending(pending, "it did not answer its challenge within 10 s");
       continue;
     }
     const Hello& hello = pending.hello;
+    uint8_t expected[kMacBytes];
+    streamMac(comm->key, pending.nonce, hello, expected);
     if (hello.magic != kHelloMagic) {
       dropPending(pending, "not a weft connection (bad hello)");
-    } else if (!equalConstantTime(hello.key, comm->key.bytes, WEFT_NET_KEY_BYTES)) {
-      dropPending(pending, "wrong job key (another job, or a forged connection)");
+    } else if (!equalConstantTime(hello.mac, expected, kMacBytes)) {
+      dropPending(pending, "its answer does not prove the job key (another job, or a replayed or forged connection)");
     } else if (hello.listenId != comm->listenId || hello.nSocks != comm->nSocks || hello.index > comm->nSocks) {
       dropPending(pending, "meant for another listener");
     } else {
