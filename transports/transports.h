@@ -35,6 +35,19 @@ class Transports {
   bool peerFailed(Status* status) const { return shm_->peerFailed(status); }
   // Records this rank's fatal error for its node and closes its network
   // connections, so that every rank waiting on it fails at once.
+  // This rank's last completed call, published for the node (see ShmTransport::progressOf).
+  void publishProgress(int rank, uint64_t callRef) const {
+    if (std::atomic<uint64_t>* slot = shm_->progressOf(rank)) slot->store(callRef, std::memory_order_release);
+  }
+  // A rank of this node's last completed call; false for ranks of other nodes.
+  bool progressOf(int rank, uint64_t* callRef) const {
+    std::atomic<uint64_t>* slot = shm_->progressOf(rank);
+    if (slot == nullptr) return false;
+    *callRef = slot->load(std::memory_order_acquire);
+    return true;
+  }
+  // The ranks of this node (sorted), this one included.
+  const std::vector<int>& localRanks() const { return shm_->localRanks(); }
   void reportFatal(int rank, weftResult_t code, const std::string& message) {
     shm_->reportFatal(rank, code, message);
     if (net_) net_->abortConnections();

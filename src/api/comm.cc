@@ -31,6 +31,7 @@ struct HostInfo {
   int32_t numa;        // NUMA node this rank runs on, -1 if unknown
   int32_t cudaDevice;  // -1 for host communicators
   char gpuBusId[32];   // "" for host communicators
+  WireAddress liveness;  // the rank's LivenessService
 };
 
 // Hostname plus boot id: two containers with one hostname are still told
@@ -144,6 +145,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (!boot.isOk()) return boot.status();
   faultPoint("init.bootstrap", rank);
   comm->bootstrap = boot.take();
+  Result<std::unique_ptr<LivenessService>> liveness =
+      LivenessService::start(comm->bootstrap->peerAddress(rank), id.value().secret, rank, nranks,
+                             [comm](LivenessReply* reply) { reportLiveness(comm, reply); });
+  if (!liveness.isOk()) return liveness.status();
+  comm->liveness = liveness.take();
 
   // Which ranks share this node.
   std::vector<HostInfo> hosts(static_cast<size_t>(nranks));
@@ -154,8 +160,14 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
   hosts[rank].cudaDevice = options.cudaDevice;
   snprintf(hosts[rank].gpuBusId, sizeof(hosts[rank].gpuBusId), "%s", gpu.busId.c_str());
+  hosts[rank].liveness = toWire(comm->liveness->address());
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
   faultPoint("init.hosts", rank);
+  for (const HostInfo& host : hosts) {
+    std::string id(host.hostId, strnlen(host.hostId, kHostIdBytes));
+    comm->rankHosts.push_back(format("%s:%d", id.substr(0, id.find('/')).c_str(), host.pid));
+    comm->livenessAddresses.push_back(fromWire(host.liveness));
+  }
   // Every rank sees the same table, so every rank refuses alike.
   std::vector<std::string> gpuOfRank(static_cast<size_t>(nranks));
   std::vector<int> cudaDeviceOfRank(static_cast<size_t>(nranks));
@@ -299,7 +311,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     WEFT_INFO(kLogGraph, "rank %d: worker%s thread bound to NUMA node %d, CPUs %s", rank,
               comm->transports && nNodes > 1 ? " and net proxy" : "", hosts[rank].numa,
               describeCpuSet(context.workerCpus).c_str());
+  context.explainTimeout = [comm](const Status& timeout) { return explainTimeout(comm, timeout); };
   comm->executor = std::make_unique<HostExecutor>(context);
+  comm->liveTransports = comm->transports.get();
+  comm->liveExecutor = comm->executor.get();
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);
   faultPoint("init.done", rank);

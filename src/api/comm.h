@@ -10,6 +10,7 @@
 #include "algorithms/tuner.h"
 #include "api/config.h"
 #include "bootstrap/bootstrap.h"
+#include "bootstrap/liveness.h"
 #include "exec/host_executor.h"
 #include "transports/transports.h"
 
@@ -32,10 +33,20 @@ struct weftComm {
   std::mutex errorMutex;
   std::string lastError;
 
+  // Each rank's "host:pid" and liveness service (see bootstrap/liveness.h).
+  std::vector<std::string> rankHosts;
+  std::vector<weft::SocketAddress> livenessAddresses;
+  // Set once init has made them: read by the liveness thread.
+  std::atomic<weft::HostExecutor*> liveExecutor{nullptr};
+  std::atomic<weft::Transports*> liveTransports{nullptr};
+
   // Calls currently inside the library on this communicator. weftCommAbort
   // (possibly from another thread, to unblock one of them) waits for them to
   // leave before freeing anything.
   std::atomic<int> activeCalls{0};
+
+  // Last, so that it is destroyed first: its thread reads the executor.
+  std::unique_ptr<weft::LivenessService> liveness;
 };
 
 namespace weft {
@@ -67,6 +78,13 @@ class CommCall {
 // Records status as the last error of comm (or of this thread when comm is
 // null) and returns its code.
 weftResult_t setLastError(weftComm* comm, const Status& status);
+
+// What this rank tells a peer that asks whether it is alive.
+void reportLiveness(weftComm* comm, LivenessReply* reply);
+// After a wait timed out: asks every peer at once, and returns the timeout
+// naming the ranks that do not answer (host, pid, last completed call) and
+// where the others wait.
+Status explainTimeout(weftComm* comm, const Status& timeout);
 
 // Posts one operation: inside a group it waits for weftGroupEnd, otherwise
 // it is submitted at once. Assigns the operation's sequence number.

@@ -662,7 +662,22 @@ bool HostExecutor::popGroup(bool smallOnly) {
   return true;
 }
 
+// The call a group is known by: its last collective, else its last message.
+static CallRef groupCall(const std::vector<OpDesc>& ops) {
+  if (ops.empty()) return kNoCall;
+  const OpDesc* named = &ops.back();
+  for (const OpDesc& op : ops)
+    if (op.collective != Collective::Send && op.collective != Collective::Recv) named = &op;
+  return makeCallRef(named->collective, named->peer, named->opSeq);
+}
+
 void HostExecutor::finishGroup() {
+  CallRef call = groupCall(active_->ops);
+  inProgress_.store(kNoCall, std::memory_order_release);
+  if (!failed_.load()) {
+    lastCompleted_.store(call, std::memory_order_release);
+    if (context_.transports != nullptr) context_.transports->publishProgress(context_.rank, call);
+  }
   size_t n = active_->ops.size();
   active_->ops.clear();
   activeValid_ = false;
@@ -674,6 +689,7 @@ void HostExecutor::finishGroup() {
 }
 
 bool HostExecutor::startActive() {
+  inProgress_.store(groupCall(active_->ops), std::memory_order_release);
   Status status = failed_.load() ? Status::ok() : active_->start();
   if (status.isOk() && !failed_.load()) return true;
   if (!status.isOk()) fail(status);
@@ -735,6 +751,7 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
         waiter.reset();
         continue;
       }
+      if (status.code() == weftTimeout && context_.explainTimeout) status = context_.explainTimeout(status);
       fail(status);
       finishGroup();
     }

@@ -9,12 +9,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "algorithms/plan.h"
+#include "exec/call_ref.h"
 #include "core/status.h"
 #include "transports/transports.h"
 
@@ -50,6 +52,10 @@ struct ExecutorContext {
   cpu_set_t workerCpus;
   bool bindWorker = false;
 
+  // Turns a timeout into the error a user can act on (who is silent, where
+  // everyone waits); runs on the thread that timed out. Empty: as it is.
+  std::function<Status(const Status& timeout)> explainTimeout;
+
   // Whether a message of this many bytes goes by address (between ranks
   // that share a process, which the caller checks).
   bool sendsByAddress(size_t bytes) const {
@@ -81,6 +87,10 @@ class HostExecutor {
   uint64_t submitted() const;
   // Stops the worker; queued work fails with weftInvalidUsage.
   void stop();
+  // The call of the last completed group, and of the group running now
+  // (kNoCall when idle); readable from any thread.
+  CallRef lastCompleted() const { return lastCompleted_.load(std::memory_order_acquire); }
+  CallRef inProgress() const { return inProgress_.load(std::memory_order_acquire); }
 
   // Groups up to this many bytes may run on the calling thread. Handing a
   // call to the worker costs a wake-up, and on oversubscribed cores a
@@ -128,6 +138,8 @@ class HostExecutor {
   std::atomic<size_t> queuedGroups_{0};  // complete groups in the queue (changed under mutex_)
   std::atomic<uint64_t> submitted_{0};  // incremented under mutex_ or by the token holder
   std::atomic<uint64_t> completed_{0};
+  std::atomic<CallRef> lastCompleted_{kNoCall};
+  std::atomic<CallRef> inProgress_{kNoCall};
   std::atomic<bool> token_{false};
   std::atomic<bool> failed_{false};
   std::atomic<int> waiters_{0};

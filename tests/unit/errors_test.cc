@@ -284,6 +284,45 @@ TEST(Errors, ASilentPeerEndsInATimeout) {
   EXPECT_TRUE(failures.empty()) << test::joinFailures(failures);
 }
 
+TEST(Errors, AStoppedRankIsNamedByEveryOtherRankWithItsLastCall) {
+  setenv("WEFT_TIMEOUT", "2", 1);
+  auto failures = runRanks(4, RankMode::Processes, [](weftComm_t comm, int rank, int n) -> std::string {
+    std::vector<float> data(1 << 16, 1.0f);
+    for (int i = 0; i < 3; ++i)  // calls #0..#2 complete everywhere
+      weftAllReduce(data.data(), data.data(), data.size(), weftFloat32, weftSum, comm, nullptr);
+    if (weftCommSynchronize(comm) != weftSuccess) return std::string("first calls: ") + weftGetLastError(comm);
+    if (rank == 2) {
+      // Stopped, not dead: its sockets stay open and its process exists. A
+      // helper ends it once the others have had their say.
+      pid_t self = getpid();
+      if (fork() == 0) {
+        sleep(5);
+        kill(self, SIGKILL);
+        _exit(0);
+      }
+      raise(SIGSTOP);
+    }
+    auto start = std::chrono::steady_clock::now();
+    weftAllReduce(data.data(), data.data(), data.size(), weftFloat32, weftSum, comm, nullptr);
+    weftResult_t result = weftCommSynchronize(comm);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::string text = weftGetLastError(comm);
+    std::string errors;
+    if (result != weftTimeout && result != weftRemoteError)
+      errors += std::string("got ") + weftGetErrorString(result) + "; ";
+    for (const char* word : {"rank 2 (", "is not responding", "its last completed call is #2 AllReduce",
+                             "wait in #3 AllReduce"})
+      if (text.find(word) == std::string::npos) errors += std::string("message lacks '") + word + "'; ";
+    if (seconds > 2 + 2.5) errors += "took " + std::to_string(seconds) + " s (WEFT_TIMEOUT=2); ";
+    (void)n;
+    return errors.empty() ? "" : errors + "message: " + text;
+  });
+  setenv("WEFT_TIMEOUT", "60", 1);
+  // Rank 2 itself was killed by its helper; the others must have passed.
+  ASSERT_EQ(failures.size(), 1u) << test::joinFailures(failures);
+  EXPECT_NE(failures[0].find("rank 2"), std::string::npos) << failures[0];
+}
+
 TEST(Errors, NothingIsLeftInDevShm) {
   // Runs after crashes and aborts above (same process, in order).
   DIR* dir = opendir("/dev/shm");

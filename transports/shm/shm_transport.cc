@@ -156,7 +156,8 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   int myLocal = shm->localIndex_[rank];
   bool leader = myLocal == 0;
 
-  size_t controlBytes = roundUp(sizeof(ShmControl) + sizeof(int32_t) * nLocal, kAlign);
+  size_t progressOffset = roundUp(sizeof(ShmControl) + sizeof(int32_t) * nLocal, 8);
+  size_t controlBytes = roundUp(progressOffset + sizeof(uint64_t) * nLocal, kAlign);
   shm->fifoBytes_ = roundUp(sizeof(FifoCounters) + sizeof(PaddedHeader) * config.nSlots, kAlign) +
                     roundUp(config.slotBytes * config.nSlots, kAlign);
   shm->fifoBase_ = controlBytes;
@@ -231,6 +232,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
 
   char* base = static_cast<char*>(shm->segment_.data());
   shm->control_ = reinterpret_cast<ShmControl*>(base);
+  shm->progress_ = reinterpret_cast<std::atomic<uint64_t>*>(base + progressOffset);
   shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
   if (shm->control_->magic != kControlMagic)
     return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank,
@@ -310,6 +312,11 @@ Status ShmTransport::checkPeerAlive(int peer) const {
                       "abort it",
                       rank_, peer, pid);
   return Status::ok();
+}
+
+std::atomic<uint64_t>* ShmTransport::progressOf(int rank) const {
+  int local = rank >= 0 && rank < static_cast<int>(localIndex_.size()) ? localIndex_[rank] : -1;
+  return local < 0 ? nullptr : &progress_[local];
 }
 
 void ShmTransport::markDeparted() {

@@ -58,6 +58,11 @@ class ShmTransport {
   bool sameProcess(int peer) const;
   // Marks this rank as gone (communicator destroyed) for peers still waiting.
   void markDeparted();
+  // Each local rank's last completed call (a CallRef), in the node's shared
+  // memory: its peers can read it even when the rank itself no longer
+  // answers. progressOf returns nullptr for a rank of another node.
+  std::atomic<uint64_t>* progressOf(int rank) const;
+  const std::vector<int>& localRanks() const { return localRanks_; }
 
  private:
   ShmTransport() = default;
@@ -69,6 +74,7 @@ class ShmTransport {
   std::vector<int> localIndex_;  // rank -> local index, -1 if remote
   ShmSegment segment_;
   ShmControl* control_ = nullptr;
+  std::atomic<uint64_t>* progress_ = nullptr;  // per local rank, after the pids
   size_t fifoBytes_ = 0;
   size_t fifoBase_ = 0;
   std::vector<std::unique_ptr<SendConnector>> sends_;  // [channel * nranks + peer]
