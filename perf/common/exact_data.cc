@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "exec/float_convert.h"
 
@@ -11,39 +12,63 @@ namespace {
 bool isFp8(weftDataType_t type) { return type == weftFloat8e4m3 || type == weftFloat8e5m2; }
 bool isUnsigned(weftDataType_t type) { return type == weftUint8 || type == weftUint32 || type == weftUint64; }
 
+// A well-mixed 64-bit value of a table entry, the rank and a salt (splitmix64):
+// neighbouring entries and ranks are unrelated, so no short shift matches.
+uint64_t mix(size_t t, int rank, uint64_t salt) {
+  uint64_t z = static_cast<uint64_t>(t) * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(rank + 1) * 0xbf58476d1ce4e5b9ull +
+               salt * 0x94d049bb133111ebull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 int64_t sumBase(weftDataType_t type, int rank, size_t t) {
-  if (isFp8(type)) return static_cast<int64_t>((t + static_cast<size_t>(rank)) % 2);
-  int64_t v = static_cast<int64_t>((t * 13 + static_cast<size_t>(rank) * 7) % 21);
+  uint64_t h = mix(t, rank, 1);
+  if (isFp8(type)) return static_cast<int64_t>(h % 2);
+  int64_t v = static_cast<int64_t>(h % 21);
   return isUnsigned(type) ? v : v - 10;
 }
 
 int64_t avgBase(weftDataType_t type, size_t t) {
-  if (isFp8(type)) return static_cast<int64_t>(t % 2);
-  int64_t v = static_cast<int64_t>((t * 11) % 21);
+  uint64_t h = mix(t, -1, 2);
+  if (isFp8(type)) return static_cast<int64_t>(h % 2);
+  int64_t v = static_cast<int64_t>(h % 21);
   return isUnsigned(type) ? v : v - 10;
 }
 
 }  // namespace
 
-int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, size_t i) {
-  size_t t = i % kPeriod;
-  size_t r = static_cast<size_t>(rank);
+void forEachRun(size_t first, size_t count, const std::function<void(size_t done, size_t t, size_t run)>& visit) {
+  size_t done = 0;
+  while (done < count) {
+    size_t i = first + done;
+    size_t offset = i % kPeriod;
+    size_t t = (offset + (i / kPeriod) * kRotation) % kPeriod;
+    size_t run = std::min({count - done, kPeriod - offset, kPeriod - t});
+    visit(done, t, run);
+    done += run;
+  }
+}
+
+int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, size_t t) {
   switch (op) {
     case weftSum:
       return sumBase(type, rank, t);
     case weftProd: {
-      int64_t v = ((t + r) % 3 == 0) ? 2 : 1;
-      if (!isUnsigned(type) && (t * 5 + r) % 7 == 0) v = -v;
+      uint64_t h = mix(t, rank, 3);
+      int64_t v = h % 3 == 0 ? 2 : 1;
+      if (!isUnsigned(type) && (h >> 8) % 7 == 0) v = -v;
       return v;
     }
     case weftMax:
     case weftMin: {
-      if (isFp8(type)) return static_cast<int64_t>((t * 3 + r * 5) % 8);
-      int64_t v = static_cast<int64_t>((t * 7 + r * 5) % 17);
+      uint64_t h = mix(t, rank, 4);
+      if (isFp8(type)) return static_cast<int64_t>(h % 8);
+      int64_t v = static_cast<int64_t>(h % 17);
       return isUnsigned(type) ? v : v - 8;
     }
     case weftAvg: {
-      int64_t k = static_cast<int64_t>(t % 2);
+      int64_t k = static_cast<int64_t>(mix(t, -1, 5) % 2);
       int64_t base = avgBase(type, t);
       return rank == 0 ? base + (nranks - 1) * k : base - k;
     }
@@ -52,11 +77,11 @@ int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, si
   }
 }
 
-int64_t expectedValue(weftDataType_t type, weftRedOp_t op, int nranks, size_t i) {
-  if (op == weftAvg) return avgBase(type, i % kPeriod);
-  int64_t acc = inputValue(type, op, nranks, 0, i);
+int64_t expectedValue(weftDataType_t type, weftRedOp_t op, int nranks, size_t t) {
+  if (op == weftAvg) return avgBase(type, t);
+  int64_t acc = inputValue(type, op, nranks, 0, t);
   for (int r = 1; r < nranks; ++r) {
-    int64_t v = inputValue(type, op, nranks, r, i);
+    int64_t v = inputValue(type, op, nranks, r, t);
     if (op == weftSum) acc += v;
     else if (op == weftProd) acc *= v;
     else if (op == weftMax) acc = std::max(acc, v);
@@ -113,46 +138,34 @@ std::vector<char> patternPeriod(weftDataType_t type, int rank) {
 
 void fillFromPeriod(void* dst, size_t count, size_t first, const std::vector<char>& period, size_t typeBytes) {
   char* out = static_cast<char*>(dst);
-  size_t done = 0;
-  while (done < count) {
-    size_t t = (first + done) % kPeriod;
-    size_t run = std::min(count - done, kPeriod - t);
+  forEachRun(first, count, [&](size_t done, size_t t, size_t run) {
     memcpy(out + done * typeBytes, period.data() + t * typeBytes, run * typeBytes);
-    done += run;
-  }
+  });
 }
 
 size_t countMismatches(const void* data, size_t count, size_t first, const std::vector<char>& period,
                        size_t typeBytes) {
   const char* in = static_cast<const char*>(data);
-  size_t done = 0, wrong = 0;
-  while (done < count) {
-    size_t t = (first + done) % kPeriod;
-    size_t run = std::min(count - done, kPeriod - t);
-    if (memcmp(in + done * typeBytes, period.data() + t * typeBytes, run * typeBytes) != 0) {
-      for (size_t k = 0; k < run; ++k)
-        wrong += memcmp(in + (done + k) * typeBytes, period.data() + (t + k) * typeBytes, typeBytes) != 0;
-    }
-    done += run;
-  }
+  size_t wrong = 0;
+  forEachRun(first, count, [&](size_t done, size_t t, size_t run) {
+    if (memcmp(in + done * typeBytes, period.data() + t * typeBytes, run * typeBytes) == 0) return;
+    for (size_t k = 0; k < run; ++k)
+      wrong += memcmp(in + (done + k) * typeBytes, period.data() + (t + k) * typeBytes, typeBytes) != 0;
+  });
   return wrong;
 }
 
 long long firstMismatch(const void* data, size_t count, size_t first, const std::vector<char>& period,
                         size_t typeBytes) {
   const char* in = static_cast<const char*>(data);
-  size_t done = 0;
-  while (done < count) {
-    size_t t = (first + done) % kPeriod;
-    size_t run = std::min(count - done, kPeriod - t);
-    if (memcmp(in + done * typeBytes, period.data() + t * typeBytes, run * typeBytes) != 0) {
-      for (size_t k = 0; k < run; ++k)
-        if (memcmp(in + (done + k) * typeBytes, period.data() + (t + k) * typeBytes, typeBytes) != 0)
-          return static_cast<long long>(done + k);
-    }
-    done += run;
-  }
-  return -1;
+  long long found = -1;
+  forEachRun(first, count, [&](size_t done, size_t t, size_t run) {
+    if (found >= 0 || memcmp(in + done * typeBytes, period.data() + t * typeBytes, run * typeBytes) == 0) return;
+    for (size_t k = 0; k < run && found < 0; ++k)
+      if (memcmp(in + (done + k) * typeBytes, period.data() + (t + k) * typeBytes, typeBytes) != 0)
+        found = static_cast<long long>(done + k);
+  });
+  return found;
 }
 
 }  // namespace weft::test

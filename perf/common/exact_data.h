@@ -1,8 +1,11 @@
 // Inputs whose reductions are exact in every weft type, and the expected
 // outputs, so that multi-rank tests compare bit for bit.
 //
-// Values repeat with a prime period (4093 elements), which keeps generation
-// cheap while a block that lands at the wrong offset still shows up.
+// Values come from a table of a prime length (4093 entries), which keeps
+// generation a memcpy; each entry is a hash of its index and the rank, and
+// each repetition of the table starts at another entry (rotated by 1019 per
+// repetition), so element i's value depends on i itself: a block that lands
+// at the wrong offset, by any distance, shows up.
 // Sums use small integers (0/1 for fp8, whose mantissas are 2-3 bits), so
 // every partial sum is representable whatever order the ranks add in;
 // products use {1, 2} (and -1 for signed types); an average is made exact
@@ -11,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "weft/weft.h"
@@ -18,10 +22,14 @@
 namespace weft::test {
 
 constexpr size_t kPeriod = 4093;
+constexpr size_t kRotation = 1019;  // prime to kPeriod
 
-// The exact integer value of element i of rank r's input.
-int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, size_t i);
-int64_t expectedValue(weftDataType_t type, weftRedOp_t op, int nranks, size_t i);
+// The exact integer value of table entry t of rank r's input.
+int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, size_t t);
+int64_t expectedValue(weftDataType_t type, weftRedOp_t op, int nranks, size_t t);
+// Element first+done.. of the sequence, in runs of the table: visit(done, t, run)
+// for table entries t..t+run-1.
+void forEachRun(size_t first, size_t count, const std::function<void(size_t done, size_t t, size_t run)>& visit);
 // Stores an exactly representable integer in the type's encoding.
 void storeValue(weftDataType_t type, int64_t value, void* dst);
 

@@ -205,8 +205,17 @@ double maxOverRanks(weftComm_t comm, double value) {
   CHECK_WEFT(comm, weftCommSynchronize(comm));
   return result;
 }
-double sumOverRanks(weftComm_t comm, double value) {
+// The job-wide count of wrong elements. Under mpirun (one rank a process)
+// MPI sums it, so that a broken weft cannot hide its own errors; thread
+// ranks sum through weft, and every rank also fails on its own count.
+double sumOverRanks(const Shared& s, weftComm_t comm, double value) {
   double result = value;
+#if defined(WEFT_PERF_WITH_MPI)
+  if (s.process.mpi && s.options.threads == 1) {
+    MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return result;
+  }
+#endif
   CHECK_WEFT(comm, weftAllReduce(&result, &result, 1, weftFloat64, weftSum, comm, nullptr));
   CHECK_WEFT(comm, weftCommSynchronize(comm));
   return result;
@@ -533,6 +542,7 @@ void rankMain(Shared& s, int thread) {
   double busSum = 0;
   int busCount = 0;
   long long wrongTotal = 0;
+  bool localWrong = false;  // this rank's own count, whatever the sum says
   for (weftDataType_t type : o.types) {
     for (weftRedOp_t op : o.ops) {
       size_t tb = weftTypeSize(type);
@@ -549,7 +559,11 @@ void rankMain(Shared& s, int thread) {
         t[1] = 0;
         for (int inPlace = 0; inPlace < placements; ++inPlace) {
           t[inPlace] = timeWeft(comm, s, b, inPlace, count, type, op, rank);
-          if (o.check) wrong[inPlace] = static_cast<long long>(sumOverRanks(comm, static_cast<double>(verify(comm, s, b, inPlace, count, type, op, rank))));
+          if (o.check) {
+            size_t mine = verify(comm, s, b, inPlace, count, type, op, rank);
+            if (mine != 0) localWrong = true;
+            wrong[inPlace] = static_cast<long long>(sumOverRanks(s, comm, static_cast<double>(mine)));
+          }
           wrongTotal += wrong[inPlace];
         }
         double mpiTime = -1, glooTime = -1;
@@ -603,7 +617,7 @@ void rankMain(Shared& s, int thread) {
     printf("# Out of bounds values : %lld %s\n", wrongTotal, wrongTotal == 0 ? "OK" : "FAILED");
     printf("# Avg bus bandwidth    : %g\n#\n", busCount ? busSum / busCount : 0.0);
   }
-  if (wrongTotal != 0) s.failures = 1;
+  if (wrongTotal != 0 || localWrong) s.failures = 1;
   CHECK_WEFT(comm, weftCommDestroy(comm));
 }
 
