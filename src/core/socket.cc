@@ -180,6 +180,7 @@ Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = other.fd_;
+    peer_ = std::move(other.peer_);
     other.fd_ = -1;
   }
   return *this;
@@ -246,6 +247,7 @@ Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNa
     int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length);
     if (rc == 0) {
       tuneSocket(fd);
+      (void)sock.peerName();  // remembered from now on
       return sock;
     }
     int err = errno;
@@ -328,6 +330,11 @@ std::string peerName(int fd) {
   return address.toString();
 }
 
-std::string Socket::peerName() const { return weft::peerName(fd_); }
+std::string Socket::peerName() const {
+  if (!peer_.empty()) return peer_;
+  std::string name = weft::peerName(fd_);
+  if (name != "<unconnected>") peer_ = name;
+  return name;
+}
 
 }  // namespace weft

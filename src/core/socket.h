@@ -55,9 +55,11 @@ void tuneSocket(int fd);
 class Socket {
  public:
   Socket() = default;
-  explicit Socket(int fd) : fd_(fd) {}
+  // Remembers the other end's address while the socket is connected, so
+  // that an error after the peer reset still names it.
+  explicit Socket(int fd) : fd_(fd) { (void)peerName(); }
   ~Socket();
-  Socket(Socket&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  Socket(Socket&& other) noexcept : fd_(other.fd_), peer_(std::move(other.peer_)) { other.fd_ = -1; }
   Socket& operator=(Socket&& other) noexcept;
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
@@ -84,10 +86,12 @@ class Socket {
                  const std::atomic<bool>* abortFlag);
   Status recvAll(void* data, size_t bytes, uint64_t deadlineNanos,
                  const std::atomic<bool>* abortFlag);
+  // "ip:port" of the other end, as it was while connected.
   std::string peerName() const;
 
  private:
   int fd_ = -1;
+  mutable std::string peer_;
 };
 
 // now + WEFT_TIMEOUT seconds.

@@ -49,6 +49,7 @@ constexpr size_t kInlineBytes = 64 * 1024;
 constexpr size_t kMinChunkBytes = 128 * 1024;
 constexpr int kMaxSocks = 64;
 constexpr uint64_t kHelloPatienceNanos = 10ull * 1000000000ull;
+constexpr int kLoopbackMbps = 100000;  // nominal: loopback is a memory copy
 
 // Each stream's hello answers the nonce the listener sent on accept with an
 // HMAC-SHA256 under the job key over that nonce and the hello itself, so the
@@ -118,8 +119,12 @@ void fillProperties(Device* device, int index) {
     memcpy(p.pciPath, real, n);
     p.pciPath[n] = '\0';
   }
+  // Virtual interfaces have no speed in sysfs (lo, veth: empty or -1):
+  // loopback moves memory, so it gets a nominal 100 Gb/s rather than 0;
+  // others keep 0, shown as unknown.
   std::string speed = readSysfs(base + "/speed");
   p.speedMbps = speed.empty() ? 0 : std::max(0, atoi(speed.c_str()));
+  if (p.speedMbps == 0 && device->nic.name == "lo") p.speedMbps = kLoopbackMbps;
   std::string numa = readSysfs(base + "/device/numa_node");
   p.numaNode = numa.empty() ? -1 : atoi(numa.c_str());
   p.ptrSupport = WEFT_NET_PTR_HOST;
@@ -178,6 +183,7 @@ struct Comm {
   std::condition_variable wake;
   uint64_t dealt = 0;  // under wakeMutex
   std::atomic<bool> failed{false};
+  bool closedBetweenMessages = false;  // set before failed, by the control stream's owner
   std::mutex errorMutex;
   std::string error;
   std::string peer;
@@ -200,7 +206,12 @@ struct Comm {
 
 // Moves one task forward without blocking; false on a broken stream.
 // *moved reports whether bytes moved.
-bool pumpTask(int fd, bool send, Task* task, std::string* error, bool* moved) {
+// peer: the other end's address, taken while the stream was connected.
+// *betweenMessages (when given) is set if the peer closed before the first
+// byte of this task: the end of a stream at a message boundary, which is how
+// a peer that closes its communicator leaves.
+bool pumpTask(int fd, bool send, Task* task, const std::string& peer, std::string* error, bool* moved,
+              bool* betweenMessages = nullptr) {
   while (task->done < task->bytes) {
     ssize_t n = send ? ::send(fd, task->data + task->done, task->bytes - task->done, MSG_NOSIGNAL)
                      : ::recv(fd, task->data + task->done, task->bytes - task->done, 0);
@@ -210,12 +221,19 @@ bool pumpTask(int fd, bool send, Task* task, std::string* error, bool* moved) {
       continue;
     }
     if (n == 0 && !send) {
-      *error = format("connection from %s closed by the peer in the middle of a message (it exited or died)",
-                      peerName(fd).c_str());
+      if (betweenMessages != nullptr && task->done == 0) {
+        *betweenMessages = true;
+        *error = format("connection from %s closed by the peer between messages (it closed its communicator, "
+                        "exited or died)",
+                        peer.c_str());
+      } else {
+        *error = format("connection from %s closed by the peer in the middle of a message (it exited or died)",
+                        peer.c_str());
+      }
       return false;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
-    *error = format("%s %s failed: %s", send ? "send to" : "receive from", peerName(fd).c_str(), strerror(errno));
+    *error = format("%s %s failed: %s", send ? "send to" : "receive from", peer.c_str(), strerror(errno));
     return false;
   }
   return true;
@@ -237,7 +255,7 @@ void helperLoop(Comm* comm, std::vector<Stream*> streams) {
       anyWork = true;
       std::string error;
       bool moved = false;
-      if (!pumpTask(stream->fd, comm->isSend, task, &error, &moved)) {
+      if (!pumpTask(stream->fd, comm->isSend, task, comm->peer, &error, &moved)) {
         comm->setError(error);
         return;
       }
@@ -313,7 +331,9 @@ bool progressControl(Comm* comm) {
         request->inlineDone += static_cast<size_t>(n) - recordPart;
       } else {
         Task task{reinterpret_cast<char*>(&request->sizeRecord), sizeof(uint64_t), request->recordDone, request};
-        if (!pumpTask(comm->control, comm->isSend, &task, &error, &moved)) {
+        bool betweenMessages = false;
+        if (!pumpTask(comm->control, comm->isSend, &task, comm->peer, &error, &moved, &betweenMessages)) {
+          if (betweenMessages) comm->closedBetweenMessages = true;
           comm->setError(error);
           return false;
         }
@@ -336,7 +356,7 @@ bool progressControl(Comm* comm) {
       continue;
     }
     Task task{request->data, bytes, request->inlineDone, request};
-    if (!pumpTask(comm->control, comm->isSend, &task, &error, &moved)) {
+    if (!pumpTask(comm->control, comm->isSend, &task, comm->peer, &error, &moved)) {
       comm->setError(error);
       return false;
     }
@@ -466,8 +486,11 @@ weftResult_t socketInit(weftNetLogFn_t) {
     device.nic = nic;
     fillProperties(&device, static_cast<int>(gDevices.size()));
     gDevices.push_back(device);
-    WEFT_INFO(kLogNet, "socket net: device %zu is %s (%s), %d Mb/s", gDevices.size() - 1, nic.name.c_str(),
-              nic.address.toString().c_str(), device.props.speedMbps);
+    WEFT_INFO(kLogNet, "socket net: device %zu is %s (%s), %s", gDevices.size() - 1, nic.name.c_str(),
+              nic.address.toString().c_str(),
+              device.props.speedMbps > 0
+                  ? format("%d Mb/s%s", device.props.speedMbps, nic.name == "lo" ? " (nominal, loopback)" : "").c_str()
+                  : "speed unknown");
   }
   gInitialized = true;
   return weftSuccess;
@@ -724,7 +747,8 @@ weftResult_t socketTest(void* requestPtr, int* done, size_t* size) {
   // this one still completes if all of it arrived.
   if (!request->complete) {
     if (comm->failed.load(std::memory_order_acquire)) {
-      WEFT_INFO(kLogNet, "socket net: %s", comm->errorText().c_str());
+      // A close between messages is how peers leave at the end: not news.
+      if (!comm->closedBetweenMessages) WEFT_INFO(kLogNet, "socket net: %s", comm->errorText().c_str());
       return weftSystemError;
     }
     return weftSuccess;
