@@ -120,6 +120,18 @@ typedef struct {
 /* config may be NULL (all defaults). */
 weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId commId, int rank,
                                     const weftConfig_t* config);
+/* New communicators from an existing one (NCCL's semantics).
+ * weftCommSplit: every rank of comm calls it; ranks of one color form a new
+ * communicator, ordered by key (ties by their rank in comm); a rank passing
+ * WEFT_SPLIT_NOCOLOR gets *newcomm = NULL. config NULL: comm's own options.
+ * weftCommShrink: the ranks of comm not in excludeRanks (all of them, each
+ * with the same list) form a new communicator, in their order in comm; the
+ * excluded ranks, dead or alive, do not call it. For survivors of a failed
+ * rank: comm may have failed; destroy or abort it afterwards. */
+#define WEFT_SPLIT_NOCOLOR (-1)
+weftResult_t weftCommSplit(weftComm_t comm, int color, int key, weftComm_t* newcomm, const weftConfig_t* config);
+weftResult_t weftCommShrink(weftComm_t comm, const int* excludeRanks, int excludeCount, weftComm_t* newcomm,
+                            const weftConfig_t* config);
 /* Waits for enqueued work, then frees every resource. */
 weftResult_t weftCommDestroy(weftComm_t comm);
 /* Stops enqueued work without waiting (peers see a remote error), then frees. */

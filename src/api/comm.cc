@@ -326,6 +326,36 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
 
 }  // namespace
 
+namespace weft {
+
+Status createComm(weftComm_t* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options) {
+  auto created = std::make_unique<weftComm>();
+  created->options = options;
+  Status status = initComm(created.get(), nranks, commId, rank, options);
+  if (!status.isOk()) {
+    if (created->executor) created->executor->stop();
+    return status;
+  }
+  *comm = created.release();
+  registerComm(*comm);
+  return Status::ok();
+}
+
+Result<weftUniqueId> freshUniqueId() {
+  UniqueIdData data;
+  WEFT_CHECK(randomSecret(&data.secret));
+  Result<NetInterface> nic = bootstrapInterface();
+  if (!nic.isOk()) return nic.status();
+  Result<SocketAddress> root = startBootstrapRoot(nic.value().address, data.secret);
+  if (!root.isOk()) return root.status();
+  data.root = root.value();
+  weftUniqueId id;
+  encodeUniqueId(data, &id);
+  return id;
+}
+
+}  // namespace weft
+
 extern "C" {
 
 weftResult_t weftGetVersion(int* version) {
@@ -348,16 +378,12 @@ weftResult_t weftGetUniqueId(weftUniqueId* uniqueId) {
     data.root = address.value();
     data.secret = secretFromText(text);
     data.rootStartedByRank0 = true;
-  } else {
-    Status status = randomSecret(&data.secret);
-    if (!status.isOk()) return setLastError(nullptr, status);
-    Result<NetInterface> nic = bootstrapInterface();
-    if (!nic.isOk()) return setLastError(nullptr, nic.status());
-    Result<SocketAddress> root = startBootstrapRoot(nic.value().address, data.secret);
-    if (!root.isOk()) return setLastError(nullptr, root.status());
-    data.root = root.value();
+    encodeUniqueId(data, uniqueId);
+    return weftSuccess;
   }
-  encodeUniqueId(data, uniqueId);
+  Result<weftUniqueId> fresh = freshUniqueId();
+  if (!fresh.isOk()) return setLastError(nullptr, fresh.status());
+  *uniqueId = fresh.value();
   return weftSuccess;
 }
 
@@ -371,16 +397,7 @@ weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId c
   *comm = nullptr;
   Result<CommOptions> options = resolveConfig(config);
   if (!options.isOk()) return setLastError(nullptr, options.status());
-  auto created = std::make_unique<weftComm>();
-  created->options = options.value();
-  Status status = initComm(created.get(), nranks, commId, rank, options.value());
-  if (!status.isOk()) {
-    if (created->executor) created->executor->stop();
-    return setLastError(nullptr, status);
-  }
-  *comm = created.release();
-  registerComm(*comm);
-  return weftSuccess;
+  return setLastError(nullptr, createComm(comm, nranks, commId, rank, options.value()));
 }
 
 weftResult_t weftCommDestroy(weftComm_t comm) {

@@ -29,6 +29,7 @@ struct weftComm {
   uint64_t posted = 0;
   uint64_t collectiveCalls = 0;
   std::vector<uint64_t> sendCalls, recvCalls;  // per peer
+  uint32_t childCalls = 0;  // weftCommSplit/Shrink calls: tags their bootstrap messages
 
   std::mutex errorMutex;
   std::string lastError;
@@ -78,6 +79,12 @@ class CommCall {
 // Records status as the last error of comm (or of this thread when comm is
 // null) and returns its code.
 weftResult_t setLastError(weftComm* comm, const Status& status);
+
+// Makes and registers a communicator (weftCommInitRankConfig without the
+// config parsing: splits inherit their parent's options).
+Status createComm(weftComm_t* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options);
+// A unique id with a new root and secret on this host, whatever WEFT_COMM_ID says.
+Result<weftUniqueId> freshUniqueId();
 
 // What this rank tells a peer that asks whether it is alive.
 void reportLiveness(weftComm* comm, LivenessReply* reply);
