@@ -8,19 +8,16 @@ size=${1:-64m}
 build=$(cd "${2:-build}" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)
 source "$here/tests/integration/private_devshm.sh"
+source "$here/tests/integration/rank_launch.sh"
 private_devshm "$size" "$0" "$size" "$build"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 for n in 4 7 8; do
   for ch in 1 2; do
-    port=$((20000 + RANDOM % 20000)) pids=()
-    for ((r = 0; r < n; ++r)); do
-      WEFT_NCHANNELS=$ch WEFT_SOCKET_IFNAME=lo WEFT_RANK=$r WEFT_NRANKS=$n WEFT_COMM_ID=127.0.0.1:$port \
-        "$build/perf/all_reduce_perf" -b 1M -e 1M -n 1 -w 1 >"$logs/$r.log" 2>&1 &
-      pids+=($!)
-    done
+    WEFT_NCHANNELS=$ch start_ranks $n "$logs" "$build/perf/all_reduce_perf" -b 1M -e 1M -n 1 -w 1
+    wait_ranks
     ok=yes
-    for p in "${pids[@]}"; do wait "$p" || ok=no; done
-    echo "/dev/shm $size: $n ranks, $ch channel(s): fits=$ok $(grep -ho 'cannot reserve [0-9.]* MB' "$logs/0.log")"
+    for code in "${rank_codes[@]}"; do [[ $code -eq 0 ]] || ok=no; done
+    echo "/dev/shm $size: $n ranks, $ch channel(s): fits=$ok $(grep -ho 'cannot reserve [0-9.]* MB' "$logs/rank0.log")"
   done
 done

@@ -14,26 +14,20 @@ export WEFT_TIMEOUT=5 WEFT_SOCKET_IFNAME=lo
 nranks=4
 fail() { for f in "$tmp"/rank*.log; do echo "== $f"; cat "$f"; done; echo "FAIL: $*"; exit 1; }
 
+source "$(dirname "$0")/rank_launch.sh"
 # Runs 4 ranks with FAULT; codes[r] is each exit status, seconds the wall time.
 launch() {
-  local fault=$1 port=$((20000 + RANDOM % 20000)) pids=() r start=$SECONDS
-  for ((r = 0; r < nranks; ++r)); do
-    WEFT_FAULT_INJECT=$fault WEFT_RANK=$r WEFT_NRANKS=$nranks WEFT_COMM_ID=127.0.0.1:$port \
-      "$perf" -b 1M -e 1M -n 1 -w 1 >"$tmp/rank$r.log" 2>&1 &
-    pids+=($!)
-  done
-  codes=()
-  for ((r = 0; r < nranks; ++r)); do
-    if [[ $fault == *:stop && $r -eq $victim ]]; then continue; fi
-    { wait "${pids[$r]}"; } 2>/dev/null
-    codes[$r]=$?
-  done
+  local fault=$1 start=$SECONDS stopped=-1
+  [[ $fault == *:stop ]] && stopped=$victim
+  WEFT_FAULT_INJECT=$fault start_ranks $nranks "$tmp" "$perf" -b 1M -e 1M -n 1 -w 1
+  wait_ranks $stopped
   seconds=$((SECONDS - start))
-  if [[ $fault == *:stop ]]; then
-    kill -KILL "${pids[$victim]}" 2>/dev/null
-    wait "${pids[$victim]}" 2>/dev/null
-    codes[$victim]=137
+  if [[ $stopped -ge 0 ]]; then
+    kill -KILL "${rank_pids[$stopped]}" 2>/dev/null
+    wait "${rank_pids[$stopped]}" 2>/dev/null
+    rank_codes[$stopped]=137
   fi
+  codes=("${rank_codes[@]}")
 }
 
 trials=0

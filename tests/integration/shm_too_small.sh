@@ -12,16 +12,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { cat "$tmp"/rank*.log; echo "FAIL: $*"; exit 1; }
 
-# Starts 4 ranks; codes[r] is each one's exit status.
+source "$(dirname "$0")/rank_launch.sh"
 launch() {
-  local port=$((20000 + RANDOM % 20000)) pids=() r
-  for ((r = 0; r < 4; ++r)); do
-    WEFT_SOCKET_IFNAME=lo WEFT_RANK=$r WEFT_NRANKS=4 WEFT_COMM_ID=127.0.0.1:$port \
-      "$perf" -b 16M -e 16M -n 1 -w 1 >"$tmp/rank$r.log" 2>&1 &
-    pids+=($!)
-  done
-  codes=()
-  for ((r = 0; r < 4; ++r)); do wait "${pids[$r]}"; codes+=($?); done
+  start_ranks 4 "$tmp" "$perf" -b 16M -e 16M -n 1 -w 1
+  wait_ranks
+  codes=("${rank_codes[@]}")
 }
 
 launch
