@@ -16,8 +16,8 @@
 // Broadcast and reduce are chains along the ring, from the root or ending at
 // it: n-1 hops of latency, but pipelined, so for large messages each link
 // carries the buffer once. Before the data, every rank passes a token to its
-// ring successor (one hop, all ranks at once), so each rank checks the root
-// with the rank before it during the call.
+// ring successor, so each rank checks the root with the rank before it
+// during the call; no data waits for a token.
 #include "algorithms/plan.h"
 
 namespace weft {
@@ -109,7 +109,7 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       allGatherTail(v, steps);
       break;
     case Collective::Broadcast:
-    case Collective::Reduce:
+    case Collective::Reduce: {
       if (n == 1) {
         steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), collective == Collective::Reduce));
         break;
@@ -117,17 +117,20 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       // Every rank first hands its successor a token with the call's
       // description and checks its predecessor's, so ranks that disagree on
       // the root are found in this call, whoever believes to be the root
-      // (even none). Tokens travel ahead of the data in the same FIFOs:
-      // about one hop, taken by all ranks at once. The broadcast root checks
-      // its token last, so that its data leaves at once.
+      // (even none). Where data follows from the predecessor, the token
+      // travels just ahead of it and is checked first, at no cost. The
+      // ranks that receive nothing else from it (the broadcast root, the
+      // reduce chain's start) check it in their last slice, so that their
+      // data leaves at once; the executor takes such a token early whenever
+      // the channel would otherwise wait, so a disagreement cannot deadlock.
+      bool receivesNoData = self == root ? collective == Collective::Broadcast : collective == Collective::Reduce && prev == root;
       steps.push_back(tokenStep(StepOp::Notify, next, false));
-      if (!(collective == Collective::Broadcast && self == root)) steps.push_back(tokenStep(StepOp::Await, prev, false));
+      if (!receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, false));
       if (collective == Collective::Broadcast) {
         // Chain root -> ring successor -> ... ; the rank before the root ends it.
         if (self == root) {
           steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
           steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
-          steps.push_back(tokenStep(StepOp::Await, prev, true));
         } else if (next == root) {
           steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(0)));
         } else {
@@ -139,7 +142,9 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
         else if (prev == root) steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
         else steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
       }
+      if (receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, true));
       break;
+    }
     case Collective::Send:
     case Collective::Recv:
       break;

@@ -144,7 +144,7 @@ class CollectiveRun {
     while (iteration_ < geometry_.iterations && !steps_.empty()) {
       bool ran = false;
       WEFT_CHECK(tryStep(steps_[stepIndex_], &ran));
-      if (!ran) return Status::ok();
+      if (!ran) return takeLateTokens(progressed);
       *progressed = true;
       if (++stepIndex_ == steps_.size()) {
         stepIndex_ = 0;
@@ -171,10 +171,31 @@ class CollectiveRun {
     return base + (block * geometry_.blockCount + offset) * geometry_.typeBytes;
   }
 
+  // While the channel waits: a token awaited in the last slice is taken as
+  // soon as it heads its FIFO (its sender puts it before anything else), so
+  // that ranks that disagree about the call fail instead of waiting on each
+  // other. Data at the head is left to the steps in order.
+  Status takeLateTokens(bool* progressed) {
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const Step& step = steps_[i];
+      if (step.op != StepOp::Await || !step.onLastSlice || lateTokensTaken_ & (1ull << (i & 63))) continue;
+      RecvConnector* from = context_.transports->recvFrom(step.recvPeer, channel_);
+      const SlotHeader* header = from->tryHeader();
+      if (header == nullptr || header->bytes != 0) continue;
+      WEFT_CHECK(checkHeader(*header, op_, 0, context_.rank, step.recvPeer));
+      from->release();
+      lateTokensTaken_ |= 1ull << (i & 63);
+      *progressed = true;
+    }
+    return Status::ok();
+  }
+
   // A token: a header-only slot, in one slice of the channel only. It runs
   // even where the channel holds no data, on every rank alike.
   Status tryToken(const Step& step, bool* ran) {
-    if (iteration_ != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
+    bool taken = step.op == StepOp::Await && step.onLastSlice &&
+                 (lateTokensTaken_ & (1ull << ((&step - steps_.data()) & 63)));
+    if (taken || iteration_ != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
       *ran = true;
       return Status::ok();
     }
@@ -348,6 +369,7 @@ class CollectiveRun {
   bool zeroCopy_ = false;
   bool unfencedStreaming_ = false;
   bool finished_ = false;
+  uint64_t lateTokensTaken_ = 0;  // bit i: the last-slice await at step i was taken early
   std::vector<SendConnector*> byAddress_;  // connectors this run sent by address on
 };
 

@@ -178,10 +178,12 @@ TEST(Errors, MismatchedCollectivesAcrossRanksAreReported) {
 // naming both roots (every rank checks the root with the rank before it in
 // the ring, so a disagreement cannot pass all the way round), nobody waits
 // for a timeout, and every rank has failed by its next call.
-void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector<int> roots) {
+// count: 4096 fits one slot; 4M floats take 128 slices, where a rank that
+// checks its token only in its last slice must still not wait forever.
+void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector<int> roots, size_t count = 4096) {
   std::atomic<int> namedInCall{0};
   auto failures = runRanks(nranks, mode, [&](weftComm_t comm, int rank, int) -> std::string {
-    std::vector<float> data(4096, 1.0f), out(4096, 0.0f);
+    std::vector<float> data(count, 1.0f), out(count, 0.0f);
     auto start = std::chrono::steady_clock::now();
     if (reduce) weftReduce(data.data(), out.data(), data.size(), weftFloat32, weftSum, roots[rank], comm, nullptr);
     else weftBroadcast(data.data(), out.data(), data.size(), weftFloat32, roots[rank], comm, nullptr);
@@ -216,6 +218,8 @@ TEST(Errors, BroadcastWithDifferentRootsFailsInTheCallItself) {
   expectRootMismatchFound(3, RankMode::Threads, false, {0, 1, 2});
   expectRootMismatchFound(3, RankMode::Threads, false, {0, 0, 1});
   expectRootMismatchFound(4, RankMode::Threads, false, {2, 2, 2, 3});
+  expectRootMismatchFound(3, RankMode::Threads, false, {1, 2, 0}, 1 << 22);  // nobody believes to be root
+  expectRootMismatchFound(4, RankMode::Processes, false, {0, 0, 0, 1}, 1 << 22);
 }
 
 TEST(Errors, ReduceWithDifferentRootsFailsInTheCallItself) {
@@ -223,6 +227,8 @@ TEST(Errors, ReduceWithDifferentRootsFailsInTheCallItself) {
   expectRootMismatchFound(3, RankMode::Threads, true, {0, 1, 2});
   expectRootMismatchFound(3, RankMode::Threads, true, {1, 1, 0});
   expectRootMismatchFound(4, RankMode::Threads, true, {3, 0, 0, 0});
+  expectRootMismatchFound(4, RankMode::Threads, true, {3, 0, 0, 0}, 1 << 22);
+  expectRootMismatchFound(4, RankMode::Processes, true, {1, 1, 2, 1}, 1 << 22);
 }
 
 TEST(Errors, AbortMakesPeersFailWithARemoteError) {
