@@ -132,6 +132,8 @@ class CollectiveRun {
     // output while peers may still read its input.
     zeroCopy_ = context.transports != nullptr && plan_.algorithm != Algorithm::OneShot &&
                 context.sendsByAddress(op.count * geometry_.typeBytes);
+    for (size_t i = 0; i < steps_.size(); ++i)
+      if (steps_[i].op == StepOp::Await && steps_[i].onLastSlice) lateAwait_ = static_cast<int>(i);
   }
 
   bool done() const { return finished_; }
@@ -176,38 +178,41 @@ class CollectiveRun {
   // that ranks that disagree about the call fail instead of waiting on each
   // other. Data at the head is left to the steps in order.
   Status takeLateTokens(bool* progressed) {
-    for (size_t i = 0; i < steps_.size(); ++i) {
-      const Step& step = steps_[i];
-      if (step.op != StepOp::Await || !step.onLastSlice || lateTokensTaken_ & (1ull << (i & 63))) continue;
-      RecvConnector* from = context_.transports->recvFrom(step.recvPeer, channel_);
-      const SlotHeader* header = from->tryHeader();
-      if (header == nullptr || header->bytes != 0) continue;
-      WEFT_CHECK(checkHeader(*header, op_, 0, context_.rank, step.recvPeer));
-      from->release();
-      lateTokensTaken_ |= 1ull << (i & 63);
-      *progressed = true;
-    }
+    if (lateAwait_ < 0 || lateTokenTaken_) return Status::ok();
+    bool taken = false;
+    WEFT_CHECK(takeToken(steps_[static_cast<size_t>(lateAwait_)], true, &taken));
+    lateTokenTaken_ = taken;
+    if (taken) *progressed = true;
+    return Status::ok();
+  }
+
+  // Receives the token at the head of the step's FIFO, if there is one, and
+  // checks the call it describes. onlyToken leaves data at the head alone.
+  Status takeToken(const Step& step, bool onlyToken, bool* taken) {
+    RecvConnector* from = context_.transports->recvFrom(step.recvPeer, channel_);
+    const SlotHeader* header = from->tryHeader();
+    if (header == nullptr || (onlyToken && header->bytes != 0)) return Status::ok();
+    WEFT_CHECK(checkHeader(*header, op_, 0, context_.rank, step.recvPeer));
+    from->release();
+    *taken = true;
     return Status::ok();
   }
 
   // A token: a header-only slot, in one slice of the channel only. It runs
   // even where the channel holds no data, on every rank alike.
   Status tryToken(const Step& step, bool* ran) {
-    bool taken = step.op == StepOp::Await && step.onLastSlice &&
-                 (lateTokensTaken_ & (1ull << ((&step - steps_.data()) & 63)));
-    if (taken || iteration_ != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
+    bool takenEarly = lateTokenTaken_ && static_cast<int>(stepIndex_) == lateAwait_;
+    if (takenEarly || iteration_ != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
       *ran = true;
       return Status::ok();
     }
     if (step.op == StepOp::Await) {
-      RecvConnector* from = context_.transports->recvFrom(step.recvPeer, channel_);
-      const SlotHeader* header = from->tryHeader();
-      if (header == nullptr) {
+      bool taken = false;
+      WEFT_CHECK(takeToken(step, false, &taken));
+      if (!taken) {
         blockedPeer_ = step.recvPeer;
         return Status::ok();
       }
-      WEFT_CHECK(checkHeader(*header, op_, 0, context_.rank, step.recvPeer));
-      from->release();
     } else {
       SendConnector* to = context_.transports->sendTo(step.sendPeer, channel_);
       if (to->trySlot(0) == nullptr) {
@@ -369,7 +374,8 @@ class CollectiveRun {
   bool zeroCopy_ = false;
   bool unfencedStreaming_ = false;
   bool finished_ = false;
-  uint64_t lateTokensTaken_ = 0;  // bit i: the last-slice await at step i was taken early
+  int lateAwait_ = -1;           // the step awaiting a token in the last slice, if any
+  bool lateTokenTaken_ = false;  // ... and its token was taken early
   std::vector<SendConnector*> byAddress_;  // connectors this run sent by address on
 };
 
@@ -694,8 +700,7 @@ static CallRef groupCall(const std::vector<OpDesc>& ops) {
 }
 
 void HostExecutor::finishGroup() {
-  CallRef call = groupCall(active_->ops);
-  inProgress_.store(kNoCall, std::memory_order_release);
+  CallRef call = inProgress_.exchange(kNoCall, std::memory_order_acq_rel);  // set by startActive
   if (!failed_.load()) {
     lastCompleted_.store(call, std::memory_order_release);
     if (context_.transports != nullptr) context_.transports->publishProgress(context_.rank, call);
