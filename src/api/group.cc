@@ -3,9 +3,11 @@
 // weftGroupEnd, where its sends and receives progress concurrently.
 //
 // A call refused inside a group (a bad argument) fails the whole group:
-// weftGroupEnd returns that error and submits nothing, and the sequence
-// numbers the group's accepted calls took are given back, so every rank's
-// next call still matches its peers' as if the group had never been made.
+// weftGroupEnd returns that error and submits nothing. A group's calls are
+// numbered (collectives per communicator, messages per peer and direction)
+// only when the group is submitted, so a failed group leaves the numbering
+// as if it had never been made and every rank's next call still matches its
+// peers'; only the count that weftCommGetSeq reports is given back.
 #include <algorithm>
 #include <vector>
 
@@ -17,33 +19,30 @@ using namespace weft;
 
 namespace {
 
-// A communicator's sequence counters as they were before the group used it.
-struct SavedCounters {
+// How many operations a communicator had posted before the group used it.
+struct SavedPosted {
   weftComm* comm = nullptr;
   uint64_t posted = 0;
-  uint64_t collectiveCalls = 0;
-  std::vector<uint64_t> sendCalls, recvCalls;
 };
 
 struct GroupState {
   int depth = 0;
   std::vector<std::pair<weftComm*, OpDesc>> pending;
-  std::vector<SavedCounters> saved;
+  std::vector<SavedPosted> saved;
   Status error;  // the first call refused inside the group
   weftComm* errorComm = nullptr;
 };
 thread_local GroupState group;
 
-void saveCountersOnce(weftComm* comm) {
-  for (const SavedCounters& saved : group.saved)
+void savePostedOnce(weftComm* comm) {
+  for (const SavedPosted& saved : group.saved)
     if (saved.comm == comm) return;
-  group.saved.push_back({comm, comm->posted, comm->collectiveCalls, comm->sendCalls, comm->recvCalls});
+  group.saved.push_back({comm, comm->posted});
 }
 
 // Collectives are numbered per communicator, messages per peer and
 // direction, so that a mismatch names the call or the message.
 void assignSequence(weftComm* comm, OpDesc& op) {
-  ++comm->posted;
   if (op.collective == Collective::Send) op.opSeq = comm->sendCalls[op.peer]++;
   else if (op.collective == Collective::Recv) op.opSeq = comm->recvCalls[op.peer]++;
   else op.opSeq = comm->collectiveCalls++;
@@ -66,11 +65,12 @@ weftResult_t postOperation(weftComm* comm, OpDesc op) {
   CommCall call(comm);  // submission may run the call here, and block
   if (!call.live()) return rejectCall(nullptr, CommCall::abortingError());
   if (group.depth > 0) {
-    saveCountersOnce(comm);
-    assignSequence(comm, op);
-    group.pending.emplace_back(comm, std::move(op));
+    savePostedOnce(comm);
+    ++comm->posted;
+    group.pending.emplace_back(comm, std::move(op));  // numbered when the group is submitted
     return weftSuccess;
   }
+  ++comm->posted;
   assignSequence(comm, op);
   op.lastInGroup = true;
   comm->executor->submit(&op, 1);
@@ -100,21 +100,16 @@ weftResult_t weftGroupEnd(void) {
   if (--group.depth > 0) return weftSuccess;
   std::vector<std::pair<weftComm*, OpDesc>> pending;
   pending.swap(group.pending);
-  std::vector<SavedCounters> saved;
+  std::vector<SavedPosted> saved;
   saved.swap(group.saved);
   Status error = group.error;
   weftComm* errorComm = group.errorComm;
   group.error = Status::ok();
   group.errorComm = nullptr;
   if (!error.isOk()) {
-    // Nothing of the group runs; the counters go back to where they were.
-    for (SavedCounters& counters : saved) {
-      if (!isLiveComm(counters.comm)) continue;
-      counters.comm->posted = counters.posted;
-      counters.comm->collectiveCalls = counters.collectiveCalls;
-      counters.comm->sendCalls = std::move(counters.sendCalls);
-      counters.comm->recvCalls = std::move(counters.recvCalls);
-    }
+    // Nothing of the group runs, and nothing of it was numbered.
+    for (const SavedPosted& counts : saved)
+      if (isLiveComm(counts.comm)) counts.comm->posted = counts.posted;
     Status groupError(error.code(), format("weftGroupEnd: none of the group's %zu accepted operation(s) were "
                                            "submitted, because a call inside the group was refused: %s",
                                            pending.size(), error.message().c_str()));
@@ -143,6 +138,7 @@ weftResult_t weftGroupEnd(void) {
       result = setLastError(nullptr, CommCall::abortingError());
       continue;
     }
+    for (OpDesc& op : ops) assignSequence(comm, op);
     comm->executor->submit(ops.data(), ops.size());
   }
   return result;
