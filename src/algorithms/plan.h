@@ -39,10 +39,10 @@ enum class StepOp : uint8_t {
   Copy,               // dst = src
   LocalReduce,        // dst = src ⊕ src2
   // Tokens: a slot with the call's description and no data, once per
-  // channel (in the first slice, or the last one with onLastSlice). They
-  // close a chain into a ring so that every rank hears from the rank before
-  // it, and a rank that disagrees about the call (its root) is found in the
-  // call itself rather than in the next one.
+  // channel (in the first slice, or the last one with onLastSlice). Every
+  // rank of a broadcast or reduce hears from the rank before it, so a rank
+  // that disagrees about the call (its root) is found in the call itself
+  // rather than in the next one.
   Notify,             // send a token
   Await,              // receive a token
 };

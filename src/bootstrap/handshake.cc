@@ -1,7 +1,6 @@
 #include "bootstrap/handshake.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <poll.h>
@@ -177,7 +176,7 @@ void HelloAcceptor::serve(uint64_t waitUntilNanos) {
     helloMac(secret_, pending.challenge, pending.hello, expected);
     if (pending.hello.magic != kUniqueIdMagic || pending.hello.kind != static_cast<uint32_t>(kind_)) {
       drop(pending, "not a weft hello of the expected kind");
-    } else if (CRYPTO_memcmp(expected, pending.hello.mac, kMacBytes) != 0) {
+    } else if (!equalConstantTime(expected, pending.hello.mac, kMacBytes)) {
       drop(pending, "its answer does not prove this job's secret (another job, or a replayed or forged hello)");
     } else {
       ready_.push_back(AcceptedHello{std::move(pending.sock), pending.hello, pending.challenge});

@@ -25,8 +25,6 @@ bool equalConstantTime(const uint8_t* a, const uint8_t* b, size_t bytes) {
   return diff == 0;
 }
 
-bool JobSecret::operator==(const JobSecret& other) const { return equalConstantTime(bytes, other.bytes, kSecretBytes); }
-
 WireAddress toWire(const SocketAddress& address) {
   WireAddress wire;
   wire.family = static_cast<uint16_t>(address.family());

@@ -14,7 +14,6 @@ constexpr int kSecretBytes = 16;
 
 struct JobSecret {
   uint8_t bytes[kSecretBytes] = {0};
-  bool operator==(const JobSecret& other) const;  // constant time
 };
 
 struct UniqueIdData {
