@@ -180,10 +180,16 @@ TEST(Errors, MismatchedCollectivesAcrossRanksAreReported) {
 // for a timeout, and every rank has failed by its next call.
 // count: 4096 fits one slot; 4M floats take 128 slices, where a rank that
 // checks its token only in its last slice must still not wait forever.
+// The buffers outlive the ranks: after a failed call a peer thread may still
+// be reading this rank's buffer by address (a known hazard, see
+// docs/reliability.md), so they are freed only once every rank is done.
 void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector<int> roots, size_t count = 4096) {
   std::atomic<int> namedInCall{0};
+  std::vector<std::vector<float>> inputs(static_cast<size_t>(nranks), std::vector<float>(count, 1.0f));
+  std::vector<std::vector<float>> outputs(static_cast<size_t>(nranks), std::vector<float>(count, 0.0f));
   auto failures = runRanks(nranks, mode, [&](weftComm_t comm, int rank, int) -> std::string {
-    std::vector<float> data(count, 1.0f), out(count, 0.0f);
+    std::vector<float>& data = inputs[static_cast<size_t>(rank)];
+    std::vector<float>& out = outputs[static_cast<size_t>(rank)];
     auto start = std::chrono::steady_clock::now();
     if (reduce) weftReduce(data.data(), out.data(), data.size(), weftFloat32, weftSum, roots[rank], comm, nullptr);
     else weftBroadcast(data.data(), out.data(), data.size(), weftFloat32, roots[rank], comm, nullptr);
