@@ -46,6 +46,11 @@ class Transports {
     *callRef = slot->load(std::memory_order_acquire);
     return true;
   }
+  // This rank's executor failed and runs nothing more (called by the thread
+  // that ran its steps, never while a step runs).
+  void markStopped() const { shm_->markStopped(); }
+  // Peer will not read this rank's buffers any more (see ShmTransport::readsNoMore).
+  bool readsNoMore(int peer) const { return remote_[peer] || shm_->readsNoMore(peer); }
   // The ranks of this node (sorted), this one included.
   const std::vector<int>& localRanks() const { return shm_->localRanks(); }
   void reportFatal(int rank, weftResult_t code, const std::string& message) {

@@ -138,6 +138,8 @@ class CollectiveRun {
 
   bool done() const { return finished_; }
   bool streaming() const { return streaming_; }
+  // The connectors this run has published its buffers on by address.
+  const std::vector<SendConnector*>& byAddress() const { return byAddress_; }
   // The peer the last unsuccessful attempt waited for.
   int blockedPeer() const { return blockedPeer_; }
 
@@ -390,6 +392,10 @@ class P2pRun {
   bool done() const { return finished_; }
   int peer() const { return op_.peer; }
   bool isSend() const { return op_.collective == Collective::Send; }
+  // The connector this send has published its buffer on by address, if any.
+  SendConnector* byAddress() const {
+    return byAddress_ && started_ ? context_.transports->sendTo(op_.peer, 0) : nullptr;
+  }
 
   Status progress(bool* progressed) {
     while (!(offset_ >= total_ && started_)) {
@@ -531,6 +537,20 @@ class GroupRun {
 
   // The peers the current wait depends on.
   const std::vector<int>& blockedOn() const { return blockedOn_; }
+
+  // The connectors on which a peer may still be reading this group's
+  // buffers by address (slots posted and not yet released).
+  std::vector<SendConnector*> unreadByAddress() const {
+    std::vector<SendConnector*> unread;
+    auto add = [&](SendConnector* to) {
+      if (to != nullptr && std::find(unread.begin(), unread.end(), to) == unread.end() && !to->drained())
+        unread.push_back(to);
+    };
+    for (const P2pRun& run : p2p_) add(run.byAddress());
+    for (const CollectiveRun& run : channels_)
+      for (SendConnector* to : run.byAddress()) add(to);
+    return unread;
+  }
 
  private:
   const ExecutorContext& context_;
@@ -747,8 +767,7 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
     bool progressed = false, done = false;
     Status status = active_->progress(&progressed, &done);
     if (!status.isOk()) {
-      fail(status);
-      finishGroup();
+      failActive(status);
       continue;
     }
     if (done) {
@@ -779,10 +798,32 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
         continue;
       }
       if (status.code() == weftTimeout && context_.explainTimeout) status = context_.explainTimeout(status);
-      fail(status);
-      finishGroup();
+      failActive(status);
     }
   }
+}
+
+// A failed group's call must not return while a peer thread may still be
+// reading its buffers by address: the caller would free them under the
+// reader. Every peer either releases the slots it was given or stops (it
+// sees this rank's failure at its next check and fails too); a peer that
+// does neither within the timeout is left, with a warning.
+void HostExecutor::failActive(const Status& status) {
+  fail(status);
+  std::vector<SendConnector*> unread = active_->unreadByAddress();
+  uint64_t deadline = monotonicNanos() + context_.timeoutNanos;
+  while (!unread.empty()) {
+    std::erase_if(unread, [&](SendConnector* to) { return to->drained() || context_.transports->readsNoMore(to->peer()); });
+    if (unread.empty()) break;
+    if (context_.timeoutNanos != 0 && monotonicNanos() > deadline) {
+      WEFT_WARN("rank %d: rank %d neither read nor gave up the buffer it was lent by address; the failed call "
+                "returns anyway",
+                context_.rank, unread.front()->peer());
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  finishGroup();
 }
 
 void HostExecutor::workerLoop() {
@@ -810,7 +851,10 @@ void HostExecutor::fail(const Status& status) {
   failed_ = true;
   // The node's first failure reaches every rank (the first report wins), so
   // a rank waiting on this one learns the cause, not just that it left.
-  if (context_.transports != nullptr) context_.transports->reportFatal(context_.rank, status.code(), status.message());
+  if (context_.transports != nullptr) {
+    context_.transports->reportFatal(context_.rank, status.code(), status.message());
+    context_.transports->markStopped();
+  }
   WEFT_WARN("%s", status.message().c_str());
 }
 

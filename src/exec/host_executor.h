@@ -122,6 +122,7 @@ class HostExecutor {
   bool workPending() const;  // under mutex_
   void finishGroup();
   void fail(const Status& status);
+  void failActive(const Status& status);
   void wakeWorker();
 
   ExecutorContext context_;

@@ -2,6 +2,9 @@
 
 #include "core/logging.h"
 
+#include <map>
+#include <mutex>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -12,9 +15,52 @@
 
 namespace weft {
 
+// Ranks that are threads of one process share one mapping of a segment: its
+// atomics then have one address in the process, which is what the memory
+// model (and ThreadSanitizer) reason about, and the process maps each
+// segment once.
+namespace {
+struct Mapping {
+  void* data;
+  size_t bytes;
+  int users;
+};
+std::mutex mappingsMutex;
+std::map<std::string, Mapping>& mappings() {
+  static std::map<std::string, Mapping> all;
+  return all;
+}
+
+void* sharedMapping(const std::string& name, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mappingsMutex);
+  auto it = mappings().find(name);
+  if (it == mappings().end() || it->second.bytes < bytes) return nullptr;
+  ++it->second.users;
+  return it->second.data;
+}
+
+void addMapping(const std::string& name, void* data, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mappingsMutex);
+  mappings()[name] = Mapping{data, bytes, 1};
+}
+
+void dropMapping(const std::string& name, void* data, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mappingsMutex);
+    auto it = mappings().find(name);
+    if (it != mappings().end() && it->second.data == data) {
+      if (--it->second.users > 0) return;
+      bytes = it->second.bytes;
+      mappings().erase(it);
+    }
+  }
+  munmap(data, bytes);
+}
+}  // namespace
+
 ShmSegment::~ShmSegment() {
   if (owner_) unlink();
-  if (data_ != nullptr) munmap(data_, bytes_);
+  if (data_ != nullptr) dropMapping(name_, data_, bytes_);
 }
 
 ShmSegment::ShmSegment(ShmSegment&& other) noexcept { *this = std::move(other); }
@@ -22,7 +68,7 @@ ShmSegment::ShmSegment(ShmSegment&& other) noexcept { *this = std::move(other); 
 ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
   if (this != &other) {
     if (owner_) unlink();
-    if (data_ != nullptr) munmap(data_, bytes_);
+    if (data_ != nullptr) dropMapping(name_, data_, bytes_);
     data_ = other.data_;
     bytes_ = other.bytes_;
     name_ = std::move(other.name_);
@@ -69,10 +115,18 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, size_t bytes) {
   if (!data.isOk()) return data.status();
   segment.data_ = data.value();
   segment.bytes_ = bytes;
+  addMapping(name, segment.data_, bytes);
   return segment;
 }
 
 Result<ShmSegment> ShmSegment::open(const std::string& name, size_t bytes) {
+  if (void* shared = sharedMapping(name, bytes)) {
+    ShmSegment segment;
+    segment.name_ = name;
+    segment.data_ = shared;
+    segment.bytes_ = bytes;
+    return segment;
+  }
   int fd = shm_open(name.c_str(), O_RDWR, 0600);
   if (fd < 0)
     return WEFT_ERROR(weftSystemError, "shm_open(%s) of a peer's segment: %s", name.c_str(),
@@ -90,6 +144,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, size_t bytes) {
   segment.name_ = name;
   segment.data_ = data.value();
   segment.bytes_ = bytes;
+  addMapping(name, segment.data_, bytes);
   return segment;
 }
 

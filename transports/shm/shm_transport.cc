@@ -157,7 +157,8 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   bool leader = myLocal == 0;
 
   size_t progressOffset = roundUp(sizeof(ShmControl) + sizeof(int32_t) * nLocal, 8);
-  size_t controlBytes = roundUp(progressOffset + sizeof(uint64_t) * nLocal, kAlign);
+  size_t stoppedOffset = progressOffset + sizeof(uint64_t) * nLocal;
+  size_t controlBytes = roundUp(stoppedOffset + sizeof(uint32_t) * nLocal, kAlign);
   shm->fifoBytes_ = roundUp(sizeof(FifoCounters) + sizeof(PaddedHeader) * config.nSlots, kAlign) +
                     roundUp(config.slotBytes * config.nSlots, kAlign);
   shm->fifoBase_ = controlBytes;
@@ -233,6 +234,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   char* base = static_cast<char*>(shm->segment_.data());
   shm->control_ = reinterpret_cast<ShmControl*>(base);
   shm->progress_ = reinterpret_cast<std::atomic<uint64_t>*>(base + progressOffset);
+  shm->stopped_ = reinterpret_cast<std::atomic<uint32_t>*>(base + stoppedOffset);
   shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
   if (shm->control_->magic != kControlMagic)
     return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank,
@@ -317,6 +319,14 @@ Status ShmTransport::checkPeerAlive(int peer) const {
 std::atomic<uint64_t>* ShmTransport::progressOf(int rank) const {
   int local = rank >= 0 && rank < static_cast<int>(localIndex_.size()) ? localIndex_[rank] : -1;
   return local < 0 ? nullptr : &progress_[local];
+}
+
+void ShmTransport::markStopped() { stopped_[localIndex_[rank_]].store(1, std::memory_order_release); }
+
+bool ShmTransport::readsNoMore(int peer) const {
+  int local = localIndex_[peer];
+  if (local < 0) return true;
+  return stopped_[local].load(std::memory_order_acquire) != 0 || control_->pids[local].load(std::memory_order_acquire) < 0;
 }
 
 void ShmTransport::markDeparted() {

@@ -56,6 +56,12 @@ class ShmTransport {
   Status checkPeerAlive(int peer) const;
   // True when peer is a thread of this process (its buffers are addressable).
   bool sameProcess(int peer) const;
+  // This rank's executor failed: from now on it reads no peer's buffer.
+  void markStopped();
+  // Peer (of this node) will not read this rank's buffers any more: it
+  // failed or destroyed its communicator. A sender by address that fails
+  // waits for this (or for its slots to drain) before its call returns.
+  bool readsNoMore(int peer) const;
   // Marks this rank as gone (communicator destroyed) for peers still waiting.
   void markDeparted();
   // Each local rank's last completed call (a CallRef), in the node's shared
@@ -75,6 +81,7 @@ class ShmTransport {
   ShmSegment segment_;
   ShmControl* control_ = nullptr;
   std::atomic<uint64_t>* progress_ = nullptr;  // per local rank, after the pids
+  std::atomic<uint32_t>* stopped_ = nullptr;   // per local rank, after the progress: its executor failed
   size_t fifoBytes_ = 0;
   size_t fifoBase_ = 0;
   std::vector<std::unique_ptr<SendConnector>> sends_;  // [channel * nranks + peer]
