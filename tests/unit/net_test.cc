@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -258,6 +259,41 @@ TEST(SocketPlugin, ConnectionsWithoutTheJobKeyAreDroppedAndTheJobGoesOn) {
   EXPECT_NE(std::string(reason).find("closed by the peer"), std::string::npos) << reason;
   plugin->closeRecv(recvComm);
   plugin->closeListen(listenComm);
+}
+
+// Sending to a peer that has gone is an error, not a SIGPIPE that kills the
+// sender (small messages leave in one system call with their size record).
+TEST(SocketPlugin, SendingToAClosedPeerIsAnErrorNotASignal) {
+  signal(SIGPIPE, SIG_DFL);  // what a program that never touched SIGPIPE has
+  const weftNet_v1_t* plugin = socketNetPlugin();
+  ASSERT_EQ(plugin->init(netPluginLog), weftSuccess);
+  weftNetKey_t key{};
+  for (int i = 0; i < WEFT_NET_KEY_BYTES; ++i) key.bytes[i] = static_cast<uint8_t>(7 * i + 1);
+  char handle[WEFT_NET_HANDLE_BYTES];
+  void* listenComm = nullptr;
+  ASSERT_EQ(plugin->listen(0, &key, handle, &listenComm), weftSuccess);
+  void* sendComm = nullptr;
+  void* recvComm = nullptr;
+  for (int i = 0; i < 20000 && (sendComm == nullptr || recvComm == nullptr); ++i) {
+    if (sendComm == nullptr) ASSERT_EQ(plugin->connect(0, &key, handle, &sendComm), weftSuccess);
+    if (recvComm == nullptr) ASSERT_EQ(plugin->accept(listenComm, &recvComm), weftSuccess);
+    usleep(100);
+  }
+  ASSERT_NE(sendComm, nullptr);
+  ASSERT_NE(recvComm, nullptr);
+  plugin->closeRecv(recvComm);
+  plugin->closeListen(listenComm);
+  char out[64] = {1};
+  weftResult_t rc = weftSuccess;
+  for (int i = 0; i < 2000 && rc == weftSuccess; ++i) {
+    void* request = nullptr;
+    rc = plugin->isend(sendComm, out, sizeof(out), 0, nullptr, &request);
+    int done = 0;
+    for (int j = 0; j < 1000 && rc == weftSuccess && !done; ++j) rc = plugin->test(request, &done, nullptr);
+    usleep(200);
+  }
+  EXPECT_NE(rc, weftSuccess) << "2000 sends to a closed peer all succeeded";
+  plugin->closeSend(sendComm);
 }
 
 }  // namespace

@@ -320,7 +320,12 @@ bool progressControl(Comm* comm) {
         iovec iov[2] = {{reinterpret_cast<char*>(&request->sizeRecord) + request->recordDone,
                          sizeof(uint64_t) - request->recordDone},
                         {request->data, request->capacity}};
-        ssize_t n = ::writev(comm->control, iov, request->capacity > 0 ? 2 : 1);
+        // sendmsg, not writev: MSG_NOSIGNAL, so a peer that died makes an
+        // error here instead of a SIGPIPE that kills this process.
+        msghdr message{};
+        message.msg_iov = iov;
+        message.msg_iovlen = request->capacity > 0 ? 2 : 1;
+        ssize_t n = ::sendmsg(comm->control, &message, MSG_NOSIGNAL);
         if (n < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
           comm->setError(format("send to %s failed: %s", comm->peer.c_str(), strerror(errno)));
