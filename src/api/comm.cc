@@ -31,7 +31,6 @@ struct HostInfo {
   int32_t numa;        // NUMA node this rank runs on, -1 if unknown
   int32_t cudaDevice;  // -1 for host communicators
   char gpuBusId[32];   // "" for host communicators
-  WireAddress liveness;  // the rank's LivenessService
 };
 
 // Hostname plus boot id: two containers with one hostname are still told
@@ -141,15 +140,22 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       return WEFT_ERROR(root.status().code(), "rank 0: cannot start the bootstrap root at WEFT_COMM_ID=%s: %s",
                         id.value().root.toString().c_str(), root.status().message().c_str());
   }
-  Result<std::unique_ptr<Bootstrap>> boot = Bootstrap::create(id.value(), rank, nranks, &comm->abortFlag);
-  if (!boot.isOk()) return boot.status();
-  faultPoint("init.bootstrap", rank);
-  comm->bootstrap = boot.take();
+  // The liveness service first, so that its address travels with the
+  // bootstrap table: from the first exchange on, a rank that times out can
+  // ask every peer whether it still answers.
+  Result<SocketAddress> listenAddress = Bootstrap::listenAddressFor(id.value());
+  if (!listenAddress.isOk()) return listenAddress.status();
   Result<std::unique_ptr<LivenessService>> liveness =
-      LivenessService::start(comm->bootstrap->peerAddress(rank), id.value().secret, rank, nranks,
+      LivenessService::start(listenAddress.value(), id.value().secret, rank, nranks,
                              [comm](LivenessReply* reply) { reportLiveness(comm, reply); });
   if (!liveness.isOk()) return liveness.status();
   comm->liveness = liveness.take();
+  Result<std::unique_ptr<Bootstrap>> boot =
+      Bootstrap::create(id.value(), rank, nranks, &comm->abortFlag, comm->liveness->address());
+  if (!boot.isOk()) return boot.status();
+  comm->bootstrap = boot.take();
+  for (int r = 0; r < nranks; ++r) comm->livenessAddresses.push_back(comm->bootstrap->serviceAddress(r));
+  faultPoint("init.bootstrap", rank);
 
   // Which ranks share this node.
   std::vector<HostInfo> hosts(static_cast<size_t>(nranks));
@@ -160,13 +166,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
   hosts[rank].cudaDevice = options.cudaDevice;
   snprintf(hosts[rank].gpuBusId, sizeof(hosts[rank].gpuBusId), "%s", gpu.busId.c_str());
-  hosts[rank].liveness = toWire(comm->liveness->address());
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
   faultPoint("init.hosts", rank);
   for (const HostInfo& host : hosts) {
     std::string id(host.hostId, strnlen(host.hostId, kHostIdBytes));
     comm->rankHosts.push_back(format("%s:%d", id.substr(0, id.find('/')).c_str(), host.pid));
-    comm->livenessAddresses.push_back(fromWire(host.liveness));
   }
   // Every rank sees the same table, so every rank refuses alike.
   std::vector<std::string> gpuOfRank(static_cast<size_t>(nranks));
@@ -332,6 +336,11 @@ Status createComm(weftComm_t* comm, int nranks, const weftUniqueId& commId, int 
   auto created = std::make_unique<weftComm>();
   created->options = options;
   Status status = initComm(created.get(), nranks, commId, rank, options);
+  // A wait of init that timed out, or a peer that left in the middle of
+  // it (perhaps because a third rank died): who is silent (once the peers'
+  // liveness services are known, that is after the bootstrap table).
+  if ((status.code() == weftTimeout || status.code() == weftRemoteError) && !created->livenessAddresses.empty())
+    status = explainTimeout(created.get(), status);
   if (!status.isOk()) {
     if (created->executor) created->executor->stop();
     return status;

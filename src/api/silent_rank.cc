@@ -79,12 +79,28 @@ Status explainTimeout(weftComm* comm, const Status& timeout) {
   };
   std::string text;
   std::vector<int> silent;
+  // During init (no executor yet) there are no calls to speak of, and the
+  // hosts may not be known yet: the liveness address names the rank then.
+  bool inInit = comm->liveExecutor.load(std::memory_order_acquire) == nullptr;
   for (int r = 0; r < n; ++r) {
     if (replies[r]) continue;
     silent.push_back(r);
+    std::string where = static_cast<size_t>(r) < comm->rankHosts.size() ? comm->rankHosts[r]
+                                                                          : comm->livenessAddresses[r].toString();
+    if (inInit) {
+      text += format("rank %d (%s) is not responding during communicator init; ", r, where.c_str());
+      continue;
+    }
     std::optional<CallRef> last = progressOf(r);
-    text += format("rank %d (%s) is not responding; its last completed call is %s; ", r, comm->rankHosts[r].c_str(),
+    text += format("rank %d (%s) is not responding; its last completed call is %s; ", r, where.c_str(),
                    last ? describeCallRef(*last).c_str() : "unknown (no rank that answered shares its node)");
+  }
+  if (inInit) {
+    std::vector<int> answered;
+    for (int r = 0; r < n; ++r)
+      if (replies[r]) answered.push_back(r);
+    text += silent.empty() ? "every rank answers" : rankList(answered) + (answered.size() == 1 ? " answers" : " answer");
+    return Status(timeout.code(), format("rank %d: %s (%s)", comm->rank, text.c_str(), timeout.message().c_str()));
   }
   // Where everyone who answered is: grouped by call, idle ranks apart.
   std::map<CallRef, std::vector<int>> waitingIn, idleAfter;

@@ -20,6 +20,12 @@ struct RootReply {
   uint8_t proof[kMacBytes];  // the root knows the secret too (acceptorProof)
 };
 
+// One row of the table the root hands out.
+struct PeerEntry {
+  WireAddress listen;
+  WireAddress service;
+};
+
 struct Frame {
   uint32_t tag;
   uint32_t reserved;
@@ -33,7 +39,7 @@ void serveRoot(Socket listener, SocketAddress bound, JobSecret secret) {
   HelloAcceptor acceptor(&listener, secret, HelloKind::Root, "bootstrap root on " + bound.toString());
   int nranks = -1;
   std::vector<AcceptedHello> ranks;
-  std::vector<WireAddress> table;
+  std::vector<PeerEntry> table;
   int arrived = 0;
   while (nranks < 0 || arrived < nranks) {
     Result<AcceptedHello> accepted = acceptor.next(deadline, nullptr);
@@ -66,7 +72,7 @@ void serveRoot(Socket listener, SocketAddress bound, JobSecret secret) {
       (void)joined.sock.sendAll(&reply, sizeof(reply), monotonicNanos() + HelloAcceptor::kAnswerNanos, nullptr);
       continue;
     }
-    table[h.rank] = h.listen;
+    table[h.rank] = PeerEntry{h.listen, h.service};
     ranks[h.rank] = std::move(joined);
     ++arrived;
   }
@@ -77,7 +83,7 @@ void serveRoot(Socket listener, SocketAddress bound, JobSecret secret) {
     acceptorProof(secret, ranks[r].challenge, ranks[r].hello, reply.proof);
     Status status = ranks[r].sock.sendAll(&reply, sizeof(reply), deadline, nullptr);
     if (status.isOk())
-      status = ranks[r].sock.sendAll(table.data(), table.size() * sizeof(WireAddress), deadline, nullptr);
+      status = ranks[r].sock.sendAll(table.data(), table.size() * sizeof(PeerEntry), deadline, nullptr);
     if (!status.isOk()) WEFT_WARN("bootstrap root: rank %d: %s", r, status.message().c_str());
   }
 }
@@ -104,12 +110,7 @@ Result<SocketAddress> startBootstrapRoot(const SocketAddress& address, const Job
   return bound;
 }
 
-Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int rank, int nranks,
-                                                     const std::atomic<bool>* abortFlag) {
-  std::unique_ptr<Bootstrap> boot(new Bootstrap(rank, nranks, id.secret, abortFlag));
-  uint64_t deadline = defaultDeadline();
-
-  // Our own listener, on the interface that reaches the root's address family.
+Result<SocketAddress> Bootstrap::listenAddressFor(const UniqueIdData& id) {
   Result<NetInterface> nic = bootstrapInterface();
   if (!nic.isOk()) return nic.status();
   SocketAddress listenAddress = nic.value().address;
@@ -119,8 +120,19 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
       if (candidate.address.family() == id.root.family()) listenAddress = candidate.address;
   }
   listenAddress.setPort(0);
+  return listenAddress;
+}
+
+Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int rank, int nranks,
+                                                     const std::atomic<bool>* abortFlag, const SocketAddress& service) {
+  std::unique_ptr<Bootstrap> boot(new Bootstrap(rank, nranks, id.secret, abortFlag));
+  uint64_t deadline = defaultDeadline();
+
+  // Our own listener, on the interface that reaches the root's address family.
+  Result<SocketAddress> listenAddress = listenAddressFor(id);
+  if (!listenAddress.isOk()) return listenAddress.status();
   SocketAddress bound;
-  Result<Socket> listener = Socket::listen(listenAddress, &bound);
+  Result<Socket> listener = Socket::listen(listenAddress.value(), &bound);
   if (!listener.isOk()) return listener.status();
   boot->listener_ = listener.take();
 
@@ -134,6 +146,7 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
   hello.rank = rank;
   hello.nranks = nranks;
   hello.listen = toWire(bound);
+  hello.service = toWire(service);
   Challenge challenge{};
   Status status = answerChallenge(root, id.secret, &hello, &challenge, deadline, abortFlag);
   if (!status.isOk())
@@ -155,9 +168,12 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
   if (reply.status != weftSuccess)
     return WEFT_ERROR(static_cast<weftResult_t>(reply.status), "rank %d: bootstrap root refused: %s",
                       rank, reply.message);
-  std::vector<WireAddress> table(static_cast<size_t>(nranks));
-  WEFT_CHECK(root.recvAll(table.data(), table.size() * sizeof(WireAddress), deadline, abortFlag));
-  for (const auto& wire : table) boot->peers_.push_back(fromWire(wire));
+  std::vector<PeerEntry> table(static_cast<size_t>(nranks));
+  WEFT_CHECK(root.recvAll(table.data(), table.size() * sizeof(PeerEntry), deadline, abortFlag));
+  for (const auto& entry : table) {
+    boot->peers_.push_back(fromWire(entry.listen));
+    boot->services_.push_back(fromWire(entry.service));
+  }
   WEFT_INFO(kLogBoot, "rank %d/%d bootstrapped, listening on %s", rank, nranks,
             bound.toString().c_str());
   return boot;

@@ -28,8 +28,15 @@ Result<NetInterface> bootstrapInterface();
 
 class Bootstrap {
  public:
+  // service: an address this rank advertises beside its listener (its
+  // liveness service), handed to every rank with the address table, so a
+  // rank can ask after its peers from the first exchange on.
   static Result<std::unique_ptr<Bootstrap>> create(const UniqueIdData& id, int rank, int nranks,
-                                                   const std::atomic<bool>* abortFlag);
+                                                   const std::atomic<bool>* abortFlag,
+                                                   const SocketAddress& service = SocketAddress());
+  // The address (port 0) a rank of this job listens on: the interface that
+  // WEFT_SOCKET_IFNAME picks, in the root's address family.
+  static Result<SocketAddress> listenAddressFor(const UniqueIdData& id);
   ~Bootstrap();
 
   int rank() const { return rank_; }
@@ -43,6 +50,8 @@ class Bootstrap {
   Status allGather(void* data, size_t bytesPerRank);
   Status barrier();
   const SocketAddress& peerAddress(int peer) const { return peers_[peer]; }
+  // The service address peer advertised (see create).
+  const SocketAddress& serviceAddress(int peer) const { return services_[peer]; }
   // The job secret every connection of this job presents.
   const JobSecret& secret() const { return secret_; }
 
@@ -61,6 +70,7 @@ class Bootstrap {
   Socket listener_;
   std::unique_ptr<HelloAcceptor> acceptor_;  // over listener_, made on first use
   std::vector<SocketAddress> peers_;
+  std::vector<SocketAddress> services_;
   std::map<int, Socket> outgoing_;
   std::map<int, Socket> incoming_;
   std::map<std::pair<int, uint32_t>, std::deque<std::vector<char>>> unexpected_;
