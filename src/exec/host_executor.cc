@@ -767,6 +767,9 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
     bool progressed = false, done = false;
     Status status = active_->progress(&progressed, &done);
     if (!status.isOk()) {
+      // A connection to another node broke: the peer may have left only
+      // because a third rank died first, so ask who is still there.
+      if (status.code() == weftRemoteError && context_.explainTimeout) status = context_.explainTimeout(status);
       failActive(status);
       continue;
     }

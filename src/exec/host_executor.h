@@ -52,8 +52,9 @@ struct ExecutorContext {
   cpu_set_t workerCpus;
   bool bindWorker = false;
 
-  // Turns a timeout into the error a user can act on (who is silent, where
-  // everyone waits); runs on the thread that timed out. Empty: as it is.
+  // Turns a timeout, or a connection that broke, into the error a user can
+  // act on (who is silent, where everyone waits); runs on the thread that
+  // failed. Empty: as it is.
   std::function<Status(const Status& timeout)> explainTimeout;
 
   // Whether a message of this many bytes goes by address (between ranks

@@ -45,7 +45,7 @@ void addMapping(const std::string& name, void* data, size_t bytes) {
 }
 
 void dropMapping(const std::string& name, void* data, size_t bytes) {
-  {
+  if (!name.empty()) {
     std::lock_guard<std::mutex> lock(mappingsMutex);
     auto it = mappings().find(name);
     if (it != mappings().end() && it->second.data == data) {
@@ -145,6 +145,16 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, size_t bytes) {
   segment.data_ = data.value();
   segment.bytes_ = bytes;
   addMapping(name, segment.data_, bytes);
+  return segment;
+}
+
+Result<ShmSegment> ShmSegment::createPrivate(size_t bytes) {
+  void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED)
+    return WEFT_ERROR(weftSystemError, "mmap of %zu bytes of private memory: %s", bytes, strerror(errno));
+  ShmSegment segment;
+  segment.data_ = data;
+  segment.bytes_ = bytes;
   return segment;
 }
 

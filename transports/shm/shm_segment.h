@@ -22,6 +22,8 @@ class ShmSegment {
 
   static Result<ShmSegment> create(const std::string& name, size_t bytes);
   static Result<ShmSegment> open(const std::string& name, size_t bytes);
+  // Anonymous memory of the same shape, for a rank with no node peers: no name.
+  static Result<ShmSegment> createPrivate(size_t bytes);
 
   void* data() const { return data_; }
   size_t size() const { return bytes_; }

@@ -191,7 +191,9 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   std::vector<char> state(static_cast<size_t>(bootstrap.nranks()), 0);
   Status localStatus;
   if (leader) {
-    Result<ShmSegment> segment = ShmSegment::create(name, total);
+    // A rank alone on its node shares its FIFOs with nobody: private
+    // memory, so that not even its death at the worst moment leaves a name.
+    Result<ShmSegment> segment = nLocal == 1 ? ShmSegment::createPrivate(total) : ShmSegment::create(name, total);
     if (segment.isOk()) {
       shm->segment_ = segment.take();
       static_cast<ShmControl*>(shm->segment_.data())->magic = kControlMagic;
