@@ -1,5 +1,7 @@
 #include "core/env.h"
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -108,29 +110,34 @@ std::string envString(EnvParam param) {
   return (value != nullptr && value[0] != '\0') ? std::string(value) : std::string(info.defaultValue);
 }
 
-static bool parseInt(const std::string& text, int64_t* out) {
-  if (text.empty()) return false;
+bool parseEnvInt(const std::string& text, int64_t* out) {
+  if (text.empty() || text.find('\0') != std::string::npos) return false;
   char* end = nullptr;
+  errno = 0;
   long long value = strtoll(text.c_str(), &end, 0);
-  if (end == text.c_str()) return false;
+  if (end == text.c_str() || errno == ERANGE) return false;
+  int shift = 0;
   switch (*end) {
-    case 'k': case 'K': value <<= 10; ++end; break;
-    case 'm': case 'M': value <<= 20; ++end; break;
-    case 'g': case 'G': value <<= 30; ++end; break;
+    case 'k': case 'K': shift = 10; ++end; break;
+    case 'm': case 'M': shift = 20; ++end; break;
+    case 'g': case 'G': shift = 30; ++end; break;
     default: break;
   }
   if (*end != '\0') return false;
-  *out = value;
+  // A suffix must not overflow: 2^63 / 2^shift bounds the magnitude.
+  long long limit = INT64_MAX >> shift;
+  if (value > limit || value < -limit) return false;
+  *out = value * (1ll << shift);
   return true;
 }
 
 int64_t envInt(EnvParam param) {
   const EnvParamInfo& info = envParamInfo(param);
   int64_t fallback = 0;
-  parseInt(info.defaultValue, &fallback);
+  parseEnvInt(info.defaultValue, &fallback);
   if (!envIsSet(param)) return fallback;
   int64_t value = 0;
-  if (!parseInt(envString(param), &value)) {
+  if (!parseEnvInt(envString(param), &value)) {
     WEFT_WARN("%s=%s is not an integer; using the default %s", info.name,
               envString(param).c_str(), info.defaultValue);
     return fallback;

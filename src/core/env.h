@@ -55,6 +55,10 @@ std::string envString(EnvParam param);
 // Parsed integer (decimal; K, M, G suffixes are powers of 1024); the default
 // when unset. A malformed value logs a warning and falls back to the default.
 int64_t envInt(EnvParam param);
+// An integer as the variables take it: decimal, 0x hex or 0 octal, with an
+// optional k/m/g suffix (2^10, 2^20, 2^30); false for anything else,
+// overflow included.
+bool parseEnvInt(const std::string& text, int64_t* out);
 bool envIsSet(EnvParam param);
 
 }  // namespace weft

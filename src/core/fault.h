@@ -5,7 +5,18 @@
 // docs/reliability.md); unset, a fault point costs one load of a flag.
 #pragma once
 
+#include <string>
+
 namespace weft {
+
+struct FaultSpec {
+  std::string point;
+  int rank = -1;
+  bool stop = false;
+};
+
+// Parses point@rank[:stop|:kill]; false with the reason for anything else.
+bool parseFaultSpec(const std::string& text, FaultSpec* spec, std::string* why);
 
 // Kills (SIGKILL) or stops (SIGSTOP) this process when WEFT_FAULT_INJECT
 // names this point and this rank.

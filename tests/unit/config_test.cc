@@ -15,6 +15,8 @@
 #include "api/comm.h"
 #include "api/config.h"
 #include "cuda/cuda_device.h"
+#include "core/env.h"
+#include "core/fault.h"
 #include "weft/weft.h"
 
 namespace weft {
@@ -177,6 +179,43 @@ TEST(Config, GpuCommunicatorsSayWhyTheyCannotForm) {
       EXPECT_NE(inited.errors[r].find("CUDA executor"), std::string::npos) << inited.errors[r];
     }
   }
+}
+
+}  // namespace
+}  // namespace weft
+
+namespace weft {
+namespace {
+
+// Integers of the environment variables: a suffix that would overflow is
+// refused (it was a signed shift past 63 bits), as is anything after it.
+TEST(EnvParse, IntegersWithSuffixesAndWhatIsRefused) {
+  int64_t v = 0;
+  EXPECT_TRUE(parseEnvInt("4096", &v));
+  EXPECT_EQ(v, 4096);
+  EXPECT_TRUE(parseEnvInt("0x10k", &v));
+  EXPECT_EQ(v, 16 << 10);
+  EXPECT_TRUE(parseEnvInt("-2m", &v));
+  EXPECT_EQ(v, -(2 << 20));
+  EXPECT_TRUE(parseEnvInt("8g", &v));
+  EXPECT_EQ(v, int64_t{8} << 30);
+  for (const char* bad : {"", "k", "12q", "1kk", "9223372036854775807k", "99999999999999999999", "8589934592g",
+                          "-8589934592g", "1 "})
+    EXPECT_FALSE(parseEnvInt(bad, &v)) << bad;
+}
+
+TEST(EnvParse, FaultSpecsAreStrict) {
+  FaultSpec spec;
+  std::string why;
+  ASSERT_TRUE(parseFaultSpec("init.shm@3:stop", &spec, &why)) << why;
+  EXPECT_EQ(spec.point, "init.shm");
+  EXPECT_EQ(spec.rank, 3);
+  EXPECT_TRUE(spec.stop);
+  ASSERT_TRUE(parseFaultSpec("shm.named@0", &spec, &why)) << why;
+  EXPECT_FALSE(spec.stop);
+  for (const char* bad : {"init.shm", "@1", "init.shm@", "init.shm@x", "init.shm@-1", "init.shm@1:stpo",
+                          "init.shm@99999999999"})
+    EXPECT_FALSE(parseFaultSpec(bad, &spec, &why)) << bad;
 }
 
 }  // namespace
