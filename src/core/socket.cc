@@ -245,6 +245,22 @@ Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNa
     if (fd < 0) return WEFT_ERROR(weftSystemError, "socket(): %s", strerror(errno));
     Socket sock(fd);
     int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length);
+    if (rc != 0 && errno == EINTR) {
+      // A signal interrupted the connect; the connection goes on without
+      // us: wait until it settles, then ask how it ended.
+      pollfd pfd{fd, POLLOUT, 0};
+      int ready;
+      do {
+        uint64_t now = monotonicNanos();
+        int ms = now >= deadlineNanos ? 0 : static_cast<int>(std::min<uint64_t>((deadlineNanos - now) / 1000000 + 1, 1000));
+        ready = ::poll(&pfd, 1, ms);
+      } while ((ready < 0 && errno == EINTR) || (ready == 0 && monotonicNanos() < deadlineNanos));
+      int soError = ETIMEDOUT;
+      socklen_t len = sizeof(soError);
+      if (ready > 0) getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len);
+      rc = soError == 0 ? 0 : -1;
+      errno = soError;
+    }
     if (rc == 0) {
       tuneSocket(fd);
       (void)sock.peerName();  // remembered from now on

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <thread>
 
+#include <signal.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,6 +34,43 @@ TEST(SocketIfname, NcclSyntax) {
   EXPECT_FALSE(interfaceMatches("=eth0", "eth01"));
   EXPECT_FALSE(interfaceMatches("^=eth0", "eth0"));
   EXPECT_TRUE(interfaceMatches("^=eth0", "eth01"));
+}
+
+// A signal that interrupts a connect (a profiler's timer, SIGCHLD, a fuzzer's
+// alarm) does not fail it: the connection settles and is used. Found by the
+// hello fuzzer, whose alarm interrupted a connect to a live listener.
+TEST(Socket, ConnectInterruptedBySignalsStillConnects) {
+  SocketAddress bound;
+  Result<SocketAddress> any = parseSocketAddress("127.0.0.1:0");
+  ASSERT_TRUE(any.isOk());
+  Result<Socket> listener = Socket::listen(any.value(), &bound);
+  ASSERT_TRUE(listener.isOk());
+  std::atomic<bool> done{false};
+  std::thread acceptor([&] {
+    while (!done) {
+      Result<Socket> sock = listener.value().accept(monotonicNanos() + 10000000, nullptr);
+      (void)sock;
+    }
+  });
+  struct sigaction action{};
+  action.sa_handler = [](int) {};
+  action.sa_flags = 0;  // no SA_RESTART: connect returns EINTR
+  struct sigaction old{};
+  sigaction(SIGALRM, &action, &old);
+  itimerval every{{0, 20}, {0, 20}};
+  setitimer(ITIMER_REAL, &every, nullptr);
+  int failed = 0;
+  std::string first;
+  for (int i = 0; i < 3000; ++i) {
+    Result<Socket> sock = Socket::connect(bound, monotonicNanos() + 5000000000ull, nullptr);
+    if (!sock.isOk() && failed++ == 0) first = sock.status().message();
+  }
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  sigaction(SIGALRM, &old, nullptr);
+  done = true;
+  acceptor.join();
+  EXPECT_EQ(failed, 0) << first;
 }
 
 TEST(UniqueId, RoundTripsAndRejectsGarbage) {
