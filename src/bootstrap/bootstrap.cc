@@ -1,5 +1,7 @@
 #include "bootstrap/bootstrap.h"
 
+#include <algorithm>
+
 #include <string.h>
 
 #include <thread>
@@ -255,8 +257,9 @@ Status Bootstrap::recv(int peer, uint32_t tag, void* data, size_t bytes) {
                         rank_, tag, peer, got, bytes);
     return Status::ok();
   };
-  auto queued = unexpected_.find({peer, tag});
-  if (queued != unexpected_.end() && !queued->second.empty()) {
+  TaggedQueues& early = unexpected_[peer];
+  auto queued = early.find(tag);
+  if (queued != early.end() && !queued->second.empty()) {
     std::vector<char> message = std::move(queued->second.front());
     queued->second.pop_front();
     WEFT_CHECK(checkSize(message.size()));
@@ -264,24 +267,41 @@ Status Bootstrap::recv(int peer, uint32_t tag, void* data, size_t bytes) {
     return Status::ok();
   }
   WEFT_CHECK(acceptUntil(peer, deadline));
-  Socket& sock = incoming_[peer];
+  size_t got = 0;
+  Status status = readTagged(incoming_[peer], tag, data, bytes, deadline, abortFlag_, &unexpected_[peer], &got);
+  if (status.isOk() && got != bytes) return checkSize(got);
+  if (!status.isOk())
+    return WEFT_ERROR(status.code(), "rank %d: bootstrap receive from rank %d (%s): %s", rank_, peer,
+                      peers_[peer].toString().c_str(), status.message().c_str());
+  return Status::ok();
+}
+
+Status Bootstrap::readTagged(Socket& sock, uint32_t tag, void* data, size_t bytes, uint64_t deadline,
+                             const std::atomic<bool>* abortFlag, TaggedQueues* others, size_t* got) {
   for (;;) {
     Frame frame{};
-    Status status = sock.recvAll(&frame, sizeof(frame), deadline, abortFlag_);
-    if (!status.isOk())
-      return WEFT_ERROR(status.code(), "rank %d: bootstrap receive from rank %d (%s): %s", rank_,
-                        peer, peers_[peer].toString().c_str(), status.message().c_str());
+    WEFT_CHECK(sock.recvAll(&frame, sizeof(frame), deadline, abortFlag));
+    if (frame.bytes > kMaxFrameBytes)
+      return WEFT_ERROR(weftRemoteError, "corrupt bootstrap frame (tag %u, %llu bytes)", frame.tag,
+                        static_cast<unsigned long long>(frame.bytes));
     if (frame.tag == tag) {
-      WEFT_CHECK(checkSize(frame.bytes));
-      if (bytes > 0) WEFT_CHECK(sock.recvAll(data, bytes, deadline, abortFlag_));
+      *got = frame.bytes;
+      if (frame.bytes != bytes) return Status::ok();  // the caller names the disagreement
+      if (bytes > 0) WEFT_CHECK(sock.recvAll(data, bytes, deadline, abortFlag));
       return Status::ok();
     }
-    if (frame.bytes > (1ull << 30))
-      return WEFT_ERROR(weftRemoteError, "rank %d: corrupt bootstrap frame from rank %d", rank_,
-                        peer);
-    std::vector<char> message(frame.bytes);
-    if (frame.bytes > 0) WEFT_CHECK(sock.recvAll(message.data(), message.size(), deadline, abortFlag_));
-    unexpected_[{peer, frame.tag}].push_back(std::move(message));
+    // Another call's message: kept for the receive that asks for it. Read
+    // as it arrives, so a corrupt size costs no more memory than the bytes
+    // that really came.
+    std::vector<char> message;
+    for (uint64_t left = frame.bytes; left > 0;) {
+      size_t chunk = static_cast<size_t>(std::min<uint64_t>(left, 64 * 1024));
+      size_t have = message.size();
+      message.resize(have + chunk);
+      WEFT_CHECK(sock.recvAll(message.data() + have, chunk, deadline, abortFlag));
+      left -= chunk;
+    }
+    (*others)[frame.tag].push_back(std::move(message));
   }
 }
 

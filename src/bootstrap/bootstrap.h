@@ -52,6 +52,17 @@ class Bootstrap {
   const SocketAddress& peerAddress(int peer) const { return peers_[peer]; }
   // The service address peer advertised (see create).
   const SocketAddress& serviceAddress(int peer) const { return services_[peer]; }
+  // Messages that arrived before their receive, by tag.
+  using TaggedQueues = std::map<uint32_t, std::deque<std::vector<char>>>;
+  // A frame larger than this is corrupt.
+  static constexpr uint64_t kMaxFrameBytes = 1ull << 30;
+  // Reads frames from sock until one with tag comes; frames of other tags
+  // are queued in others. *got is that frame's size: its payload is read
+  // into data only when it is bytes long (the caller reports a mismatch).
+  // Errors: the socket's, and a corrupt frame.
+  static Status readTagged(Socket& sock, uint32_t tag, void* data, size_t bytes, uint64_t deadline,
+                           const std::atomic<bool>* abortFlag, TaggedQueues* others, size_t* got);
+
   // The job secret every connection of this job presents.
   const JobSecret& secret() const { return secret_; }
 
@@ -73,7 +84,7 @@ class Bootstrap {
   std::vector<SocketAddress> services_;
   std::map<int, Socket> outgoing_;
   std::map<int, Socket> incoming_;
-  std::map<std::pair<int, uint32_t>, std::deque<std::vector<char>>> unexpected_;
+  std::map<int, TaggedQueues> unexpected_;  // per peer
   uint32_t collectiveSeq_ = 0;
   std::recursive_mutex mutex_;
 };

@@ -5,12 +5,16 @@
 
 #include <string>
 
+#include "core/socket.h"
 #include "core/status.h"
 #include "weft/net.h"
 
 namespace weft {
 
 const weftNet_v1_t* socketNetPlugin();
+// The listening address inside a socket plugin handle (for tests that
+// connect to it without the plugin).
+SocketAddress socketHandleAddress(const void* handle);
 // Null when weft was built without libibverbs.
 const weftNet_v1_t* ibNetPlugin();
 

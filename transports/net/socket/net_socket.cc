@@ -796,4 +796,10 @@ const weftNet_v1_t kSocketPlugin = {
 
 const weftNet_v1_t* socketNetPlugin() { return &kSocketPlugin; }
 
+SocketAddress socketHandleAddress(const void* handle) {
+  Handle h;
+  memcpy(&h, handle, sizeof(h));
+  return fromWire(h.address);
+}
+
 }  // namespace weft
