@@ -23,15 +23,15 @@ for h in "${harnesses[@]}"; do
   # New inputs go to a scratch folder; the committed corpus is only read.
   if build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="build-fuzz/findings/$h-" "$work" "tests/fuzz/corpus/$h" >"$log" 2>&1; then
-    runs=$(grep -oP 'stat::number_of_executed_units:\s*\K\d+' "$log" || echo "?")
-    rate=$(grep -oP 'stat::average_exec_per_sec:\s*\K\d+' "$log" || echo "?")
-    cov=$(grep -oP '#\d+\s+\w+\s+cov: \K\d+' "$log" | tail -1 || echo "?")
-    features=$(grep -oP '#\d+\s+\w+\s+cov: \d+ ft: \K\d+' "$log" | tail -1 || echo "?")
+    runs=$(grep -aoP 'stat::number_of_executed_units:\s*\K\d+' "$log" || echo "?")
+    rate=$(grep -aoP 'stat::average_exec_per_sec:\s*\K\d+' "$log" || echo "?")
+    cov=$(grep -aoP '#\d+\s+\w+\s+cov: \K\d+' "$log" | tail -1 || echo "?")
+    features=$(grep -aoP '#\d+\s+\w+\s+cov: \d+ ft: \K\d+' "$log" | tail -1 || echo "?")
     echo "fuzz_$h: ${seconds} s, $runs runs, $rate exec/s, coverage $cov edges, $features features, no finding"
   else
     status=1
     echo "fuzz_$h: FINDING (see $log and build-fuzz/findings/)"
-    grep -E -A20 "ERROR: |runtime error|==[0-9]+==" "$log" | head -40
+    grep -aE -A20 "ERROR: |runtime error|==[0-9]+==" "$log" | head -40
   fi
   rm -rf "$work"
 done

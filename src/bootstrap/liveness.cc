@@ -47,7 +47,8 @@ void LivenessService::serve() {
 
 Result<LivenessReply> queryLiveness(const SocketAddress& address, const JobSecret& secret, int myRank, int nranks,
                                     uint64_t deadlineNanos) {
-  Result<Socket> sock = Socket::connect(address, deadlineNanos, nullptr);
+  // Its service refusing means the rank is gone: no point waiting for it.
+  Result<Socket> sock = Socket::connect(address, deadlineNanos, nullptr, false);
   if (!sock.isOk()) return sock.status();
   Hello hello{};
   hello.kind = static_cast<uint32_t>(HelloKind::Liveness);

@@ -238,7 +238,7 @@ static Status waitReady(int fd, short events, uint64_t deadlineNanos,
 }
 
 Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNanos,
-                               const std::atomic<bool>* abortFlag) {
+                               const std::atomic<bool>* abortFlag, bool retryRefused) {
   uint64_t backoffMicros = 1000;
   for (;;) {
     int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -267,7 +267,8 @@ Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNa
       return sock;
     }
     int err = errno;
-    if (err != ECONNREFUSED && err != ETIMEDOUT && err != EAGAIN && err != ECONNRESET)
+    if ((err != ECONNREFUSED && err != ETIMEDOUT && err != EAGAIN && err != ECONNRESET) ||
+        (err == ECONNREFUSED && !retryRefused))
       return WEFT_ERROR(weftSystemError, "connect to %s: %s", address.toString().c_str(),
                         strerror(err));
     if (abortFlag != nullptr && abortFlag->load())

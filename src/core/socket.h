@@ -76,9 +76,10 @@ class Socket {
 
   // Listens on address (port 0 picks one); the bound address is returned.
   static Result<Socket> listen(const SocketAddress& address, SocketAddress* bound);
-  // Connects, retrying refused connections until the deadline.
+  // Connects, retrying refused connections until the deadline (a peer that
+  // is still starting); retryRefused false takes a refusal as the answer.
   static Result<Socket> connect(const SocketAddress& address, uint64_t deadlineNanos,
-                                const std::atomic<bool>* abortFlag);
+                                const std::atomic<bool>* abortFlag, bool retryRefused = true);
   // Accepts one connection (non-blocking socket ready within the deadline).
   Result<Socket> accept(uint64_t deadlineNanos, const std::atomic<bool>* abortFlag);
 

@@ -27,6 +27,7 @@ import os
 import random
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,20 @@ class Trial:
                 f"seed {self.seed}")
 
 
+def free_port():
+    """A port nothing listens on now, below the ephemeral range (so that no
+    outgoing connection of an earlier trial holds it)."""
+    for _ in range(100):
+        port = random.randrange(10000, 30000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port found")
+
+
 def rank_env(trial, rank, port, args):
     env = dict(os.environ)
     env.update(WEFT_RANK=str(rank), WEFT_NRANKS=str(trial.nranks), WEFT_TIMEOUT=str(args.timeout))
@@ -92,7 +107,7 @@ def rank_env(trial, rank, port, args):
 
 def run_trial(trial, args, logdir):
     """Runs one trial; returns a dict of what happened."""
-    port = 20000 + random.randrange(20000)
+    port = free_port()
     shm_before = shm_entries()
     procs, logs = [], []
     for r in range(trial.nranks):

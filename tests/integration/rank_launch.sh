@@ -5,7 +5,7 @@
 #   wait_ranks [SKIP]   waits for them; rank_codes[r] is each exit status (128+signal when
 #     killed); rank SKIP (a stopped one, say) is not waited for
 start_ranks() {
-  local n=$1 logs=$2 r port=$((20000 + RANDOM % 20000))
+  local n=$1 logs=$2 r port=$((10000 + RANDOM % 20000))  # below the ephemeral range
   shift 2
   rank_pids=()
   for ((r = 0; r < n; ++r)); do
