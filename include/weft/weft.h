@@ -20,6 +20,12 @@
 extern "C" {
 #endif
 
+/* libweft.so is built with hidden visibility: what this header declares is
+ * its whole interface, and the only thing it exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define WEFT_MAJOR 0
 #define WEFT_MINOR 1
 #define WEFT_PATCH 0
@@ -181,6 +187,10 @@ weftResult_t weftGroupEnd(void);
 
 /* Size in bytes of one element of datatype, or 0 for an invalid type. */
 size_t weftTypeSize(weftDataType_t datatype);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,6 +1,6 @@
-// A third-party net plugin for the tests: it forwards to weft's socket
-// plugin and counts the messages it carried, the way an outside network
-// library would be loaded through WEFT_NET_PLUGIN.
+// A third-party net plugin for the tests: it forwards to a copy of weft's
+// socket plugin linked into it and counts the messages it carried, the way
+// an outside network library would be loaded through WEFT_NET_PLUGIN.
 #include <atomic>
 
 #include "weft/net.h"
