@@ -76,7 +76,7 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
   desc.op = op;
   desc.root = root;
   desc.plan = comm->tuner->plan(collective, bytesOnWire, root);
-  return postOperation(comm, std::move(desc));
+  return postOperation(comm, desc);
 }
 
 #define WEFT_RETURN_IF(comm, expr)                  \
@@ -101,7 +101,7 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
   desc.count = count;
   desc.type = datatype;
   desc.peer = peer;
-  return postOperation(comm, std::move(desc));
+  return postOperation(comm, desc);
 }
 
 }  // namespace

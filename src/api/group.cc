@@ -67,7 +67,7 @@ weftResult_t postOperation(weftComm* comm, OpDesc op) {
   if (group.depth > 0) {
     savePostedOnce(comm);
     ++comm->posted;
-    group.pending.emplace_back(comm, std::move(op));  // numbered when the group is submitted
+    group.pending.emplace_back(comm, op);  // numbered when the group is submitted
     return weftSuccess;
   }
   ++comm->posted;
@@ -124,7 +124,7 @@ weftResult_t weftGroupEnd(void) {
     std::vector<OpDesc> ops;
     for (auto& entry : pending)
       if (entry.first == comm) {
-        ops.push_back(std::move(entry.second));
+        ops.push_back(entry.second);
         ops.back().lastInGroup = false;
       }
     if (!isLiveComm(comm)) {

@@ -55,6 +55,7 @@ Status explainTimeout(weftComm* comm, const Status& timeout) {
   const JobSecret& secret = comm->bootstrap->secret();
   int askers = std::min(kMaxAskers, std::max(1, n - 1));
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(askers));
   for (int a = 0; a < askers; ++a)
     threads.emplace_back([&, a] {
       for (int peer = a; peer < n; peer += askers) {
@@ -110,6 +111,7 @@ Status explainTimeout(weftComm* comm, const Status& timeout) {
     else idleAfter[replies[r]->lastCompleted].push_back(r);
   }
   std::vector<std::string> parts;
+  parts.reserve(waitingIn.size() + idleAfter.size());
   for (const auto& [call, ranks] : waitingIn)
     parts.push_back(format("%s wait%s in %s", rankList(ranks).c_str(), ranks.size() == 1 ? "s" : "",
                            describeCallRef(call).c_str()));

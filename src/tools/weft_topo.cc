@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   }
   if (ranks == 0) ranks = static_cast<int>(topo.gpus.size());
   std::vector<int> deviceOfRank;
+  deviceOfRank.reserve(static_cast<size_t>(ranks));
   for (int r = 0; r < ranks; ++r) deviceOfRank.push_back(topo.gpus[static_cast<size_t>(r) % topo.gpus.size()]);
   RankRing rankRing = searchRankRing(topo, deviceOfRank, Tuner::kMaxChannels);
   const RingChoice& ring = rankRing.devices;

@@ -240,7 +240,7 @@ bool pumpTask(int fd, bool send, Task* task, const std::string& peer, std::strin
 }
 
 // Helper thread: pumps its streams, sleeping in poll() while they cannot move.
-void helperLoop(Comm* comm, std::vector<Stream*> streams) {
+void helperLoop(Comm* comm, const std::vector<Stream*>& streams) {
   std::vector<pollfd> fds(streams.size());
   while (!comm->stopping.load(std::memory_order_acquire) && !comm->failed.load(std::memory_order_acquire)) {
     bool anyWork = false;
