@@ -9,13 +9,13 @@
 
 #include "weft/weft.h"
 
-#define CHECK(call)                                                                        \
-  do {                                                                                     \
-    weftResult_t r = (call);                                                               \
-    if (r != weftSuccess) {                                                                \
+#define CHECK(call)                                                                                 \
+  do {                                                                                              \
+    weftResult_t r = (call);                                                                        \
+    if (r != weftSuccess) {                                                                         \
       fprintf(stderr, "%s failed: %s: %s\n", #call, weftGetErrorString(r), weftGetLastError(NULL)); \
-      MPI_Abort(MPI_COMM_WORLD, 1);                                                        \
-    }                                                                                      \
+      MPI_Abort(MPI_COMM_WORLD, 1);                                                                 \
+    }                                                                                               \
   } while (0)
 
 int main(int argc, char** argv) {
@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
   size_t count = 1 << 20;
   float* data = malloc(count * sizeof(float));
   for (size_t i = 0; i < count; ++i) data[i] = (float)(rank + 1);
-  CHECK(weftAllReduce(data, data, count, weftFloat32, weftSum, comm, NULL));  /* returns at once */
-  CHECK(weftCommSynchronize(comm));                                            /* waits for it */
+  CHECK(weftAllReduce(data, data, count, weftFloat32, weftSum, comm, NULL)); /* returns at once */
+  CHECK(weftCommSynchronize(comm));                                          /* waits for it */
 
   float expected = (float)(nranks * (nranks + 1) / 2);
   size_t wrong = 0;

@@ -15,13 +15,13 @@
 
 namespace {
 
-#define CHECK(call)                                                                     \
-  do {                                                                                  \
-    cudaError_t rc_ = (call);                                                           \
-    if (rc_ != cudaSuccess) {                                                           \
-      fprintf(stderr, "gpu_bandwidth: %s: %s\n", #call, cudaGetErrorString(rc_));       \
-      exit(1);                                                                          \
-    }                                                                                   \
+#define CHECK(call)                                                               \
+  do {                                                                            \
+    cudaError_t rc_ = (call);                                                     \
+    if (rc_ != cudaSuccess) {                                                     \
+      fprintf(stderr, "gpu_bandwidth: %s: %s\n", #call, cudaGetErrorString(rc_)); \
+      exit(1);                                                                    \
+    }                                                                             \
   } while (0)
 
 // Seconds per call of fn, over iters calls after one warm-up.
@@ -45,9 +45,12 @@ int main(int argc, char** argv) {
   size_t bytes = size_t{1} << 30;
   int iters = 20, device = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "-b") == 0) bytes = strtoull(argv[i + 1], nullptr, 10);
-    else if (strcmp(argv[i], "-n") == 0) iters = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "-d") == 0) device = atoi(argv[i + 1]);
+    if (strcmp(argv[i], "-b") == 0)
+      bytes = strtoull(argv[i + 1], nullptr, 10);
+    else if (strcmp(argv[i], "-n") == 0)
+      iters = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "-d") == 0)
+      device = atoi(argv[i + 1]);
   }
   int count = 0;
   cudaError_t rc = cudaGetDeviceCount(&count);
@@ -70,12 +73,13 @@ int main(int argc, char** argv) {
   double copyB = 2.0 * bytes / t / 1e9;
   printf("%-34s %10.1f GB/s  (B)\n", "cudaMemcpy device to device", copyB);
   t = timeIt([&] { CHECK(weft::cuda::launchCopy(c, a, bytes, nullptr)); }, iters);
-  printf("%-34s %10.1f GB/s  (%.0f%% of B)\n", "weft copy kernel", 2.0 * bytes / t / 1e9, 100 * 2.0 * bytes / t / 1e9 / copyB);
+  printf("%-34s %10.1f GB/s  (%.0f%% of B)\n", "weft copy kernel", 2.0 * bytes / t / 1e9,
+         100 * 2.0 * bytes / t / 1e9 / copyB);
   for (auto [type, name] : {std::pair{weftFloat32, "float32"}, std::pair{weftBfloat16, "bfloat16"}}) {
     size_t n = bytes / (type == weftFloat32 ? 4 : 2);
     t = timeIt([&] { CHECK(weft::cuda::launchReduce(c, a, b, n, type, weftSum, nullptr)); }, iters);
-    printf("%-34s %10.1f GB/s  (%.0f%% of B)\n", (std::string("weft reduce sum ") + name).c_str(), 3.0 * bytes / t / 1e9,
-           100 * 3.0 * bytes / t / 1e9 / copyB);
+    printf("%-34s %10.1f GB/s  (%.0f%% of B)\n", (std::string("weft reduce sum ") + name).c_str(),
+           3.0 * bytes / t / 1e9, 100 * 3.0 * bytes / t / 1e9 / copyB);
   }
   cudaFree(a);
   cudaFree(b);

@@ -53,14 +53,18 @@ int main(int argc, char** argv) {
   size_t bytes = 64u << 20;
   int messages = 20, trips = 20000;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "-b")) bytes = strtoull(argv[i + 1], nullptr, 10);
-    else if (!strcmp(argv[i], "-n")) messages = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "-r")) trips = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "-b"))
+      bytes = strtoull(argv[i + 1], nullptr, 10);
+    else if (!strcmp(argv[i], "-n"))
+      messages = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "-r"))
+      trips = atoi(argv[i + 1]);
   }
   const char* rankText = getenv("WEFT_RANK");
   const char* id = getenv("WEFT_COMM_ID");
   if (rankText == nullptr || id == nullptr) {
-    fprintf(stderr, "usage: WEFT_RANK=0|1 WEFT_COMM_ID=ip:port %s [-b bytes] [-n messages] [-r round trips]\n", argv[0]);
+    fprintf(stderr, "usage: WEFT_RANK=0|1 WEFT_COMM_ID=ip:port %s [-b bytes] [-n messages] [-r round trips]\n",
+            argv[0]);
     return 2;
   }
   int rank = atoi(rankText);
@@ -119,9 +123,10 @@ int main(int argc, char** argv) {
     rtt[spin] = (now() - start) / trips * 1e6;
   }
   if (rank == 0)
-    printf("# tcp_stream: one TCP connection to %s: stream %zu B x %d: %.3f GB/s; 8 B round trip %.2f us "
-           "busy-polling, %.2f us blocking\n",
-           host.c_str(), bytes, messages, streamGBs, rtt[1], rtt[0]);
+    printf(
+        "# tcp_stream: one TCP connection to %s: stream %zu B x %d: %.3f GB/s; 8 B round trip %.2f us "
+        "busy-polling, %.2f us blocking\n",
+        host.c_str(), bytes, messages, streamGBs, rtt[1], rtt[0]);
   close(fd);
   freeaddrinfo(address);
   return 0;

@@ -112,10 +112,14 @@ class Builder {
       unsigned cls = obj->attr->pcidev.class_id;
       node.busId = busId(obj);
       node.linkGBps = obj->attr->pcidev.linkspeed;
-      if (vendor == kNvidia && (cls == 0x0300 || cls == 0x0302)) node.kind = TopoKind::Gpu;
-      else if (vendor == kNvidia && cls == 0x0680) node.kind = TopoKind::NvSwitch;
-      else if ((cls >> 8) == 0x02) node.kind = TopoKind::Nic;
-      else node.kind = TopoKind::PciDevice;
+      if (vendor == kNvidia && (cls == 0x0300 || cls == 0x0302))
+        node.kind = TopoKind::Gpu;
+      else if (vendor == kNvidia && cls == 0x0680)
+        node.kind = TopoKind::NvSwitch;
+      else if ((cls >> 8) == 0x02)
+        node.kind = TopoKind::Nic;
+      else
+        node.kind = TopoKind::PciDevice;
       const char* model = hwloc_obj_get_info_by_name(obj, "PCIDevice");
       node.detail = model != nullptr ? model : "";
       locate(obj, &node);
@@ -146,7 +150,8 @@ class Builder {
           }
           if (nicSpeeds_ != nullptr) {
             auto speed = nicSpeeds_->find(obj->name);
-            if (speed != nicSpeeds_->end()) out_.nodes[parent].nicGBps = std::max(out_.nodes[parent].nicGBps, speed->second);
+            if (speed != nicSpeeds_->end())
+              out_.nodes[parent].nicGBps = std::max(out_.nodes[parent].nicGBps, speed->second);
           }
         }
       }
@@ -247,14 +252,15 @@ Result<MachineTopology> discoverTopology(const std::string& xmlFile) {
   if (hwloc_topology_load(topology) != 0) {
     int err = errno;
     hwloc_topology_destroy(topology);
-    return WEFT_ERROR(weftInvalidArgument, "hwloc could not load the topology%s%s: %s",
-                      xmlFile.empty() ? "" : " from ", xmlFile.c_str(), strerror(err));
+    return WEFT_ERROR(weftInvalidArgument, "hwloc could not load the topology%s%s: %s", xmlFile.empty() ? "" : " from ",
+                      xmlFile.c_str(), strerror(err));
   }
   // What hwloc does not say, asked of this machine's drivers; never of a
   // file's machine, which may be another one.
   std::map<std::string, double> nicSpeeds;
   if (xmlFile.empty()) nicSpeeds = liveNicSpeeds();
-  MachineTopology machine = Builder(topology, xmlFile.empty() ? &nicSpeeds : nullptr).build(xmlFile.empty() ? "live" : xmlFile);
+  MachineTopology machine =
+      Builder(topology, xmlFile.empty() ? &nicSpeeds : nullptr).build(xmlFile.empty() ? "live" : xmlFile);
   hwloc_topology_destroy(topology);
   bool hasNvLink = false;
   for (double gbps : machine.nvswitchGBps) hasNvLink |= gbps > 0;

@@ -19,9 +19,9 @@ const char* topoKindName(TopoKind kind);
 
 struct TopoNode {
   TopoKind kind = TopoKind::Machine;
-  std::string name;     // "GPU 3", "NIC mlx5_0", "NUMA 1", ...
-  std::string detail;   // model, OS device names
-  std::string busId;    // PCI devices: dddd:bb:dd.f
+  std::string name;    // "GPU 3", "NIC mlx5_0", "NUMA 1", ...
+  std::string detail;  // model, OS device names
+  std::string busId;   // PCI devices: dddd:bb:dd.f
   int parent = -1;
   std::vector<int> children;
   int numa = -1;        // NUMA node (os index) this node hangs off

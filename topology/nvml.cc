@@ -51,7 +51,9 @@ double nvlinkLinkGBps(unsigned version) {
   // A100, H100) 25 GB/s; 5 (B200) 50 GB/s.
   switch (version) {
     case 1: return 20;
-    case 2: case 3: case 4: return 25;
+    case 2:
+    case 3:
+    case 4: return 25;
     case 5: return 50;
     default: return 0;
   }
@@ -101,7 +103,8 @@ Result<std::vector<NvmlGpuLinks>> queryNvmlLinks(const std::string& library) {
         if (state != kNvmlFeatureEnabled) continue;
         unsigned version = 0;
         NvmlPciInfo remote{};
-        if (nvml.linkVersion(device, link, &version) != kNvmlSuccess || nvml.remotePci(device, link, &remote) != kNvmlSuccess)
+        if (nvml.linkVersion(device, link, &version) != kNvmlSuccess ||
+            nvml.remotePci(device, link, &remote) != kNvmlSuccess)
           continue;
         gpu.links.push_back({busIdOf(remote), nvlinkLinkGBps(version)});
       }
@@ -124,9 +127,12 @@ int applyNvmlLinks(const std::vector<NvmlGpuLinks>& gpus, MachineTopology* topo)
     if (self == gpuIndex.end()) continue;
     for (const NvmlGpuLinks::Link& link : gpu.links) {
       auto peer = gpuIndex.find(link.remoteBusId);
-      if (peer == gpuIndex.end()) topo->nvswitchGBps[self->second] += link.gbps;
-      else if (peer->second != self->second) topo->nvlinkGBps[self->second][peer->second] += link.gbps;
-      else continue;
+      if (peer == gpuIndex.end())
+        topo->nvswitchGBps[self->second] += link.gbps;
+      else if (peer->second != self->second)
+        topo->nvlinkGBps[self->second][peer->second] += link.gbps;
+      else
+        continue;
       ++used;
     }
   }

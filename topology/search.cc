@@ -38,9 +38,8 @@ RingChoice searchRing(const MachineTopology& topo, const std::vector<int>& devic
   std::iota(order.begin(), order.end(), 0);
   // Start from socket order (devices of one package contiguous), which
   // crosses sockets the minimum number of times.
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return topo.nodes[devices[a]].package < topo.nodes[devices[b]].package;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return topo.nodes[devices[a]].package < topo.nodes[devices[b]].package; });
   RingChoice best = score(topo, devices, order);
   if (n <= 3) return best;
   if (n <= 9) {
@@ -162,10 +161,10 @@ std::vector<int> nearestNics(const MachineTopology& topo) {
     Path bestPath;
     for (size_t i = 0; i < topo.nics.size(); ++i) {
       Path path = topo.path(topo.gpus[g], topo.nics[i]);
-      bool closer = nearest[g] < 0 || static_cast<int>(path.cls) < static_cast<int>(bestPath.cls) ||
-                    (path.cls == bestPath.cls && path.bottleneckGBps > bestPath.bottleneckGBps) ||
-                    (path.cls == bestPath.cls && path.bottleneckGBps == bestPath.bottleneckGBps &&
-                     taken[i] < taken[nearest[g]]);
+      bool closer =
+          nearest[g] < 0 || static_cast<int>(path.cls) < static_cast<int>(bestPath.cls) ||
+          (path.cls == bestPath.cls && path.bottleneckGBps > bestPath.bottleneckGBps) ||
+          (path.cls == bestPath.cls && path.bottleneckGBps == bestPath.bottleneckGBps && taken[i] < taken[nearest[g]]);
       if (closer) {
         nearest[g] = static_cast<int>(i);
         bestPath = path;

@@ -11,8 +11,8 @@
 namespace weft {
 
 struct RingChoice {
-  std::vector<int> order;          // indices into the device list given
-  double bottleneckGBps = 0;       // slowest hop (0: unknown)
+  std::vector<int> order;     // indices into the device list given
+  double bottleneckGBps = 0;  // slowest hop (0: unknown)
   PathClass worstClass = PathClass::Same;
   int socketCrossings = 0;
 };

@@ -89,10 +89,11 @@ std::string topologyToXml(const MachineTopology& topo) {
   for (size_t i = 0; i < topo.nodes.size(); ++i) {
     const TopoNode& n = topo.nodes[i];
     // %.17g: doubles come back bit for bit.
-    out += format("  <node id=\"%zu\" kind=\"%s\" parent=\"%d\" name=\"%s\" busid=\"%s\" numa=\"%d\" package=\"%d\" "
-                  "link_gbps=\"%.17g\" nic_gbps=\"%.17g\" detail=\"%s\"/>\n",
-                  i, topoKindName(n.kind), n.parent, escape(n.name).c_str(), escape(n.busId).c_str(), n.numa,
-                  n.package, n.linkGBps, n.nicGBps, escape(n.detail).c_str());
+    out += format(
+        "  <node id=\"%zu\" kind=\"%s\" parent=\"%d\" name=\"%s\" busid=\"%s\" numa=\"%d\" package=\"%d\" "
+        "link_gbps=\"%.17g\" nic_gbps=\"%.17g\" detail=\"%s\"/>\n",
+        i, topoKindName(n.kind), n.parent, escape(n.name).c_str(), escape(n.busId).c_str(), n.numa, n.package,
+        n.linkGBps, n.nicGBps, escape(n.detail).c_str());
   }
   for (size_t a = 0; a < topo.nvlinkGBps.size(); ++a)
     for (size_t b = 0; b < topo.nvlinkGBps[a].size(); ++b)
@@ -133,7 +134,8 @@ Result<MachineTopology> readTopologyXml(const std::string& path) {
     problem = "the root element is not <weft-topology>";
   } else {
     Attributes top(root, &problem);
-    if (top.integer("version") != kFormatVersion) problem = format("format version %ld, expected %d", top.integer("version"), kFormatVersion);
+    if (top.integer("version") != kFormatVersion)
+      problem = format("format version %ld, expected %d", top.integer("version"), kFormatVersion);
     topo.source = top.text("source");
     topo.gpus = top.list("gpus");
     topo.nics = top.list("nics");
@@ -165,12 +167,16 @@ Result<MachineTopology> readTopologyXml(const std::string& path) {
         topo.nodes.push_back(node);
       } else if (element == "nvlink") {
         size_t a = static_cast<size_t>(at.integer("gpu_a")), b = static_cast<size_t>(at.integer("gpu_b"));
-        if (a >= topo.gpus.size() || b >= topo.gpus.size()) problem = format("line %ld: NVLink between GPUs that do not exist", xmlGetLineNo(child));
-        else topo.nvlinkGBps[a][b] = at.number("gbps");
+        if (a >= topo.gpus.size() || b >= topo.gpus.size())
+          problem = format("line %ld: NVLink between GPUs that do not exist", xmlGetLineNo(child));
+        else
+          topo.nvlinkGBps[a][b] = at.number("gbps");
       } else if (element == "nvswitch") {
         size_t g = static_cast<size_t>(at.integer("gpu"));
-        if (g >= topo.gpus.size()) problem = format("line %ld: NVSwitch links of a GPU that does not exist", xmlGetLineNo(child));
-        else topo.nvswitchGBps[g] = at.number("gbps");
+        if (g >= topo.gpus.size())
+          problem = format("line %ld: NVSwitch links of a GPU that does not exist", xmlGetLineNo(child));
+        else
+          topo.nvswitchGBps[g] = at.number("gbps");
       }
     }
   }
@@ -178,12 +184,15 @@ Result<MachineTopology> readTopologyXml(const std::string& path) {
   // Structure: parents precede children, lists name nodes that exist.
   for (size_t i = 0; i < topo.nodes.size() && problem.empty(); ++i) {
     int parent = topo.nodes[i].parent;
-    if ((i == 0) != (parent < 0) || parent >= static_cast<int>(i)) problem = format("node %zu has parent %d", i, parent);
-    else if (parent >= 0) topo.nodes[parent].children.push_back(static_cast<int>(i));
+    if ((i == 0) != (parent < 0) || parent >= static_cast<int>(i))
+      problem = format("node %zu has parent %d", i, parent);
+    else if (parent >= 0)
+      topo.nodes[parent].children.push_back(static_cast<int>(i));
   }
   for (const auto* list : {&topo.gpus, &topo.nics, &topo.numaNodes, &topo.packages})
     for (int n : *list)
-      if (problem.empty() && (n < 0 || n >= static_cast<int>(topo.nodes.size()))) problem = format("list names node %d, which does not exist", n);
+      if (problem.empty() && (n < 0 || n >= static_cast<int>(topo.nodes.size())))
+        problem = format("list names node %d, which does not exist", n);
   if (topo.nodes.empty() && problem.empty()) problem = "no nodes";
   if (!problem.empty()) return WEFT_ERROR(weftInvalidArgument, "weft topology %s: %s", path.c_str(), problem.c_str());
   return topo;

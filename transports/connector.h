@@ -18,9 +18,9 @@ struct SlotHeader {
   uint8_t redop;       // weftRedOp_t
   uint8_t algorithm;   // Algorithm
   int32_t root;
-  uint32_t bytes;      // payload bytes in this slot
-  uint64_t count;      // the call's element count as the sender saw it
-  uint64_t opSeq;      // how many calls the sender made on this communicator before
+  uint32_t bytes;  // payload bytes in this slot
+  uint64_t count;  // the call's element count as the sender saw it
+  uint64_t opSeq;  // how many calls the sender made on this communicator before
   // Non-zero: the payload was not copied; it stays at this address in the
   // sender's address space (ranks that are threads of one process), and the
   // sender keeps it unchanged until the slot is released.

@@ -28,9 +28,7 @@ class Transports {
   // True when peer is a thread of this process (its buffers are addressable).
   bool sameProcess(int peer) const { return !remote_[peer] && shm_->sameProcess(peer); }
   // Peer, which this rank waits for, is still there.
-  Status checkPeerAlive(int peer) const {
-    return remote_[peer] ? net_->checkPeer(peer) : shm_->checkPeerAlive(peer);
-  }
+  Status checkPeerAlive(int peer) const { return remote_[peer] ? net_->checkPeer(peer) : shm_->checkPeerAlive(peer); }
   // A fatal error another rank of this node reported.
   bool peerFailed(Status* status) const { return shm_->peerFailed(status); }
   // Records this rank's fatal error for its node and closes its network

@@ -55,16 +55,16 @@ typedef struct {
 } weftNetKey_t;
 
 typedef struct {
-  char name[64];       /* "eth0", "mlx5_0:1" */
-  char pciPath[256];   /* sysfs path of the PCI device, "" when virtual */
+  char name[64];     /* "eth0", "mlx5_0:1" */
+  char pciPath[256]; /* sysfs path of the PCI device, "" when virtual */
   uint64_t guid;
-  int ptrSupport;      /* WEFT_NET_PTR_* the device can send from/receive into */
-  int speedMbps;       /* link speed, 0 when unknown */
+  int ptrSupport; /* WEFT_NET_PTR_* the device can send from/receive into */
+  int speedMbps;  /* link speed, 0 when unknown */
   int port;
-  int latencyUs;       /* 0 when unknown */
+  int latencyUs; /* 0 when unknown */
   int maxComms;
-  int maxRecvs;        /* requests in flight per connection */
-  int numaNode;        /* -1 when unknown */
+  int maxRecvs; /* requests in flight per connection */
+  int numaNode; /* -1 when unknown */
 } weftNetProperties_v1_t;
 
 typedef struct {

@@ -76,14 +76,7 @@ typedef enum {
   weftNumTypes = 12
 } weftDataType_t;
 
-typedef enum {
-  weftSum = 0,
-  weftProd = 1,
-  weftMax = 2,
-  weftMin = 3,
-  weftAvg = 4,
-  weftNumOps = 5
-} weftRedOp_t;
+typedef enum { weftSum = 0, weftProd = 1, weftMax = 2, weftMin = 3, weftAvg = 4, weftNumOps = 5 } weftRedOp_t;
 
 /* Version and errors. */
 weftResult_t weftGetVersion(int* version);
@@ -118,10 +111,10 @@ typedef struct {
    * naming both ranks). Unset: WEFT_ALLOW_SHARED_GPU. */
   int allowSharedGpu;
 } weftConfig_t;
-#define WEFT_CONFIG_INITIALIZER                                                            \
-  {                                                                                        \
-    sizeof(weftConfig_t), WEFT_CONFIG_MAGIC, WEFT_VERSION_CODE, WEFT_CONFIG_UNDEF_INT,     \
-        WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT                \
+#define WEFT_CONFIG_INITIALIZER                                                                               \
+  {                                                                                                           \
+    sizeof(weftConfig_t), WEFT_CONFIG_MAGIC, WEFT_VERSION_CODE, WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT, \
+        WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT                                                          \
   }
 /* config may be NULL (all defaults). */
 weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId commId, int rank,
@@ -160,26 +153,22 @@ weftResult_t weftCommTestSeq(weftComm_t comm, unsigned long long seq, int* done)
 
 /* Collectives. In-place when sendbuff == recvbuff (for all-gather and
  * reduce-scatter: when the rank's slice of the larger buffer is the other). */
-weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count,
-                           weftDataType_t datatype, weftRedOp_t op, weftComm_t comm,
-                           weftStream_t stream);
-weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount,
-                               weftDataType_t datatype, weftRedOp_t op, weftComm_t comm,
-                               weftStream_t stream);
-weftResult_t weftAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
-                           weftDataType_t datatype, weftComm_t comm, weftStream_t stream);
-weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count,
-                           weftDataType_t datatype, int root, weftComm_t comm,
-                           weftStream_t stream);
-weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count,
-                        weftDataType_t datatype, weftRedOp_t op, int root, weftComm_t comm,
-                        weftStream_t stream);
+weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftRedOp_t op,
+                           weftComm_t comm, weftStream_t stream);
+weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount, weftDataType_t datatype,
+                               weftRedOp_t op, weftComm_t comm, weftStream_t stream);
+weftResult_t weftAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, weftDataType_t datatype,
+                           weftComm_t comm, weftStream_t stream);
+weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
+                           weftComm_t comm, weftStream_t stream);
+weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftRedOp_t op,
+                        int root, weftComm_t comm, weftStream_t stream);
 
 /* Point to point. Inside a group, sends and receives may be posted in any order. */
-weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer,
-                      weftComm_t comm, weftStream_t stream);
-weftResult_t weftRecv(void* recvbuff, size_t count, weftDataType_t datatype, int peer,
-                      weftComm_t comm, weftStream_t stream);
+weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
+                      weftStream_t stream);
+weftResult_t weftRecv(void* recvbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
+                      weftStream_t stream);
 
 /* Groups: operations between Start and End are launched together at End. */
 weftResult_t weftGroupStart(void);

@@ -30,15 +30,40 @@ inline void check(weftResult_t result, weftComm_t comm = nullptr) {
 }
 
 // The weftDataType_t of T.
-template <typename T> constexpr weftDataType_t dataTypeOf();
-template <> constexpr weftDataType_t dataTypeOf<int8_t>() { return weftInt8; }
-template <> constexpr weftDataType_t dataTypeOf<uint8_t>() { return weftUint8; }
-template <> constexpr weftDataType_t dataTypeOf<int32_t>() { return weftInt32; }
-template <> constexpr weftDataType_t dataTypeOf<uint32_t>() { return weftUint32; }
-template <> constexpr weftDataType_t dataTypeOf<int64_t>() { return weftInt64; }
-template <> constexpr weftDataType_t dataTypeOf<uint64_t>() { return weftUint64; }
-template <> constexpr weftDataType_t dataTypeOf<float>() { return weftFloat32; }
-template <> constexpr weftDataType_t dataTypeOf<double>() { return weftFloat64; }
+template <typename T>
+constexpr weftDataType_t dataTypeOf();
+template <>
+constexpr weftDataType_t dataTypeOf<int8_t>() {
+  return weftInt8;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<uint8_t>() {
+  return weftUint8;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<int32_t>() {
+  return weftInt32;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<uint32_t>() {
+  return weftUint32;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<int64_t>() {
+  return weftInt64;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<uint64_t>() {
+  return weftUint64;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<float>() {
+  return weftFloat32;
+}
+template <>
+constexpr weftDataType_t dataTypeOf<double>() {
+  return weftFloat64;
+}
 
 // The unique id as a value type.
 struct UniqueId {
@@ -76,9 +101,7 @@ class Work {
 // A host-memory communicator; destroyed (after its work finished) with the object.
 class Communicator {
  public:
-  Communicator(int nranks, const UniqueId& id, int rank) {
-    check(weftCommInitRank(&comm_, nranks, id.id, rank));
-  }
+  Communicator(int nranks, const UniqueId& id, int rank) { check(weftCommInitRank(&comm_, nranks, id.id, rank)); }
   // With options: weftConfig_t config = WEFT_CONFIG_INITIALIZER; config.maxChannels = 2; ...
   Communicator(int nranks, const UniqueId& id, int rank, const weftConfig_t& config) {
     check(weftCommInitRankConfig(&comm_, nranks, id.id, rank, &config));

@@ -15,8 +15,8 @@ bool isUnsigned(weftDataType_t type) { return type == weftUint8 || type == weftU
 // A well-mixed 64-bit value of a table entry, the rank and a salt (splitmix64):
 // neighbouring entries and ranks are unrelated, so no short shift matches.
 uint64_t mix(size_t t, int rank, uint64_t salt) {
-  uint64_t z = static_cast<uint64_t>(t) * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(rank + 1) * 0xbf58476d1ce4e5b9ull +
-               salt * 0x94d049bb133111ebull;
+  uint64_t z = static_cast<uint64_t>(t) * 0x9e3779b97f4a7c15ull +
+               static_cast<uint64_t>(rank + 1) * 0xbf58476d1ce4e5b9ull + salt * 0x94d049bb133111ebull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
@@ -52,8 +52,7 @@ void forEachRun(size_t first, size_t count, const std::function<void(size_t done
 
 int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, size_t t) {
   switch (op) {
-    case weftSum:
-      return sumBase(type, rank, t);
+    case weftSum: return sumBase(type, rank, t);
     case weftProd: {
       uint64_t h = mix(t, rank, 3);
       int64_t v = h % 3 == 0 ? 2 : 1;
@@ -72,8 +71,7 @@ int64_t inputValue(weftDataType_t type, weftRedOp_t op, int nranks, int rank, si
       int64_t base = avgBase(type, t);
       return rank == 0 ? base + (nranks - 1) * k : base - k;
     }
-    default:
-      return 0;
+    default: return 0;
   }
 }
 
@@ -82,10 +80,14 @@ int64_t expectedValue(weftDataType_t type, weftRedOp_t op, int nranks, size_t t)
   int64_t acc = inputValue(type, op, nranks, 0, t);
   for (int r = 1; r < nranks; ++r) {
     int64_t v = inputValue(type, op, nranks, r, t);
-    if (op == weftSum) acc += v;
-    else if (op == weftProd) acc *= v;
-    else if (op == weftMax) acc = std::max(acc, v);
-    else acc = std::min(acc, v);
+    if (op == weftSum)
+      acc += v;
+    else if (op == weftProd)
+      acc *= v;
+    else if (op == weftMax)
+      acc = std::max(acc, v);
+    else
+      acc = std::min(acc, v);
   }
   return acc;
 }

@@ -43,8 +43,7 @@ std::vector<char> patternPeriod(weftDataType_t type, int rank);
 // sequence; compares likewise and returns the first mismatching element or -1.
 void fillFromPeriod(void* dst, size_t count, size_t first, const std::vector<char>& period, size_t typeBytes);
 // Number of elements that differ from the periodic sequence.
-size_t countMismatches(const void* data, size_t count, size_t first, const std::vector<char>& period,
-                       size_t typeBytes);
+size_t countMismatches(const void* data, size_t count, size_t first, const std::vector<char>& period, size_t typeBytes);
 long long firstMismatch(const void* data, size_t count, size_t first, const std::vector<char>& period,
                         size_t typeBytes);
 

@@ -52,12 +52,12 @@ struct Options {
 };
 
 struct Process {
-  int rank = 0;     // process index
+  int rank = 0;  // process index
   int nprocs = 1;
   bool mpi = false;
 };
 
-const char* kTypeNames[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
+const char* kTypeNames[] = {"int8", "uint8", "int32",  "uint32",   "int64",  "uint64",
                             "half", "float", "double", "bfloat16", "f8e4m3", "f8e5m2"};
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
@@ -82,47 +82,59 @@ size_t parseSize(const char* text) {
   char* end = nullptr;
   double value = strtod(text, &end);
   switch (*end) {
-    case 'K': case 'k': value *= 1024; break;
-    case 'M': case 'm': value *= 1024 * 1024; break;
-    case 'G': case 'g': value *= 1024.0 * 1024 * 1024; break;
+    case 'K':
+    case 'k': value *= 1024; break;
+    case 'M':
+    case 'm': value *= 1024 * 1024; break;
+    case 'G':
+    case 'g': value *= 1024.0 * 1024 * 1024; break;
     default: break;
   }
   return static_cast<size_t>(value);
 }
 
 void usage(const char* argv0) {
-  printf("usage: %s [options]\n"
-         "  -b, --minbytes SIZE    smallest size (default 32M; K/M/G suffixes)\n"
-         "  -e, --maxbytes SIZE    largest size (default 32M)\n"
-         "  -f, --stepfactor F     multiply the size by F each step (default 2)\n"
-         "  -i, --stepbytes SIZE   add SIZE each step instead\n"
-         "  -n, --iters N          timed iterations per size (default 20)\n"
-         "  -w, --warmup_iters N   untimed iterations first (default 5)\n"
-         "  -c, --check 0|1        verify results exactly (default 1)\n"
-         "  -d, --datatype T       int8 uint8 int32 uint32 int64 uint64 half float double bfloat16\n"
-         "                         f8e4m3 f8e5m2, or all (default float)\n"
-         "  -o, --op OP            sum prod max min avg, or all (default sum)\n"
-         "  -r, --root R           root rank of broadcast/reduce (default 0)\n"
-         "  -t, --nthreads N       ranks as threads of each process (default 1)\n"
-         "  -C, --compare-mpi 0|1  also time Open MPI's equivalent collective on the same buffers\n"
-         "                         (under mpirun, -t 1) and print it beside weft's with the ratio\n"
-         "  -G, --compare-gloo 0|1 also time Gloo's all-reduce on the same buffers (TCP on loopback)\n"
-         "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
-         "                         buffers at once, and the bound algbw of this collective is printed\n"
-         "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
-         "and WEFT_COMM_ID (the root address) place this process in a job started by any launcher.\n",
-         argv0);
+  printf(
+      "usage: %s [options]\n"
+      "  -b, --minbytes SIZE    smallest size (default 32M; K/M/G suffixes)\n"
+      "  -e, --maxbytes SIZE    largest size (default 32M)\n"
+      "  -f, --stepfactor F     multiply the size by F each step (default 2)\n"
+      "  -i, --stepbytes SIZE   add SIZE each step instead\n"
+      "  -n, --iters N          timed iterations per size (default 20)\n"
+      "  -w, --warmup_iters N   untimed iterations first (default 5)\n"
+      "  -c, --check 0|1        verify results exactly (default 1)\n"
+      "  -d, --datatype T       int8 uint8 int32 uint32 int64 uint64 half float double bfloat16\n"
+      "                         f8e4m3 f8e5m2, or all (default float)\n"
+      "  -o, --op OP            sum prod max min avg, or all (default sum)\n"
+      "  -r, --root R           root rank of broadcast/reduce (default 0)\n"
+      "  -t, --nthreads N       ranks as threads of each process (default 1)\n"
+      "  -C, --compare-mpi 0|1  also time Open MPI's equivalent collective on the same buffers\n"
+      "                         (under mpirun, -t 1) and print it beside weft's with the ratio\n"
+      "  -G, --compare-gloo 0|1 also time Gloo's all-reduce on the same buffers (TCP on loopback)\n"
+      "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
+      "                         buffers at once, and the bound algbw of this collective is printed\n"
+      "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
+      "and WEFT_COMM_ID (the root address) place this process in a job started by any launcher.\n",
+      argv0);
 }
 
 bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
-  static option longOptions[] = {
-      {"minbytes", required_argument, nullptr, 'b'}, {"maxbytes", required_argument, nullptr, 'e'},
-      {"stepfactor", required_argument, nullptr, 'f'}, {"stepbytes", required_argument, nullptr, 'i'},
-      {"iters", required_argument, nullptr, 'n'}, {"warmup_iters", required_argument, nullptr, 'w'},
-      {"check", required_argument, nullptr, 'c'}, {"datatype", required_argument, nullptr, 'd'},
-      {"op", required_argument, nullptr, 'o'}, {"root", required_argument, nullptr, 'r'},
-      {"nthreads", required_argument, nullptr, 't'}, {"compare-mpi", required_argument, nullptr, 'C'}, {"bound", required_argument, nullptr, 'B'}, {"compare-gloo", required_argument, nullptr, 'G'},
-      {"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
+  static option longOptions[] = {{"minbytes", required_argument, nullptr, 'b'},
+                                 {"maxbytes", required_argument, nullptr, 'e'},
+                                 {"stepfactor", required_argument, nullptr, 'f'},
+                                 {"stepbytes", required_argument, nullptr, 'i'},
+                                 {"iters", required_argument, nullptr, 'n'},
+                                 {"warmup_iters", required_argument, nullptr, 'w'},
+                                 {"check", required_argument, nullptr, 'c'},
+                                 {"datatype", required_argument, nullptr, 'd'},
+                                 {"op", required_argument, nullptr, 'o'},
+                                 {"root", required_argument, nullptr, 'r'},
+                                 {"nthreads", required_argument, nullptr, 't'},
+                                 {"compare-mpi", required_argument, nullptr, 'C'},
+                                 {"bound", required_argument, nullptr, 'B'},
+                                 {"compare-gloo", required_argument, nullptr, 'G'},
+                                 {"help", no_argument, nullptr, 'h'},
+                                 {nullptr, 0, nullptr, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:h", longOptions, nullptr)) != -1) {
     switch (c) {
@@ -142,8 +154,10 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
         o->types.clear();
         for (int t = 0; t < weftNumTypes; ++t)
           if (strcmp(optarg, "all") == 0 || strcmp(optarg, kTypeNames[t]) == 0 ||
-              (strcmp(optarg, "float32") == 0 && t == weftFloat32) || (strcmp(optarg, "float16") == 0 && t == weftFloat16) ||
-              (strcmp(optarg, "float64") == 0 && t == weftFloat64) || (strcmp(optarg, "bf16") == 0 && t == weftBfloat16))
+              (strcmp(optarg, "float32") == 0 && t == weftFloat32) ||
+              (strcmp(optarg, "float16") == 0 && t == weftFloat16) ||
+              (strcmp(optarg, "float64") == 0 && t == weftFloat64) ||
+              (strcmp(optarg, "bf16") == 0 && t == weftBfloat16))
             o->types.push_back(static_cast<weftDataType_t>(t));
         if (o->types.empty()) {
           fprintf(stderr, "unknown datatype '%s'\n", optarg);
@@ -154,7 +168,8 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       case 'o': {
         o->ops.clear();
         for (int p = 0; p < weftNumOps; ++p)
-          if (strcmp(optarg, "all") == 0 || strcmp(optarg, kOpNames[p]) == 0) o->ops.push_back(static_cast<weftRedOp_t>(p));
+          if (strcmp(optarg, "all") == 0 || strcmp(optarg, kOpNames[p]) == 0)
+            o->ops.push_back(static_cast<weftRedOp_t>(p));
         if (o->ops.empty()) {
           fprintf(stderr, "unknown op '%s'\n", optarg);
           return false;
@@ -184,19 +199,17 @@ struct Shared {
   int failures = 0;
 };
 
-#define CHECK_WEFT(comm, call)                                                                          \
-  do {                                                                                                  \
-    weftResult_t r_ = (call);                                                                           \
-    if (r_ != weftSuccess) {                                                                            \
+#define CHECK_WEFT(comm, call)                                                                        \
+  do {                                                                                                \
+    weftResult_t r_ = (call);                                                                         \
+    if (r_ != weftSuccess) {                                                                          \
       fprintf(stderr, "%s:%d %s failed: %s: %s\n", __FILE__, __LINE__, #call, weftGetErrorString(r_), \
-              weftGetLastError(comm));                                                                  \
-      exit(1);                                                                                          \
-    }                                                                                                   \
+              weftGetLastError(comm));                                                                \
+      exit(1);                                                                                        \
+    }                                                                                                 \
   } while (0)
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // A job-wide barrier and maximum through weft itself (works for threads and processes alike).
 double maxOverRanks(weftComm_t comm, double value) {
@@ -261,7 +274,9 @@ void launch(weftComm_t comm, PerfColl coll, const char* send, char* recv, size_t
             weftRedOp_t op, int root, int rank, int nranks) {
   switch (coll) {
     case PerfColl::AllReduce: CHECK_WEFT(comm, weftAllReduce(send, recv, count, type, op, comm, nullptr)); break;
-    case PerfColl::ReduceScatter: CHECK_WEFT(comm, weftReduceScatter(send, recv, count, type, op, comm, nullptr)); break;
+    case PerfColl::ReduceScatter:
+      CHECK_WEFT(comm, weftReduceScatter(send, recv, count, type, op, comm, nullptr));
+      break;
     case PerfColl::AllGather: CHECK_WEFT(comm, weftAllGather(send, recv, count, type, comm, nullptr)); break;
     case PerfColl::Broadcast: CHECK_WEFT(comm, weftBroadcast(send, recv, count, type, root, comm, nullptr)); break;
     case PerfColl::Reduce: CHECK_WEFT(comm, weftReduce(send, recv, count, type, op, root, comm, nullptr)); break;
@@ -281,7 +296,10 @@ void pointersFor(PerfColl coll, bool inPlace, Buffers& b, size_t count, size_t t
   *recv = b.recv.data();
   if (!inPlace) return;
   switch (coll) {
-    case PerfColl::ReduceScatter: *send = b.recv.data(); *recv = b.recv.data() + rank * count * tb; break;
+    case PerfColl::ReduceScatter:
+      *send = b.recv.data();
+      *recv = b.recv.data() + rank * count * tb;
+      break;
     case PerfColl::AllGather: *send = b.recv.data() + rank * count * tb; break;
     default: *send = b.recv.data(); break;
   }
@@ -310,10 +328,12 @@ size_t verify(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size_t
       return test::countMismatches(recv, count, rank * count, test::expectedPeriod(type, op, n), tb);
     case PerfColl::AllGather: {
       size_t wrong = 0;
-      for (int j = 0; j < n; ++j) wrong += test::countMismatches(recv + j * count * tb, count, 0, test::patternPeriod(type, j), tb);
+      for (int j = 0; j < n; ++j)
+        wrong += test::countMismatches(recv + j * count * tb, count, 0, test::patternPeriod(type, j), tb);
       return wrong;
     }
-    case PerfColl::Broadcast: return test::countMismatches(recv, count, 0, test::patternPeriod(type, s.options.root), tb);
+    case PerfColl::Broadcast:
+      return test::countMismatches(recv, count, 0, test::patternPeriod(type, s.options.root), tb);
     case PerfColl::Reduce:
       return rank == s.options.root ? test::countMismatches(recv, count, 0, test::expectedPeriod(type, op, n), tb) : 0;
     case PerfColl::SendRecv:
@@ -326,12 +346,12 @@ size_t verify(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size_t
 // inputs read once and outputs written once (in host memory shared by all).
 double trafficPerAlgByte(PerfColl coll, int n) {
   switch (coll) {
-    case PerfColl::AllReduce: return 2.0 * n;        // every rank reads S and writes S
-    case PerfColl::ReduceScatter: return n + 1.0;    // every rank reads S, writes S/n
-    case PerfColl::AllGather: return n + 1.0;        // every rank reads S/n, writes S
-    case PerfColl::Broadcast: return n + 1.0;        // the root reads S, every rank writes S
-    case PerfColl::Reduce: return n + 1.0;           // every rank reads S, the root writes S
-    case PerfColl::SendRecv: return 2.0 * n;         // every rank reads S and writes S
+    case PerfColl::AllReduce: return 2.0 * n;      // every rank reads S and writes S
+    case PerfColl::ReduceScatter: return n + 1.0;  // every rank reads S, writes S/n
+    case PerfColl::AllGather: return n + 1.0;      // every rank reads S/n, writes S
+    case PerfColl::Broadcast: return n + 1.0;      // the root reads S, every rank writes S
+    case PerfColl::Reduce: return n + 1.0;         // every rank reads S, the root writes S
+    case PerfColl::SendRecv: return 2.0 * n;       // every rank reads S and writes S
   }
   return 1.0;
 }
@@ -358,11 +378,13 @@ double timeWeft(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size
   const char* send;
   char* recv;
   pointersFor(s.coll, inPlace, b, count, tb, rank, &send, &recv);
-  for (int i = 0; i < s.options.warmup; ++i) launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
+  for (int i = 0; i < s.options.warmup; ++i)
+    launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
   CHECK_WEFT(comm, weftCommSynchronize(comm));
   maxOverRanks(comm, 0.0);  // barrier
   double start = now();
-  for (int i = 0; i < s.options.iters; ++i) launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
+  for (int i = 0; i < s.options.iters; ++i)
+    launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
   CHECK_WEFT(comm, weftCommSynchronize(comm));
   double elapsed = (now() - start) / s.options.iters;
   return maxOverRanks(comm, elapsed);
@@ -518,7 +540,8 @@ void rankMain(Shared& s, int thread) {
            compareGloo ? "             Gloo (out-of-place)" : "");
     printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s%s\n", "size", "count", "type", "redop", "root", "time",
            "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong",
-           compare ? "      time     algbw     busbw  mpi/weft" : "", compareGloo ? "      time     algbw     busbw gloo/weft" : "");
+           compare ? "      time     algbw     busbw  mpi/weft" : "",
+           compareGloo ? "      time     algbw     busbw gloo/weft" : "");
     printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s%s\n", "(B)", "(elements)", "", "", "", "(us)", "(GB/s)",
            "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "", compare ? "      (us)    (GB/s)    (GB/s)   (time)" : "",
            compareGloo ? "      (us)    (GB/s)    (GB/s)   (time)" : "");
@@ -535,9 +558,10 @@ void rankMain(Shared& s, int thread) {
     double bandwidth = measureCopyBandwidth(comm, b, o.maxBytes);
     double bound = bandwidth / trafficPerAlgByte(s.coll, n) / 1e9;
     if (print)
-      printf("# memory-bandwidth bound: %d ranks copying %zu bytes each at once move %.2f GB/s (read+write);\n"
-             "#   at best %s moves %.1f bytes of memory per byte of size, so algbw <= %.2f GB/s\n",
-             n, o.maxBytes, bandwidth / 1e9, collName(s.coll), trafficPerAlgByte(s.coll, n), bound);
+      printf(
+          "# memory-bandwidth bound: %d ranks copying %zu bytes each at once move %.2f GB/s (read+write);\n"
+          "#   at best %s moves %.1f bytes of memory per byte of size, so algbw <= %.2f GB/s\n",
+          n, o.maxBytes, bandwidth / 1e9, collName(s.coll), trafficPerAlgByte(s.coll, n), bound);
   }
   double busSum = 0;
   int busCount = 0;
@@ -593,8 +617,8 @@ void rankMain(Shared& s, int thread) {
           if (t[1] > 0) {
             printf(timeFormat(t[1]), t[1] * 1e6);
             printf("%9.2f%9.2f%7lld", algbw[1], busbw[1], o.check ? wrong[1] : -1);
-          }
-          else printf("%10s%9s%9s%7s", "n/a", "", "", "");
+          } else
+            printf("%10s%9s%9s%7s", "n/a", "", "", "");
           // A baseline's time, algbw, busbw and its time over weft's.
           auto printBaseline = [&](double seconds, const char* missing) {
             if (seconds <= 0) {
@@ -627,8 +651,8 @@ int perfMain(int argc, char** argv, PerfColl coll) {
   Shared s;
   s.coll = coll;
   if (!parseOptions(argc, argv, coll, &s.options)) return 2;
-  bool underMpi = getenv("OMPI_COMM_WORLD_SIZE") != nullptr || getenv("PMI_SIZE") != nullptr ||
-                  getenv("PMIX_RANK") != nullptr;
+  bool underMpi =
+      getenv("OMPI_COMM_WORLD_SIZE") != nullptr || getenv("PMI_SIZE") != nullptr || getenv("PMIX_RANK") != nullptr;
 #if defined(WEFT_PERF_WITH_MPI)
   if (underMpi) {
     int provided = 0;

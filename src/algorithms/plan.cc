@@ -43,8 +43,8 @@ const char* stepOpName(StepOp op) {
 }
 
 bool stepReceives(StepOp op) {
-  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
-         op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend || op == StepOp::Await;
+  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy ||
+         op == StepOp::RecvReduceCopySend || op == StepOp::Await;
 }
 bool stepSends(StepOp op) {
   return op == StepOp::Send || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
@@ -52,8 +52,8 @@ bool stepSends(StepOp op) {
 }
 bool stepIsToken(StepOp op) { return op == StepOp::Notify || op == StepOp::Await; }
 bool stepReduces(StepOp op) {
-  return op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy ||
-         op == StepOp::RecvReduceCopySend || op == StepOp::LocalReduce;
+  return op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend ||
+         op == StepOp::LocalReduce;
 }
 bool stepWrites(StepOp op) {
   return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceCopy ||
@@ -67,8 +67,8 @@ static std::string chunkText(const ChunkRef& ref) {
 }
 
 std::string Plan::describe(int rank, int channel) const {
-  std::string out = format("%s/%s rank %d channel %d:", collectiveName(collective),
-                           algorithmName(algorithm), rank, channel);
+  std::string out =
+      format("%s/%s rank %d channel %d:", collectiveName(collective), algorithmName(algorithm), rank, channel);
   for (const Step& step : steps[rank][channel]) {
     out += format(" %s(", stepOpName(step.op));
     if (stepReceives(step.op)) out += format("from %d ", step.recvPeer);

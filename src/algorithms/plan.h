@@ -30,21 +30,21 @@ struct ChunkRef {
 };
 
 enum class StepOp : uint8_t {
-  Send,               // send src
-  Recv,               // dst = received
-  RecvSend,           // dst = received, and send it on
-  RecvReduceSend,     // send received ⊕ src
-  RecvReduceCopy,     // dst = received ⊕ src
-  RecvReduceCopySend, // dst = received ⊕ src, and send dst on
-  Copy,               // dst = src
-  LocalReduce,        // dst = src ⊕ src2
+  Send,                // send src
+  Recv,                // dst = received
+  RecvSend,            // dst = received, and send it on
+  RecvReduceSend,      // send received ⊕ src
+  RecvReduceCopy,      // dst = received ⊕ src
+  RecvReduceCopySend,  // dst = received ⊕ src, and send dst on
+  Copy,                // dst = src
+  LocalReduce,         // dst = src ⊕ src2
   // Tokens: a slot with the call's description and no data, once per
   // channel (in the first slice, or the last one with onLastSlice). Every
   // rank of a broadcast or reduce hears from the rank before it, so a rank
   // that disagrees about the call (its root) is found in the call itself
   // rather than in the next one.
-  Notify,             // send a token
-  Await,              // receive a token
+  Notify,  // send a token
+  Await,   // receive a token
 };
 
 const char* stepOpName(StepOp op);
@@ -93,8 +93,8 @@ struct Plan {
 using RingOrder = std::vector<int>;
 RingOrder identityRing(int nranks);
 
-std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
-                                          int nChannels, const RingOrder& ring);
+std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
+                                          const RingOrder& ring);
 // Channel c follows rings[c % rings.size()] (the topology's ring, and the
 // same ring backwards so that both directions of each link are used).
 std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,

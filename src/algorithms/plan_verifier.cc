@@ -64,8 +64,8 @@ class Verifier {
     }
     for (const auto& [key, queue] : fifos_)
       if (!queue.empty())
-        return fail("rank %d left %zu unreceived message(s) for rank %d", std::get<0>(key),
-                    queue.size(), std::get<1>(key));
+        return fail("rank %d left %zu unreceived message(s) for rank %d", std::get<0>(key), queue.size(),
+                    std::get<1>(key));
     return checkOutputs();
   }
 
@@ -76,9 +76,8 @@ class Verifier {
 
   template <typename... Args>
   Status fail(const char* fmt, Args... args) {
-    std::string prefix = format("plan %s/%s nranks=%d root=%d channel %d: ",
-                                collectiveName(plan_.collective), algorithmName(plan_.algorithm),
-                                plan_.nranks, plan_.root, channel_);
+    std::string prefix = format("plan %s/%s nranks=%d root=%d channel %d: ", collectiveName(plan_.collective),
+                                algorithmName(plan_.algorithm), plan_.nranks, plan_.root, channel_);
     return Status(weftInternalError, prefix + format(fmt, args...));
   }
 
@@ -93,16 +92,14 @@ class Verifier {
     if (tokenIdle(step, iteration)) return true;
     if (stepReceives(step.op)) {
       if (!validPeer(step.recvPeer, rank)) {
-        error_ = fail("rank %d: %s receives from invalid peer %d", rank, stepOpName(step.op),
-                      step.recvPeer);
+        error_ = fail("rank %d: %s receives from invalid peer %d", rank, stepOpName(step.op), step.recvPeer);
         return std::nullopt;
       }
       if (fifos_[{step.recvPeer, rank}].empty()) return false;
     }
     if (stepSends(step.op)) {
       if (!validPeer(step.sendPeer, rank)) {
-        error_ = fail("rank %d: %s sends to invalid peer %d", rank, stepOpName(step.op),
-                      step.sendPeer);
+        error_ = fail("rank %d: %s sends to invalid peer %d", rank, stepOpName(step.op), step.sendPeer);
         return std::nullopt;
       }
       if (static_cast<int>(fifos_[{rank, step.sendPeer}].size()) >= fifoSlots_) return false;
@@ -124,12 +121,11 @@ class Verifier {
     std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
     if (buffer == nullptr) return fail("rank %d reads no buffer", rank);
     auto it = buffer->find(ref.chunk);
-    if (it == buffer->end())
-      return fail("rank %d reads chunk %d of a buffer that does not hold it", rank, ref.chunk);
+    if (it == buffer->end()) return fail("rank %d reads chunk %d of a buffer that does not hold it", rank, ref.chunk);
     *out = it->second;
     if (ref.buffer != BufferId::Input && out->iteration != iteration)
-      return fail("rank %d reads chunk %d written in iteration %d during iteration %d", rank,
-                  ref.chunk, out->iteration, iteration);
+      return fail("rank %d reads chunk %d written in iteration %d during iteration %d", rank, ref.chunk, out->iteration,
+                  iteration);
     out->iteration = iteration;
     return Status::ok();
   }
@@ -141,21 +137,17 @@ class Verifier {
       if (value.block != ref.chunk)
         return fail("rank %d writes block %d into output chunk %d", rank, value.block, ref.chunk);
       if (plan_.outputShape == BufferShape::OwnBlock && ref.chunk != ownBlock(rank))
-        return fail("rank %d writes chunk %d, but its output holds only block %d", rank,
-                    ref.chunk, ownBlock(rank));
+        return fail("rank %d writes chunk %d, but its output holds only block %d", rank, ref.chunk, ownBlock(rank));
     }
-    if (ref.buffer == BufferId::Input)
-      return fail("rank %d writes into its input", rank);
+    if (ref.buffer == BufferId::Input) return fail("rank %d writes into its input", rank);
     (*buffer)[ref.chunk] = value;
     return Status::ok();
   }
 
   Status combine(int rank, const Value& a, const Value& b, Value* out) {
-    if (a.block != b.block)
-      return fail("rank %d reduces block %d with block %d", rank, a.block, b.block);
+    if (a.block != b.block) return fail("rank %d reduces block %d with block %d", rank, a.block, b.block);
     if (a.iteration != b.iteration)
-      return fail("rank %d reduces values of iterations %d and %d", rank, a.iteration,
-                  b.iteration);
+      return fail("rank %d reduces values of iterations %d and %d", rank, a.iteration, b.iteration);
     *out = a;
     for (size_t i = 0; i < out->counts.size(); ++i) out->counts[i] += b.counts[i];
     return Status::ok();
@@ -170,11 +162,11 @@ class Verifier {
       queue.pop_front();
       // A token is sent in one slice and may be awaited in another.
       if (step.op != StepOp::Await && received.iteration != iteration)
-        return fail("rank %d received a message of iteration %d in iteration %d", rank,
-                    received.iteration, iteration);
+        return fail("rank %d received a message of iteration %d in iteration %d", rank, received.iteration, iteration);
       if ((received.block == kTokenBlock) != (step.op == StepOp::Await))
-        return fail("rank %d: %s from rank %d received %s", rank, stepOpName(step.op), step.recvPeer,
-                    received.block == kTokenBlock ? "a token where data was expected" : "data where a token was expected");
+        return fail(
+            "rank %d: %s from rank %d received %s", rank, stepOpName(step.op), step.recvPeer,
+            received.block == kTokenBlock ? "a token where data was expected" : "data where a token was expected");
     }
     if (stepIsToken(step.op)) {
       if (step.op == StepOp::Notify) {
@@ -187,13 +179,9 @@ class Verifier {
     }
     switch (step.op) {
       case StepOp::Send:
-      case StepOp::Copy:
-        WEFT_CHECK(read(rank, step.src, iteration, &result));
-        break;
+      case StepOp::Copy: WEFT_CHECK(read(rank, step.src, iteration, &result)); break;
       case StepOp::Recv:
-      case StepOp::RecvSend:
-        result = received;
-        break;
+      case StepOp::RecvSend: result = received; break;
       case StepOp::RecvReduceSend:
       case StepOp::RecvReduceCopy:
       case StepOp::RecvReduceCopySend:
@@ -208,12 +196,11 @@ class Verifier {
         break;
       }
       case StepOp::Notify:
-      case StepOp::Await:
-        break;
+      case StepOp::Await: break;
     }
     if (result.block != step.block)
-      return fail("rank %d: %s moves block %d but declares block %d (the executor sizes it by the declared one)",
-                  rank, stepOpName(step.op), result.block, step.block);
+      return fail("rank %d: %s moves block %d but declares block %d (the executor sizes it by the declared one)", rank,
+                  stepOpName(step.op), result.block, step.block);
     if (stepWrites(step.op)) WEFT_CHECK(write(rank, step.dst, result));
     if (stepSends(step.op)) fifos_[{rank, step.sendPeer}].push_back(result);
     return Status::ok();
@@ -232,18 +219,15 @@ class Verifier {
 
   Status expect(int rank, int chunk, const std::vector<uint16_t>& counts) {
     auto it = ranks_[rank].output.find(chunk);
-    if (it == ranks_[rank].output.end())
-      return fail("rank %d never writes output chunk %d", rank, chunk);
+    if (it == ranks_[rank].output.end()) return fail("rank %d never writes output chunk %d", rank, chunk);
     if (it->second.counts != counts) {
       std::string got;
       for (size_t i = 0; i < counts.size(); ++i)
         if (it->second.counts[i] != counts[i])
           got += format(" rank %zu: %u (expected %u);", i, it->second.counts[i], counts[i]);
-      return fail("rank %d output chunk %d has the wrong contributions:%s", rank, chunk,
-                  got.c_str());
+      return fail("rank %d output chunk %d has the wrong contributions:%s", rank, chunk, got.c_str());
     }
-    if (it->second.iteration != iterations_ - 1)
-      return fail("rank %d output chunk %d is stale", rank, chunk);
+    if (it->second.iteration != iterations_ - 1) return fail("rank %d output chunk %d is stale", rank, chunk);
     return Status::ok();
   }
 
@@ -260,21 +244,16 @@ class Verifier {
         case Collective::AllReduce:
           for (int j = 0; j < plan_.nBlocks; ++j) WEFT_CHECK(expect(r, j, all));
           break;
-        case Collective::ReduceScatter:
-          WEFT_CHECK(expect(r, ownBlock(r), all));
-          break;
+        case Collective::ReduceScatter: WEFT_CHECK(expect(r, ownBlock(r), all)); break;
         case Collective::AllGather:
           for (int j = 0; j < plan_.nBlocks; ++j) WEFT_CHECK(expect(r, j, only(plan_.nBlocks == 1 ? r : j)));
           break;
-        case Collective::Broadcast:
-          WEFT_CHECK(expect(r, 0, only(plan_.root)));
-          break;
+        case Collective::Broadcast: WEFT_CHECK(expect(r, 0, only(plan_.root))); break;
         case Collective::Reduce:
           if (r == plan_.root) WEFT_CHECK(expect(r, 0, all));
           break;
         case Collective::Send:
-        case Collective::Recv:
-          return fail("point-to-point operations have no plan to verify");
+        case Collective::Recv: return fail("point-to-point operations have no plan to verify");
       }
     }
     return Status::ok();
@@ -293,13 +272,12 @@ class Verifier {
 
 Status verifyPlan(const Plan& plan, int fifoSlots, int iterations) {
   if (plan.nranks <= 0 || static_cast<int>(plan.steps.size()) != plan.nranks)
-    return WEFT_ERROR(weftInternalError, "plan has %zu rank step lists for nranks=%d",
-                      plan.steps.size(), plan.nranks);
+    return WEFT_ERROR(weftInternalError, "plan has %zu rank step lists for nranks=%d", plan.steps.size(), plan.nranks);
   for (int channel = 0; channel < plan.nChannels; ++channel) {
     for (int r = 0; r < plan.nranks; ++r)
       if (static_cast<int>(plan.steps[r].size()) != plan.nChannels)
-        return WEFT_ERROR(weftInternalError, "rank %d has %zu channels, plan says %d", r,
-                          plan.steps[r].size(), plan.nChannels);
+        return WEFT_ERROR(weftInternalError, "rank %d has %zu channels, plan says %d", r, plan.steps[r].size(),
+                          plan.nChannels);
     WEFT_CHECK(Verifier(plan, channel, fifoSlots, iterations).run());
   }
   return Status::ok();

@@ -35,8 +35,7 @@ ChunkRef out(int chunk) { return {BufferId::Output, chunk}; }
 
 // block: what the step moves; by default the chunk of its input/output
 // operand (steps on scratch alone must say it).
-Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false,
-              int block = -1) {
+Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false, int block = -1) {
   Step step;
   step.op = op;
   step.recvPeer = static_cast<int16_t>(recvPeer);
@@ -76,8 +75,7 @@ void reduceScatterSteps(const RingView& v, bool withAllGather, std::vector<Step>
 // The all-gather half after block ring[q] is in place and was sent on.
 void allGatherTail(const RingView& v, std::vector<Step>& steps) {
   int next = v.at(1), prev = v.at(-1);
-  for (int k = 1; k <= v.n - 2; ++k)
-    steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(v.at(-k))));
+  for (int k = 1; k <= v.n - 2; ++k) steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(v.at(-k))));
   steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(v.at(-(v.n - 1)))));
 }
 
@@ -123,7 +121,8 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       // reduce chain's start) check it in their last slice, so that their
       // data leaves at once; the executor takes such a token early whenever
       // the channel would otherwise wait, so a disagreement cannot deadlock.
-      bool receivesNoData = self == root ? collective == Collective::Broadcast : collective == Collective::Reduce && prev == root;
+      bool receivesNoData =
+          self == root ? collective == Collective::Broadcast : collective == Collective::Reduce && prev == root;
       steps.push_back(tokenStep(StepOp::Notify, next, false));
       if (!receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, false));
       if (collective == Collective::Broadcast) {
@@ -138,16 +137,18 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
         }
       } else {
         // Chain starting after the root and ending at it.
-        if (self == root) steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(0), out(0), true));
-        else if (prev == root) steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
-        else steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
+        if (self == root)
+          steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(0), out(0), true));
+        else if (prev == root)
+          steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+        else
+          steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
       }
       if (receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, true));
       break;
     }
     case Collective::Send:
-    case Collective::Recv:
-      break;
+    case Collective::Recv: break;
   }
   return steps;
 }
@@ -200,8 +201,8 @@ std::shared_ptr<Plan> newPlan(Collective collective, Algorithm algorithm, int nr
 
 }  // namespace
 
-std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root,
-                                          int nChannels, const RingOrder& ring) {
+std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
+                                          const RingOrder& ring) {
   return buildRingPlan(collective, nranks, root, nChannels, std::vector<RingOrder>{ring});
 }
 
@@ -230,13 +231,14 @@ std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
       int peer = (rank + k) % nranks;
       steps.push_back(makeStep(StepOp::Send, -1, peer, in(0), {}));
     }
-    if (nranks == 1) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
-    else appendRankOrderReduction(rank, nranks, 0, steps);
+    if (nranks == 1)
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+    else
+      appendRankOrderReduction(rank, nranks, 0, steps);
     plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
   }
   return plan;
 }
-
 
 // Two-shot (see plan.h). Per rank and slot-sized iteration: n-1 sends of
 // input blocks, n-1 receives reduced in rank order into the rank's own
@@ -263,8 +265,7 @@ std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, 
       steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
     }
     if (allGather) {
-      for (int k = 1; k < nranks; ++k)
-        steps.push_back(makeStep(StepOp::Send, -1, (rank + k) % nranks, out(rank), {}));
+      for (int k = 1; k < nranks; ++k) steps.push_back(makeStep(StepOp::Send, -1, (rank + k) % nranks, out(rank), {}));
       for (int k = 1; k < nranks; ++k) {
         int peer = (rank - k + nranks) % nranks;
         steps.push_back(makeStep(StepOp::Recv, peer, -1, {}, out(peer)));

@@ -57,8 +57,8 @@ const Plan* Tuner::plan(Collective collective, size_t bytes, int root) {
     case Algorithm::TwoShot: built = buildTwoShotPlan(collective, config_.nranks, channels); break;
     case Algorithm::Ring: built = buildRingPlan(collective, config_.nranks, root, channels, config_.rings); break;
   }
-  WEFT_INFO(kLogTune, "built plan %s/%s for %d ranks, root %d, %d channel(s)",
-            collectiveName(collective), algorithmName(algorithm), config_.nranks, root, channels);
+  WEFT_INFO(kLogTune, "built plan %s/%s for %d ranks, root %d, %d channel(s)", collectiveName(collective),
+            algorithmName(algorithm), config_.nranks, root, channels);
   owned_.push_back(std::make_unique<const Plan>(*built));
   slot.store(owned_.back().get(), std::memory_order_release);
   return owned_.back().get();

@@ -15,8 +15,8 @@ Status checkComm(weftComm* comm) {
   WEFT_CHECK(checkLiveComm(comm));
   Status async = comm->executor->asyncError();
   if (!async.isOk())
-    return Status(async.code(), format("rank %d: the communicator failed earlier and must be aborted: %s",
-                                       comm->rank, async.message().c_str()));
+    return Status(async.code(), format("rank %d: the communicator failed earlier and must be aborted: %s", comm->rank,
+                                       async.message().c_str()));
   return Status::ok();
 }
 
@@ -25,9 +25,8 @@ Status checkCommon(weftComm* comm, const char* call, weftDataType_t type, weftSt
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: datatype %d is not a weftDataType_t", comm->rank, call,
                       static_cast<int>(type));
   if (stream != nullptr)
-    return WEFT_ERROR(weftInvalidArgument,
-                      "rank %d: %s: stream must be NULL for a host communicator (got %p)", comm->rank, call,
-                      stream);
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: stream must be NULL for a host communicator (got %p)",
+                      comm->rank, call, stream);
   return Status::ok();
 }
 
@@ -45,23 +44,21 @@ Status checkBuffer(weftComm* comm, const char* call, const char* name, const voi
                    size_t multiplier, weftDataType_t type) {
   size_t elementBytes = typeSize(type);
   if (count > SIZE_MAX / elementBytes / multiplier)
-    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s of %zu x %zu elements of %s overflows size_t",
-                      comm->rank, call, name, count, multiplier, typeName(type));
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s of %zu x %zu elements of %s overflows size_t", comm->rank,
+                      call, name, count, multiplier, typeName(type));
   if (count == 0) return Status::ok();
   if (buffer == nullptr)
-    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s is NULL with count=%zu", comm->rank, call, name,
-                      count);
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s is NULL with count=%zu", comm->rank, call, name, count);
   if (reinterpret_cast<uintptr_t>(buffer) % elementBytes != 0)
-    return WEFT_ERROR(weftInvalidArgument,
-                      "rank %d: %s: %s=%p is not aligned to the %zu-byte size of %s", comm->rank, call,
-                      name, buffer, elementBytes, typeName(type));
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s=%p is not aligned to the %zu-byte size of %s", comm->rank,
+                      call, name, buffer, elementBytes, typeName(type));
   return Status::ok();
 }
 
 Status checkRank(weftComm* comm, const char* call, const char* name, int value) {
   if (value < 0 || value >= comm->nranks)
-    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s=%d is outside [0, %d)", comm->rank, call, name,
-                      value, comm->nranks);
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s=%d is outside [0, %d)", comm->rank, call, name, value,
+                      comm->nranks);
   return Status::ok();
 }
 
@@ -79,10 +76,10 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
   return postOperation(comm, desc);
 }
 
-#define WEFT_RETURN_IF(comm, expr)                  \
-  do {                                              \
-    Status s_ = (expr);                             \
-    if (!s_.isOk()) return rejectCall((comm), s_);  \
+#define WEFT_RETURN_IF(comm, expr)                 \
+  do {                                             \
+    Status s_ = (expr);                            \
+    if (!s_.isOk()) return rejectCall((comm), s_); \
   } while (0)
 
 // weftSend and weftRecv: the same checks.
@@ -96,8 +93,10 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, send ? "sendbuff" : "recvbuff", buffer, count, 1, datatype));
   OpDesc desc;
   desc.collective = direction;
-  if (send) desc.send = buffer;
-  else desc.recv = buffer;
+  if (send)
+    desc.send = buffer;
+  else
+    desc.recv = buffer;
   desc.count = count;
   desc.type = datatype;
   desc.peer = peer;
@@ -108,8 +107,8 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
 
 extern "C" {
 
-weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype,
-                           weftRedOp_t op, weftComm_t comm, weftStream_t stream) {
+weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftRedOp_t op,
+                           weftComm_t comm, weftStream_t stream) {
   const char* call = "weftAllReduce";
   WEFT_RETURN_IF(nullptr, checkComm(comm));
   WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));

@@ -75,8 +75,8 @@ LocalRing localRing(const std::vector<int>& local, const std::vector<int>& numaO
     for (int node : topo.numaNodes)
       if (topo.nodes[node].numa == numa) found = node;
     if (found < 0) {
-      out.problem = format("rank %d runs on NUMA node %d, which the topology (%s) does not have", r, numa,
-                           topo.source.c_str());
+      out.problem =
+          format("rank %d runs on NUMA node %d, which the topology (%s) does not have", r, numa, topo.source.c_str());
       return out;
     }
     devices.push_back(found);
@@ -118,8 +118,7 @@ std::vector<int> agreedRingKeys(const std::vector<int>& nodeOfRank, const std::v
 }
 
 Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options) {
-  if (nranks < 1)
-    return WEFT_ERROR(weftInvalidArgument, "nranks=%d: a communicator needs at least one rank", nranks);
+  if (nranks < 1) return WEFT_ERROR(weftInvalidArgument, "nranks=%d: a communicator needs at least one rank", nranks);
   if (rank < 0 || rank >= nranks)
     return WEFT_ERROR(weftInvalidArgument, "rank %d is outside [0, %d) for nranks=%d", rank, nranks, nranks);
   Result<UniqueIdData> id = decodeUniqueId(commId);
@@ -217,17 +216,20 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   tunerConfig.forcedAlgo = envString(EnvParam::Algo);
   if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot" &&
       tunerConfig.forcedAlgo != "twoshot")
-    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring, oneshot or twoshot", tunerConfig.forcedAlgo.c_str());
+    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring, oneshot or twoshot",
+                      tunerConfig.forcedAlgo.c_str());
   // Ring order from the topology: this node's ranks ordered by the search
   // over the machine graph, every node's ranks contiguous.
   std::vector<int> numaOfRank(static_cast<size_t>(nranks));
   for (int r = 0; r < nranks; ++r) numaOfRank[r] = hosts[r].numa;
   LocalRing mine = localRing(local, numaOfRank, options.maxChannels > 0 ? options.maxChannels : Tuner::kMaxChannels);
   if (!mine.problem.empty() && localIndex == 0)
-    WEFT_WARN("rank %d: %s; the ring falls back to grouping this node's ranks by NUMA node", rank, mine.problem.c_str());
+    WEFT_WARN("rank %d: %s; the ring falls back to grouping this node's ranks by NUMA node", rank,
+              mine.problem.c_str());
   RingPlace place;
   if (mine.problem.empty()) {
-    place.position = static_cast<int32_t>(std::find(mine.order.begin(), mine.order.end(), localIndex) - mine.order.begin());
+    place.position =
+        static_cast<int32_t>(std::find(mine.order.begin(), mine.order.end(), localIndex) - mine.order.begin());
     place.channels = mine.channels;
   }
   std::vector<RingPlace> places(static_cast<size_t>(nranks));
@@ -236,7 +238,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   std::vector<int> ringKey = agreedRingKeys(nodeOfRank, numaOfRank, places, &tunerConfig.searchChannels);
   RingOrder ring = multiNodeRingOrder(nodeOfRank, ringKey);
   tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
-  if (tunerConfig.forcedChannels <= 0) tunerConfig.maxChannels = std::min(tunerConfig.searchChannels, Tuner::kMaxChannels);
+  if (tunerConfig.forcedChannels <= 0)
+    tunerConfig.maxChannels = std::min(tunerConfig.searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
     for (int r : ring) text += format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
@@ -322,11 +325,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);
   faultPoint("init.done", rank);
-  WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d, %d node(s), %zu rank(s) on this one)", rank, nranks,
-            getpid(), nNodes, local.size());
+  WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d, %d node(s), %zu rank(s) on this one)", rank,
+            nranks, getpid(), nNodes, local.size());
   return Status::ok();
 }
-
 
 }  // namespace
 
@@ -382,8 +384,8 @@ weftResult_t weftGetUniqueId(weftUniqueId* uniqueId) {
     std::string text = envString(EnvParam::CommId);
     Result<SocketAddress> address = parseSocketAddress(text);
     if (!address.isOk())
-      return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "WEFT_COMM_ID: %s",
-                                              address.status().message().c_str()));
+      return setLastError(nullptr,
+                          WEFT_ERROR(weftInvalidArgument, "WEFT_COMM_ID: %s", address.status().message().c_str()));
     data.root = address.value();
     data.secret = secretFromText(text);
     data.rootStartedByRank0 = true;
@@ -484,9 +486,10 @@ weftResult_t weftCommWaitSeq(weftComm_t comm, unsigned long long seq) {
   CommCall call(comm);
   if (!call.live()) return setLastError(nullptr, CommCall::abortingError());
   if (seq > comm->executor->submitted())
-    return setLastError(comm, WEFT_ERROR(weftInvalidUsage,
-                                         "rank %d: operation %llu is still inside an open group; call weftGroupEnd first",
-                                         comm->rank, seq));
+    return setLastError(
+        comm,
+        WEFT_ERROR(weftInvalidUsage, "rank %d: operation %llu is still inside an open group; call weftGroupEnd first",
+                   comm->rank, seq));
   return setLastError(comm, comm->executor->wait(seq));
 }
 

@@ -29,7 +29,7 @@ struct weftComm {
   uint64_t posted = 0;
   uint64_t collectiveCalls = 0;
   std::vector<uint64_t> sendCalls, recvCalls;  // per peer
-  uint32_t childCalls = 0;  // weftCommSplit/Shrink calls: tags their bootstrap messages
+  uint32_t childCalls = 0;                     // weftCommSplit/Shrink calls: tags their bootstrap messages
 
   std::mutex errorMutex;
   std::string lastError;

@@ -50,8 +50,7 @@ Status makeChild(weftComm* comm, const std::vector<int>& members, uint32_t tag, 
                                         comm->rank, call, members[0], shared.message().c_str()));
   Status created = createComm(newcomm, static_cast<int>(members.size()), id, newRank, options);
   if (!created.isOk()) return created;
-  WEFT_INFO(kLogInit, "rank %d: %s: rank %d of %zu in the new communicator", comm->rank, call, newRank,
-            members.size());
+  WEFT_INFO(kLogInit, "rank %d: %s: rank %d of %zu in the new communicator", comm->rank, call, newRank, members.size());
   return Status::ok();
 }
 
@@ -66,9 +65,9 @@ weftResult_t weftCommSplit(weftComm_t comm, int color, int key, weftComm_t* newc
     return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "rank %d: weftCommSplit: newcomm is NULL", comm->rank));
   *newcomm = nullptr;
   if (color < WEFT_SPLIT_NOCOLOR)
-    return setLastError(comm, WEFT_ERROR(weftInvalidArgument,
-                                         "rank %d: weftCommSplit: color=%d is negative (WEFT_SPLIT_NOCOLOR is -1)",
-                                         comm->rank, color));
+    return setLastError(
+        comm, WEFT_ERROR(weftInvalidArgument, "rank %d: weftCommSplit: color=%d is negative (WEFT_SPLIT_NOCOLOR is -1)",
+                         comm->rank, color));
   CommCall call(comm);
   if (!call.live()) return setLastError(nullptr, CommCall::abortingError());
   struct Choice {
@@ -78,8 +77,8 @@ weftResult_t weftCommSplit(weftComm_t comm, int color, int key, weftComm_t* newc
   choices[comm->rank] = {color, key};
   Status gathered = comm->bootstrap->allGather(choices.data(), sizeof(Choice));
   if (!gathered.isOk())
-    return setLastError(comm, Status(gathered.code(), format("rank %d: weftCommSplit: %s", comm->rank,
-                                                             gathered.message().c_str())));
+    return setLastError(
+        comm, Status(gathered.code(), format("rank %d: weftCommSplit: %s", comm->rank, gathered.message().c_str())));
   uint32_t tag = nextChildTag(comm);
   if (color == WEFT_SPLIT_NOCOLOR) return weftSuccess;
   std::vector<int> members;
@@ -97,20 +96,20 @@ weftResult_t weftCommShrink(weftComm_t comm, const int* excludeRanks, int exclud
     return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "rank %d: weftCommShrink: newcomm is NULL", comm->rank));
   *newcomm = nullptr;
   if (excludeCount < 0 || (excludeCount > 0 && excludeRanks == nullptr))
-    return setLastError(comm, WEFT_ERROR(weftInvalidArgument,
-                                         "rank %d: weftCommShrink: excludeRanks=%p with excludeCount=%d", comm->rank,
-                                         static_cast<const void*>(excludeRanks), excludeCount));
+    return setLastError(comm,
+                        WEFT_ERROR(weftInvalidArgument, "rank %d: weftCommShrink: excludeRanks=%p with excludeCount=%d",
+                                   comm->rank, static_cast<const void*>(excludeRanks), excludeCount));
   std::vector<bool> excluded(static_cast<size_t>(comm->nranks), false);
   for (int i = 0; i < excludeCount; ++i) {
     int r = excludeRanks[i];
     if (r < 0 || r >= comm->nranks)
-      return setLastError(comm, WEFT_ERROR(weftInvalidArgument,
-                                           "rank %d: weftCommShrink: excludeRanks[%d]=%d is outside [0, %d)",
-                                           comm->rank, i, r, comm->nranks));
+      return setLastError(
+          comm, WEFT_ERROR(weftInvalidArgument, "rank %d: weftCommShrink: excludeRanks[%d]=%d is outside [0, %d)",
+                           comm->rank, i, r, comm->nranks));
     if (excluded[r])
-      return setLastError(comm, WEFT_ERROR(weftInvalidArgument,
-                                           "rank %d: weftCommShrink: rank %d is listed twice in excludeRanks",
-                                           comm->rank, r));
+      return setLastError(
+          comm, WEFT_ERROR(weftInvalidArgument, "rank %d: weftCommShrink: rank %d is listed twice in excludeRanks",
+                           comm->rank, r));
     excluded[r] = true;
   }
   if (excluded[comm->rank])

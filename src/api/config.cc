@@ -20,7 +20,8 @@ Result<CommOptions> resolveConfig(const weftConfig_t* config) {
                       config->magic, config->size);
   if (config->cudaDevice != WEFT_CONFIG_UNDEF_INT) {
     if (config->cudaDevice < -1)
-      return WEFT_ERROR(weftInvalidArgument, "config.cudaDevice=%d: expected a CUDA device ordinal, or -1 for host memory",
+      return WEFT_ERROR(weftInvalidArgument,
+                        "config.cudaDevice=%d: expected a CUDA device ordinal, or -1 for host memory",
                         config->cudaDevice);
     options.cudaDevice = config->cudaDevice;
   }

@@ -23,7 +23,6 @@ Result<CommOptions> resolveConfig(const weftConfig_t* config);
 
 // gpuOfRank[r]: the node and PCI bus id of rank r's GPU ("" for host
 // ranks). Two ranks on one GPU are an error naming both, unless allowed.
-Status checkGpuSharing(const std::vector<std::string>& gpuOfRank, const std::vector<int>& cudaDeviceOfRank,
-                       bool allow);
+Status checkGpuSharing(const std::vector<std::string>& gpuOfRank, const std::vector<int>& cudaDeviceOfRank, bool allow);
 
 }  // namespace weft

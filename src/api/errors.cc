@@ -35,7 +35,8 @@ void registerComm(weftComm* comm) {
     // Too many live communicators for the table: still usable, just not
     // checked against use after destroy. Warn once.
     static bool warned = false;
-    if (!warned) WEFT_WARN("more than %zu live communicators; destroyed ones are no longer detected", kRegistrySlots / 2);
+    if (!warned)
+      WEFT_WARN("more than %zu live communicators; destroyed ones are no longer detected", kRegistrySlots / 2);
     warned = true;
     return;
   }
@@ -80,9 +81,7 @@ Status checkLiveComm(const weftComm* comm) {
   return Status::ok();
 }
 
-Status CommCall::abortingError() {
-  return WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted");
-}
+Status CommCall::abortingError() { return WEFT_ERROR(weftInvalidUsage, "the communicator is being aborted"); }
 
 CommCall::CommCall(weftComm* comm) : comm_(comm) {
   if (!isLiveComm(comm)) return;

@@ -43,14 +43,16 @@ void savePostedOnce(weftComm* comm) {
 // Collectives are numbered per communicator, messages per peer and
 // direction, so that a mismatch names the call or the message.
 void assignSequence(weftComm* comm, OpDesc& op) {
-  if (op.collective == Collective::Send) op.opSeq = comm->sendCalls[op.peer]++;
-  else if (op.collective == Collective::Recv) op.opSeq = comm->recvCalls[op.peer]++;
-  else op.opSeq = comm->collectiveCalls++;
+  if (op.collective == Collective::Send)
+    op.opSeq = comm->sendCalls[op.peer]++;
+  else if (op.collective == Collective::Recv)
+    op.opSeq = comm->recvCalls[op.peer]++;
+  else
+    op.opSeq = comm->collectiveCalls++;
   if (op.plan != nullptr)
     WEFT_TRACE(kLogColl, "rank %d: call #%llu %s count=%zu %s %s root=%d: %s plan, %d channel(s)", comm->rank,
-               static_cast<unsigned long long>(op.opSeq), collectiveName(op.collective), op.count,
-               typeName(op.type), redOpName(op.op), op.root, algorithmName(op.plan->algorithm),
-               op.plan->nChannels);
+               static_cast<unsigned long long>(op.opSeq), collectiveName(op.collective), op.count, typeName(op.type),
+               redOpName(op.op), op.root, algorithmName(op.plan->algorithm), op.plan->nChannels);
   else
     WEFT_TRACE(kLogP2p, "rank %d: %s #%llu of count=%zu %s %s rank %d", comm->rank, collectiveName(op.collective),
                static_cast<unsigned long long>(op.opSeq), op.count, typeName(op.type),
@@ -128,8 +130,9 @@ weftResult_t weftGroupEnd(void) {
         ops.back().lastInGroup = false;
       }
     if (!isLiveComm(comm)) {
-      result = setLastError(nullptr, WEFT_ERROR(weftInvalidArgument,
-                                                "a communicator used inside the group was destroyed before weftGroupEnd"));
+      result = setLastError(
+          nullptr,
+          WEFT_ERROR(weftInvalidArgument, "a communicator used inside the group was destroyed before weftGroupEnd"));
       continue;
     }
     ops.back().lastInGroup = true;

@@ -86,8 +86,8 @@ Status explainTimeout(weftComm* comm, const Status& timeout) {
   for (int r = 0; r < n; ++r) {
     if (replies[r]) continue;
     silent.push_back(r);
-    std::string where = static_cast<size_t>(r) < comm->rankHosts.size() ? comm->rankHosts[r]
-                                                                          : comm->livenessAddresses[r].toString();
+    std::string where =
+        static_cast<size_t>(r) < comm->rankHosts.size() ? comm->rankHosts[r] : comm->livenessAddresses[r].toString();
     if (inInit) {
       text += format("rank %d (%s) is not responding during communicator init; ", r, where.c_str());
       continue;
@@ -100,15 +100,18 @@ Status explainTimeout(weftComm* comm, const Status& timeout) {
     std::vector<int> answered;
     for (int r = 0; r < n; ++r)
       if (replies[r]) answered.push_back(r);
-    text += silent.empty() ? "every rank answers" : rankList(answered) + (answered.size() == 1 ? " answers" : " answer");
+    text +=
+        silent.empty() ? "every rank answers" : rankList(answered) + (answered.size() == 1 ? " answers" : " answer");
     return Status(timeout.code(), format("rank %d: %s (%s)", comm->rank, text.c_str(), timeout.message().c_str()));
   }
   // Where everyone who answered is: grouped by call, idle ranks apart.
   std::map<CallRef, std::vector<int>> waitingIn, idleAfter;
   for (int r = 0; r < n; ++r) {
     if (!replies[r]) continue;
-    if (replies[r]->inProgress != kNoCall) waitingIn[replies[r]->inProgress].push_back(r);
-    else idleAfter[replies[r]->lastCompleted].push_back(r);
+    if (replies[r]->inProgress != kNoCall)
+      waitingIn[replies[r]->inProgress].push_back(r);
+    else
+      idleAfter[replies[r]->lastCompleted].push_back(r);
   }
   std::vector<std::string> parts;
   parts.reserve(waitingIn.size() + idleAfter.size());

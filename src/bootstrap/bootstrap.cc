@@ -98,8 +98,8 @@ Result<NetInterface> bootstrapInterface() {
     return WEFT_ERROR(weftSystemError,
                       "no network interface matches WEFT_SOCKET_IFNAME='%s' "
                       "WEFT_SOCKET_FAMILY='%s'; interfaces that are up: %s",
-                      envString(EnvParam::SocketIfname).c_str(),
-                      envString(EnvParam::SocketFamily).c_str(), describeAllInterfaces().c_str());
+                      envString(EnvParam::SocketIfname).c_str(), envString(EnvParam::SocketFamily).c_str(),
+                      describeAllInterfaces().c_str());
   return interfaces.front();
 }
 
@@ -140,8 +140,8 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
 
   Result<Socket> rootSock = Socket::connect(id.root, deadline, abortFlag);
   if (!rootSock.isOk())
-    return WEFT_ERROR(rootSock.status().code(), "rank %d: cannot reach the bootstrap root: %s",
-                      rank, rootSock.status().message().c_str());
+    return WEFT_ERROR(rootSock.status().code(), "rank %d: cannot reach the bootstrap root: %s", rank,
+                      rootSock.status().message().c_str());
   Socket root = rootSock.take();
   Hello hello{};
   hello.kind = static_cast<uint32_t>(HelloKind::Root);
@@ -157,8 +157,7 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
   RootReply reply{};
   status = root.recvAll(&reply, sizeof(reply), deadline, abortFlag);
   if (!status.isOk())
-    return WEFT_ERROR(status.code(),
-                      "rank %d: waiting for the other %d ranks at the bootstrap root %s: %s", rank,
+    return WEFT_ERROR(status.code(), "rank %d: waiting for the other %d ranks at the bootstrap root %s: %s", rank,
                       nranks - 1, id.root.toString().c_str(), status.message().c_str());
   uint8_t proof[kMacBytes];
   acceptorProof(id.secret, challenge, hello, proof);
@@ -168,16 +167,15 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
                       "impostor, listens there",
                       rank, id.root.toString().c_str());
   if (reply.status != weftSuccess)
-    return WEFT_ERROR(static_cast<weftResult_t>(reply.status), "rank %d: bootstrap root refused: %s",
-                      rank, reply.message);
+    return WEFT_ERROR(static_cast<weftResult_t>(reply.status), "rank %d: bootstrap root refused: %s", rank,
+                      reply.message);
   std::vector<PeerEntry> table(static_cast<size_t>(nranks));
   WEFT_CHECK(root.recvAll(table.data(), table.size() * sizeof(PeerEntry), deadline, abortFlag));
   for (const auto& entry : table) {
     boot->peers_.push_back(fromWire(entry.listen));
     boot->services_.push_back(fromWire(entry.service));
   }
-  WEFT_INFO(kLogBoot, "rank %d/%d bootstrapped, listening on %s", rank, nranks,
-            bound.toString().c_str());
+  WEFT_INFO(kLogBoot, "rank %d/%d bootstrapped, listening on %s", rank, nranks, bound.toString().c_str());
   return boot;
 }
 
@@ -190,17 +188,16 @@ Status Bootstrap::send(int peer, uint32_t tag, const void* data, size_t bytes) {
   if (it == outgoing_.end()) {
     Result<Socket> sock = Socket::connect(peers_[peer], deadline, abortFlag_);
     if (!sock.isOk())
-      return WEFT_ERROR(sock.status().code(), "rank %d: bootstrap connection to rank %d (%s): %s",
-                        rank_, peer, peers_[peer].toString().c_str(),
-                        sock.status().message().c_str());
+      return WEFT_ERROR(sock.status().code(), "rank %d: bootstrap connection to rank %d (%s): %s", rank_, peer,
+                        peers_[peer].toString().c_str(), sock.status().message().c_str());
     Hello hello{};
     hello.kind = static_cast<uint32_t>(HelloKind::Peer);
     hello.rank = rank_;
     hello.nranks = nranks_;
     Socket connected = sock.take();
     Challenge challenge{};
-    Status answered = answerChallenge(connected, secret_, &hello, &challenge, deadline, abortFlag_,
-                                      [this] { serveIncoming(0); });
+    Status answered =
+        answerChallenge(connected, secret_, &hello, &challenge, deadline, abortFlag_, [this] { serveIncoming(0); });
     if (!answered.isOk())
       return WEFT_ERROR(answered.code(), "rank %d: bootstrap handshake with rank %d (%s): %s", rank_, peer,
                         peers_[peer].toString().c_str(), answered.message().c_str());
@@ -223,8 +220,8 @@ void Bootstrap::serveIncoming(uint64_t waitUntilNanos) {
   while (acceptor_->takeReady(&joined)) {
     int from = joined.hello.rank;
     if (from < 0 || from >= nranks_ || joined.hello.nranks != nranks_ || incoming_.count(from) != 0) {
-      WEFT_WARN("rank %d: refused a second or invalid bootstrap connection claiming rank %d of %d from %s", rank_,
-                from, joined.hello.nranks, joined.sock.peerName().c_str());
+      WEFT_WARN("rank %d: refused a second or invalid bootstrap connection claiming rank %d of %d from %s", rank_, from,
+                joined.hello.nranks, joined.sock.peerName().c_str());
       continue;
     }
     incoming_.emplace(from, std::move(joined.sock));

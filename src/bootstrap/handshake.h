@@ -47,7 +47,7 @@ struct Hello {
   int32_t rank;
   int32_t nranks;
   WireAddress listen;
-  WireAddress service;  // to the root: the rank's liveness service (see bootstrap/liveness.h)
+  WireAddress service;         // to the root: the rank's liveness service (see bootstrap/liveness.h)
   uint8_t nonce[kNonceBytes];  // the connecting side's own
   uint8_t mac[kMacBytes];
 };

@@ -6,9 +6,8 @@
 
 namespace weft {
 
-Result<std::unique_ptr<LivenessService>> LivenessService::start(const SocketAddress& address,
-                                                                const JobSecret& secret, int rank, int nranks,
-                                                                Reporter report) {
+Result<std::unique_ptr<LivenessService>> LivenessService::start(const SocketAddress& address, const JobSecret& secret,
+                                                                int rank, int nranks, Reporter report) {
   std::unique_ptr<LivenessService> service(new LivenessService());
   SocketAddress any = address;
   any.setPort(0);
@@ -39,8 +38,8 @@ void LivenessService::serve() {
       reply.magic = kUniqueIdMagic;
       reply.rank = rank_;
       Status sent = asked.sock.sendAll(&reply, sizeof(reply), monotonicNanos() + 1000000000ull, nullptr);
-      if (!sent.isOk()) WEFT_INFO(kLogBoot, "rank %d: liveness reply to rank %d: %s", rank_, asked.hello.rank,
-                                  sent.message().c_str());
+      if (!sent.isOk())
+        WEFT_INFO(kLogBoot, "rank %d: liveness reply to rank %d: %s", rank_, asked.hello.rank, sent.message().c_str());
     }
   }
 }

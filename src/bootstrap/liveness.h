@@ -37,8 +37,8 @@ class LivenessService {
  public:
   using Reporter = std::function<void(LivenessReply*)>;
   // Listens on address's host (any port) and answers with what report fills in.
-  static Result<std::unique_ptr<LivenessService>> start(const SocketAddress& address, const JobSecret& secret,
-                                                        int rank, int nranks, Reporter report);
+  static Result<std::unique_ptr<LivenessService>> start(const SocketAddress& address, const JobSecret& secret, int rank,
+                                                        int nranks, Reporter report);
   ~LivenessService();
   const SocketAddress& address() const { return bound_; }
 

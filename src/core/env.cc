@@ -11,8 +11,7 @@ namespace weft {
 namespace {
 
 const EnvParamInfo kTable[] = {
-    {EnvParam::Debug, "WEFT_DEBUG", "WARN",
-     "Log level: NONE, WARN, INFO or TRACE."},
+    {EnvParam::Debug, "WEFT_DEBUG", "WARN", "Log level: NONE, WARN, INFO or TRACE."},
     {EnvParam::DebugSubsys, "WEFT_DEBUG_SUBSYS", "",
      "Comma list of subsystems to log at INFO/TRACE (INIT,COLL,P2P,SHM,BOOT,TUNE,GRAPH,NET,ALL); "
      "a leading ^ excludes the listed ones. Empty means all."},
@@ -34,8 +33,7 @@ const EnvParamInfo kTable[] = {
      "all-gather). Empty lets the tuner choose by size and rank count."},
     {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
-    {EnvParam::Nslots, "WEFT_NSLOTS", "8",
-     "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
+    {EnvParam::Nslots, "WEFT_NSLOTS", "8", "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
     {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
      "1 lets ranks that are threads of one process read each other's buffers directly for "
      "large messages (one copy instead of two); 0 always copies through the FIFOs. Processes "
@@ -59,10 +57,8 @@ const EnvParamInfo kTable[] = {
     {EnvParam::TopoDumpFile, "WEFT_TOPO_DUMP_FILE", "",
      "Where communicators (once per process) and weft-topo write weft's own XML of the machine "
      "(what weft believes; loadable again with --topo)."},
-    {EnvParam::Rank, "WEFT_RANK", "",
-     "Perf binaries outside mpirun: this process's rank."},
-    {EnvParam::Nranks, "WEFT_NRANKS", "",
-     "Perf binaries outside mpirun: the number of ranks."},
+    {EnvParam::Rank, "WEFT_RANK", "", "Perf binaries outside mpirun: this process's rank."},
+    {EnvParam::Nranks, "WEFT_NRANKS", "", "Perf binaries outside mpirun: the number of ranks."},
     {EnvParam::NetPlugin, "WEFT_NET_PLUGIN", "",
      "Shared object of a third-party net plugin (exporting weftNetPlugin_v1) to use between "
      "nodes instead of the built-in ones."},
@@ -118,9 +114,21 @@ bool parseEnvInt(const std::string& text, int64_t* out) {
   if (end == text.c_str() || errno == ERANGE) return false;
   int shift = 0;
   switch (*end) {
-    case 'k': case 'K': shift = 10; ++end; break;
-    case 'm': case 'M': shift = 20; ++end; break;
-    case 'g': case 'G': shift = 30; ++end; break;
+    case 'k':
+    case 'K':
+      shift = 10;
+      ++end;
+      break;
+    case 'm':
+    case 'M':
+      shift = 20;
+      ++end;
+      break;
+    case 'g':
+    case 'G':
+      shift = 30;
+      ++end;
+      break;
     default: break;
   }
   if (*end != '\0') return false;
@@ -138,8 +146,7 @@ int64_t envInt(EnvParam param) {
   if (!envIsSet(param)) return fallback;
   int64_t value = 0;
   if (!parseEnvInt(envString(param), &value)) {
-    WEFT_WARN("%s=%s is not an integer; using the default %s", info.name,
-              envString(param).c_str(), info.defaultValue);
+    WEFT_WARN("%s=%s is not an integer; using the default %s", info.name, envString(param).c_str(), info.defaultValue);
     return fallback;
   }
   return value;

@@ -20,9 +20,11 @@ struct LogConfig {
 };
 
 uint32_t subsysBit(const std::string& name) {
-  static const struct { const char* name; uint32_t bit; } kNames[] = {
-      {"INIT", kLogInit}, {"COLL", kLogColl}, {"P2P", kLogP2p}, {"SHM", kLogShm},
-      {"BOOT", kLogBoot}, {"TUNE", kLogTune}, {"GRAPH", kLogGraph}, {"NET", kLogNet}, {"ALL", kLogAll}};
+  static const struct {
+    const char* name;
+    uint32_t bit;
+  } kNames[] = {{"INIT", kLogInit}, {"COLL", kLogColl},   {"P2P", kLogP2p}, {"SHM", kLogShm}, {"BOOT", kLogBoot},
+                {"TUNE", kLogTune}, {"GRAPH", kLogGraph}, {"NET", kLogNet}, {"ALL", kLogAll}};
   for (const auto& entry : kNames)
     if (strcasecmp(entry.name, name.c_str()) == 0) return entry.bit;
   return 0;
@@ -31,9 +33,12 @@ uint32_t subsysBit(const std::string& name) {
 LogConfig readConfig() {
   LogConfig config;
   std::string level = envString(EnvParam::Debug);
-  if (strcasecmp(level.c_str(), "NONE") == 0) config.level = LogLevel::None;
-  else if (strcasecmp(level.c_str(), "INFO") == 0) config.level = LogLevel::Info;
-  else if (strcasecmp(level.c_str(), "TRACE") == 0) config.level = LogLevel::Trace;
+  if (strcasecmp(level.c_str(), "NONE") == 0)
+    config.level = LogLevel::None;
+  else if (strcasecmp(level.c_str(), "INFO") == 0)
+    config.level = LogLevel::Info;
+  else if (strcasecmp(level.c_str(), "TRACE") == 0)
+    config.level = LogLevel::Trace;
   std::string list = envString(EnvParam::DebugSubsys);
   if (!list.empty()) {
     bool exclude = list[0] == '^';
@@ -63,8 +68,7 @@ bool logEnabled(LogLevel level, uint32_t subsys) {
   return level == LogLevel::Warn || (c.subsys & subsys) != 0;
 }
 
-void logMessage(LogLevel level, uint32_t /*subsys*/, const char* file, int line, const char* fmt,
-                ...) {
+void logMessage(LogLevel level, uint32_t /*subsys*/, const char* file, int line, const char* fmt, ...) {
   static std::mutex mutex;
   static const char* kLevelNames[] = {"", "WARN", "INFO", "TRACE"};
   char host[64] = {0};
@@ -76,9 +80,8 @@ void logMessage(LogLevel level, uint32_t /*subsys*/, const char* file, int line,
   va_end(args);
   const char* base = strrchr(file, '/');
   std::lock_guard<std::mutex> lock(mutex);
-  fprintf(stderr, "%s:%d:%ld [%.3f] weft %s %s:%d %s\n", host, getpid(), (long)gettid(),
-          monotonicSeconds(), kLevelNames[static_cast<int>(level)], base ? base + 1 : file, line,
-          body);
+  fprintf(stderr, "%s:%d:%ld [%.3f] weft %s %s:%d %s\n", host, getpid(), (long)gettid(), monotonicSeconds(),
+          kLevelNames[static_cast<int>(level)], base ? base + 1 : file, line, body);
 }
 
 }  // namespace weft

@@ -26,10 +26,9 @@ void logMessage(LogLevel level, uint32_t subsys, const char* file, int line, con
 
 }  // namespace weft
 
-#define WEFT_LOG(level, subsys, ...)                                              \
-  do {                                                                            \
-    if (::weft::logEnabled((level), (subsys)))                                    \
-      ::weft::logMessage((level), (subsys), __FILE__, __LINE__, __VA_ARGS__);     \
+#define WEFT_LOG(level, subsys, ...)                                                                                   \
+  do {                                                                                                                 \
+    if (::weft::logEnabled((level), (subsys))) ::weft::logMessage((level), (subsys), __FILE__, __LINE__, __VA_ARGS__); \
   } while (0)
 #define WEFT_WARN(...) WEFT_LOG(::weft::LogLevel::Warn, ::weft::kLogAll, __VA_ARGS__)
 #define WEFT_INFO(subsys, ...) WEFT_LOG(::weft::LogLevel::Info, (subsys), __VA_ARGS__)

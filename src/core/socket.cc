@@ -19,8 +19,7 @@ namespace weft {
 
 uint16_t SocketAddress::port() const {
   if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
-  if (family() == AF_INET6)
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
   return 0;
 }
 
@@ -36,8 +35,7 @@ std::string SocketAddress::toString() const {
     return format("%s:%u", host, port());
   }
   if (family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, host,
-              sizeof(host));
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, host, sizeof(host));
     return format("[%s]:%u", host, port());
   }
   return "<no address>";
@@ -48,14 +46,12 @@ Result<SocketAddress> parseSocketAddress(const std::string& text) {
   if (!text.empty() && text[0] == '[') {
     size_t close = text.find(']');
     if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      return WEFT_ERROR(weftInvalidArgument, "address '%s' is not of the form [ipv6]:port",
-                        text.c_str());
+      return WEFT_ERROR(weftInvalidArgument, "address '%s' is not of the form [ipv6]:port", text.c_str());
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
   } else {
     size_t colon = text.rfind(':');
-    if (colon == std::string::npos)
-      return WEFT_ERROR(weftInvalidArgument, "address '%s' has no ':port'", text.c_str());
+    if (colon == std::string::npos) return WEFT_ERROR(weftInvalidArgument, "address '%s' has no ':port'", text.c_str());
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
@@ -65,8 +61,7 @@ Result<SocketAddress> parseSocketAddress(const std::string& text) {
   addrinfo* result = nullptr;
   int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &result);
   if (rc != 0 || result == nullptr)
-    return WEFT_ERROR(weftInvalidArgument, "cannot resolve address '%s': %s", text.c_str(),
-                      gai_strerror(rc));
+    return WEFT_ERROR(weftInvalidArgument, "cannot resolve address '%s': %s", text.c_str(), gai_strerror(rc));
   SocketAddress address;
   memcpy(&address.storage, result->ai_addr, result->ai_addrlen);
   address.length = result->ai_addrlen;
@@ -138,9 +133,7 @@ std::vector<NetInterface> findInterfaces() {
   int family = requestedFamily();
   std::vector<NetInterface> out;
   std::string filter = envString(EnvParam::SocketIfname);
-  auto keep = [&](const NetInterface& nic) {
-    return family == AF_UNSPEC || nic.address.family() == family;
-  };
+  auto keep = [&](const NetInterface& nic) { return family == AF_UNSPEC || nic.address.family() == family; };
   if (!filter.empty()) {
     for (const auto& nic : all)
       if (keep(nic) && interfaceMatches(filter, nic.name)) out.push_back(nic);
@@ -152,8 +145,7 @@ std::vector<NetInterface> findInterfaces() {
       if (!keep(nic)) continue;
       bool loopback = nic.name.compare(0, 2, "lo") == 0;
       if ((pass == 0 && !loopback && nic.address.family() == AF_INET) ||
-          (pass == 1 && !loopback && nic.address.family() == AF_INET6) ||
-          (pass == 2 && loopback))
+          (pass == 1 && !loopback && nic.address.family() == AF_INET6) || (pass == 2 && loopback))
         out.push_back(nic);
     }
     if (!out.empty() && pass < 2) break;
@@ -205,11 +197,9 @@ Result<Socket> Socket::listen(const SocketAddress& address, SocketAddress* bound
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&address.storage), address.length) != 0)
-    return WEFT_ERROR(weftSystemError, "cannot bind to %s: %s", address.toString().c_str(),
-                      strerror(errno));
+    return WEFT_ERROR(weftSystemError, "cannot bind to %s: %s", address.toString().c_str(), strerror(errno));
   if (::listen(fd, 1024) != 0)
-    return WEFT_ERROR(weftSystemError, "listen on %s: %s", address.toString().c_str(),
-                      strerror(errno));
+    return WEFT_ERROR(weftSystemError, "listen on %s: %s", address.toString().c_str(), strerror(errno));
   tuneSocket(fd);
   if (bound != nullptr) {
     bound->length = sizeof(bound->storage);
@@ -219,8 +209,8 @@ Result<Socket> Socket::listen(const SocketAddress& address, SocketAddress* bound
 }
 
 // Waits for fd to become ready for events; false on deadline or abort.
-static Status waitReady(int fd, short events, uint64_t deadlineNanos,
-                        const std::atomic<bool>* abortFlag, const char* what) {
+static Status waitReady(int fd, short events, uint64_t deadlineNanos, const std::atomic<bool>* abortFlag,
+                        const char* what) {
   for (;;) {
     if (abortFlag != nullptr && abortFlag->load(std::memory_order_relaxed))
       return WEFT_ERROR(weftInvalidUsage, "%s aborted: the communicator was aborted", what);
@@ -232,13 +222,12 @@ static Status waitReady(int fd, short events, uint64_t deadlineNanos,
     int waitMs = static_cast<int>(std::min<uint64_t>((deadlineNanos - now) / 1000000 + 1, 100));
     int rc = ::poll(&pfd, 1, waitMs);
     if (rc > 0) return Status::ok();
-    if (rc < 0 && errno != EINTR)
-      return WEFT_ERROR(weftSystemError, "%s: poll failed: %s", what, strerror(errno));
+    if (rc < 0 && errno != EINTR) return WEFT_ERROR(weftSystemError, "%s: poll failed: %s", what, strerror(errno));
   }
 }
 
-Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNanos,
-                               const std::atomic<bool>* abortFlag, bool retryRefused) {
+Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNanos, const std::atomic<bool>* abortFlag,
+                               bool retryRefused) {
   uint64_t backoffMicros = 1000;
   for (;;) {
     int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -252,7 +241,8 @@ Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNa
       int ready;
       do {
         uint64_t now = monotonicNanos();
-        int ms = now >= deadlineNanos ? 0 : static_cast<int>(std::min<uint64_t>((deadlineNanos - now) / 1000000 + 1, 1000));
+        int ms =
+            now >= deadlineNanos ? 0 : static_cast<int>(std::min<uint64_t>((deadlineNanos - now) / 1000000 + 1, 1000));
         ready = ::poll(&pfd, 1, ms);
       } while ((ready < 0 && errno == EINTR) || (ready == 0 && monotonicNanos() < deadlineNanos));
       int soError = ETIMEDOUT;
@@ -269,8 +259,7 @@ Result<Socket> Socket::connect(const SocketAddress& address, uint64_t deadlineNa
     int err = errno;
     if ((err != ECONNREFUSED && err != ETIMEDOUT && err != EAGAIN && err != ECONNRESET) ||
         (err == ECONNREFUSED && !retryRefused))
-      return WEFT_ERROR(weftSystemError, "connect to %s: %s", address.toString().c_str(),
-                        strerror(err));
+      return WEFT_ERROR(weftSystemError, "connect to %s: %s", address.toString().c_str(), strerror(err));
     if (abortFlag != nullptr && abortFlag->load())
       return WEFT_ERROR(weftInvalidUsage, "connect to %s aborted", address.toString().c_str());
     if (monotonicNanos() + backoffMicros * 1000 >= deadlineNanos)
@@ -296,8 +285,7 @@ Result<Socket> Socket::accept(uint64_t deadlineNanos, const std::atomic<bool>* a
   }
 }
 
-Status Socket::sendAll(const void* data, size_t bytes, uint64_t deadlineNanos,
-                       const std::atomic<bool>* abortFlag) {
+Status Socket::sendAll(const void* data, size_t bytes, uint64_t deadlineNanos, const std::atomic<bool>* abortFlag) {
   const char* cursor = static_cast<const char*>(data);
   while (bytes > 0) {
     ssize_t n = ::send(fd_, cursor, bytes, MSG_NOSIGNAL);
@@ -310,14 +298,13 @@ Status Socket::sendAll(const void* data, size_t bytes, uint64_t deadlineNanos,
       WEFT_CHECK(waitReady(fd_, POLLOUT, deadlineNanos, abortFlag, "socket send"));
       continue;
     }
-    return WEFT_ERROR(weftRemoteError, "send to %s failed: %s (the peer closed or died)",
-                      peerName().c_str(), strerror(errno));
+    return WEFT_ERROR(weftRemoteError, "send to %s failed: %s (the peer closed or died)", peerName().c_str(),
+                      strerror(errno));
   }
   return Status::ok();
 }
 
-Status Socket::recvAll(void* data, size_t bytes, uint64_t deadlineNanos,
-                       const std::atomic<bool>* abortFlag) {
+Status Socket::recvAll(void* data, size_t bytes, uint64_t deadlineNanos, const std::atomic<bool>* abortFlag) {
   char* cursor = static_cast<char*>(data);
   while (bytes > 0) {
     ssize_t n = ::recv(fd_, cursor, bytes, 0);
@@ -333,8 +320,7 @@ Status Socket::recvAll(void* data, size_t bytes, uint64_t deadlineNanos,
       WEFT_CHECK(waitReady(fd_, POLLIN, deadlineNanos, abortFlag, "socket receive"));
       continue;
     }
-    return WEFT_ERROR(weftRemoteError, "receive from %s failed: %s", peerName().c_str(),
-                      strerror(errno));
+    return WEFT_ERROR(weftRemoteError, "receive from %s failed: %s", peerName().c_str(), strerror(errno));
   }
   return Status::ok();
 }

@@ -83,10 +83,8 @@ class Socket {
   // Accepts one connection (non-blocking socket ready within the deadline).
   Result<Socket> accept(uint64_t deadlineNanos, const std::atomic<bool>* abortFlag);
 
-  Status sendAll(const void* data, size_t bytes, uint64_t deadlineNanos,
-                 const std::atomic<bool>* abortFlag);
-  Status recvAll(void* data, size_t bytes, uint64_t deadlineNanos,
-                 const std::atomic<bool>* abortFlag);
+  Status sendAll(const void* data, size_t bytes, uint64_t deadlineNanos, const std::atomic<bool>* abortFlag);
+  Status recvAll(void* data, size_t bytes, uint64_t deadlineNanos, const std::atomic<bool>* abortFlag);
   // "ip:port" of the other end, as it was while connected.
   std::string peerName() const;
 

@@ -18,7 +18,8 @@ class [[nodiscard]] Status {
   Status() = default;
   Status(weftResult_t code, std::string message)
       : code_(code), message_(code == weftSuccess ? nullptr : std::make_unique<std::string>(std::move(message))) {}
-  Status(const Status& other) : code_(other.code_), message_(other.message_ ? std::make_unique<std::string>(*other.message_) : nullptr) {}
+  Status(const Status& other)
+      : code_(other.code_), message_(other.message_ ? std::make_unique<std::string>(*other.message_) : nullptr) {}
   Status& operator=(const Status& other) {
     if (this != &other) {
       code_ = other.code_;
@@ -49,16 +50,16 @@ std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 #define WEFT_ERROR(code, ...) ::weft::Status((code), ::weft::format(__VA_ARGS__))
 
 // Propagates a non-ok Status to the caller.
-#define WEFT_CHECK(expr)                       \
-  do {                                         \
-    ::weft::Status weftStatus_ = (expr);       \
+#define WEFT_CHECK(expr)                         \
+  do {                                           \
+    ::weft::Status weftStatus_ = (expr);         \
     if (!weftStatus_.isOk()) return weftStatus_; \
   } while (0)
 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit on purpose
   Result(Status status) : value_(std::move(status)) {}  // NOLINT
   bool isOk() const { return std::holds_alternative<T>(value_); }
   const Status& status() const {

@@ -44,15 +44,23 @@ template <typename S, int kOp>
 struct Op {
   static __device__ __forceinline__ S apply(S a, S b) {
     if constexpr (std::is_integral_v<S>) {
-      if constexpr (kOp == weftSum || kOp == weftAvg) return wrapSum(a, b);
-      else if constexpr (kOp == weftProd) return wrapProd(a, b);
-      else if constexpr (kOp == weftMax) return a > b ? a : b;
-      else return a < b ? a : b;
+      if constexpr (kOp == weftSum || kOp == weftAvg)
+        return wrapSum(a, b);
+      else if constexpr (kOp == weftProd)
+        return wrapProd(a, b);
+      else if constexpr (kOp == weftMax)
+        return a > b ? a : b;
+      else
+        return a < b ? a : b;
     } else {
-      if constexpr (kOp == weftSum || kOp == weftAvg) return a + b;
-      else if constexpr (kOp == weftProd) return a * b;
-      else if constexpr (kOp == weftMax) return floatMax(a, b);
-      else return floatMin(a, b);
+      if constexpr (kOp == weftSum || kOp == weftAvg)
+        return a + b;
+      else if constexpr (kOp == weftProd)
+        return a * b;
+      else if constexpr (kOp == weftMax)
+        return floatMax(a, b);
+      else
+        return floatMin(a, b);
     }
   }
   static __device__ __forceinline__ S divide(S a, int d) { return static_cast<S>(a / static_cast<S>(d)); }
@@ -65,16 +73,22 @@ __device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
 __device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <typename H>
 __device__ __forceinline__ H fromFloat(float v) {
-  if constexpr (std::is_same_v<H, __half>) return __float2half_rn(v);
-  else return __float2bfloat16_rn(v);
+  if constexpr (std::is_same_v<H, __half>)
+    return __float2half_rn(v);
+  else
+    return __float2bfloat16_rn(v);
 }
 template <typename H, int kOp>
 struct NativeOp {
   static __device__ __forceinline__ H apply(H a, H b) {
-    if constexpr (kOp == weftSum || kOp == weftAvg) return __hadd(a, b);
-    else if constexpr (kOp == weftProd) return __hmul(a, b);
-    else if constexpr (kOp == weftMax) return __hisnan(a) ? a : __hisnan(b) ? b : __hgt(a, b) ? a : b;
-    else return __hisnan(a) ? a : __hisnan(b) ? b : __hlt(a, b) ? a : b;
+    if constexpr (kOp == weftSum || kOp == weftAvg)
+      return __hadd(a, b);
+    else if constexpr (kOp == weftProd)
+      return __hmul(a, b);
+    else if constexpr (kOp == weftMax)
+      return __hisnan(a) ? a : __hisnan(b) ? b : __hgt(a, b) ? a : b;
+    else
+      return __hisnan(a) ? a : __hisnan(b) ? b : __hlt(a, b) ? a : b;
   }
   static __device__ __forceinline__ H divide(H a, int d) { return fromFloat<H>(toFloat(a) / static_cast<float>(d)); }
 };

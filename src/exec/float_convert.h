@@ -84,15 +84,9 @@ inline uint32_t floatToNarrow(float value) {
   return sign | code;
 }
 
-inline uint16_t floatToHalf(float value) {
-  return static_cast<uint16_t>(floatToNarrow<5, 10, true, false>(value));
-}
-inline uint8_t floatToE4m3(float value) {
-  return static_cast<uint8_t>(floatToNarrow<4, 3, false, true>(value));
-}
-inline uint8_t floatToE5m2(float value) {
-  return static_cast<uint8_t>(floatToNarrow<5, 2, true, true>(value));
-}
+inline uint16_t floatToHalf(float value) { return static_cast<uint16_t>(floatToNarrow<5, 10, true, false>(value)); }
+inline uint8_t floatToE4m3(float value) { return static_cast<uint8_t>(floatToNarrow<4, 3, false, true>(value)); }
+inline uint8_t floatToE5m2(float value) { return static_cast<uint8_t>(floatToNarrow<5, 2, true, true>(value)); }
 
 inline float e4m3ToFloat(uint8_t value) {
   float sign = (value & 0x80) ? -1.0f : 1.0f;
@@ -103,8 +97,6 @@ inline float e4m3ToFloat(uint8_t value) {
   return sign * std::ldexp(1.0f + mantissa / 8.0f, exponent - 7);
 }
 
-inline float e5m2ToFloat(uint8_t value) {
-  return halfToFloat(static_cast<uint16_t>(value) << 8);
-}
+inline float e5m2ToFloat(uint8_t value) { return halfToFloat(static_cast<uint16_t>(value) << 8); }
 
 }  // namespace weft

@@ -32,22 +32,20 @@ SlotHeader headerFor(const OpDesc& op, size_t bytes) {
   return header;
 }
 
-std::string describeCall(Collective collective, size_t count, int type, int op, int root,
-                         uint64_t opSeq) {
+std::string describeCall(Collective collective, size_t count, int type, int op, int root, uint64_t opSeq) {
   if (collective == Collective::Send || collective == Collective::Recv)
     return format("%s(count=%zu, %s) message #%llu between the two", collectiveName(collective), count,
                   typeName(static_cast<weftDataType_t>(type)), static_cast<unsigned long long>(opSeq));
   return format("%s(count=%zu, %s, %s, root=%d) call #%llu", collectiveName(collective), count,
-                typeName(static_cast<weftDataType_t>(type)), redOpName(static_cast<weftRedOp_t>(op)),
-                root, static_cast<unsigned long long>(opSeq));
+                typeName(static_cast<weftDataType_t>(type)), redOpName(static_cast<weftRedOp_t>(op)), root,
+                static_cast<unsigned long long>(opSeq));
 }
 
 // What a slot from peer must look like for this rank's operation.
 Status checkHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int rank, int peer) {
   SlotHeader want = headerFor(op, bytes);
-  bool same = got.magic == want.magic && got.collective == want.collective &&
-              got.datatype == want.datatype && got.count == want.count && got.opSeq == want.opSeq &&
-              got.bytes == want.bytes;
+  bool same = got.magic == want.magic && got.collective == want.collective && got.datatype == want.datatype &&
+              got.count == want.count && got.opSeq == want.opSeq && got.bytes == want.bytes;
   bool reducing = op.collective == Collective::AllReduce || op.collective == Collective::Reduce ||
                   op.collective == Collective::ReduceScatter;
   if (reducing) same = same && got.redop == want.redop;
@@ -55,18 +53,16 @@ Status checkHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int ra
     same = same && got.root == want.root;
   if (op.plan) same = same && got.algorithm == want.algorithm;
   if (same) return Status::ok();
-  if (got.magic != kSlotMagic)
-    return WEFT_ERROR(weftInternalError, "rank %d: corrupt slot from rank %d", rank, peer);
-  return WEFT_ERROR(weftInvalidUsage,
-                    "rank %d: mismatched calls: rank %d is in %s but this rank is in %s; every "
-                    "rank must make the same collective calls in the same order (and matching "
-                    "send/recv counts)",
-                    rank, peer,
-                    describeCall(static_cast<Collective>(got.collective), got.count, got.datatype,
-                                 got.redop, got.root, got.opSeq)
-                        .c_str(),
-                    describeCall(op.collective, op.count, op.type, op.op, op.root, op.opSeq)
-                        .c_str());
+  if (got.magic != kSlotMagic) return WEFT_ERROR(weftInternalError, "rank %d: corrupt slot from rank %d", rank, peer);
+  return WEFT_ERROR(
+      weftInvalidUsage,
+      "rank %d: mismatched calls: rank %d is in %s but this rank is in %s; every "
+      "rank must make the same collective calls in the same order (and matching "
+      "send/recv counts)",
+      rank, peer,
+      describeCall(static_cast<Collective>(got.collective), got.count, got.datatype, got.redop, got.root, got.opSeq)
+          .c_str(),
+      describeCall(op.collective, op.count, op.type, op.op, op.root, op.opSeq).c_str());
 }
 
 // How a collective's buffers are cut: nBlocks blocks of blockCount elements,
@@ -104,8 +100,8 @@ Geometry geometryFor(const OpDesc& op, const Plan& plan, size_t slotBytes) {
   } else {
     g.blockCount = op.count;  // reduce-scatter recvcount, all-gather sendcount
   }
-  g.channelCount = plan.nChannels == 1 ? alignUp(g.blockCount)
-                                       : alignUp(ceilDiv(g.blockCount, static_cast<size_t>(plan.nChannels)));
+  g.channelCount =
+      plan.nChannels == 1 ? alignUp(g.blockCount) : alignUp(ceilDiv(g.blockCount, static_cast<size_t>(plan.nChannels)));
   g.sliceCount = slotBytes >> typeShift;
   g.iterations = g.channelCount <= g.sliceCount ? (g.channelCount > 0 ? 1 : 0) : ceilDiv(g.channelCount, g.sliceCount);
   return g;
@@ -114,7 +110,11 @@ Geometry geometryFor(const OpDesc& op, const Plan& plan, size_t slotBytes) {
 class CollectiveRun {
  public:
   CollectiveRun(const OpDesc& op, const ExecutorContext& context, int channel, char* scratch)
-      : op_(op), plan_(*op.plan), context_(context), channel_(channel), scratch_(scratch),
+      : op_(op),
+        plan_(*op.plan),
+        context_(context),
+        channel_(channel),
+        scratch_(scratch),
         steps_(plan_.steps[context.rank][channel]) {
     size_t slotBytes = context.transports ? context.transports->slotBytes() : (1u << 20);
     geometry_ = geometryFor(op, plan_, slotBytes);
@@ -231,8 +231,7 @@ class CollectiveRun {
     if (stepIsToken(step.op)) return tryToken(step, ran);
     int block = step.block;
     size_t lo = static_cast<size_t>(channel_) * geometry_.channelCount + iteration_ * geometry_.sliceCount;
-    size_t hi = std::min({lo + geometry_.sliceCount,
-                          static_cast<size_t>(channel_ + 1) * geometry_.channelCount,
+    size_t hi = std::min({lo + geometry_.sliceCount, static_cast<size_t>(channel_ + 1) * geometry_.channelCount,
                           geometry_.blockLength(block)});
     if (hi <= lo) {  // nothing of this block falls in this slice, on every rank alike
       *ran = true;
@@ -295,16 +294,18 @@ class CollectiveRun {
     const void* address = nullptr;  // what a by-address send points the receiver at
     switch (step.op) {
       case StepOp::Send:
-        if (byAddress) address = src;
-        else memcpy(outgoing, src, bytes);
+        if (byAddress)
+          address = src;
+        else
+          memcpy(outgoing, src, bytes);
         break;
-      case StepOp::Recv:
-        writeOut(incoming);
-        break;
+      case StepOp::Recv: writeOut(incoming); break;
       case StepOp::RecvSend:
         writeOut(incoming);
-        if (byAddress) address = dst;
-        else memcpy(outgoing, incoming, bytes);
+        if (byAddress)
+          address = dst;
+        else
+          memcpy(outgoing, incoming, bytes);
         break;
       case StepOp::RecvReduceSend:
         if (byAddress) {
@@ -315,9 +316,7 @@ class CollectiveRun {
           reduce_(outgoing, src, incoming, n);
         }
         break;
-      case StepOp::RecvReduceCopy:
-        reduceToOutput(src, incoming);
-        break;
+      case StepOp::RecvReduceCopy: reduceToOutput(src, incoming); break;
       case StepOp::RecvReduceCopySend:
         if (byAddress) {
           reduceToOutput(src, incoming);
@@ -329,15 +328,10 @@ class CollectiveRun {
           writeOut(outgoing);
         }
         break;
-      case StepOp::Copy:
-        writeOut(src);
-        break;
-      case StepOp::LocalReduce:
-        reduceToOutput(src, pointer(step.src2, lo));
-        break;
+      case StepOp::Copy: writeOut(src); break;
+      case StepOp::LocalReduce: reduceToOutput(src, pointer(step.src2, lo)); break;
       case StepOp::Notify:
-      case StepOp::Await:
-        break;  // tryToken
+      case StepOp::Await: break;  // tryToken
     }
     if (from != nullptr) from->release();
     if (to != nullptr) {
@@ -376,8 +370,8 @@ class CollectiveRun {
   bool zeroCopy_ = false;
   bool unfencedStreaming_ = false;
   bool finished_ = false;
-  int lateAwait_ = -1;           // the step awaiting a token in the last slice, if any
-  bool lateTokenTaken_ = false;  // ... and its token was taken early
+  int lateAwait_ = -1;                     // the step awaiting a token in the last slice, if any
+  bool lateTokenTaken_ = false;            // ... and its token was taken early
   std::vector<SendConnector*> byAddress_;  // connectors this run sent by address on
 };
 
@@ -386,8 +380,8 @@ class P2pRun {
  public:
   P2pRun(const OpDesc& op, const ExecutorContext& context) : op_(op), context_(context) {
     total_ = op.count * typeSize(op.type);
-    byAddress_ = op.collective == Collective::Send && context.sendsByAddress(total_) &&
-                 context.transports->sameProcess(op.peer);
+    byAddress_ =
+        op.collective == Collective::Send && context.sendsByAddress(total_) && context.transports->sameProcess(op.peer);
   }
   bool done() const { return finished_; }
   int peer() const { return op_.peer; }
@@ -407,8 +401,10 @@ class P2pRun {
         if (slot == nullptr) return Status::ok();
         SlotHeader header = headerFor(op_, bytes);
         const char* source = bytes > 0 ? static_cast<const char*>(op_.send) + offset_ : nullptr;
-        if (byAddress_) header.address = reinterpret_cast<uint64_t>(source);
-        else if (bytes > 0) memcpy(slot, source, bytes);  // a count-0 buffer may be NULL
+        if (byAddress_)
+          header.address = reinterpret_cast<uint64_t>(source);
+        else if (bytes > 0)
+          memcpy(slot, source, bytes);  // a count-0 buffer may be NULL
         to->post(header);
       } else {
         RecvConnector* from = context_.transports->recvFrom(op_.peer, 0);
@@ -556,8 +552,8 @@ class GroupRun {
   const ExecutorContext& context_;
   std::vector<std::vector<char>>& scratch_;
   std::vector<P2pRun> p2p_;
-  std::vector<int> earlier_;   // per p2p run: the run before it on the same peer and direction, or -1
-  size_t firstPending_ = 0;    // p2p runs before this one are done
+  std::vector<int> earlier_;  // per p2p run: the run before it on the same peer and direction, or -1
+  size_t firstPending_ = 0;   // p2p runs before this one are done
   std::vector<CollectiveRun> channels_;
   size_t nextCollective_ = 0;
   std::vector<int> blockedOn_;
@@ -786,8 +782,10 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
     }
     if (patienceNanos != 0) {
       uint64_t now = monotonicNanos();
-      if (blockedSince == 0) blockedSince = now;
-      else if (now - blockedSince > patienceNanos) return;
+      if (blockedSince == 0)
+        blockedSince = now;
+      else if (now - blockedSince > patienceNanos)
+        return;
     }
     status = waiter.pause(active_->ops.empty() ? "operation" : collectiveName(active_->ops[0].collective));
     if (!status.isOk()) {
@@ -816,12 +814,14 @@ void HostExecutor::failActive(const Status& status) {
   std::vector<SendConnector*> unread = active_->unreadByAddress();
   uint64_t deadline = monotonicNanos() + context_.timeoutNanos;
   while (!unread.empty()) {
-    std::erase_if(unread, [&](SendConnector* to) { return to->drained() || context_.transports->readsNoMore(to->peer()); });
+    std::erase_if(unread,
+                  [&](SendConnector* to) { return to->drained() || context_.transports->readsNoMore(to->peer()); });
     if (unread.empty()) break;
     if (context_.timeoutNanos != 0 && monotonicNanos() > deadline) {
-      WEFT_WARN("rank %d: rank %d neither read nor gave up the buffer it was lent by address; the failed call "
-                "returns anyway",
-                context_.rank, unread.front()->peer());
+      WEFT_WARN(
+          "rank %d: rank %d neither read nor gave up the buffer it was lent by address; the failed call "
+          "returns anyway",
+          context_.rank, unread.front()->peer());
       break;
     }
     std::this_thread::sleep_for(std::chrono::microseconds(20));

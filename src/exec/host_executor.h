@@ -30,10 +30,10 @@ struct OpDesc {
   weftDataType_t type = weftFloat32;
   weftRedOp_t op = weftSum;
   int root = -1;
-  int peer = -1;            // send/recv
-  uint64_t opSeq = 0;       // collectives: index among this comm's collectives; p2p: per-peer index
+  int peer = -1;               // send/recv
+  uint64_t opSeq = 0;          // collectives: index among this comm's collectives; p2p: per-peer index
   const Plan* plan = nullptr;  // collectives; owned by the communicator's tuner
-  bool lastInGroup = true;  // the operations up to this one run together
+  bool lastInGroup = true;     // the operations up to this one run together
 };
 
 struct ExecutorContext {
@@ -59,9 +59,7 @@ struct ExecutorContext {
 
   // Whether a message of this many bytes goes by address (between ranks
   // that share a process, which the caller checks).
-  bool sendsByAddress(size_t bytes) const {
-    return zeroCopy && bytes >= zeroCopyThreshold && bytes <= zeroCopyMax;
-  }
+  bool sendsByAddress(size_t bytes) const { return zeroCopy && bytes >= zeroCopyThreshold && bytes <= zeroCopyMax; }
 };
 
 class GroupRun;
@@ -120,7 +118,7 @@ class HostExecutor {
   bool startActive();
   bool popGroup(bool smallOnly);
   void growQueue(size_t capacity);  // under mutex_; keeps the queued order
-  bool workPending() const;  // under mutex_
+  bool workPending() const;         // under mutex_
   void finishGroup();
   void fail(const Status& status);
   void failActive(const Status& status);
@@ -136,17 +134,17 @@ class HostExecutor {
   std::condition_variable progressChanged_;
   std::vector<OpDesc> queue_;  // ring
   size_t queueHead_ = 0;
-  std::atomic<size_t> queueSize_{0};  // changed under mutex_, read without it by the fast path
+  std::atomic<size_t> queueSize_{0};     // changed under mutex_, read without it by the fast path
   std::atomic<size_t> queuedGroups_{0};  // complete groups in the queue (changed under mutex_)
-  std::atomic<uint64_t> submitted_{0};  // incremented under mutex_ or by the token holder
+  std::atomic<uint64_t> submitted_{0};   // incremented under mutex_ or by the token holder
   std::atomic<uint64_t> completed_{0};
   std::atomic<CallRef> lastCompleted_{kNoCall};
   std::atomic<CallRef> inProgress_{kNoCall};
   std::atomic<bool> token_{false};
   std::atomic<bool> failed_{false};
   std::atomic<int> waiters_{0};
-  Status error_;               // under mutex_
-  int spaceWaiters_ = 0;       // submitters waiting for queue space (under mutex_)
+  Status error_;          // under mutex_
+  int spaceWaiters_ = 0;  // submitters waiting for queue space (under mutex_)
   bool stopping_ = false;
   std::thread worker_;
 };

@@ -5,9 +5,13 @@
 #endif
 
 namespace weft {
-namespace generic { const ReduceKernels& kernels(); }
+namespace generic {
+const ReduceKernels& kernels();
+}
 #if defined(WEFT_HAVE_AVX2_KERNELS)
-namespace avx2 { const ReduceKernels& kernels(); }
+namespace avx2 {
+const ReduceKernels& kernels();
+}
 #endif
 
 const ReduceKernels& genericReduceKernels() { return generic::kernels(); }

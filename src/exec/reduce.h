@@ -24,9 +24,7 @@ struct ReduceKernels {
 
 const ReduceKernels& reduceKernels();
 
-inline ReduceFn reduceFunction(weftDataType_t type, weftRedOp_t op) {
-  return reduceKernels().reduce[type][op];
-}
+inline ReduceFn reduceFunction(weftDataType_t type, weftRedOp_t op) { return reduceKernels().reduce[type][op]; }
 inline DivideFn divideFunction(weftDataType_t type) { return reduceKernels().divide[type]; }
 
 // Kernel tables per instruction set; the *Available functions say whether

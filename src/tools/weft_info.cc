@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
   printf("Environment variables:\n");
   for (int i = 0; i < count; ++i) {
     const char* value = getenv(table[i].name);
-    printf("  %-26s default '%s'%s%s%s\n      %s\n", table[i].name, table[i].defaultValue,
-           value ? ", set to '" : "", value ? value : "", value ? "'" : "", table[i].description);
+    printf("  %-26s default '%s'%s%s%s\n      %s\n", table[i].name, table[i].defaultValue, value ? ", set to '" : "",
+           value ? value : "", value ? "'" : "", table[i].description);
   }
   return 0;
 }

@@ -17,8 +17,11 @@ using namespace weft;
 
 static std::string cell(const Path& path) {
   if (path.cls == PathClass::Same) return "-";
-  const char* tag = path.cls == PathClass::NvLink ? "NVL" : path.cls == PathClass::NvSwitch ? "NVS"
-                  : path.cls == PathClass::PciSwitch ? "PIX" : path.cls == PathClass::HostBridge ? "PHB" : "SYS";
+  const char* tag = path.cls == PathClass::NvLink       ? "NVL"
+                    : path.cls == PathClass::NvSwitch   ? "NVS"
+                    : path.cls == PathClass::PciSwitch  ? "PIX"
+                    : path.cls == PathClass::HostBridge ? "PHB"
+                                                        : "SYS";
   if (path.bottleneckGBps <= 0) return tag;
   return format(path.bottleneckGBps < 10 ? "%s/%.1f" : "%s/%.0f", tag, path.bottleneckGBps);
 }
@@ -40,17 +43,21 @@ int main(int argc, char** argv) {
   bool xml = false;
   int ranks = 0;
   for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--topo") == 0 && i + 1 < argc) file = argv[++i];
-    else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) ranks = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--xml") == 0) xml = true;
+    if (strcmp(argv[i], "--topo") == 0 && i + 1 < argc)
+      file = argv[++i];
+    else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
+      ranks = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--xml") == 0)
+      xml = true;
     else {
-      printf("usage: weft-topo [--topo FILE] [--xml] [--ranks N]\n"
-             "  prints the machine tree, the GPU/NIC path matrices, rings and trees;\n"
-             "  --ranks N: the ring, channels and trees for N ranks, one per GPU in order,\n"
-             "  wrapping around (several ranks share a GPU when N exceeds the GPUs); default one per GPU;\n"
-             "  --topo reads an hwloc XML export or a file weft-topo --xml wrote;\n"
-             "  --xml prints weft's own XML of the machine instead (loadable again).\n"
-             "  WEFT_TOPO_DUMP_FILE=path also writes that XML to path.\n");
+      printf(
+          "usage: weft-topo [--topo FILE] [--xml] [--ranks N]\n"
+          "  prints the machine tree, the GPU/NIC path matrices, rings and trees;\n"
+          "  --ranks N: the ring, channels and trees for N ranks, one per GPU in order,\n"
+          "  wrapping around (several ranks share a GPU when N exceeds the GPUs); default one per GPU;\n"
+          "  --topo reads an hwloc XML export or a file weft-topo --xml wrote;\n"
+          "  --xml prints weft's own XML of the machine instead (loadable again).\n"
+          "  WEFT_TOPO_DUMP_FILE=path also writes that XML to path.\n");
       return strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
@@ -76,8 +83,9 @@ int main(int argc, char** argv) {
            file.empty() ? " (weft runs on host memory here)" : " of this file");
     return 0;
   }
-  printf("\n# GPU x GPU: path class / bottleneck GB/s (NVL NVLink, NVS NVSwitch, PIX PCIe switch, PHB host "
-         "bridge, SYS across sockets)\n");
+  printf(
+      "\n# GPU x GPU: path class / bottleneck GB/s (NVL NVLink, NVS NVSwitch, PIX PCIe switch, PHB host "
+      "bridge, SYS across sockets)\n");
   printPathMatrix(topo, topo.gpus, "GPU");
   if (!topo.nics.empty()) {
     printf("\n# GPU x NIC\n");
@@ -89,13 +97,18 @@ int main(int argc, char** argv) {
   for (int r = 0; r < ranks; ++r) deviceOfRank.push_back(topo.gpus[static_cast<size_t>(r) % topo.gpus.size()]);
   RankRing rankRing = searchRankRing(topo, deviceOfRank, Tuner::kMaxChannels);
   const RingChoice& ring = rankRing.devices;
-  auto gpuNumber = [&](int node) { return static_cast<int>(std::find(topo.gpus.begin(), topo.gpus.end(), node) - topo.gpus.begin()); };
+  auto gpuNumber = [&](int node) {
+    return static_cast<int>(std::find(topo.gpus.begin(), topo.gpus.end(), node) - topo.gpus.begin());
+  };
   printf("\n# ring over %d rank(s) on %zu GPU(s):", ranks, ring.order.size());
   for (int r : rankRing.order) printf(" %d(GPU%d)", r, gpuNumber(deviceOfRank[r]));
-  printf(" (back to rank %d)\n#   slowest hop %.1f GB/s (%s), %d socket crossing(s); all-reduce busbw by the cost model: "
-         "%.1f GB/s\n", rankRing.order.empty() ? 0 : rankRing.order[0], ring.bottleneckGBps, pathClassName(ring.worstClass),
-         ring.socketCrossings, ringAllReduceBusBw(ring));
-  printf("#   %d channel(s) at %.0f GB/s each (odd channels run the ring backwards)\n", rankRing.channels, kChannelGBps);
+  printf(
+      " (back to rank %d)\n#   slowest hop %.1f GB/s (%s), %d socket crossing(s); all-reduce busbw by the cost model: "
+      "%.1f GB/s\n",
+      rankRing.order.empty() ? 0 : rankRing.order[0], ring.bottleneckGBps, pathClassName(ring.worstClass),
+      ring.socketCrossings, ringAllReduceBusBw(ring));
+  printf("#   %d channel(s) at %.0f GB/s each (odd channels run the ring backwards)\n", rankRing.channels,
+         kChannelGBps);
   DoubleTree trees = buildDoubleTree(ranks);
   for (int t = 0; t < 2; ++t) {
     printf("# tree %d (parent of each ring position):", t);

@@ -88,9 +88,7 @@ std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
 
   long long bad = -1;
   switch (c.coll) {
-    case Coll::AllReduce:
-      bad = firstMismatch(recv, count, 0, expectedPeriod(c.type, c.op, n), tb);
-      break;
+    case Coll::AllReduce: bad = firstMismatch(recv, count, 0, expectedPeriod(c.type, c.op, n), tb); break;
     case Coll::ReduceScatter:
       bad = firstMismatch(recv, count, static_cast<size_t>(rank) * count, expectedPeriod(c.type, c.op, n), tb);
       break;
@@ -100,9 +98,7 @@ std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
         if (bad >= 0) bad += static_cast<long long>(j * count);
       }
       break;
-    case Coll::Broadcast:
-      bad = firstMismatch(recv, count, 0, patternPeriod(c.type, c.root), tb);
-      break;
+    case Coll::Broadcast: bad = firstMismatch(recv, count, 0, patternPeriod(c.type, c.root), tb); break;
     case Coll::Reduce:
       if (rank == c.root) bad = firstMismatch(recv, count, 0, expectedPeriod(c.type, c.op, n), tb);
       break;

@@ -121,7 +121,8 @@ std::vector<std::string> runProcesses(int nranks, const RankBody& body, int time
     int status = 0;
     waitpid(pids[r], &status, 0);
     if (!open[r]) {
-      if (!messages[r].empty()) failures.push_back("rank " + std::to_string(r) + ": " + messages[r]);
+      if (!messages[r].empty())
+        failures.push_back("rank " + std::to_string(r) + ": " + messages[r]);
       else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         failures.push_back("rank " + std::to_string(r) + ": exited with status " + std::to_string(status));
     }
@@ -156,14 +157,10 @@ std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeou
 
 std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& body, int timeoutSeconds) {
   switch (mode) {
-    case RankMode::Threads:
-      return runThreads(nranks, body, timeoutSeconds);
-    case RankMode::Processes:
-      return runProcesses(nranks, body, timeoutSeconds, 0);
-    case RankMode::Nodes:
-      return runProcesses(nranks, body, timeoutSeconds, 2);
-    case RankMode::Nodes1:
-      return runProcesses(nranks, body, timeoutSeconds, 1);
+    case RankMode::Threads: return runThreads(nranks, body, timeoutSeconds);
+    case RankMode::Processes: return runProcesses(nranks, body, timeoutSeconds, 0);
+    case RankMode::Nodes: return runProcesses(nranks, body, timeoutSeconds, 2);
+    case RankMode::Nodes1: return runProcesses(nranks, body, timeoutSeconds, 1);
   }
   return {"unknown rank mode"};
 }

@@ -24,7 +24,8 @@ std::string ringExchange(weftComm_t comm, int rank, int n) {
       weftGroupEnd();
       if (weftCommSynchronize(comm) != weftSuccess) return weftGetLastError(comm);
       for (size_t i = 0; i < count; ++i)
-        if (in[i] != value(prev, rank, i)) return "count " + std::to_string(count) + ": wrong element " + std::to_string(i);
+        if (in[i] != value(prev, rank, i))
+          return "count " + std::to_string(count) + ": wrong element " + std::to_string(i);
     }
   }
   return "";

@@ -34,8 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<char> out(want + 1, 0x5a);
   Bootstrap::TaggedQueues others;
   size_t got = 0;
-  Status status = Bootstrap::readTagged(reader, tag, out.data(), want, monotonicNanos() + 1000000000ull, nullptr,
-                                        &others, &got);
+  Status status =
+      Bootstrap::readTagged(reader, tag, out.data(), want, monotonicNanos() + 1000000000ull, nullptr, &others, &got);
   if (out[want] != 0x5a) abort();  // wrote past the receive's buffer
   if (status.isOk() && got == want) {
     // Read exactly: nothing queued under the tag that was asked for.

@@ -25,15 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)parseEnvInt(text, &value);
       break;
     }
-    case 1:
-      (void)parseSocketAddress(first);
-      break;
-    case 2:
-      (void)interfaceMatches(first, second);
-      break;
-    case 3:
-      (void)ib::hcaMatches(first, second, static_cast<int>(size % 3));
-      break;
+    case 1: (void)parseSocketAddress(first); break;
+    case 2: (void)interfaceMatches(first, second); break;
+    case 3: (void)ib::hcaMatches(first, second, static_cast<int>(size % 3)); break;
     case 4: {
       FaultSpec spec;
       std::string why;

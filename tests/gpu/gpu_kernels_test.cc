@@ -36,12 +36,28 @@ void fill(std::vector<uint8_t>& bytes, weftDataType_t type, size_t n, std::mt199
     int v = static_cast<int>(rng() % 17) - 8;
     uint8_t* p = bytes.data() + i * size;
     switch (type) {
-      case weftFloat16: { uint16_t h = floatToHalf(static_cast<float>(v)); memcpy(p, &h, 2); break; }
-      case weftBfloat16: { uint16_t h = floatToBf16(static_cast<float>(v)); memcpy(p, &h, 2); break; }
+      case weftFloat16: {
+        uint16_t h = floatToHalf(static_cast<float>(v));
+        memcpy(p, &h, 2);
+        break;
+      }
+      case weftBfloat16: {
+        uint16_t h = floatToBf16(static_cast<float>(v));
+        memcpy(p, &h, 2);
+        break;
+      }
       case weftFloat8e4m3: *p = floatToE4m3(static_cast<float>(v)); break;
       case weftFloat8e5m2: *p = floatToE5m2(static_cast<float>(v)); break;
-      case weftFloat32: { float f = static_cast<float>(v); memcpy(p, &f, 4); break; }
-      case weftFloat64: { double d = v; memcpy(p, &d, 8); break; }
+      case weftFloat32: {
+        float f = static_cast<float>(v);
+        memcpy(p, &f, 4);
+        break;
+      }
+      case weftFloat64: {
+        double d = v;
+        memcpy(p, &d, 8);
+        break;
+      }
       default: {
         uint64_t x = rng();
         x = (x << 32) | rng();
@@ -80,8 +96,9 @@ TEST_F(GpuKernels, ReduceMatchesTheHostBitForBit) {
           ASSERT_EQ(cudaMalloc(&dd, bytes), cudaSuccess);
           ASSERT_EQ(cudaMemcpy(da + offset * size, a.data(), n * size, cudaMemcpyHostToDevice), cudaSuccess);
           ASSERT_EQ(cudaMemcpy(db + offset * size, b.data(), n * size, cudaMemcpyHostToDevice), cudaSuccess);
-          ASSERT_EQ(cuda::launchReduce(dd + offset * size, da + offset * size, db + offset * size, n, type, op, nullptr),
-                    cudaSuccess);
+          ASSERT_EQ(
+              cuda::launchReduce(dd + offset * size, da + offset * size, db + offset * size, n, type, op, nullptr),
+              cudaSuccess);
           ASSERT_EQ(cudaMemcpy(got.data(), dd + offset * size, n * size, cudaMemcpyDeviceToHost), cudaSuccess);
           EXPECT_EQ(memcmp(got.data(), want.data(), n * size), 0)
               << typeName(type) << " " << redOpName(op) << " n=" << n << " offset=" << offset;

@@ -10,7 +10,8 @@ int main(void) {
   if (weftGetVersion(&version) != weftSuccess || weftGetUniqueId(&id) != weftSuccess ||
       weftCommInitRank(&comm, 1, id, 0) != weftSuccess)
     return 1;
-  if (weftAllReduce(&x, &y, 1, weftFloat32, weftSum, comm, NULL) != weftSuccess || weftCommSynchronize(comm) != weftSuccess)
+  if (weftAllReduce(&x, &y, 1, weftFloat32, weftSum, comm, NULL) != weftSuccess ||
+      weftCommSynchronize(comm) != weftSuccess)
     return 1;
   weftCommDestroy(comm);
   printf("installed weft %d works: %g\n", version, y);

@@ -42,7 +42,8 @@ int dieTest(weftComm_t comm, int rank, int dieRank) {
     if (rc != weftSuccess) {
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const char* message = weftGetLastError(comm);
-      printf("rank %d: all-reduce %d failed after %.2f s with %s: %s\n", rank, i, seconds, weftGetErrorString(rc), message);
+      printf("rank %d: all-reduce %d failed after %.2f s with %s: %s\n", rank, i, seconds, weftGetErrorString(rc),
+             message);
       bool namesPeer = strstr(message, "rank ") != nullptr;
       if ((rc == weftRemoteError || rc == weftTimeout) && namesPeer) {
         weftCommAbort(comm);
@@ -62,7 +63,8 @@ int dieTest(weftComm_t comm, int rank, int dieRank) {
 int main(int argc, char** argv) {
   int dieRank = -1;
   for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--die-rank") == 0 && i + 1 < argc) dieRank = atoi(argv[++i]);
+    if (strcmp(argv[i], "--die-rank") == 0 && i + 1 < argc)
+      dieRank = atoi(argv[++i]);
     else {
       fprintf(stderr, "usage: %s [--die-rank R]\n", argv[0]);
       return 2;

@@ -51,27 +51,22 @@ std::string configName(const ::testing::TestParamInfo<Config>& info) {
 
 INSTANTIATE_TEST_SUITE_P(
     Ranks, CollectivesTest,
-    ::testing::Values(Config{1, RankMode::Threads, "", "0", "131072"}, Config{2, RankMode::Threads, "", "0", "131072"},
-                      Config{3, RankMode::Threads, "", "0", "131072"}, Config{4, RankMode::Threads, "", "0", "131072"},
-                      Config{5, RankMode::Threads, "", "0", "131072"},
-                      Config{1, RankMode::Processes, "", "0", "131072"},
-                      Config{2, RankMode::Processes, "", "0", "131072"},
-                      Config{3, RankMode::Processes, "", "0", "131072"},
-                      Config{4, RankMode::Processes, "", "0", "131072"},
-                      Config{5, RankMode::Processes, "", "0", "131072"},
-                      // Ring even for tiny counts (blocks shorter than the rank count, empty blocks).
-                      Config{3, RankMode::Threads, "ring", "2", "4096"},
-                      Config{5, RankMode::Processes, "ring", "0", "131072"},
-                      // One-shot even for large counts (many pipelined iterations).
-                      Config{3, RankMode::Threads, "oneshot", "0", "4096"},
-                      // Across nodes (the net transport over loopback): 2 nodes x 2 ranks,
-                      // 3 nodes x 1 rank, and 5 ranks on nodes of 2, 2 and 1.
-                      Config{4, RankMode::Nodes, "", "0", "131072"},
-                      Config{3, RankMode::Nodes1, "", "0", "131072"},
-                      Config{5, RankMode::Nodes, "ring", "2", "4096"},
-                      // Two-shot for every size (empty blocks, scratch partial sums, by-address sends).
-                      Config{4, RankMode::Processes, "twoshot", "0", "131072"},
-                      Config{3, RankMode::Threads, "twoshot", "2", "4096"}),
+    ::testing::Values(
+        Config{1, RankMode::Threads, "", "0", "131072"}, Config{2, RankMode::Threads, "", "0", "131072"},
+        Config{3, RankMode::Threads, "", "0", "131072"}, Config{4, RankMode::Threads, "", "0", "131072"},
+        Config{5, RankMode::Threads, "", "0", "131072"}, Config{1, RankMode::Processes, "", "0", "131072"},
+        Config{2, RankMode::Processes, "", "0", "131072"}, Config{3, RankMode::Processes, "", "0", "131072"},
+        Config{4, RankMode::Processes, "", "0", "131072"}, Config{5, RankMode::Processes, "", "0", "131072"},
+        // Ring even for tiny counts (blocks shorter than the rank count, empty blocks).
+        Config{3, RankMode::Threads, "ring", "2", "4096"}, Config{5, RankMode::Processes, "ring", "0", "131072"},
+        // One-shot even for large counts (many pipelined iterations).
+        Config{3, RankMode::Threads, "oneshot", "0", "4096"},
+        // Across nodes (the net transport over loopback): 2 nodes x 2 ranks,
+        // 3 nodes x 1 rank, and 5 ranks on nodes of 2, 2 and 1.
+        Config{4, RankMode::Nodes, "", "0", "131072"}, Config{3, RankMode::Nodes1, "", "0", "131072"},
+        Config{5, RankMode::Nodes, "ring", "2", "4096"},
+        // Two-shot for every size (empty blocks, scratch partial sums, by-address sends).
+        Config{4, RankMode::Processes, "twoshot", "0", "131072"}, Config{3, RankMode::Threads, "twoshot", "2", "4096"}),
     configName);
 
 }  // namespace

@@ -50,8 +50,10 @@ TEST(CommSplit, ColorsMakeGroupsOrderedByKeyAndNoColorGetsNone) {
       errors += sumIs(comm, rank, 0 + 1 + 2 + 3 + 4, "parent all-reduce after the split");
       // A second split in a row takes its own id.
       weftComm_t again = nullptr;
-      if (weftCommSplit(comm, 0, rank, &again, nullptr) != weftSuccess) errors += "second split failed; ";
-      else errors += sumIs(again, 1, 5, "second split");
+      if (weftCommSplit(comm, 0, rank, &again, nullptr) != weftSuccess)
+        errors += "second split failed; ";
+      else
+        errors += sumIs(again, 1, 5, "second split");
       weftCommDestroy(again);
       if (child != nullptr) weftCommDestroy(child);
       return errors;

@@ -21,7 +21,8 @@ TEST_P(P2pTest, RingExchangeInEitherPostingOrder) {
 }
 
 TEST_P(P2pTest, AllToAllInOneGroupIncludingSelf) {
-  auto failures = runRanks(5, GetParam(), [](weftComm_t comm, int rank, int n) { return allToAll(comm, rank, n, 70001); });
+  auto failures =
+      runRanks(5, GetParam(), [](weftComm_t comm, int rank, int n) { return allToAll(comm, rank, n, 70001); });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
@@ -79,10 +80,13 @@ TEST_P(P2pTest, AGroupOfFourThousandSendsAndReceivesCompletes) {
 TEST_P(P2pTest, MismatchedSizesAreReported) {
   auto failures = runRanks(2, GetParam(), [](weftComm_t comm, int rank, int) -> std::string {
     std::vector<int32_t> data(100, 0);
-    if (rank == 0) weftSend(data.data(), 100, weftInt32, 1, comm, nullptr);
-    else weftRecv(data.data(), 99, weftInt32, 0, comm, nullptr);
+    if (rank == 0)
+      weftSend(data.data(), 100, weftInt32, 1, comm, nullptr);
+    else
+      weftRecv(data.data(), 99, weftInt32, 0, comm, nullptr);
     weftResult_t result = weftCommSynchronize(comm);
-    if (rank == 1 && result != weftInvalidUsage) return std::string("expected invalid usage, got ") + weftGetErrorString(result);
+    if (rank == 1 && result != weftInvalidUsage)
+      return std::string("expected invalid usage, got ") + weftGetErrorString(result);
     if (rank == 1 && std::string(weftGetLastError(comm)).find("count=100") == std::string::npos)
       return std::string("message lacks the sender's count: ") + weftGetLastError(comm);
     return "";
@@ -90,7 +94,8 @@ TEST_P(P2pTest, MismatchedSizesAreReported) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, P2pTest, ::testing::Values(RankMode::Threads, RankMode::Processes, RankMode::Nodes, RankMode::Nodes1),
+INSTANTIATE_TEST_SUITE_P(Modes, P2pTest,
+                         ::testing::Values(RankMode::Threads, RankMode::Processes, RankMode::Nodes, RankMode::Nodes1),
                          [](const auto& info) { return std::string(modeName(info.param)); });
 
 }  // namespace

@@ -52,10 +52,10 @@ TEST(Socket, ConnectInterruptedBySignalsStillConnects) {
       (void)sock;
     }
   });
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = [](int) {};
   action.sa_flags = 0;  // no SA_RESTART: connect returns EINTR
-  struct sigaction old{};
+  struct sigaction old {};
   sigaction(SIGALRM, &action, &old);
   itimerval every{{0, 20}, {0, 20}};
   setitimer(ITIMER_REAL, &every, nullptr);
@@ -152,10 +152,10 @@ class Strays {
       hello.nranks = 4;
       Challenge challenge{};
       switch (i % 4) {
-        case 0:
-          break;  // silent
+        case 0: break;  // silent
         case 1: {
-          const char junk[] = "GET / HTTP/1.0\r\n\r\n........................................................................";
+          const char junk[] =
+              "GET / HTTP/1.0\r\n\r\n........................................................................";
           (void)s.sendAll(junk, sizeof(junk), defaultDeadline(), nullptr);
           break;
         }
@@ -312,8 +312,7 @@ TEST(Bootstrap, SeveralCommunicatorsPerProcessAtOnce) {
         weftAllReduce(x.data(), x.data(), x.size(), weftInt64, weftMax, a, nullptr);
         weftAllReduce(y.data(), y.data(), y.size(), weftInt64, weftMax, b, nullptr);
       }
-      if (weftCommSynchronize(a) == weftSuccess && weftCommSynchronize(b) == weftSuccess && x[999] == 2 &&
-          y[0] == 20)
+      if (weftCommSynchronize(a) == weftSuccess && weftCommSynchronize(b) == weftSuccess && x[999] == 2 && y[0] == 20)
         ++ok;
       weftCommDestroy(a);
       weftCommDestroy(b);

@@ -119,8 +119,7 @@ TEST(Config, ChannelCapHoldsAgainstWeftNchannels) {
   Inited inited = initThreads(3, &config);
   unsetenv("WEFT_NCHANNELS");
   for (int r = 0; r < 3; ++r) ASSERT_EQ(inited.results[r], weftSuccess) << inited.errors[r];
-  for (int r = 0; r < 3; ++r)
-    EXPECT_EQ(inited.comms[r]->tuner->plan(Collective::AllGather, 1 << 20, -1)->nChannels, 2);
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(inited.comms[r]->tuner->plan(Collective::AllGather, 1 << 20, -1)->nChannels, 2);
   std::vector<std::thread> threads;
   std::vector<std::string> failures(3);
   for (int r = 0; r < 3; ++r)
@@ -199,8 +198,8 @@ TEST(EnvParse, IntegersWithSuffixesAndWhatIsRefused) {
   EXPECT_EQ(v, -(2 << 20));
   EXPECT_TRUE(parseEnvInt("8g", &v));
   EXPECT_EQ(v, int64_t{8} << 30);
-  for (const char* bad : {"", "k", "12q", "1kk", "9223372036854775807k", "99999999999999999999", "8589934592g",
-                          "-8589934592g", "1 "})
+  for (const char* bad :
+       {"", "k", "12q", "1kk", "9223372036854775807k", "99999999999999999999", "8589934592g", "-8589934592g", "1 "})
     EXPECT_FALSE(parseEnvInt(bad, &v)) << bad;
 }
 
@@ -213,8 +212,8 @@ TEST(EnvParse, FaultSpecsAreStrict) {
   EXPECT_TRUE(spec.stop);
   ASSERT_TRUE(parseFaultSpec("shm.named@0", &spec, &why)) << why;
   EXPECT_FALSE(spec.stop);
-  for (const char* bad : {"init.shm", "@1", "init.shm@", "init.shm@x", "init.shm@-1", "init.shm@1:stpo",
-                          "init.shm@99999999999"})
+  for (const char* bad :
+       {"init.shm", "@1", "init.shm@", "init.shm@x", "init.shm@-1", "init.shm@1:stpo", "init.shm@99999999999"})
     EXPECT_FALSE(parseFaultSpec(bad, &spec, &why)) << bad;
 }
 

@@ -31,7 +31,8 @@ std::string expectError(weftComm_t comm, weftResult_t got, weftResult_t want, st
     return std::string(what) + ": got " + weftGetErrorString(got) + " instead of " + weftGetErrorString(want) + "; ";
   std::string text = weftGetLastError(comm);
   for (const auto& word : words)
-    if (text.find(word) == std::string::npos) return std::string(what) + ": message '" + text + "' lacks '" + word + "'; ";
+    if (text.find(word) == std::string::npos)
+      return std::string(what) + ": message '" + text + "' lacks '" + word + "'; ";
   return "";
 }
 
@@ -53,8 +54,9 @@ TEST(Errors, BadArgumentsGetSpecificErrorsAndTheCommunicatorStaysUsable) {
                           weftInvalidArgument, {"sendbuff", "NULL", rankText}, "null sendbuff");
     errors += expectError(comm, weftAllReduce(data, nullptr, 8, weftFloat32, weftSum, comm, nullptr),
                           weftInvalidArgument, {"recvbuff", "NULL"}, "null recvbuff");
-    errors += expectError(comm, weftAllReduce(reinterpret_cast<char*>(data) + 1, data, 8, weftFloat32, weftSum, comm, nullptr),
-                          weftInvalidArgument, {"aligned"}, "misaligned");
+    errors += expectError(
+        comm, weftAllReduce(reinterpret_cast<char*>(data) + 1, data, 8, weftFloat32, weftSum, comm, nullptr),
+        weftInvalidArgument, {"aligned"}, "misaligned");
     errors += expectError(comm, weftAllReduce(data, data, SIZE_MAX / 2, weftFloat32, weftSum, comm, nullptr),
                           weftInvalidArgument, {"overflows"}, "count overflow");
     errors += expectError(comm, weftAllGather(data, data, SIZE_MAX / 2 + 1, weftInt8, comm, nullptr),
@@ -65,8 +67,8 @@ TEST(Errors, BadArgumentsGetSpecificErrorsAndTheCommunicatorStaysUsable) {
                           weftInvalidArgument, {"op -1"}, "invalid op");
     errors += expectError(comm, weftBroadcast(data, data, 8, weftFloat32, 2, comm, nullptr), weftInvalidArgument,
                           {"root=2"}, "invalid root");
-    errors += expectError(comm, weftReduce(data, data, 8, weftFloat32, weftSum, -1, comm, nullptr),
-                          weftInvalidArgument, {"root=-1"}, "negative root");
+    errors += expectError(comm, weftReduce(data, data, 8, weftFloat32, weftSum, -1, comm, nullptr), weftInvalidArgument,
+                          {"root=-1"}, "negative root");
     errors += expectError(comm, weftSend(data, 8, weftFloat32, 5, comm, nullptr), weftInvalidArgument, {"peer=5"},
                           "invalid peer");
     errors += expectError(comm, weftRecv(data, 8, weftFloat32, -3, comm, nullptr), weftInvalidArgument, {"peer=-3"},
@@ -158,8 +160,10 @@ TEST(Errors, MismatchedCountsAcrossRanksAreReported) {
 TEST(Errors, MismatchedCollectivesAcrossRanksAreReported) {
   auto failures = runRanks(3, RankMode::Threads, [](weftComm_t comm, int rank, int) -> std::string {
     std::vector<float> data(4096, 1.0f);
-    if (rank == 1) weftBroadcast(data.data(), data.data(), data.size(), weftFloat32, 0, comm, nullptr);
-    else weftAllReduce(data.data(), data.data(), data.size(), weftFloat32, weftSum, comm, nullptr);
+    if (rank == 1)
+      weftBroadcast(data.data(), data.data(), data.size(), weftFloat32, 0, comm, nullptr);
+    else
+      weftAllReduce(data.data(), data.data(), data.size(), weftFloat32, weftSum, comm, nullptr);
     weftResult_t result = weftCommSynchronize(comm);
     if (result != weftInvalidUsage && result != weftRemoteError)
       return std::string("expected an error, got ") + weftGetErrorString(result);
@@ -190,8 +194,10 @@ void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector
     auto data = std::make_unique<std::vector<float>>(count, 1.0f);
     auto out = std::make_unique<std::vector<float>>(count, 0.0f);
     auto start = std::chrono::steady_clock::now();
-    if (reduce) weftReduce(data->data(), out->data(), count, weftFloat32, weftSum, roots[rank], comm, nullptr);
-    else weftBroadcast(data->data(), out->data(), count, weftFloat32, roots[rank], comm, nullptr);
+    if (reduce)
+      weftReduce(data->data(), out->data(), count, weftFloat32, weftSum, roots[rank], comm, nullptr);
+    else
+      weftBroadcast(data->data(), out->data(), count, weftFloat32, roots[rank], comm, nullptr);
     weftResult_t inCall = weftCommSynchronize(comm);
     data.reset();
     out.reset();
@@ -214,8 +220,10 @@ void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector
   int named = namedInCall.load();
   std::vector<std::string> others;
   for (const auto& failure : failures)
-    if (failure.find("named:") != std::string::npos) ++named;
-    else others.push_back(failure);
+    if (failure.find("named:") != std::string::npos)
+      ++named;
+    else
+      others.push_back(failure);
   EXPECT_TRUE(others.empty()) << test::joinFailures(others);
   EXPECT_GE(named, 1) << "no rank named the root mismatch in the call itself";
 }
@@ -354,8 +362,8 @@ TEST(Errors, AStoppedRankIsNamedByEveryOtherRankWithItsLastCall) {
     std::string errors;
     if (result != weftTimeout && result != weftRemoteError)
       errors += std::string("got ") + weftGetErrorString(result) + "; ";
-    for (const char* word : {"rank 2 (", "is not responding", "its last completed call is #2 AllReduce",
-                             "wait in #3 AllReduce"})
+    for (const char* word :
+         {"rank 2 (", "is not responding", "its last completed call is #2 AllReduce", "wait in #3 AllReduce"})
       if (text.find(word) == std::string::npos) errors += std::string("message lacks '") + word + "'; ";
     if (seconds > 2 + 2.5) errors += "took " + std::to_string(seconds) + " s (WEFT_TIMEOUT=2); ";
     (void)n;

@@ -37,16 +37,28 @@ void fill(PciInfo* pci, unsigned bus) {
 }
 }  // namespace
 
-int nvmlInit_v2() { gInit = 1; return 0; }
-int nvmlShutdown() { gInit = 0; return 0; }
+int nvmlInit_v2() {
+  gInit = 1;
+  return 0;
+}
+int nvmlShutdown() {
+  gInit = 0;
+  return 0;
+}
 const char* nvmlErrorString(int) { return "fake"; }
-int nvmlDeviceGetCount_v2(unsigned* count) { *count = kGpus; return gInit ? 0 : 1; }
+int nvmlDeviceGetCount_v2(unsigned* count) {
+  *count = kGpus;
+  return gInit ? 0 : 1;
+}
 int nvmlDeviceGetHandleByIndex_v2(unsigned i, void** device) {
   if (i >= kGpus) return 2;
   *device = reinterpret_cast<void*>(static_cast<long>(i) + 1);
   return 0;
 }
-int nvmlDeviceGetPciInfo_v3(void* device, PciInfo* pci) { fill(pci, kBus[gpuOf(device)]); return 0; }
+int nvmlDeviceGetPciInfo_v3(void* device, PciInfo* pci) {
+  fill(pci, kBus[gpuOf(device)]);
+  return 0;
+}
 int nvmlDeviceGetNvLinkState(void* device, unsigned link, int* enabled) {
   if (link >= kLinks) return 2;  // NVML_ERROR_INVALID_ARGUMENT
   // GPUs 2 and 3 have their sixth link down; the fifth GPU has none up.
@@ -54,7 +66,10 @@ int nvmlDeviceGetNvLinkState(void* device, unsigned link, int* enabled) {
   *enabled = !(g == 4 || (g >= 2 && link == 5));
   return 0;
 }
-int nvmlDeviceGetNvLinkVersion(void*, unsigned, unsigned* version) { *version = 3; return 0; }
+int nvmlDeviceGetNvLinkVersion(void*, unsigned, unsigned* version) {
+  *version = 3;
+  return 0;
+}
 int nvmlDeviceGetNvLinkRemotePciInfo_v2(void* device, unsigned link, PciInfo* pci) {
   fill(pci, remoteBus(gpuOf(device), link));
   return 0;

@@ -56,8 +56,8 @@ TEST(IbLogic, RoceGidChoicePrefersV2WithAnIpv4MappedAddress) {
                                {"0000:0000:0000:0000:0000:ffff:0a00:0005", "RoCE v2"}});
   EXPECT_EQ(ib::chooseGidIndex(port, -1), 4);
   EXPECT_EQ(ib::chooseGidIndex(port, 1), 1);  // WEFT_IB_GID_INDEX wins
-  std::string v6only = fakePort({{"fe80:0000:0000:0000:0202:c9ff:fe00:0001", "RoCE v2"},
-                                 {"2001:0db8:0000:0000:0000:0000:0000:0005", "RoCE v2"}});
+  std::string v6only = fakePort(
+      {{"fe80:0000:0000:0000:0202:c9ff:fe00:0001", "RoCE v2"}, {"2001:0db8:0000:0000:0000:0000:0000:0005", "RoCE v2"}});
   EXPECT_EQ(ib::chooseGidIndex(v6only, -1), 1);
   std::string infiniband = fakePort({{"fe80:0000:0000:0000:0202:c9ff:fe00:0001", ""}});
   EXPECT_EQ(ib::chooseGidIndex(infiniband, -1), 0);

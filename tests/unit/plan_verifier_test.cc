@@ -31,7 +31,8 @@ TEST(PlanVerifier, RingPlansAreCorrectForOneToSixtyFourRanks) {
               ASSERT_TRUE(status.isOk()) << status.message();
             }
             // What communicators build: odd channels run the ring backwards.
-            auto both = buildRingPlan(collective, n, root, channels, std::vector<RingOrder>{ring, RingOrder(ring.rbegin(), ring.rend())});
+            auto both = buildRingPlan(collective, n, root, channels,
+                                      std::vector<RingOrder>{ring, RingOrder(ring.rbegin(), ring.rend())});
             Status status = verifyPlan(*both, kMinFifoSlots, 2);
             ASSERT_TRUE(status.isOk()) << status.message();
           }

@@ -32,7 +32,7 @@ TEST(FloatConvert, HalfRoundsToNearestEvenAndHandlesRanges) {
   // 1 + 3*2^-11 ties between 1+2^-10 (odd) and 1+2^-9 (even): up.
   EXPECT_EQ(floatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
   EXPECT_EQ(floatToHalf(65504.0f), 0x7bff);
-  EXPECT_EQ(floatToHalf(65520.0f), 0x7c00);  // rounds past the largest finite: infinity
+  EXPECT_EQ(floatToHalf(65520.0f), 0x7c00);               // rounds past the largest finite: infinity
   EXPECT_EQ(floatToHalf(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
   EXPECT_EQ(floatToHalf(std::ldexp(1.0f, -26)), 0x0000);  // below half of it: zero
   EXPECT_EQ(halfToFloat(0x0001), std::ldexp(1.0f, -24));
@@ -51,11 +51,11 @@ TEST(FloatConvert, Fp8RoundTripsAndSaturates) {
     float e5 = e5m2ToFloat(static_cast<uint8_t>(bits));
     if (!std::isnan(e5) && !std::isinf(e5)) EXPECT_EQ(floatToE5m2(e5), bits) << "e5m2 " << bits;
   }
-  EXPECT_EQ(e4m3ToFloat(floatToE4m3(1000.0f)), 448.0f);   // saturates to the largest finite
+  EXPECT_EQ(e4m3ToFloat(floatToE4m3(1000.0f)), 448.0f);  // saturates to the largest finite
   EXPECT_EQ(e4m3ToFloat(floatToE4m3(-1000.0f)), -448.0f);
   EXPECT_EQ(e5m2ToFloat(floatToE5m2(1e6f)), 57344.0f);
-  EXPECT_EQ(e4m3ToFloat(floatToE4m3(17.0f)), 16.0f);      // tie between 16 and 18: to even
-  EXPECT_EQ(e4m3ToFloat(floatToE4m3(19.0f)), 20.0f);      // tie between 18 and 20: to even
+  EXPECT_EQ(e4m3ToFloat(floatToE4m3(17.0f)), 16.0f);  // tie between 16 and 18: to even
+  EXPECT_EQ(e4m3ToFloat(floatToE4m3(19.0f)), 20.0f);  // tie between 18 and 20: to even
   EXPECT_TRUE(std::isnan(e4m3ToFloat(floatToE4m3(std::nanf("")))));
 }
 
@@ -150,7 +150,10 @@ TEST(Reduce, VectorKernelsMatchTheGenericOnesBitForBit) {
       avx2->reduce[type][op](y.data(), a.data(), b.data(), n);
       // NaN payloads may legitimately differ; compare values that are not NaN.
       for (size_t i = 0; i < n; ++i) {
-        size_t width = type == weftFloat16 || type == weftBfloat16 ? 2 : (type == weftFloat32 || type == weftInt32 || type == weftUint32) ? 4 : (type == weftFloat64 || type == weftInt64 || type == weftUint64) ? 8 : 1;
+        size_t width = type == weftFloat16 || type == weftBfloat16                        ? 2
+                       : (type == weftFloat32 || type == weftInt32 || type == weftUint32) ? 4
+                       : (type == weftFloat64 || type == weftInt64 || type == weftUint64) ? 8
+                                                                                          : 1;
         if (memcmp(&x[i * width], &y[i * width], width) == 0) continue;
         if (type == weftFloat16) {
           uint16_t hx, hy;

@@ -79,7 +79,7 @@ TEST(Topology, GpusAreFoundByTheBusIdCudaOrNvmlGives) {
   EXPECT_EQ(topo.gpuByBusId(busId), gpu);
   EXPECT_EQ(topo.gpuByBusId("0000:34:00.0"), gpu);
   EXPECT_EQ(topo.gpuByBusId("00000000:34:00.0"), gpu);  // NVML
-  int upper = topo.gpuByBusId("0000:E7:00.0");  // CUDA writes hex in upper case
+  int upper = topo.gpuByBusId("0000:E7:00.0");          // CUDA writes hex in upper case
   EXPECT_NE(upper, -1);
   EXPECT_EQ(topo.nodes[upper].busId, "0000:e7:00.0");
   EXPECT_EQ(topo.gpuByBusId("0000:99:00.0"), -1);
@@ -177,8 +177,7 @@ TEST(TopologySearch, DoubleTreesAreTreesAndNoRankIsInnerInBoth) {
       ASSERT_EQ(roots, 1) << "tree " << t << " of " << n;
     }
     int innerInBoth = 0;
-    for (int r = 0; r < n; ++r)
-      innerInBoth += !trees.children[0][r].empty() && !trees.children[1][r].empty();
+    for (int r = 0; r < n; ++r) innerInBoth += !trees.children[0][r].empty() && !trees.children[1][r].empty();
     // Every rank is a leaf in at least one tree, so each sends its share of
     // the data down only once.
     EXPECT_EQ(innerInBoth, 0) << n << " ranks";
@@ -300,9 +299,9 @@ void expectSameGraph(const MachineTopology& a, const MachineTopology& b, const c
 }
 
 TEST(TopologyXml, DumpThenLoadGivesTheSameGraphForEveryMachine) {
-  for (const char* file : {"nvidiaDGX2.xml", "power8gpudistances.xml", "24em64t-2n6c2t-pci.xml",
-                           "32em64t-2n8c2t-pci-wholeio.xml", "96em64t-4n4d3ca2co-pci.xml", "dgxH100-synthetic.xml",
-                           "pcie8gpu-synthetic.xml"}) {
+  for (const char* file :
+       {"nvidiaDGX2.xml", "power8gpudistances.xml", "24em64t-2n6c2t-pci.xml", "32em64t-2n8c2t-pci-wholeio.xml",
+        "96em64t-4n4d3ca2co-pci.xml", "dgxH100-synthetic.xml", "pcie8gpu-synthetic.xml"}) {
     MachineTopology original = load(file);
     std::string dumped = ::testing::TempDir() + "/weft_roundtrip.xml";
     ASSERT_TRUE(writeTopologyXml(original, dumped).isOk());
@@ -328,18 +327,23 @@ TEST(TopologyXml, BrokenFilesOfOurOwnFormatAreRefusedWithTheReason) {
     return topo.isOk() ? std::string("loaded") : topo.status().message();
   };
   EXPECT_NE(attempt("<weft-topology version=\"1\" source=\"x\" gpus=\"\" nics=\"\" numa=\"\" packages=\"\">"
-                    "<node id=\"0\" kind=\"machine\"").find("cannot parse"), std::string::npos);
+                    "<node id=\"0\" kind=\"machine\"")
+                .find("cannot parse"),
+            std::string::npos);
   EXPECT_NE(attempt("<?xml version=\"1.0\"?><weft-topology version=\"1\" source=\"x\" gpus=\"\" nics=\"\" numa=\"\" "
                     "packages=\"\"><node id=\"0\" kind=\"toaster\" parent=\"-1\" name=\"m\" busid=\"\" numa=\"-1\" "
-                    "package=\"-1\" link_gbps=\"0\" detail=\"\"/></weft-topology>").find("unknown node kind"),
+                    "package=\"-1\" link_gbps=\"0\" detail=\"\"/></weft-topology>")
+                .find("unknown node kind"),
             std::string::npos);
   EXPECT_NE(attempt("<?xml version=\"1.0\"?><weft-topology version=\"1\" source=\"x\" gpus=\"3\" nics=\"\" numa=\"\" "
                     "packages=\"\"><node id=\"0\" kind=\"machine\" parent=\"-1\" name=\"m\" busid=\"\" numa=\"-1\" "
-                    "package=\"-1\" link_gbps=\"0\" detail=\"\"/></weft-topology>").find("does not exist"),
+                    "package=\"-1\" link_gbps=\"0\" detail=\"\"/></weft-topology>")
+                .find("does not exist"),
             std::string::npos);
   EXPECT_NE(attempt("<?xml version=\"1.0\"?><weft-topology version=\"1\" source=\"x\" gpus=\"\" nics=\"\" numa=\"\" "
                     "packages=\"\"><node id=\"0\" kind=\"machine\" parent=\"-1\" name=\"m\" busid=\"\" numa=\"-1\" "
-                    "package=\"-1\" link_gbps=\"0\"/></weft-topology>").find("lacks attribute detail"),
+                    "package=\"-1\" link_gbps=\"0\"/></weft-topology>")
+                .find("lacks attribute detail"),
             std::string::npos);
   std::remove(path.c_str());
 }

@@ -12,7 +12,9 @@
 namespace weft {
 
 void netPluginLog(weftNetLogLevel_t level, const char* fmt, ...) {
-  LogLevel ours = level == WEFT_NET_LOG_WARN ? LogLevel::Warn : level == WEFT_NET_LOG_INFO ? LogLevel::Info : LogLevel::Trace;
+  LogLevel ours = level == WEFT_NET_LOG_WARN   ? LogLevel::Warn
+                  : level == WEFT_NET_LOG_INFO ? LogLevel::Info
+                                               : LogLevel::Trace;
   if (!logEnabled(ours, kLogNet)) return;
   char text[1024];
   va_list args;
@@ -54,22 +56,26 @@ Result<NetPluginChoice> choose() {
   if (forced != "Socket") {
     const weftNet_v1_t* ib = ibNetPlugin();
     if (ib == nullptr && forced == "IB")
-      return WEFT_ERROR(weftInvalidArgument, "WEFT_NET=IB, but this build of weft has no verbs support (libibverbs was not found)");
+      return WEFT_ERROR(weftInvalidArgument,
+                        "WEFT_NET=IB, but this build of weft has no verbs support (libibverbs was not found)");
     if (ib != nullptr) {
       Result<NetPluginChoice> choice = initPlugin(ib);
       if (choice.isOk() && choice.value().nDevices > 0) return choice;
       if (forced == "IB")
-        return WEFT_ERROR(weftSystemError, "WEFT_NET=IB, but no usable InfiniBand/RoCE device was found (see WEFT_IB_HCA)");
+        return WEFT_ERROR(weftSystemError,
+                          "WEFT_NET=IB, but no usable InfiniBand/RoCE device was found (see WEFT_IB_HCA)");
       // The IB plugin logged why (one INFO line); sockets take over.
     }
   }
   Result<NetPluginChoice> sockets = initPlugin(socketNetPlugin());
   if (!sockets.isOk())
-    return WEFT_ERROR(sockets.status().code(),
-                      "no interface for the socket net plugin matches WEFT_SOCKET_IFNAME='%s'%s; interfaces that are up: %s",
-                      envString(EnvParam::SocketIfname).c_str(),
-                      envIsSet(EnvParam::SocketFamily) ? (" with WEFT_SOCKET_FAMILY=" + envString(EnvParam::SocketFamily)).c_str() : "",
-                      describeAllInterfaces().c_str());
+    return WEFT_ERROR(
+        sockets.status().code(),
+        "no interface for the socket net plugin matches WEFT_SOCKET_IFNAME='%s'%s; interfaces that are up: %s",
+        envString(EnvParam::SocketIfname).c_str(),
+        envIsSet(EnvParam::SocketFamily) ? (" with WEFT_SOCKET_FAMILY=" + envString(EnvParam::SocketFamily)).c_str()
+                                         : "",
+        describeAllInterfaces().c_str());
   return sockets;
 }
 

@@ -14,7 +14,7 @@
 namespace weft {
 namespace {
 
-constexpr size_t kHeaderLine = 64;  // the slot header's line on the wire
+constexpr size_t kHeaderLine = 64;               // the slot header's line on the wire
 constexpr uint32_t kTagNetHandles = 0x4e455400;  // "NET\0"
 // A connector its owner drove this recently is left to its owner.
 constexpr uint64_t kOwnerDrivesNanos = 200000;
@@ -33,12 +33,21 @@ class NetConnection {
  public:
   NetConnection(const weftNet_v1_t* plugin, bool isSend, int rank, int peer, std::string peerAddress,
                 const NetConfig& config)
-      : plugin_(plugin), isSend_(isSend), rank_(rank), peer_(peer),
-        peerAddress_(std::move(peerAddress)), nSlots_(static_cast<uint64_t>(config.nSlots)),
-        slotBytes_(config.slotBytes), stride_(kHeaderLine + config.slotBytes),
-        requests_(static_cast<size_t>(config.nSlots), nullptr), sizes_(static_cast<size_t>(config.nSlots), 0) {}
+      : plugin_(plugin),
+        isSend_(isSend),
+        rank_(rank),
+        peer_(peer),
+        peerAddress_(std::move(peerAddress)),
+        nSlots_(static_cast<uint64_t>(config.nSlots)),
+        slotBytes_(config.slotBytes),
+        stride_(kHeaderLine + config.slotBytes),
+        requests_(static_cast<size_t>(config.nSlots), nullptr),
+        sizes_(static_cast<size_t>(config.nSlots), 0) {}
 
-  ~NetConnection() { close(); free(slots_); }
+  ~NetConnection() {
+    close();
+    free(slots_);
+  }
 
   Status allocate() {
     slots_ = static_cast<char*>(allocateSlots(stride_ * nSlots_));
@@ -57,8 +66,10 @@ class NetConnection {
   void close() {
     if (comm_ == nullptr) return;
     if (mhandle_ != nullptr) plugin_->deregMr(comm_, mhandle_);
-    if (isSend_) plugin_->closeSend(comm_);
-    else plugin_->closeRecv(comm_);
+    if (isSend_)
+      plugin_->closeSend(comm_);
+    else
+      plugin_->closeRecv(comm_);
     comm_ = nullptr;
     mhandle_ = nullptr;
   }
@@ -75,11 +86,11 @@ class NetConnection {
   }
 
   // Executor side.
-  std::atomic<uint64_t> tail{0};      // send: slots filled; recv: unused
-  std::atomic<uint64_t> head{0};      // send: slots sent (free again); recv: slots released
-  std::atomic<uint64_t> arrived{0};   // recv: slots received
+  std::atomic<uint64_t> tail{0};     // send: slots filled; recv: unused
+  std::atomic<uint64_t> head{0};     // send: slots sent (free again); recv: slots released
+  std::atomic<uint64_t> arrived{0};  // recv: slots received
   std::atomic<uint64_t> ownerDroveAt{0};
-  std::atomic<bool> wanted{false};    // recv: the owner waits for data
+  std::atomic<bool> wanted{false};  // recv: the owner waits for data
   void setSize(uint64_t index, size_t bytes) { sizes_[index % nSlots_] = bytes; }
 
   // Drives the connector if nobody else does; called by its owner.
@@ -121,7 +132,8 @@ class NetConnection {
   void pluginFailed(const char* what) {
     char reason[512] = "";
     if (plugin_->errorString != nullptr && comm_ != nullptr) plugin_->errorString(comm_, reason, sizeof(reason));
-    fail(WEFT_ERROR(weftRemoteError, "rank %d: the connection %s rank %d (%s) broke during %s%s%s; the peer died, "
+    fail(WEFT_ERROR(weftRemoteError,
+                    "rank %d: the connection %s rank %d (%s) broke during %s%s%s; the peer died, "
                     "aborted or was unreachable",
                     rank_, isSend_ ? "to" : "from", peer_, peerAddress_.c_str(), what, reason[0] ? ": " : "", reason));
   }
@@ -204,7 +216,6 @@ class NetConnection {
   std::atomic<bool> broken_{false};
   mutable std::mutex errorMutex_;
   Status error_;
-
 };
 
 namespace {
@@ -257,9 +268,7 @@ class NetRecv final : public RecvConnector {
     return reinterpret_cast<const SlotHeader*>(c_->slot(head));
   }
   const void* payload() const override { return c_->slot(c_->head.load(std::memory_order_relaxed)) + kHeaderLine; }
-  void release() override {
-    c_->head.store(c_->head.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  }
+  void release() override { c_->head.store(c_->head.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
   int peer() const override { return c_->peer(); }
 
  private:
@@ -282,7 +291,8 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
   std::vector<int32_t> ok(static_cast<size_t>(nranks), 0);
   ok[rank] = chosen.isOk() ? 1 : 0;
   WEFT_CHECK(bootstrap.allGather(ok.data(), sizeof(int32_t)));
-  if (!chosen.isOk()) return WEFT_ERROR(chosen.code(), "rank %d: no network between nodes: %s", rank, chosen.message().c_str());
+  if (!chosen.isOk())
+    return WEFT_ERROR(chosen.code(), "rank %d: no network between nodes: %s", rank, chosen.message().c_str());
   for (int r = 0; r < nranks; ++r)
     if (!ok[r]) return WEFT_ERROR(weftRemoteError, "rank %d: rank %d found no network between nodes", rank, r);
 
@@ -303,8 +313,9 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
   if (candidates.empty())
     for (int d = 0; d < choice.value().nDevices; ++d) candidates.push_back(d);
   net->device_ = candidates[static_cast<size_t>(config.localIndex) % candidates.size()];
-  WEFT_INFO(kLogNet | kLogGraph, "rank %d: net device %d (%s, %d Mb/s, NUMA node %d) of plugin %s; this rank is on NUMA node %d",
-            rank, net->device_, props[net->device_].name, props[net->device_].speedMbps, props[net->device_].numaNode,
+  WEFT_INFO(kLogNet | kLogGraph,
+            "rank %d: net device %d (%s, %d Mb/s, NUMA node %d) of plugin %s; this rank is on NUMA node %d", rank,
+            net->device_, props[net->device_].name, props[net->device_].speedMbps, props[net->device_].numaNode,
             net->plugin_->name, config.numaNode);
 
   // Plugins get a key derived from the job secret, never the secret itself:
@@ -340,10 +351,11 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
       WEFT_CHECK(recv->allocate());
       Pending p;
       p.connection = recv.get();
-      if (net->plugin_->listen(net->device_, &key, handles.data() + c * WEFT_NET_HANDLE_BYTES, &p.listenComm) != weftSuccess) {
+      if (net->plugin_->listen(net->device_, &key, handles.data() + c * WEFT_NET_HANDLE_BYTES, &p.listenComm) !=
+          weftSuccess) {
         cleanup();
-        return WEFT_ERROR(weftSystemError, "rank %d: net plugin %s cannot listen on device %d", rank, net->plugin_->name,
-                          net->device_);
+        return WEFT_ERROR(weftSystemError, "rank %d: net plugin %s cannot listen on device %d", rank,
+                          net->plugin_->name, net->device_);
       }
       pending.push_back(std::move(p));
       net->recvs_[static_cast<size_t>(c) * nranks + peer] = std::move(recv);
@@ -383,9 +395,8 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
       if (done[i]) continue;
       Pending& p = pending[i];
       void* comm = nullptr;
-      weftResult_t rc = p.connection->isSend()
-                            ? net->plugin_->connect(net->device_, &key, p.handle.data(), &comm)
-                            : net->plugin_->accept(p.listenComm, &comm);
+      weftResult_t rc = p.connection->isSend() ? net->plugin_->connect(net->device_, &key, p.handle.data(), &comm)
+                                               : net->plugin_->accept(p.listenComm, &comm);
       if (rc != weftSuccess) {
         cleanup();
         return WEFT_ERROR(weftRemoteError, "rank %d: cannot %s rank %d (%s) over %s", rank,
@@ -411,8 +422,11 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
       cleanup();
       std::string missing;
       for (size_t i = 0; i < pending.size(); ++i)
-        if (!done[i]) missing += format(" %s rank %d;", pending[i].connection->isSend() ? "to" : "from", pending[i].connection->peer());
-      return WEFT_ERROR(weftTimeout, "rank %d: net connections not established within WEFT_TIMEOUT:%s", rank, missing.c_str());
+        if (!done[i])
+          missing +=
+              format(" %s rank %d;", pending[i].connection->isSend() ? "to" : "from", pending[i].connection->peer());
+      return WEFT_ERROR(weftTimeout, "rank %d: net connections not established within WEFT_TIMEOUT:%s", rank,
+                        missing.c_str());
     }
     if (!moved) {
       timespec nap{0, 100000};
@@ -420,8 +434,10 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
     }
   }
   cleanup();
-  for (auto& c : net->sends_) if (c) net->all_.push_back(c.get());
-  for (auto& c : net->recvs_) if (c) net->all_.push_back(c.get());
+  for (auto& c : net->sends_)
+    if (c) net->all_.push_back(c.get());
+  for (auto& c : net->recvs_)
+    if (c) net->all_.push_back(c.get());
   // Connectors for the executor.
   net->sendConnectors_.resize(net->sends_.size());
   net->recvConnectors_.resize(net->recvs_.size());
@@ -435,8 +451,9 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
     int rc = pthread_setaffinity_np(net->proxy_.native_handle(), sizeof(config.proxyCpus), &config.proxyCpus);
     if (rc != 0) WEFT_INFO(kLogNet | kLogInit, "rank %d: could not bind the net proxy thread: %s", rank, strerror(rc));
   }
-  WEFT_INFO(kLogNet | kLogInit, "rank %d: net transport over %s: %zu connections, %d channel(s), %d x %zu-byte slots each",
-            rank, net->plugin_->name, net->all_.size(), nChannels, config.nSlots, config.slotBytes);
+  WEFT_INFO(kLogNet | kLogInit,
+            "rank %d: net transport over %s: %zu connections, %d channel(s), %d x %zu-byte slots each", rank,
+            net->plugin_->name, net->all_.size(), nChannels, config.nSlots, config.slotBytes);
   return net;
 }
 

@@ -38,8 +38,8 @@ struct NetConfig {
   size_t slotBytes = 128 * 1024;
   int nSlots = 8;
   uint64_t timeoutNanos = 0;
-  int numaNode = -1;    // of this rank, to pick the nearest device
-  int localIndex = 0;   // among the ranks of this node, to spread over devices
+  int numaNode = -1;   // of this rank, to pick the nearest device
+  int localIndex = 0;  // among the ranks of this node, to spread over devices
   // The CPUs the proxy thread runs on (those of the rank's device's NUMA
   // node), when bindProxy.
   bool bindProxy = false;
@@ -53,9 +53,8 @@ class NetTransport {
   // Collective over the bootstrap: every rank calls it, remote[r] is true
   // for ranks on other nodes (this rank connects to each of them on every
   // channel, in both directions).
-  static Result<std::unique_ptr<NetTransport>> create(Bootstrap& bootstrap, const std::vector<bool>& remote,
-                                                      int rank, const NetConfig& config,
-                                                      const std::atomic<bool>* abortFlag);
+  static Result<std::unique_ptr<NetTransport>> create(Bootstrap& bootstrap, const std::vector<bool>& remote, int rank,
+                                                      const NetConfig& config, const std::atomic<bool>* abortFlag);
   ~NetTransport();
 
   SendConnector* sendTo(int peer, int channel) const;

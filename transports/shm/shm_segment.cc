@@ -82,15 +82,14 @@ ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
 static Result<void*> mapFd(int fd, size_t bytes, const std::string& name) {
   void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (data == MAP_FAILED)
-    return WEFT_ERROR(weftSystemError, "mmap of shared memory %s (%zu bytes): %s", name.c_str(),
-                      bytes, strerror(errno));
+    return WEFT_ERROR(weftSystemError, "mmap of shared memory %s (%zu bytes): %s", name.c_str(), bytes,
+                      strerror(errno));
   return data;
 }
 
 Result<ShmSegment> ShmSegment::create(const std::string& name, size_t bytes) {
   int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-  if (fd < 0)
-    return WEFT_ERROR(weftSystemError, "shm_open(%s): %s", name.c_str(), strerror(errno));
+  if (fd < 0) return WEFT_ERROR(weftSystemError, "shm_open(%s): %s", name.c_str(), strerror(errno));
   ShmSegment segment;
   segment.name_ = name;
   segment.owner_ = true;
@@ -106,9 +105,8 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, size_t bytes) {
                             ? format("%.1f MB free of %.1f MB", 1e-6 * static_cast<double>(fs.f_bavail) * fs.f_frsize,
                                      1e-6 * static_cast<double>(fs.f_blocks) * fs.f_frsize)
                             : std::string("free space unknown");
-    return WEFT_ERROR(weftSystemError,
-                      "cannot reserve %.1f MB of shared memory for %s in /dev/shm (%s): %s", 1e-6 * static_cast<double>(bytes),
-                      name.c_str(), space.c_str(), strerror(err));
+    return WEFT_ERROR(weftSystemError, "cannot reserve %.1f MB of shared memory for %s in /dev/shm (%s): %s",
+                      1e-6 * static_cast<double>(bytes), name.c_str(), space.c_str(), strerror(err));
   }
   Result<void*> data = mapFd(fd, bytes, name);
   ::close(fd);
@@ -128,14 +126,11 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, size_t bytes) {
     return segment;
   }
   int fd = shm_open(name.c_str(), O_RDWR, 0600);
-  if (fd < 0)
-    return WEFT_ERROR(weftSystemError, "shm_open(%s) of a peer's segment: %s", name.c_str(),
-                      strerror(errno));
+  if (fd < 0) return WEFT_ERROR(weftSystemError, "shm_open(%s) of a peer's segment: %s", name.c_str(), strerror(errno));
   struct stat info;
   if (fstat(fd, &info) != 0 || static_cast<size_t>(info.st_size) < bytes) {
     ::close(fd);
-    return WEFT_ERROR(weftSystemError, "shared memory %s is smaller than %zu bytes", name.c_str(),
-                      bytes);
+    return WEFT_ERROR(weftSystemError, "shared memory %s is smaller than %zu bytes", name.c_str(), bytes);
   }
   Result<void*> data = mapFd(fd, bytes, name);
   ::close(fd);

@@ -142,8 +142,7 @@ size_t ShmTransport::fifoOffset(int fromLocal, int toLocal, int channel) const {
   return fifoBase_ + index * fifoBytes_;
 }
 
-Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
-                                                           const std::vector<int>& localRanks,
+Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap, const std::vector<int>& localRanks,
                                                            int rank, const ShmConfig& config) {
   std::unique_ptr<ShmTransport> shm(new ShmTransport());
   shm->config_ = config;
@@ -219,8 +218,10 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
                       rank, localRanks[0], 1e-6 * static_cast<double>(total));
   if (!leader) {
     Result<ShmSegment> segment = ShmSegment::open(name, total);
-    if (segment.isOk()) shm->segment_ = segment.take();
-    else localStatus = segment.status();
+    if (segment.isOk())
+      shm->segment_ = segment.take();
+    else
+      localStatus = segment.status();
     state[rank] = localStatus.isOk() ? 1 : 0;
   }
   faultPoint("shm.mapped", rank);
@@ -230,8 +231,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   WEFT_CHECK(gatherStatus);
   for (int r : localRanks)
     if (!state[r])
-      return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not map the node's shared memory",
-                        rank, r);
+      return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not map the node's shared memory", rank, r);
 
   char* base = static_cast<char*>(shm->segment_.data());
   shm->control_ = reinterpret_cast<ShmControl*>(base);
@@ -239,8 +239,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   shm->stopped_ = reinterpret_cast<std::atomic<uint32_t>*>(base + stoppedOffset);
   shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
   if (shm->control_->magic != kControlMagic)
-    return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank,
-                      name.c_str());
+    return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank, name.c_str());
 
   int nranks = bootstrap.nranks();
   shm->sends_.resize(static_cast<size_t>(config.nChannels) * nranks);
@@ -295,8 +294,8 @@ void ShmTransport::reportFatal(int rank, weftResult_t code, const std::string& m
 bool ShmTransport::peerFailed(Status* status) const {
   if (control_->abortFlag.load(std::memory_order_acquire) != 2) return false;
   if (control_->abortRank == rank_) return false;
-  *status = WEFT_ERROR(weftRemoteError, "rank %d: rank %d failed: %s", rank_, control_->abortRank,
-                       control_->abortMessage);
+  *status =
+      WEFT_ERROR(weftRemoteError, "rank %d: rank %d failed: %s", rank_, control_->abortRank, control_->abortMessage);
   return true;
 }
 
@@ -328,7 +327,8 @@ void ShmTransport::markStopped() { stopped_[localIndex_[rank_]].store(1, std::me
 bool ShmTransport::readsNoMore(int peer) const {
   int local = localIndex_[peer];
   if (local < 0) return true;
-  return stopped_[local].load(std::memory_order_acquire) != 0 || control_->pids[local].load(std::memory_order_acquire) < 0;
+  return stopped_[local].load(std::memory_order_acquire) != 0 ||
+         control_->pids[local].load(std::memory_order_acquire) < 0;
 }
 
 void ShmTransport::markDeparted() {

@@ -38,8 +38,7 @@ class ShmTransport {
  public:
   // Collective over the bootstrap: localRanks are the ranks sharing this node
   // (sorted), rank is ours.
-  static Result<std::unique_ptr<ShmTransport>> create(Bootstrap& bootstrap,
-                                                      const std::vector<int>& localRanks,
+  static Result<std::unique_ptr<ShmTransport>> create(Bootstrap& bootstrap, const std::vector<int>& localRanks,
                                                       int rank, const ShmConfig& config);
   ~ShmTransport();
 

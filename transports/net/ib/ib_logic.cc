@@ -70,7 +70,8 @@ int portSpeedMbps(int activeSpeed, int activeWidth) {
   switch (activeSpeed) {
     case 1: lane = 2500; break;
     case 2: lane = 5000; break;
-    case 4: case 8: lane = 10000; break;
+    case 4:
+    case 8: lane = 10000; break;
     case 16: lane = 14000; break;
     case 32: lane = 25000; break;
     case 64: lane = 50000; break;
@@ -130,7 +131,8 @@ void MrCache::release(void* handle) {
 
 std::string checkHello(const Hello& hello, const uint8_t* key, uint64_t listenId) {
   if (hello.magic != kHelloMagic) return "not a weft IB connection (bad hello)";
-  if (!equalConstantTime(hello.key, key, sizeof(hello.key))) return "wrong job key (another job, or a forged connection)";
+  if (!equalConstantTime(hello.key, key, sizeof(hello.key)))
+    return "wrong job key (another job, or a forged connection)";
   if (hello.listenId != listenId) return "meant for another listener";
   if (hello.nQps < 1 || hello.nQps > static_cast<uint32_t>(kMaxQps)) return "bad queue pair count";
   return "";

@@ -110,14 +110,14 @@ struct Request {
 };
 
 void* registerMr(Device* device, void* base, size_t bytes) {
-  return ibv_reg_mr(device->pd, base, bytes,
-                    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
+  return ibv_reg_mr(device->pd, base, bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
 }
 
 Status createQps(Comm* comm) {
   Device* device = comm->device;
   comm->cq = ibv_create_cq(device->context, 2 * kFifoDepth * (comm->nQps + 1), nullptr, nullptr, 0);
-  if (comm->cq == nullptr) return WEFT_ERROR(weftSystemError, "ibv_create_cq on %s: %s", device->name.c_str(), strerror(errno));
+  if (comm->cq == nullptr)
+    return WEFT_ERROR(weftSystemError, "ibv_create_cq on %s: %s", device->name.c_str(), strerror(errno));
   for (int q = 0; q < comm->nQps; ++q) {
     ibv_qp_init_attr init{};
     init.send_cq = comm->cq;
@@ -129,7 +129,8 @@ Status createQps(Comm* comm) {
     init.cap.max_recv_sge = 1;
     init.cap.max_inline_data = sizeof(FifoEntry);
     ibv_qp* qp = ibv_create_qp(device->pd, &init);
-    if (qp == nullptr) return WEFT_ERROR(weftSystemError, "ibv_create_qp on %s: %s", device->name.c_str(), strerror(errno));
+    if (qp == nullptr)
+      return WEFT_ERROR(weftSystemError, "ibv_create_qp on %s: %s", device->name.c_str(), strerror(errno));
     ibv_qp_attr attr{};
     attr.qp_state = IBV_QPS_INIT;
     attr.pkey_index = 0;
@@ -261,9 +262,9 @@ weftResult_t ibInit(weftNetLogFn_t) {
                              ? ib::chooseGidIndex(portDir, static_cast<int>(envInt(EnvParam::IbGidIndex)))
                              : 0;
       Device* raw = device.get();
-      device->mrCache = std::make_unique<ib::MrCache>(
-          [raw](void* base, size_t bytes) { return registerMr(raw, base, bytes); },
-          [](void* handle) { ibv_dereg_mr(static_cast<ibv_mr*>(handle)); });
+      device->mrCache =
+          std::make_unique<ib::MrCache>([raw](void* base, size_t bytes) { return registerMr(raw, base, bytes); },
+                                        [](void* handle) { ibv_dereg_mr(static_cast<ibv_mr*>(handle)); });
       weftNetProperties_v1_t& p = device->props;
       snprintf(p.name, sizeof(p.name), "%s:%d", name.c_str(), port);
       char real[PATH_MAX];
@@ -356,9 +357,12 @@ bool pump(int fd, void* data, size_t bytes, size_t* done, bool send) {
   while (*done < bytes) {
     ssize_t n = send ? ::send(fd, static_cast<char*>(data) + *done, bytes - *done, MSG_NOSIGNAL)
                      : ::recv(fd, static_cast<char*>(data) + *done, bytes - *done, 0);
-    if (n > 0) *done += static_cast<size_t>(n);
-    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == EINPROGRESS)) return true;
-    else return false;
+    if (n > 0)
+      *done += static_cast<size_t>(n);
+    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == EINPROGRESS))
+      return true;
+    else
+      return false;
   }
   return true;
 }
@@ -579,8 +583,8 @@ weftResult_t ibTest(void* requestPtr, int* done, size_t* size) {
   for (int i = 0; i < n; ++i) {
     if (wcs[i].status != IBV_WC_SUCCESS) {
       comm->failed = true;
-      comm->error = format("work completion error: %s (the peer died or the link went down)",
-                           ibv_wc_status_str(wcs[i].status));
+      comm->error =
+          format("work completion error: %s (the peer died or the link went down)", ibv_wc_status_str(wcs[i].status));
       continue;
     }
     if (wcs[i].wr_id == 0) continue;
@@ -614,8 +618,8 @@ void ibErrorString(void* comm, char* text, size_t bytes) {
 }
 
 const weftNet_v1_t kIbPlugin = {
-    "IB",   ibInit,  ibDevices, ibGetProperties, ibListen,    ibConnect,   ibAccept,      ibRegMr, ibDeregMr,
-    ibIsend, ibIrecv, ibIflush, ibTest,          ibCloseComm, ibCloseComm, ibCloseListen, ibErrorString,
+    "IB",    ibInit,  ibDevices, ibGetProperties, ibListen,    ibConnect,   ibAccept,      ibRegMr,       ibDeregMr,
+    ibIsend, ibIrecv, ibIflush,  ibTest,          ibCloseComm, ibCloseComm, ibCloseListen, ibErrorString,
 };
 
 }  // namespace

@@ -223,9 +223,10 @@ bool pumpTask(int fd, bool send, Task* task, const std::string& peer, std::strin
     if (n == 0 && !send) {
       if (betweenMessages != nullptr && task->done == 0) {
         *betweenMessages = true;
-        *error = format("connection from %s closed by the peer between messages (it closed its communicator, "
-                        "exited or died)",
-                        peer.c_str());
+        *error = format(
+            "connection from %s closed by the peer between messages (it closed its communicator, "
+            "exited or died)",
+            peer.c_str());
       } else {
         *error = format("connection from %s closed by the peer in the middle of a message (it exited or died)",
                         peer.c_str());
@@ -273,9 +274,8 @@ void helperLoop(Comm* comm, const std::vector<Stream*>& streams) {
     if (!anyWork) {
       std::unique_lock<std::mutex> lock(comm->wakeMutex);
       uint64_t seen = comm->dealt;
-      comm->wake.wait_for(lock, std::chrono::milliseconds(100), [&] {
-        return comm->dealt != seen || comm->stopping.load(std::memory_order_acquire);
-      });
+      comm->wake.wait_for(lock, std::chrono::milliseconds(100),
+                          [&] { return comm->dealt != seen || comm->stopping.load(std::memory_order_acquire); });
       continue;
     }
     if (nPoll > 0) ::poll(fds.data(), nPoll, 10);
@@ -349,8 +349,7 @@ bool progressControl(Comm* comm) {
         request->size = request->sizeRecord;
         if (request->size > request->capacity) {
           comm->setError(format("a %llu-byte message from %s does not fit the %zu-byte receive posted for it",
-                                static_cast<unsigned long long>(request->size), comm->peer.c_str(),
-                                request->capacity));
+                                static_cast<unsigned long long>(request->size), comm->peer.c_str(), request->capacity));
           return false;
         }
       }
@@ -632,7 +631,8 @@ weftResult_t socketConnect(int, const weftNetKey_t* key, void* handleBytes, void
     if (state->helloSent[i] < sizeof(Hello)) {
       ssize_t n = ::send(fd, reinterpret_cast<char*>(&state->hellos[i]) + state->helloSent[i],
                          sizeof(Hello) - state->helloSent[i], MSG_NOSIGNAL);
-      if (n > 0) state->helloSent[i] += static_cast<size_t>(n);
+      if (n > 0)
+        state->helloSent[i] += static_cast<size_t>(n);
       else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         WEFT_WARN("socket net: hello to %s: %s", state->address.toString().c_str(), strerror(errno));
         for (int f : state->fds) ::close(f);
@@ -677,8 +677,10 @@ weftResult_t socketAccept(void* listenCommPtr, void** recvComm) {
   }
   uint64_t now = monotonicNanos();
   for (Pending& pending : comm->pending) {
-    ssize_t n = ::recv(pending.fd, reinterpret_cast<char*>(&pending.hello) + pending.got, sizeof(Hello) - pending.got, 0);
-    if (n > 0) pending.got += static_cast<size_t>(n);
+    ssize_t n =
+        ::recv(pending.fd, reinterpret_cast<char*>(&pending.hello) + pending.got, sizeof(Hello) - pending.got, 0);
+    if (n > 0)
+      pending.got += static_cast<size_t>(n);
     else if (n == 0) {
       dropPending(pending, "it closed before answering its challenge");
       continue;
@@ -687,7 +689,8 @@ weftResult_t socketAccept(void* listenCommPtr, void** recvComm) {
       continue;
     }
     if (pending.got < sizeof(Hello)) {
-      if (now - pending.since > kHelloPatienceNanos) dropPending(pending, "it did not answer its challenge within 10 s");
+      if (now - pending.since > kHelloPatienceNanos)
+        dropPending(pending, "it did not answer its challenge within 10 s");
       continue;
     }
     const Hello& hello = pending.hello;
@@ -787,9 +790,9 @@ void socketErrorString(void* comm, char* text, size_t bytes) {
 }
 
 const weftNet_v1_t kSocketPlugin = {
-    "Socket",        socketInit,   socketDevices, socketGetProperties, socketListen,    socketConnect,
-    socketAccept,    socketRegMr,  socketDeregMr, socketIsend,         socketIrecv,     socketIflush,
-    socketTest,      socketCloseComm, socketCloseComm, socketCloseListen, socketErrorString,
+    "Socket",     socketInit,      socketDevices,   socketGetProperties, socketListen,      socketConnect,
+    socketAccept, socketRegMr,     socketDeregMr,   socketIsend,         socketIrecv,       socketIflush,
+    socketTest,   socketCloseComm, socketCloseComm, socketCloseListen,   socketErrorString,
 };
 
 }  // namespace
