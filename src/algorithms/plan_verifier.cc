@@ -1,5 +1,8 @@
 #include "algorithms/plan_verifier.h"
 
+#include <cstdarg>
+#include <cstdio>
+
 #include <deque>
 #include <map>
 #include <optional>
@@ -74,11 +77,15 @@ class Verifier {
 
   int ownBlock(int rank) const { return plan_.nBlocks == 1 ? 0 : rank; }
 
-  template <typename... Args>
-  Status fail(const char* fmt, Args... args) {
+  Status fail(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
     std::string prefix = format("plan %s/%s nranks=%d root=%d channel %d: ", collectiveName(plan_.collective),
                                 algorithmName(plan_.algorithm), plan_.nranks, plan_.root, channel_);
-    return Status(weftInternalError, prefix + format(fmt, args...));
+    char text[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(text, sizeof(text), fmt, args);
+    va_end(args);
+    return Status(weftInternalError, prefix + text);
   }
 
   bool validPeer(int peer, int self) const { return peer >= 0 && peer < plan_.nranks && peer != self; }
