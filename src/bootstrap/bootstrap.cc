@@ -46,8 +46,23 @@ void serveRoot(Socket listener, SocketAddress bound, JobSecret secret) {
   while (nranks < 0 || arrived < nranks) {
     Result<AcceptedHello> accepted = acceptor.next(deadline, nullptr);
     if (!accepted.isOk()) {
-      WEFT_WARN("bootstrap root gave up: %s (%d of %d ranks arrived)", accepted.status().message().c_str(), arrived,
-                nranks);
+      // Only the root knows who never came: it tells every rank that did.
+      std::string missing;
+      int nMissing = 0;
+      for (int r = 0; r < nranks; ++r)
+        if (!ranks[r].sock.valid()) missing += (nMissing++ ? ", " : "") + std::to_string(r);
+      std::string text = format(
+          "%s %s of the job's %d never arrived at the bootstrap root within WEFT_TIMEOUT "
+          "(not started, or given another unique id or WEFT_COMM_ID)",
+          nMissing == 1 ? "rank" : "ranks", missing.c_str(), nranks);
+      WEFT_WARN("bootstrap root gave up: %s", text.c_str());
+      for (int r = 0; r < nranks; ++r) {
+        if (!ranks[r].sock.valid()) continue;
+        RootReply reply{kUniqueIdMagic, weftTimeout, nranks, {0}, {0}};
+        acceptorProof(secret, ranks[r].challenge, ranks[r].hello, reply.proof);
+        snprintf(reply.message, sizeof(reply.message), "%s", text.c_str());
+        (void)ranks[r].sock.sendAll(&reply, sizeof(reply), monotonicNanos() + HelloAcceptor::kAnswerNanos, nullptr);
+      }
       return;
     }
     AcceptedHello joined = accepted.take();
@@ -155,7 +170,9 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
     return WEFT_ERROR(status.code(), "rank %d: handshake with the bootstrap root %s: %s", rank,
                       id.root.toString().c_str(), status.message().c_str());
   RootReply reply{};
-  status = root.recvAll(&reply, sizeof(reply), deadline, abortFlag);
+  // The root gives up at its own deadline and then says who never came:
+  // wait a little past ours for that answer.
+  status = root.recvAll(&reply, sizeof(reply), deadline + 2000000000ull, abortFlag);
   if (!status.isOk())
     return WEFT_ERROR(status.code(), "rank %d: waiting for the other %d ranks at the bootstrap root %s: %s", rank,
                       nranks - 1, id.root.toString().c_str(), status.message().c_str());
@@ -167,7 +184,7 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
                       "impostor, listens there",
                       rank, id.root.toString().c_str());
   if (reply.status != weftSuccess)
-    return WEFT_ERROR(static_cast<weftResult_t>(reply.status), "rank %d: bootstrap root refused: %s", rank,
+    return WEFT_ERROR(static_cast<weftResult_t>(reply.status), "rank %d: the bootstrap root says: %s", rank,
                       reply.message);
   std::vector<PeerEntry> table(static_cast<size_t>(nranks));
   WEFT_CHECK(root.recvAll(table.data(), table.size() * sizeof(PeerEntry), deadline, abortFlag));

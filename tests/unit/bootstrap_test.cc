@@ -73,6 +73,34 @@ TEST(Socket, ConnectInterruptedBySignalsStillConnects) {
   EXPECT_EQ(failed, 0) << first;
 }
 
+// A rank that never comes is named by the root to every rank that did,
+// within WEFT_TIMEOUT and a little.
+TEST(Bootstrap, RanksThatNeverArriveAreNamedByTheRoot) {
+  setenv("WEFT_TIMEOUT", "2", 1);
+  weftUniqueId id;
+  ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
+  std::vector<std::string> errors(3);
+  std::vector<double> seconds(3);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 3; ++r)
+    ranks.emplace_back([&, r] {
+      auto start = std::chrono::steady_clock::now();
+      weftComm_t comm = nullptr;
+      weftResult_t rc = weftCommInitRank(&comm, 5, id, r);  // ranks 3 and 4 never start
+      seconds[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      errors[r] =
+          rc == weftSuccess ? "succeeded" : std::string(weftGetErrorString(rc)) + ": " + weftGetLastError(nullptr);
+      if (comm != nullptr) weftCommDestroy(comm);
+    });
+  for (auto& t : ranks) t.join();
+  setenv("WEFT_TIMEOUT", "60", 1);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_NE(errors[r].find("ranks 3, 4 of the job's 5 never arrived"), std::string::npos) << errors[r];
+    EXPECT_NE(errors[r].find("timeout"), std::string::npos) << errors[r];
+    EXPECT_LT(seconds[r], 2 + 2.5) << errors[r];
+  }
+}
+
 TEST(UniqueId, RoundTripsAndRejectsGarbage) {
   weftUniqueId id;
   ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
