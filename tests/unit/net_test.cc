@@ -115,22 +115,35 @@ TEST(IbLogic, RegistrationCacheReusesCoveringRangesAndReleasesOnLastUse) {
   EXPECT_EQ(failing.acquire(memory.data(), 10), nullptr);
 }
 
-TEST(IbLogic, HelloChecksKeyListenerAndQueuePairs) {
-  uint8_t key[16] = {1, 2, 3};
+// The IB set-up proves the key by challenge-response: a hello answers the
+// accepting side's nonce, a reply the connecting side's; the key itself is
+// in neither.
+TEST(IbLogic, HellosProveTheKeyWithoutCarryingIt) {
+  uint8_t key[16] = {1, 2, 3}, other[16] = {1, 2, 4};
+  uint8_t challenge[ib::kNonceBytes] = {9, 8, 7}, mine[ib::kNonceBytes] = {5, 5, 5};
   ib::Hello hello{};
   hello.magic = ib::kHelloMagic;
   hello.nQps = 2;
   hello.listenId = 77;
-  memcpy(hello.key, key, 16);
-  EXPECT_EQ(ib::checkHello(hello, key, 77), "");
-  EXPECT_NE(ib::checkHello(hello, key, 78).find("another listener"), std::string::npos);
-  hello.key[5] ^= 1;
-  EXPECT_NE(ib::checkHello(hello, key, 77).find("wrong job key"), std::string::npos);
-  hello.key[5] ^= 1;
+  memcpy(hello.nonce, mine, sizeof(mine));
+  ib::helloMac(hello, key, challenge, false, hello.mac);
+  EXPECT_EQ(ib::checkHello(hello, key, challenge, false, 77), "");
+  std::string raw(reinterpret_cast<const char*>(&hello), sizeof(hello));
+  EXPECT_EQ(raw.find(std::string(reinterpret_cast<const char*>(key), 16)), std::string::npos) << "the key travels";
+  EXPECT_NE(ib::checkHello(hello, other, challenge, false, 77).find("does not prove the job key"), std::string::npos);
+  uint8_t stale[ib::kNonceBytes] = {9, 8, 6};  // a replay answers an old challenge
+  EXPECT_NE(ib::checkHello(hello, key, stale, false, 77).find("does not prove"), std::string::npos);
+  EXPECT_NE(ib::checkHello(hello, key, challenge, true, 77).find("does not prove"), std::string::npos)
+      << "a hello passed as a reply";
+  ib::Hello tampered = hello;
+  tampered.qps[0].qpn ^= 1;
+  EXPECT_NE(ib::checkHello(tampered, key, challenge, false, 77).find("does not prove"), std::string::npos);
+  EXPECT_NE(ib::checkHello(hello, key, challenge, false, 78).find("another listener"), std::string::npos);
   hello.nQps = 0;
-  EXPECT_NE(ib::checkHello(hello, key, 77).find("queue pair"), std::string::npos);
+  ib::helloMac(hello, key, challenge, false, hello.mac);
+  EXPECT_NE(ib::checkHello(hello, key, challenge, false, 77).find("queue pair"), std::string::npos);
   hello.magic = 0;
-  EXPECT_NE(ib::checkHello(hello, key, 77).find("bad hello"), std::string::npos);
+  EXPECT_NE(ib::checkHello(hello, key, challenge, false, 77).find("bad hello"), std::string::npos);
 }
 
 // Plugin choice happens once per process: each case runs in a child.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "bootstrap/handshake.h"
 #include "bootstrap/unique_id.h"
 #include "core/socket.h"
 
@@ -129,10 +130,25 @@ void MrCache::release(void* handle) {
     }
 }
 
-std::string checkHello(const Hello& hello, const uint8_t* key, uint64_t listenId) {
+void helloMac(const Hello& hello, const uint8_t* key, const uint8_t* peerNonce, bool reply, uint8_t out[kMacBytes]) {
+  static constexpr char kHelloLabel[] = "weft-net-ib-hello-v1";
+  static constexpr char kReplyLabel[] = "weft-net-ib-reply-v1";
+  static_assert(sizeof(kHelloLabel) == sizeof(kReplyLabel), "labels of one length");
+  Hello claimed = hello;
+  memset(claimed.mac, 0, sizeof(claimed.mac));
+  uint8_t message[sizeof(kHelloLabel) + kNonceBytes + sizeof(Hello)];
+  memcpy(message, reply ? kReplyLabel : kHelloLabel, sizeof(kHelloLabel));
+  memcpy(message + sizeof(kHelloLabel), peerNonce, kNonceBytes);
+  memcpy(message + sizeof(kHelloLabel) + kNonceBytes, &claimed, sizeof(claimed));
+  hmacSha256(key, 16, message, sizeof(message), out);
+}
+
+std::string checkHello(const Hello& hello, const uint8_t* key, const uint8_t* myNonce, bool reply, uint64_t listenId) {
   if (hello.magic != kHelloMagic) return "not a weft IB connection (bad hello)";
-  if (!equalConstantTime(hello.key, key, sizeof(hello.key)))
-    return "wrong job key (another job, or a forged connection)";
+  uint8_t expected[kMacBytes];
+  helloMac(hello, key, myNonce, reply, expected);
+  if (!equalConstantTime(hello.mac, expected, kMacBytes))
+    return "its answer does not prove the job key (another job, or a replayed or forged connection)";
   if (hello.listenId != listenId) return "meant for another listener";
   if (hello.nQps < 1 || hello.nQps > static_cast<uint32_t>(kMaxQps)) return "bad queue pair count";
   return "";

@@ -59,7 +59,13 @@ class MrCache {
 };
 
 // What each side of a connection tells the other over the set-up socket.
-constexpr uint32_t kHelloMagic = 0x57494248;  // "WIBH"
+// The job key itself never travels: the accepting side first sends a fresh
+// nonce, the connecting side's hello carries an HMAC-SHA256 under the key of
+// that nonce and the hello, and the reply one of the connecting side's own
+// nonce and the reply, so each side proves the key to the other.
+constexpr uint32_t kHelloMagic = 0x57494249;  // "WIBI"
+constexpr size_t kNonceBytes = 16;
+constexpr size_t kMacBytes = 32;
 constexpr int kMaxQps = 16;
 struct QpInfo {
   uint32_t qpn;
@@ -73,13 +79,19 @@ struct Hello {
   uint32_t magic;
   uint32_t nQps;
   uint64_t listenId;
-  uint8_t key[16];
+  uint8_t nonce[kNonceBytes];  // the connecting side's own (zero in a reply)
+  uint8_t mac[kMacBytes];
   uint64_t fifoAddr;  // this side's FIFO; the receiver writes into the sender's, the other is unused
   uint32_t fifoRkey;
   uint32_t pad;
   QpInfo qps[kMaxQps];
 };
-// Empty when acceptable; else why not.
-std::string checkHello(const Hello& hello, const uint8_t* key, uint64_t listenId);
+// The MAC of hello (its mac field taken as zero) under key, answering
+// peerNonce; reply: the accepting side's answer rather than the connecting
+// side's hello (the two are labelled apart, so one cannot stand for the other).
+void helloMac(const Hello& hello, const uint8_t* key, const uint8_t* peerNonce, bool reply, uint8_t out[kMacBytes]);
+// Empty when acceptable (its MAC answers myNonce under key, for listenId);
+// else why not.
+std::string checkHello(const Hello& hello, const uint8_t* key, const uint8_t* myNonce, bool reply, uint64_t listenId);
 
 }  // namespace weft::ib

@@ -2,7 +2,8 @@
 //
 // A connection is 1..WEFT_IB_QPS_PER_CONNECTION reliable-connected queue
 // pairs sharing one completion queue, set up over a TCP socket that carries
-// the job key and each side's queue pair numbers, LIDs and GIDs.
+// each side's proof of the job key (challenge-response, see ib_logic.h) and
+// its queue pair numbers, LIDs and GIDs.
 //
 // Data moves receiver-driven: irecv() writes an entry (address, rkey, size,
 // sequence) into the sender's FIFO with an RDMA write; isend() waits for the
@@ -314,6 +315,7 @@ struct ListenComm {
   weftNetKey_t key;
   uint64_t listenId;
   int pendingFd = -1;
+  uint8_t nonce[ib::kNonceBytes] = {0};  // the challenge sent to the pending connection
   Hello hello{};
   size_t got = 0;
 };
@@ -349,6 +351,9 @@ weftResult_t ibListen(int dev, const weftNetKey_t* key, void* handleBytes, void*
 struct ConnectState {
   int fd = -1;
   Comm* comm = nullptr;
+  uint8_t challenge[ib::kNonceBytes] = {0};  // the accepting side's nonce
+  size_t challengeGot = 0;
+  uint8_t key[16] = {0};
   Hello mine{}, theirs{};
   size_t sent = 0, got = 0;
 };
@@ -386,7 +391,8 @@ weftResult_t ibConnect(int dev, const weftNetKey_t* key, void* handleBytes, void
     }
     state->mine.magic = ib::kHelloMagic;
     state->mine.listenId = handle->listenId;
-    memcpy(state->mine.key, key->bytes, sizeof(state->mine.key));
+    memcpy(state->key, key->bytes, sizeof(state->key));
+    if (!randomBytes(state->mine.nonce, sizeof(state->mine.nonce)).isOk()) return weftSystemError;
     describeQps(state->comm, &state->mine);
     SocketAddress address = fromWire(handle->address);
     state->fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -394,11 +400,20 @@ weftResult_t ibConnect(int dev, const weftNetKey_t* key, void* handleBytes, void
         errno != EINPROGRESS)
       return weftSystemError;
   }
+  // The accepting side's challenge first; the hello answers it.
+  if (state->challengeGot < ib::kNonceBytes) {
+    if (!pump(state->fd, state->challenge, ib::kNonceBytes, &state->challengeGot, false)) return weftSystemError;
+    if (state->challengeGot < ib::kNonceBytes) return weftSuccess;
+    ib::helloMac(state->mine, state->key, state->challenge, false, state->mine.mac);
+  }
   if (!pump(state->fd, &state->mine, sizeof(Hello), &state->sent, true)) return weftSystemError;
   if (state->sent < sizeof(Hello)) return weftSuccess;
   if (!pump(state->fd, &state->theirs, sizeof(Hello), &state->got, false)) return weftSystemError;
   if (state->got < sizeof(Hello)) return weftSuccess;
-  Status connected = connectQps(state->comm, state->theirs);
+  // The reply must prove the key too, answering this side's nonce.
+  std::string why = ib::checkHello(state->theirs, state->key, state->mine.nonce, true, handle->listenId);
+  Status connected = why.empty() ? connectQps(state->comm, state->theirs)
+                                 : WEFT_ERROR(weftRemoteError, "the accepting side: %s", why.c_str());
   ::close(state->fd);
   Comm* comm = state->comm;
   delete state;
@@ -419,6 +434,15 @@ weftResult_t ibAccept(void* listenCommPtr, void** recvComm) {
     l->pendingFd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (l->pendingFd < 0) return weftSuccess;
     l->got = 0;
+    // A fresh socket's buffer takes the challenge at once.
+    if (!randomBytes(l->nonce, sizeof(l->nonce)).isOk() ||
+        ::send(l->pendingFd, l->nonce, sizeof(l->nonce), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+            static_cast<ssize_t>(sizeof(l->nonce))) {
+      WEFT_WARN("IB net: dropped a connection: its challenge could not be sent");
+      ::close(l->pendingFd);
+      l->pendingFd = -1;
+      return weftSuccess;
+    }
   }
   if (!pump(l->pendingFd, &l->hello, sizeof(Hello), &l->got, false) || l->got < sizeof(Hello)) {
     if (l->got < sizeof(Hello) && errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -427,7 +451,7 @@ weftResult_t ibAccept(void* listenCommPtr, void** recvComm) {
     }
     return weftSuccess;
   }
-  std::string why = ib::checkHello(l->hello, l->key.bytes, l->listenId);
+  std::string why = ib::checkHello(l->hello, l->key.bytes, l->nonce, false, l->listenId);
   if (!why.empty()) {
     WEFT_WARN("IB net: dropped a connection: %s", why.c_str());
     ::close(l->pendingFd);
@@ -442,8 +466,8 @@ weftResult_t ibAccept(void* listenCommPtr, void** recvComm) {
   Hello mine{};
   mine.magic = ib::kHelloMagic;
   mine.listenId = l->listenId;
-  memcpy(mine.key, l->key.bytes, sizeof(mine.key));
   if (status.isOk()) describeQps(comm, &mine);
+  ib::helloMac(mine, l->key.bytes, l->hello.nonce, true, mine.mac);
   // Small: it fits the socket buffer of a fresh connection.
   size_t sent = 0;
   for (int tries = 0; status.isOk() && sent < sizeof(Hello) && tries < 1000; ++tries)
