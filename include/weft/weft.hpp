@@ -120,6 +120,8 @@ class Communicator {
   }
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
+  // Takes ownership of a handle made by the C API (nullptr: empty).
+  explicit Communicator(weftComm_t adopted) : comm_(adopted) {}
 
   int rank() const {
     int r = 0;
@@ -132,6 +134,26 @@ class Communicator {
     return n;
   }
   weftComm_t handle() const { return comm_; }
+  // True unless the object is empty (moved from, aborted, or a split that
+  // left this rank out).
+  explicit operator bool() const { return comm_ != nullptr; }
+
+  // Every rank calls it; ranks of one color form a new communicator, ordered
+  // by key (then by rank). WEFT_SPLIT_NOCOLOR gives an empty Communicator.
+  // config nullptr: this communicator's own options.
+  Communicator split(int color, int key, const weftConfig_t* config = nullptr) const {
+    weftComm_t child = nullptr;
+    check(weftCommSplit(comm_, color, key, &child, config), comm_);
+    return Communicator(child);
+  }
+  // Every rank not in exclude calls it (after a peer died, say): a new
+  // communicator of those ranks, in their old order.
+  Communicator shrink(std::span<const int> exclude) const {
+    weftComm_t child = nullptr;
+    check(weftCommShrink(comm_, exclude.data(), static_cast<int>(exclude.size()), &child, nullptr), comm_);
+    return Communicator(child);
+  }
+
   // Stops outstanding work; peers see a remote error. The object is empty after.
   void abort() {
     if (comm_ != nullptr) weftCommAbort(comm_);

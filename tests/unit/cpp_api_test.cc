@@ -1,6 +1,7 @@
 // The C++ API: RAII communicators, typed spans, per-operation work handles.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -51,6 +52,42 @@ TEST(CppApi, WorkHandlesCompleteInOrderAndErrorsThrow) {
     });
   for (auto& t : ranks) t.join();
   EXPECT_EQ(ok.load(), 3);
+}
+
+// split and shrink from C++: even and odd ranks in two halves ordered by
+// descending key, one rank left out; then the survivors of "rank 3" shrink.
+TEST(CppApi, SplitAndShrinkMakeChildCommunicators) {
+  UniqueId id = UniqueId::create();
+  std::vector<std::thread> ranks;
+  std::atomic<int> ok{0};
+  for (int r = 0; r < 5; ++r)
+    ranks.emplace_back([&, r] {
+      Communicator comm(5, id, r);
+      int color = r == 4 ? WEFT_SPLIT_NOCOLOR : r % 2;
+      Communicator half = comm.split(color, -r);
+      if (r == 4) {
+        EXPECT_FALSE(half);
+      } else {
+        ASSERT_TRUE(half);
+        EXPECT_EQ(half.size(), 2);
+        EXPECT_EQ(half.rank(), r < 2 ? 1 : 0);  // {2, 0} and {3, 1}: higher key first
+        std::vector<int32_t> v{r};
+        half.allReduce<int32_t>(std::span<int32_t>(v)).wait();
+        EXPECT_EQ(v[0], r % 2 == 0 ? 2 : 4);
+      }
+      if (r != 3) {
+        const int excluded[] = {3};
+        Communicator survivors = comm.shrink(excluded);
+        EXPECT_EQ(survivors.size(), 4);
+        EXPECT_EQ(survivors.rank(), r < 3 ? r : r - 1);
+        std::vector<int32_t> v{r};
+        survivors.allReduce<int32_t>(std::span<int32_t>(v)).wait();
+        EXPECT_EQ(v[0], 0 + 1 + 2 + 4);
+      }
+      ++ok;
+    });
+  for (auto& t : ranks) t.join();
+  EXPECT_EQ(ok.load(), 5);
 }
 
 TEST(CppApi, CommunicatorsTakeAConfigAndABadOneThrows) {
