@@ -27,6 +27,8 @@ class Transports {
   size_t slotBytes() const { return slotBytes_; }
   // True when peer is a thread of this process (its buffers are addressable).
   bool sameProcess(int peer) const { return !remote_[peer] && shm_->sameProcess(peer); }
+  // True when peer is on another node (reached over the network).
+  bool remote(int peer) const { return remote_[peer]; }
   // Peer, which this rank waits for, is still there.
   Status checkPeerAlive(int peer) const { return remote_[peer] ? net_->checkPeer(peer) : shm_->checkPeerAlive(peer); }
   // A fatal error another rank of this node reported.

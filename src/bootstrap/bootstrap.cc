@@ -174,8 +174,11 @@ Result<std::unique_ptr<Bootstrap>> Bootstrap::create(const UniqueIdData& id, int
   // wait a little past ours for that answer.
   status = root.recvAll(&reply, sizeof(reply), deadline + 2000000000ull, abortFlag);
   if (!status.isOk())
-    return WEFT_ERROR(status.code(), "rank %d: waiting for the other %d ranks at the bootstrap root %s: %s", rank,
-                      nranks - 1, id.root.toString().c_str(), status.message().c_str());
+    return WEFT_ERROR(status.code(), "rank %d: waiting for the other %d ranks at the bootstrap root %s: %s%s", rank,
+                      nranks - 1, id.root.toString().c_str(), status.message().c_str(),
+                      id.rootStartedByRank0 && status.code() != weftTimeout
+                          ? " (with WEFT_COMM_ID the root runs in rank 0's process: rank 0 exited or died)"
+                          : "");
   uint8_t proof[kMacBytes];
   acceptorProof(id.secret, challenge, hello, proof);
   if (!equalConstantTime(proof, reply.proof, kMacBytes))

@@ -749,7 +749,14 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
       if (context_.transports->peerFailed(&peerStatus)) return peerStatus;
       // Only the peers this wait depends on must be alive: a peer that
       // finished its part and exited is no failure.
-      for (int peer : active_->blockedOn()) WEFT_CHECK(context_.transports->checkPeerAlive(peer));
+      for (int peer : active_->blockedOn()) {
+        Status alive = context_.transports->checkPeerAlive(peer);
+        if (alive.isOk()) continue;
+        // A broken connection to another node: that neighbour may have left
+        // only because a third rank died, so ask who is still there.
+        if (context_.transports->remote(peer) && context_.explainTimeout) alive = context_.explainTimeout(alive);
+        return alive;
+      }
     }
     return Status::ok();
   });
