@@ -29,40 +29,27 @@ inline void check(weftResult_t result, weftComm_t comm = nullptr) {
     throw Error(result, std::string(weftGetErrorString(result)) + ": " + weftGetLastError(comm));
 }
 
-// The weftDataType_t of T.
+// The weftDataType_t of T (a type weft has no counterpart for does not compile).
 template <typename T>
-constexpr weftDataType_t dataTypeOf();
-template <>
-constexpr weftDataType_t dataTypeOf<int8_t>() {
-  return weftInt8;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<uint8_t>() {
-  return weftUint8;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<int32_t>() {
-  return weftInt32;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<uint32_t>() {
-  return weftUint32;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<int64_t>() {
-  return weftInt64;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<uint64_t>() {
-  return weftUint64;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<float>() {
-  return weftFloat32;
-}
-template <>
-constexpr weftDataType_t dataTypeOf<double>() {
-  return weftFloat64;
+constexpr weftDataType_t dataTypeOf() {
+  if constexpr (std::is_same_v<T, int8_t>)
+    return weftInt8;
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return weftUint8;
+  else if constexpr (std::is_same_v<T, int32_t>)
+    return weftInt32;
+  else if constexpr (std::is_same_v<T, uint32_t>)
+    return weftUint32;
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return weftInt64;
+  else if constexpr (std::is_same_v<T, uint64_t>)
+    return weftUint64;
+  else if constexpr (std::is_same_v<T, float>)
+    return weftFloat32;
+  else if constexpr (std::is_same_v<T, double>)
+    return weftFloat64;
+  else
+    static_assert(sizeof(T) == 0, "weft has no data type for T");
 }
 
 // The unique id as a value type.

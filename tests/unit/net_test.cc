@@ -200,6 +200,18 @@ TEST(NetPlugin, AThirdPartyPluginCarriesTheTraffic) {
   EXPECT_TRUE(failures.empty()) << test::joinFailures(failures);
 }
 
+// Connects to the listener and accepts, both non-blocking, until both ends exist.
+void connectPair(const weftNet_v1_t* plugin, const weftNetKey_t& key, char* handle, void* listenComm, void** sendComm,
+                 void** recvComm) {
+  for (int i = 0; i < 20000 && (*sendComm == nullptr || *recvComm == nullptr); ++i) {
+    if (*sendComm == nullptr) ASSERT_EQ(plugin->connect(0, &key, handle, sendComm), weftSuccess);
+    if (*recvComm == nullptr) ASSERT_EQ(plugin->accept(listenComm, recvComm), weftSuccess);
+    usleep(100);
+  }
+  ASSERT_NE(*sendComm, nullptr);
+  ASSERT_NE(*recvComm, nullptr);
+}
+
 // The socket plugin, driven directly: a connection with the wrong key, one
 // that sends junk and one that stays silent are dropped; the real one is
 // still accepted and carries a message.
@@ -237,13 +249,7 @@ TEST(SocketPlugin, ConnectionsWithoutTheJobKeyAreDroppedAndTheJobGoesOn) {
   plugin->closeSend(forged);
   void* sendComm = nullptr;
   void* recvComm = nullptr;
-  for (int i = 0; i < 20000 && (sendComm == nullptr || recvComm == nullptr); ++i) {
-    if (sendComm == nullptr) ASSERT_EQ(plugin->connect(0, &key, handle, &sendComm), weftSuccess);
-    if (recvComm == nullptr) ASSERT_EQ(plugin->accept(listenComm, &recvComm), weftSuccess);
-    usleep(100);
-  }
-  ASSERT_NE(sendComm, nullptr);
-  ASSERT_NE(recvComm, nullptr);
+  ASSERT_NO_FATAL_FAILURE(connectPair(plugin, key, handle, listenComm, &sendComm, &recvComm));
   // The accepted connection is the real one: a message crosses it.
   char out[100], in[200];
   for (int i = 0; i < 100; ++i) out[i] = static_cast<char>(i * 3);
@@ -287,13 +293,7 @@ TEST(SocketPlugin, SendingToAClosedPeerIsAnErrorNotASignal) {
   ASSERT_EQ(plugin->listen(0, &key, handle, &listenComm), weftSuccess);
   void* sendComm = nullptr;
   void* recvComm = nullptr;
-  for (int i = 0; i < 20000 && (sendComm == nullptr || recvComm == nullptr); ++i) {
-    if (sendComm == nullptr) ASSERT_EQ(plugin->connect(0, &key, handle, &sendComm), weftSuccess);
-    if (recvComm == nullptr) ASSERT_EQ(plugin->accept(listenComm, &recvComm), weftSuccess);
-    usleep(100);
-  }
-  ASSERT_NE(sendComm, nullptr);
-  ASSERT_NE(recvComm, nullptr);
+  ASSERT_NO_FATAL_FAILURE(connectPair(plugin, key, handle, listenComm, &sendComm, &recvComm));
   plugin->closeRecv(recvComm);
   plugin->closeListen(listenComm);
   char out[64] = {1};
