@@ -47,10 +47,13 @@ void serveRoot(Socket listener, SocketAddress bound, JobSecret secret) {
     Result<AcceptedHello> accepted = acceptor.next(deadline, nullptr);
     if (!accepted.isOk()) {
       // Only the root knows who never came: it tells every rank that did.
+      // The reply's message has 200 bytes: the first 8 named, the rest counted,
+      // so a long list is never cut in the middle of a rank number.
       std::string missing;
       int nMissing = 0;
       for (int r = 0; r < nranks; ++r)
-        if (!ranks[r].sock.valid()) missing += (nMissing++ ? ", " : "") + std::to_string(r);
+        if (!ranks[r].sock.valid() && nMissing++ < 8) missing += (nMissing > 1 ? ", " : "") + std::to_string(r);
+      if (nMissing > 8) missing += format(" and %d more", nMissing - 8);
       std::string text = format(
           "%s %s of the job's %d never arrived at the bootstrap root within WEFT_TIMEOUT "
           "(not started, or given another unique id or WEFT_COMM_ID)",

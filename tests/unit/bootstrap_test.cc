@@ -99,6 +99,17 @@ TEST(Bootstrap, RanksThatNeverArriveAreNamedByTheRoot) {
     EXPECT_NE(errors[r].find("timeout"), std::string::npos) << errors[r];
     EXPECT_LT(seconds[r], 2 + 2.5) << errors[r];
   }
+  // Many missing: the first eight named, the rest counted, the text whole.
+  setenv("WEFT_TIMEOUT", "1", 1);
+  weftUniqueId lonely;
+  ASSERT_EQ(weftGetUniqueId(&lonely), weftSuccess);
+  weftComm_t comm = nullptr;
+  EXPECT_EQ(weftCommInitRank(&comm, 40, lonely, 0), weftTimeout);
+  setenv("WEFT_TIMEOUT", "60", 1);
+  std::string text = weftGetLastError(nullptr);
+  EXPECT_NE(text.find("ranks 1, 2, 3, 4, 5, 6, 7, 8 and 31 more of the job's 40 never arrived"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("WEFT_COMM_ID)"), std::string::npos) << "the root's message was cut: " << text;
 }
 
 TEST(UniqueId, RoundTripsAndRejectsGarbage) {
