@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <thread>
@@ -156,6 +157,10 @@ std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeou
 }  // namespace
 
 std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& body, int timeoutSeconds) {
+  // Sanitizer builds run many times slower: scripts/sanitize.sh stretches
+  // every run's limit by WEFT_TEST_TIMEOUT_SCALE (a whole number, default 1).
+  if (const char* scale = getenv("WEFT_TEST_TIMEOUT_SCALE"); scale != nullptr && atoi(scale) > 1)
+    timeoutSeconds *= atoi(scale);
   switch (mode) {
     case RankMode::Threads: return runThreads(nranks, body, timeoutSeconds);
     case RankMode::Processes: return runProcesses(nranks, body, timeoutSeconds, 0);
