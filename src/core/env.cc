@@ -13,7 +13,7 @@ namespace {
 const EnvParamInfo kTable[] = {
     {EnvParam::Debug, "WEFT_DEBUG", "WARN", "Log level: NONE, WARN, INFO or TRACE."},
     {EnvParam::DebugSubsys, "WEFT_DEBUG_SUBSYS", "",
-     "Comma list of subsystems to log at INFO/TRACE (INIT,COLL,P2P,SHM,BOOT,TUNE,GRAPH,NET,ALL); "
+     "Comma list of subsystems to log at INFO/TRACE (INIT,COLL,P2P,SHM,BOOT,TUNE,GRAPH,NET,BUCKET,ALL); "
      "a leading ^ excludes the listed ones. Empty means all."},
     {EnvParam::CommId, "WEFT_COMM_ID", "",
      "ip:port (or [ipv6]:port) the bootstrap root listens on; weftGetUniqueId picks one when "

@@ -24,7 +24,7 @@ uint32_t subsysBit(const std::string& name) {
     const char* name;
     uint32_t bit;
   } kNames[] = {{"INIT", kLogInit}, {"COLL", kLogColl},   {"P2P", kLogP2p}, {"SHM", kLogShm}, {"BOOT", kLogBoot},
-                {"TUNE", kLogTune}, {"GRAPH", kLogGraph}, {"NET", kLogNet}, {"ALL", kLogAll}};
+                {"TUNE", kLogTune}, {"GRAPH", kLogGraph}, {"NET", kLogNet}, {"BUCKET", kLogBucket}, {"ALL", kLogAll}};
   for (const auto& entry : kNames)
     if (strcasecmp(entry.name, name.c_str()) == 0) return entry.bit;
   return 0;

@@ -1,5 +1,6 @@
 // Logging: WEFT_DEBUG=WARN|INFO|TRACE sets the level, WEFT_DEBUG_SUBSYS a
-// comma list of subsystems (INIT, COLL, P2P, SHM, BOOT, TUNE, GRAPH, NET, ALL; ^ excludes).
+// comma list of subsystems (INIT, COLL, P2P, SHM, BOOT, TUNE, GRAPH, NET,
+// BUCKET, ALL; ^ excludes).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@ enum LogSubsys : uint32_t {
   kLogTune = 1u << 5,
   kLogGraph = 1u << 6,
   kLogNet = 1u << 7,
+  kLogBucket = 1u << 8,
   kLogAll = ~0u,
 };
 
