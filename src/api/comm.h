@@ -96,6 +96,20 @@ Status explainTimeout(weftComm* comm, const Status& timeout);
 // Posts one operation: inside a group it waits for weftGroupEnd, otherwise
 // it is submitted at once. Assigns the operation's sequence number.
 weftResult_t postOperation(weftComm* comm, OpDesc op);
+
+// While one lives, the calls this thread posts go to the communicator's
+// worker and never run on this thread (OpDesc::background): the bucketer
+// posts gradient buckets from the backward pass under one.
+class BackgroundPosting {
+ public:
+  BackgroundPosting();
+  ~BackgroundPosting();
+  BackgroundPosting(const BackgroundPosting&) = delete;
+  BackgroundPosting& operator=(const BackgroundPosting&) = delete;
+
+ private:
+  bool previous_;
+};
 // Reports a refused call (setLastError); inside a group it also fails the
 // whole group, which weftGroupEnd then reports without submitting any of it.
 weftResult_t rejectCall(weftComm* comm, const Status& status);

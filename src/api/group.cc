@@ -33,6 +33,7 @@ struct GroupState {
   weftComm* errorComm = nullptr;
 };
 thread_local GroupState group;
+thread_local bool postInBackground = false;  // see BackgroundPosting
 
 void savePostedOnce(weftComm* comm) {
   for (const SavedPosted& saved : group.saved)
@@ -63,8 +64,12 @@ void assignSequence(weftComm* comm, OpDesc& op) {
 
 namespace weft {
 
+BackgroundPosting::BackgroundPosting() : previous_(postInBackground) { postInBackground = true; }
+BackgroundPosting::~BackgroundPosting() { postInBackground = previous_; }
+
 weftResult_t postOperation(weftComm* comm, OpDesc op) {
   CommCall call(comm);  // submission may run the call here, and block
+  op.background = postInBackground;
   if (!call.live()) return rejectCall(nullptr, CommCall::abortingError());
   if (group.depth > 0) {
     savePostedOnce(comm);

@@ -293,6 +293,7 @@ Status Bucketer::launch(size_t b) {
   auto stream = device_->beforeLaunch();
   if (!stream.isOk()) return stream.status();
   weftRedOp_t op = static_cast<weftRedOp_t>(config_.op);
+  BackgroundPosting background;  // markReady returns to backward at once
   weftResult_t rc;
   if (config_.reduction == weftBucketReduceScatter) {
     char* shard = static_cast<char*>(bucket.storage) + bucket.shardOffset * typeSize(shape.type);

@@ -621,8 +621,12 @@ static size_t groupBytes(const OpDesc& op, int nranks) {
 
 uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
   size_t bytes = 0;
-  for (size_t i = 0; i < count; ++i) bytes += groupBytes(ops[i], context_.nranks);
-  bool small = bytes <= kInlineMaxBytes;
+  bool background = false;
+  for (size_t i = 0; i < count; ++i) {
+    bytes += groupBytes(ops[i], context_.nranks);
+    background = background || ops[i].background;
+  }
+  bool small = bytes <= kInlineMaxBytes && !background;
   bool direct = false;
   uint64_t seq;
   if (small && tryAcquireToken()) {

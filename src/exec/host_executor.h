@@ -34,6 +34,10 @@ struct OpDesc {
   uint64_t opSeq = 0;          // collectives: index among this comm's collectives; p2p: per-peer index
   const Plan* plan = nullptr;  // collectives; owned by the communicator's tuner
   bool lastInGroup = true;     // the operations up to this one run together
+  // Always the worker's, never run on the posting thread however small (a
+  // gradient bucket posted from the backward pass: that thread has compute
+  // to get back to, and must not wait there for a peer that is behind).
+  bool background = false;
 };
 
 struct ExecutorContext {
