@@ -252,8 +252,11 @@ Status Bucketer::markReady(int index) {
   Param& param = params_[static_cast<size_t>(index)];
   if (param.ready)
     return WEFT_ERROR(weftInvalidUsage,
-                      "rank %d: weftBucketerMarkReady: the gradient of %s was marked ready twice in iteration %llu",
-                      rank_, paramName(index).c_str(), iteration_ + 1);
+                      "rank %d: weftBucketerMarkReady: the gradient of %s was marked ready twice in iteration %llu%s",
+                      rank_, paramName(index).c_str(), iteration_ + 1,
+                      observed_.size() == params_.size()
+                          ? " (every gradient was marked already: call weftBucketerFinish before the next backward)"
+                          : "");
   uint64_t now = monotonicNanos();
   if (firstReadyNs_ == 0) firstReadyNs_ = now;
   lastReadyNs_ = now;

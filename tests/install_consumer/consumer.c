@@ -1,5 +1,8 @@
-/* Built against an installed weft: one rank, one all-reduce. */
+/* Built against an installed weft: one rank, one all-reduce, and one
+ * bucketer iteration through the C API of weft/bucket.h (a C compiler
+ * checks that the header is plain C). */
 #include <stdio.h>
+#include "weft/bucket.h"
 #include "weft/weft.h"
 
 int main(void) {
@@ -13,7 +16,18 @@ int main(void) {
   if (weftAllReduce(&x, &y, 1, weftFloat32, weftSum, comm, NULL) != weftSuccess ||
       weftCommSynchronize(comm) != weftSuccess)
     return 1;
+  weftBucketerConfig_t config = WEFT_BUCKETER_CONFIG_INITIALIZER;
+  config.mode = weftBucketCopyIn;
+  config.op = weftSum;
+  weftBucketer_t bucketer;
+  float grad[3] = {1.0f, 2.0f, 3.0f};
+  int index = -1;
+  if (weftBucketerCreate(comm, &config, &bucketer) != weftSuccess ||
+      weftBucketerAddParam(bucketer, "w", grad, 3, weftFloat32, &index) != weftSuccess ||
+      weftBucketerMarkReady(bucketer, index) != weftSuccess || weftBucketerFinish(bucketer) != weftSuccess ||
+      weftBucketerDestroy(bucketer) != weftSuccess)
+    return 1;
   weftCommDestroy(comm);
-  printf("installed weft %d works: %g\n", version, y);
-  return y == 21.0f ? 0 : 1;
+  printf("installed weft %d works: %g, bucketed %g\n", version, y, grad[2]);
+  return y == 21.0f && grad[2] == 3.0f ? 0 : 1;
 }
