@@ -56,9 +56,7 @@ struct Options {
   int blasThreads = 1;
 };
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 void usage() {
   printf(
@@ -74,14 +72,22 @@ void usage() {
 }
 
 bool parse(int argc, char** argv, Options& o) {
-  static const option kLong[] = {{"ranks", 1, nullptr, 'n'},        {"steps", 1, nullptr, 's'},
-                                 {"warmup", 1, nullptr, 'w'},       {"batch", 1, nullptr, 'b'},
-                                 {"input", 1, nullptr, 'i'},        {"hidden", 1, nullptr, 'H'},
-                                 {"layers", 1, nullptr, 'L'},       {"output", 1, nullptr, 'o'},
-                                 {"lr", 1, nullptr, 'r'},           {"first-bucket-kb", 1, nullptr, 'f'},
-                                 {"bucket-cap-kb", 1, nullptr, 'c'}, {"copy-in", 0, nullptr, 'C'},
-                                 {"no-overlap", 0, nullptr, 'N'},   {"quiet", 0, nullptr, 'q'},
-                                 {"blas-threads", 1, nullptr, 't'}, {"help", 0, nullptr, 'h'},
+  static const option kLong[] = {{"ranks", 1, nullptr, 'n'},
+                                 {"steps", 1, nullptr, 's'},
+                                 {"warmup", 1, nullptr, 'w'},
+                                 {"batch", 1, nullptr, 'b'},
+                                 {"input", 1, nullptr, 'i'},
+                                 {"hidden", 1, nullptr, 'H'},
+                                 {"layers", 1, nullptr, 'L'},
+                                 {"output", 1, nullptr, 'o'},
+                                 {"lr", 1, nullptr, 'r'},
+                                 {"first-bucket-kb", 1, nullptr, 'f'},
+                                 {"bucket-cap-kb", 1, nullptr, 'c'},
+                                 {"copy-in", 0, nullptr, 'C'},
+                                 {"no-overlap", 0, nullptr, 'N'},
+                                 {"quiet", 0, nullptr, 'q'},
+                                 {"blas-threads", 1, nullptr, 't'},
+                                 {"help", 0, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", kLong, nullptr)) != -1) {
@@ -104,8 +110,8 @@ bool parse(int argc, char** argv, Options& o) {
       default: usage(); return false;
     }
   }
-  if (o.steps < 1 || o.batch < 1 || o.input < 1 || o.hidden < 1 || o.layers < 0 || o.output < 1 ||
-      o.warmup < 0 || o.firstBucketKiB < 1 || o.bucketCapKiB < 1) {
+  if (o.steps < 1 || o.batch < 1 || o.input < 1 || o.hidden < 1 || o.layers < 0 || o.output < 1 || o.warmup < 0 ||
+      o.firstBucketKiB < 1 || o.bucketCapKiB < 1) {
     fprintf(stderr, "train_mlp: sizes and counts must be positive\n");
     return false;
   }
@@ -273,8 +279,7 @@ int train(const Options& o, int rank, int nranks) {
            o.noOverlap ? "one all-reduce after backward (--no-overlap)"
                        : (o.copyIn ? "bucketer, copy-in" : "bucketer, bucket views"));
     if (bucketer) {
-      printf("# %d buckets (first %zu KiB, cap %zu KiB):", bucketer->bucketCount(), o.firstBucketKiB,
-             o.bucketCapKiB);
+      printf("# %d buckets (first %zu KiB, cap %zu KiB):", bucketer->bucketCount(), o.firstBucketKiB, o.bucketCapKiB);
       for (int b = 0; b < bucketer->bucketCount(); ++b) printf(" %.2f MB", bucketer->bucket(b).bytes / 1e6);
       printf("\n");
     }
@@ -360,14 +365,15 @@ int train(const Options& o, int rank, int nranks) {
     if (avg.steps > 0) {
       double n = avg.steps;
       double bound = std::max(avg.backwardCompute, avg.communication) / n;
-      printf("# averages over %d steps: iteration %.2f ms, forward %.2f ms, backward phase %.2f ms "
-             "(backward to finish), backward compute %.2f ms, communication %.2f ms, exposed %.2f ms "
-             "(%.1f%% of communication), overlap %.2f ms; backward phase / max(backward compute, "
-             "communication) = %.3f\n",
-             avg.steps, avg.iteration / n * 1e3, avg.forward / n * 1e3, avg.backwardPhase / n * 1e3,
-             avg.backwardCompute / n * 1e3, avg.communication / n * 1e3, avg.exposed / n * 1e3,
-             avg.communication > 0 ? 100 * avg.exposed / avg.communication : 0.0,
-             (avg.communication - avg.exposed) / n * 1e3, bound > 0 ? avg.backwardPhase / n / bound : 0.0);
+      printf(
+          "# averages over %d steps: iteration %.2f ms, forward %.2f ms, backward phase %.2f ms "
+          "(backward to finish), backward compute %.2f ms, communication %.2f ms, exposed %.2f ms "
+          "(%.1f%% of communication), overlap %.2f ms; backward phase / max(backward compute, "
+          "communication) = %.3f\n",
+          avg.steps, avg.iteration / n * 1e3, avg.forward / n * 1e3, avg.backwardPhase / n * 1e3,
+          avg.backwardCompute / n * 1e3, avg.communication / n * 1e3, avg.exposed / n * 1e3,
+          avg.communication > 0 ? 100 * avg.exposed / avg.communication : 0.0,
+          (avg.communication - avg.exposed) / n * 1e3, bound > 0 ? avg.backwardPhase / n / bound : 0.0);
     }
     printf("# weights %s on all %d ranks: digest %016" PRIx64 "\n", differing == 0 ? "identical" : "DIFFER", nranks,
            mine);

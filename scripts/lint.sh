@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-mapfile -t sources < <(git ls-files '*.cc' '*.h' '*.hpp' '*.c' '*.cu' '*.inc')
+mapfile -t sources < <(git ls-files '*.cc' '*.cpp' '*.h' '*.hpp' '*.c' '*.cu' '*.inc')
 unformatted=()
 for f in "${sources[@]}"; do
   clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")

@@ -72,9 +72,9 @@ typedef enum { weftBucketAllReduce = 0, weftBucketReduceScatter = 1 } weftBucket
 
 #define WEFT_BUCKETER_CONFIG_MAGIC 0x6275636bu /* "buck" */
 typedef struct {
-  size_t size;          /* set by WEFT_BUCKETER_CONFIG_INITIALIZER */
-  unsigned int magic;   /* set by WEFT_BUCKETER_CONFIG_INITIALIZER */
-  unsigned int version; /* set by WEFT_BUCKETER_CONFIG_INITIALIZER */
+  size_t size;             /* set by WEFT_BUCKETER_CONFIG_INITIALIZER */
+  unsigned int magic;      /* set by WEFT_BUCKETER_CONFIG_INITIALIZER */
+  unsigned int version;    /* set by WEFT_BUCKETER_CONFIG_INITIALIZER */
   size_t firstBucketBytes; /* 1 MiB */
   size_t bucketCapBytes;   /* 25 MiB */
   int mode;                /* weftBucketMode_t; weftBucketView */
@@ -83,35 +83,35 @@ typedef struct {
   int rebuildOrder;        /* 1 (default): adopt the order observed in the first iteration */
   weftStream_t stream;     /* GPU communicators: the gradient-producing stream; host: NULL */
 } weftBucketerConfig_t;
-#define WEFT_BUCKETER_CONFIG_INITIALIZER                                                                    \
-  {                                                                                                         \
-    sizeof(weftBucketerConfig_t), WEFT_BUCKETER_CONFIG_MAGIC, WEFT_VERSION_CODE, (size_t)1 << 20,           \
-        (size_t)25 << 20, weftBucketView, weftBucketAllReduce, weftAvg, 1, NULL                             \
+#define WEFT_BUCKETER_CONFIG_INITIALIZER                                                                            \
+  {                                                                                                                 \
+    sizeof(weftBucketerConfig_t), WEFT_BUCKETER_CONFIG_MAGIC, WEFT_VERSION_CODE, (size_t)1 << 20, (size_t)25 << 20, \
+        weftBucketView, weftBucketAllReduce, weftAvg, 1, NULL                                                       \
   }
 
 /* One iteration's figures, with DDP's definitions; times in seconds. */
 typedef struct {
-  unsigned long long iteration;  /* iterations finished so far */
+  unsigned long long iteration;     /* iterations finished so far */
   unsigned long long layoutVersion; /* changes when the gradient views move */
   int buckets;
-  size_t bytes;                  /* gradient bytes communicated (padding included) */
-  double backwardCompute;        /* first markReady to last markReady */
-  double communication;          /* first bucket launch to last bucket completion */
-  double exposed;                /* last markReady to last bucket completion */
-  double overlap;                /* communication - exposed: what ran behind compute */
+  size_t bytes;           /* gradient bytes communicated (padding included) */
+  double backwardCompute; /* first markReady to last markReady */
+  double communication;   /* first bucket launch to last bucket completion */
+  double exposed;         /* last markReady to last bucket completion */
+  double overlap;         /* communication - exposed: what ran behind compute */
 } weftBucketStats_t;
 
 /* Where a bucket lies; after finalize. */
 typedef struct {
   weftDataType_t type;
-  size_t count;        /* elements communicated (padding included) */
+  size_t count; /* elements communicated (padding included) */
   size_t bytes;
-  int firstParam;      /* the parameter whose gradient comes first, in bucket order */
-  int params;          /* how many parameters it holds */
-  size_t shardOffset;  /* reduce-scatter: this rank's shard, in elements of the bucket */
+  int firstParam;     /* the parameter whose gradient comes first, in bucket order */
+  int params;         /* how many parameters it holds */
+  size_t shardOffset; /* reduce-scatter: this rank's shard, in elements of the bucket */
   size_t shardCount;
-  double launchedAt;   /* last iteration: seconds after its first markReady (-1: not launched) */
-  double completedAt;  /* ... and when its completion was seen */
+  double launchedAt;  /* last iteration: seconds after its first markReady (-1: not launched) */
+  double completedAt; /* ... and when its completion was seen */
 } weftBucketInfo_t;
 
 weftResult_t weftBucketerCreate(weftComm_t comm, const weftBucketerConfig_t* config, weftBucketer_t* bucketer);

@@ -52,8 +52,7 @@ struct BucketerOptions {
 
 class Bucketer {
  public:
-  explicit Bucketer(const Communicator& comm, const BucketerOptions& options = {})
-      : Bucketer(comm.handle(), options) {}
+  explicit Bucketer(const Communicator& comm, const BucketerOptions& options = {}) : Bucketer(comm.handle(), options) {}
   // Over a handle of the C API (not owned: it must outlive the bucketer).
   explicit Bucketer(weftComm_t comm, const BucketerOptions& options = {}) : comm_(comm) {
     check(weftBucketerCreate(comm_, &options.config, &bucketer_), comm_);

@@ -23,9 +23,8 @@ Status checkBucketer(weftBucketer_t bucketer, const char* call) {
 }
 
 weftComm* commOf(weftBucketer_t bucketer) {
-  return bucketer != nullptr && bucketer->impl != nullptr && isLiveComm(bucketer->impl->comm())
-             ? bucketer->impl->comm()
-             : nullptr;
+  return bucketer != nullptr && bucketer->impl != nullptr && isLiveComm(bucketer->impl->comm()) ? bucketer->impl->comm()
+                                                                                                : nullptr;
 }
 
 weftResult_t report(weftBucketer_t bucketer, const Status& status) { return setLastError(commOf(bucketer), status); }

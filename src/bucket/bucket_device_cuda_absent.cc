@@ -4,8 +4,8 @@
 namespace weft {
 
 Result<std::unique_ptr<BucketDevice>> cudaBucketDevice(int cudaDevice, weftStream_t) {
-  return WEFT_ERROR(weftInvalidUsage, "a bucketer on cudaDevice %d needs the CUDA parts, which this build of weft lacks",
-                    cudaDevice);
+  return WEFT_ERROR(weftInvalidUsage,
+                    "a bucketer on cudaDevice %d needs the CUDA parts, which this build of weft lacks", cudaDevice);
 }
 
 }  // namespace weft

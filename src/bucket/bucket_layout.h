@@ -40,9 +40,9 @@ struct BucketLayout {
     size_t count = 0;         // elements, padding included
     size_t bytes = 0;
   };
-  std::vector<Bucket> buckets;  // in launch order
-  std::vector<int> bucketOf;    // per parameter
-  std::vector<size_t> offsetOf; // per parameter: first element in its bucket
+  std::vector<Bucket> buckets;   // in launch order
+  std::vector<int> bucketOf;     // per parameter
+  std::vector<size_t> offsetOf;  // per parameter: first element in its bucket
 };
 
 constexpr size_t kBucketAlignBytes = 64;

@@ -24,8 +24,8 @@ Status checkConfig(const weftBucketerConfig_t& config, int rank) {
                       rank, config.magic, config.size);
   if (config.firstBucketBytes == 0 || config.bucketCapBytes == 0)
     return WEFT_ERROR(weftInvalidArgument,
-                      "rank %d: weftBucketerCreate: firstBucketBytes=%zu and bucketCapBytes=%zu must both be > 0",
-                      rank, config.firstBucketBytes, config.bucketCapBytes);
+                      "rank %d: weftBucketerCreate: firstBucketBytes=%zu and bucketCapBytes=%zu must both be > 0", rank,
+                      config.firstBucketBytes, config.bucketCapBytes);
   if (config.mode != weftBucketView && config.mode != weftBucketCopyIn)
     return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerCreate: mode=%d is not a weftBucketMode_t", rank,
                       config.mode);
@@ -33,8 +33,10 @@ Status checkConfig(const weftBucketerConfig_t& config, int rank) {
     return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerCreate: reduction=%d is not a weftBucketReduction_t",
                       rank, config.reduction);
   if (config.op != weftSum && config.op != weftAvg)
-    return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerCreate: op=%d: gradients are reduced with weftSum "
-                      "or weftAvg", rank, config.op);
+    return WEFT_ERROR(weftInvalidArgument,
+                      "rank %d: weftBucketerCreate: op=%d: gradients are reduced with weftSum "
+                      "or weftAvg",
+                      rank, config.op);
   if (config.rebuildOrder != 0 && config.rebuildOrder != 1)
     return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerCreate: rebuildOrder=%d: expected 0 or 1", rank,
                       config.rebuildOrder);
@@ -99,9 +101,10 @@ Result<int> Bucketer::addParam(const char* name, void* grad, size_t count, weftD
   int index = static_cast<int>(params_.size());
   std::string label = name != nullptr && name[0] != '\0' ? name : format("param%d", index);
   if (finalized_)
-    return WEFT_ERROR(weftInvalidUsage, "rank %d: weftBucketerAddParam(%s): the buckets were laid out already; "
-                      "register every parameter before weftBucketerFinalize or the first markReady", rank_,
-                      label.c_str());
+    return WEFT_ERROR(weftInvalidUsage,
+                      "rank %d: weftBucketerAddParam(%s): the buckets were laid out already; "
+                      "register every parameter before weftBucketerFinalize or the first markReady",
+                      rank_, label.c_str());
   if (!validType(type))
     return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerAddParam(%s): datatype %d is not a weftDataType_t",
                       rank_, label.c_str(), static_cast<int>(type));
@@ -114,8 +117,8 @@ Result<int> Bucketer::addParam(const char* name, void* grad, size_t count, weftD
                         "rank %d: weftBucketerAddParam(%s): copy-in mode needs the gradient buffer (grad is NULL)",
                         rank_, label.c_str());
     if (reinterpret_cast<uintptr_t>(grad) % typeSize(type) != 0)
-      return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerAddParam(%s): grad=%p is not aligned to %s",
-                        rank_, label.c_str(), grad, typeName(type));
+      return WEFT_ERROR(weftInvalidArgument, "rank %d: weftBucketerAddParam(%s): grad=%p is not aligned to %s", rank_,
+                        label.c_str(), grad, typeName(type));
   } else if (grad != nullptr) {
     return WEFT_ERROR(weftInvalidArgument,
                       "rank %d: weftBucketerAddParam(%s): in view mode the bucketer's storage is the gradient; pass "
@@ -178,7 +181,8 @@ Status Bucketer::finalizeLocked() {
   if (differing > 0) {
     broken_ = WEFT_ERROR(
         weftInvalidUsage,
-        "rank %d: bucket layouts differ across ranks: rank 0 has %llu parameters in %llu buckets of %llu bytes, but%s%s; "
+        "rank %d: bucket layouts differ across ranks: rank 0 has %llu parameters in %llu buckets of %llu bytes, "
+        "but%s%s; "
         "every rank must register the same parameters (count and type, in the same order) with the same bucket "
         "settings",
         rank_, static_cast<unsigned long long>(all[1]), static_cast<unsigned long long>(all[2]),
@@ -221,8 +225,8 @@ Status Bucketer::applyLayout(const std::vector<int>& order, bool moveContents) {
       size_t typeBytes = typeSize(params_[i].spec.type);
       char* from = static_cast<char*>(buckets_[static_cast<size_t>(layout_.bucketOf[i])].storage) +
                    layout_.offsetOf[i] * typeBytes;
-      char* to = static_cast<char*>(buckets[static_cast<size_t>(layout.bucketOf[i])].storage) +
-                 layout.offsetOf[i] * typeBytes;
+      char* to =
+          static_cast<char*>(buckets[static_cast<size_t>(layout.bucketOf[i])].storage) + layout.offsetOf[i] * typeBytes;
       WEFT_CHECK(device_->copy(to, from, bytes));
     }
   }
@@ -265,9 +269,9 @@ Status Bucketer::markReady(int index) {
   size_t b = static_cast<size_t>(layout_.bucketOf[static_cast<size_t>(index)]);
   if (config_.mode == weftBucketCopyIn) {
     size_t typeBytes = typeSize(param.spec.type);
-    WEFT_CHECK(device_->copy(static_cast<char*>(buckets_[b].storage) +
-                                 layout_.offsetOf[static_cast<size_t>(index)] * typeBytes,
-                             param.grad, param.spec.count * typeBytes));
+    WEFT_CHECK(device_->copy(
+        static_cast<char*>(buckets_[b].storage) + layout_.offsetOf[static_cast<size_t>(index)] * typeBytes, param.grad,
+        param.spec.count * typeBytes));
   }
   --buckets_[b].pending;
   return launchReadyLocked();
@@ -362,8 +366,10 @@ Status Bucketer::finish() {
                           ? weftAllReduce(checkStorage_, checkStorage_, 1, weftInt64, weftMax, comm_, stream.value())
                           : weftInternalError;
     if (rc == weftSuccess) rc = weftCommGetSeq(comm_, &checkSeq_);
-    if (rc == weftSuccess) checked = true;
-    else launched = stream.isOk() ? commError(rc, "the iteration's check") : stream.status();
+    if (rc == weftSuccess)
+      checked = true;
+    else
+      launched = stream.isOk() ? commError(rc, "the iteration's check") : stream.status();
   }
   Status waited = waitLaunched();
   if (checked && device_->hostQueue() && waited.isOk()) {

@@ -78,7 +78,7 @@ class Bucketer {
   std::mutex mutex_;
   std::vector<Param> params_;
   bool finalized_ = false;
-  Status broken_;  // layout mismatch: nothing more can run
+  Status broken_;           // layout mismatch: nothing more can run
   std::vector<int> order_;  // expected ready order
   BucketLayout layout_;
   std::vector<Bucket> buckets_;
@@ -91,7 +91,7 @@ class Bucketer {
   std::vector<int> observed_;  // ready order seen
   uint64_t firstReadyNs_ = 0, lastReadyNs_ = 0, firstLaunchNs_ = 0;
   Status launchError_;
-  int64_t check_ = 0;              // the per-iteration check's value, on the host
+  int64_t check_ = 0;             // the per-iteration check's value, on the host
   void* checkStorage_ = nullptr;  // ... and where it is reduced
   unsigned long long checkSeq_ = 0;
   weftBucketStats_t stats_{};

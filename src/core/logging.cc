@@ -23,7 +23,7 @@ uint32_t subsysBit(const std::string& name) {
   static const struct {
     const char* name;
     uint32_t bit;
-  } kNames[] = {{"INIT", kLogInit}, {"COLL", kLogColl},   {"P2P", kLogP2p}, {"SHM", kLogShm}, {"BOOT", kLogBoot},
+  } kNames[] = {{"INIT", kLogInit}, {"COLL", kLogColl},   {"P2P", kLogP2p}, {"SHM", kLogShm},       {"BOOT", kLogBoot},
                 {"TUNE", kLogTune}, {"GRAPH", kLogGraph}, {"NET", kLogNet}, {"BUCKET", kLogBucket}, {"ALL", kLogAll}};
   for (const auto& entry : kNames)
     if (strcasecmp(entry.name, name.c_str()) == 0) return entry.bit;

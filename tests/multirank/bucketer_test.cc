@@ -52,8 +52,7 @@ std::string runIteration(Bucketer& bucketer, std::vector<int>& index, std::vecto
   }
   bucketer.finish();
   for (size_t p = 0; p < kCounts.size(); ++p) {
-    const float* grad =
-        mode == weftBucketView ? static_cast<const float*>(bucketer.gradient(index[p])) : own[p].data();
+    const float* grad = mode == weftBucketView ? static_cast<const float*>(bucketer.gradient(index[p])) : own[p].data();
     for (size_t i = 0; i < kCounts[p]; ++i)
       if (grad[i] != expectedValue(static_cast<int>(p), i, nranks, op))
         return "parameter " + std::to_string(p) + " element " + std::to_string(i) + ": " + std::to_string(grad[i]) +

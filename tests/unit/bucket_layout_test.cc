@@ -57,8 +57,11 @@ TEST(BucketLayout, AParameterLargerThanTheCapGetsABucketOfItsOwn) {
 }
 
 TEST(BucketLayout, EachTypeHasItsOwnBucketsAndLaunchOrderFollowsReadiness) {
-  std::vector<BucketParam> params = {{"a", 4, weftFloat32}, {"b", 4, weftFloat64}, {"c", 4, weftFloat32},
-                                     {"d", 4, weftBfloat16}, {"e", 4, weftFloat64}};
+  std::vector<BucketParam> params = {{"a", 4, weftFloat32},
+                                     {"b", 4, weftFloat64},
+                                     {"c", 4, weftFloat32},
+                                     {"d", 4, weftBfloat16},
+                                     {"e", 4, weftFloat64}};
   // Backward produces them last to first.
   BucketLayout layout = layoutBuckets(params, {4, 3, 2, 1, 0}, 1 << 20, 1 << 20, 1);
   EXPECT_EQ(members(layout), (std::vector<std::vector<int>>{{4, 1}, {3}, {2, 0}}));
