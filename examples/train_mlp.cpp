@@ -19,7 +19,9 @@
 // at the end the averages, and whether every rank holds identical weights
 // (a digest of every weight's bits, all-gathered): exit status 1 if not.
 #include <cblas.h>
+#include <errno.h>
 #include <getopt.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +55,8 @@ struct Options {
   bool copyIn = false;
   bool noOverlap = false;
   bool quiet = false;
+  bool timeline = false;
+  int computeNice = 0;
   int blasThreads = 1;
 };
 
@@ -68,7 +72,10 @@ void usage() {
       "  --first-bucket-kb K, --bucket-cap-kb K       bucket sizes (1024, 25600)\n"
       "  --copy-in          gradients in the program's buffers, copied in and out (default: bucket views)\n"
       "  --no-overlap       one all-reduce of every gradient after backward, for comparison\n"
-      "  --lr X             learning rate (0.05); --blas-threads T (1); --quiet: averages only\n");
+      "  --lr X             learning rate (0.05); --blas-threads T (1); --quiet: averages only\n"
+      "  --timeline         after each step, when each bucket was launched and seen complete\n"
+      "  --compute-nice N   run forward/backward at nice N (weft's threads keep theirs: with every core\n"
+      "                     computing, communication then still runs when its data arrives)\n");
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -85,7 +92,7 @@ bool parse(int argc, char** argv, Options& o) {
                                  {"bucket-cap-kb", 1, nullptr, 'c'},
                                  {"copy-in", 0, nullptr, 'C'},
                                  {"no-overlap", 0, nullptr, 'N'},
-                                 {"quiet", 0, nullptr, 'q'},
+                                 {"quiet", 0, nullptr, 'q'}, {"timeline", 0, nullptr, 'T'}, {"compute-nice", 1, nullptr, 'P'},
                                  {"blas-threads", 1, nullptr, 't'},
                                  {"help", 0, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
@@ -106,6 +113,8 @@ bool parse(int argc, char** argv, Options& o) {
       case 'C': o.copyIn = true; break;
       case 'N': o.noOverlap = true; break;
       case 'q': o.quiet = true; break;
+      case 'T': o.timeline = true; break;
+      case 'P': o.computeNice = atoi(optarg); break;
       case 't': o.blasThreads = atoi(optarg); break;
       default: usage(); return false;
     }
@@ -169,7 +178,8 @@ class Mlp {
   }
 
   // Backward from dLoss/dOutput, last layer first; ready(layer) runs as soon
-  // as that layer's gradients are written.
+  // as that layer's gradients are written, before the delta for the layer
+  // below is computed.
   template <typename Ready>
   void backward(std::vector<float> delta, int batch, Ready&& ready) {
     std::vector<float> previous;
@@ -180,6 +190,9 @@ class Mlp {
         for (int j = 0; j < layer.out; ++j) layer.gradBias[j] += delta[static_cast<size_t>(r) * layer.out + j];
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, layer.out, layer.in, batch, 1.0f, delta.data(), layer.out,
                   activations_[l].data(), layer.in, 0.0f, layer.gradWeight, layer.in);
+      // The layer's gradients are final: on the wire while the delta for
+      // the layer below is computed (as autograd marks a gradient ready).
+      ready(l);
       if (l > 0) {  // delta for the layer below, through its ReLU
         previous.resize(static_cast<size_t>(batch) * layer.in);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, layer.in, layer.out, 1.0f, delta.data(),
@@ -188,7 +201,6 @@ class Mlp {
         for (size_t k = 0; k < previous.size(); ++k)
           if (input[k] <= 0.0f) previous[k] = 0.0f;
       }
-      ready(l);
       if (l > 0) delta.swap(previous);
     }
   }
@@ -227,6 +239,11 @@ int train(const Options& o, int rank, int nranks) {
   if (o.blasThreads > 0) openblas_set_num_threads(o.blasThreads);
   weft::UniqueId id = weft::UniqueId::create();  // with WEFT_COMM_ID every rank derives the same one
   weft::Communicator comm(nranks, id, rank);
+  // weft's threads (the communicator's worker, the net proxies) were made
+  // above and keep their priority; lowering this thread's lets them run as
+  // soon as a peer's data arrives when compute keeps every core busy.
+  if (o.computeNice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), o.computeNice) != 0)
+    fprintf(stderr, "train_mlp rank %d: setpriority(%d): %s\n", rank, o.computeNice, strerror(errno));
   Mlp model(o, 1234), teacher(o, 99);
   std::vector<Layer>& layers = model.layers();
 
@@ -274,8 +291,8 @@ int train(const Options& o, int rank, int nranks) {
     bindViews();
   }
   if (rank == 0) {
-    printf("# train_mlp: %d rank(s), %zu parameters (%.1f MB of gradients), batch %d per rank, %s\n", nranks,
-           model.parameters(), model.parameters() * 4.0 / 1e6, o.batch,
+    printf("# train_mlp: %d rank(s), %zu parameters (%.1f MB of gradients), batch %d per rank, compute nice %d, %s\n",
+           nranks, model.parameters(), model.parameters() * 4.0 / 1e6, o.batch, o.computeNice,
            o.noOverlap ? "one all-reduce after backward (--no-overlap)"
                        : (o.copyIn ? "bucketer, copy-in" : "bucketer, bucket views"));
     if (bucketer) {
@@ -343,6 +360,15 @@ int train(const Options& o, int rank, int nranks) {
       avg.communication += s.communication;
       avg.exposed += s.exposed;
       ++avg.steps;
+    }
+    if (rank == 0 && o.timeline && bucketer) {
+      printf("# step %d buckets (ms after the first markReady; backward compute ends at %.2f):", step,
+             s.backwardCompute * 1e3);
+      for (int b = 0; b < bucketer->bucketCount(); ++b) {
+        weftBucketInfo_t info = bucketer->bucket(b);
+        printf(" [%d: %.2f MB %.2f-%.2f]", b, info.bytes / 1e6, info.launchedAt * 1e3, info.completedAt * 1e3);
+      }
+      printf("\n");
     }
     if (rank == 0 && !o.quiet)
       printf("  %4d %12.6f %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f %6.0f%%\n", step, meanLoss, (t3 - t0) * 1e3,

@@ -235,6 +235,7 @@ Status Bucketer::applyLayout(const std::vector<int>& order, bool moveContents) {
   layout_ = std::move(layout);
   order_ = order;
   nextLaunch_ = 0;
+  firstInFlight_ = 0;
   return Status::ok();
 }
 
@@ -274,7 +275,21 @@ Status Bucketer::markReady(int index) {
         param.spec.count * typeBytes));
   }
   --buckets_[b].pending;
-  return launchReadyLocked();
+  Status launched = launchReadyLocked();
+  noteCompletions();
+  return launched;
+}
+
+// Buckets that completed since the last look get their completion time now
+// (finish() times the rest): one sequence-number test per bucket in flight.
+void Bucketer::noteCompletions() {
+  if (!device_->hostQueue()) return;
+  for (; firstInFlight_ < nextLaunch_; ++firstInFlight_) {
+    Bucket& bucket = buckets_[firstInFlight_];
+    int done = 0;
+    if (bucket.seq == 0 || weftCommTestSeq(comm_, bucket.seq, &done) != weftSuccess || done == 0) return;
+    bucket.completedNs = monotonicNanos();
+  }
 }
 
 // Buckets go strictly in bucket order: a full bucket waits for the ones
@@ -328,7 +343,7 @@ Status Bucketer::waitLaunched() {
   for (Bucket& bucket : buckets_) {
     if (!bucket.launched || bucket.seq == 0) continue;
     weftResult_t rc = weftCommWaitSeq(comm_, bucket.seq);
-    bucket.completedNs = monotonicNanos();
+    if (bucket.completedNs == 0) bucket.completedNs = monotonicNanos();
     if (rc != weftSuccess && first.isOk()) first = commError(rc, "a bucket's collective failed");
   }
   return first;
@@ -462,6 +477,7 @@ void Bucketer::resetIteration() {
     bucket.launchedNs = bucket.completedNs = 0;
   }
   nextLaunch_ = 0;
+  firstInFlight_ = 0;
   observed_.clear();
   firstReadyNs_ = lastReadyNs_ = firstLaunchNs_ = 0;
   launchError_ = Status::ok();

@@ -61,6 +61,7 @@ class Bucketer {
   Status applyLayout(const std::vector<int>& order, bool moveContents);
   Status checkIndex(const char* call, int index) const;
   Status launchReadyLocked();
+  void noteCompletions();
   Status launch(size_t bucket);
   Status waitLaunched();
   Status rebuildOrder();
@@ -83,6 +84,7 @@ class Bucketer {
   BucketLayout layout_;
   std::vector<Bucket> buckets_;
   size_t nextLaunch_ = 0;
+  size_t firstInFlight_ = 0;  // buckets before it were seen complete
   bool rebuilt_ = false;
   unsigned long long layoutVersion_ = 0;
 
