@@ -24,11 +24,11 @@ case $preset in
   tsan)
     # The thread-rank suites: ranks, workers and proxies as threads of one
     # process. The collective matrix runs in two 3-thread shapes, ring and
-    # one-shot (each 3 to 4 minutes under TSan on 2 cores; the two-channel
-    # and two-shot shapes and the 4- and 5-thread ones would add as much
+    # one-shot (each 3 to 4 minutes under TSan on 2 cores; the ring and
+    # two-shot forced shapes and the 4- and 5-thread ones would add as much
     # again each). Each run gets 4 times the launcher's limit.
     suites=(p2p_test comm_split_test bucketer_test collectives_test errors_test)
-    filter='*/3ranks_threads:*/3ranks_threads_oneshot_slot4096'
+    filter='*/3ranks_threads:*/3ranks_threads_oneshot_ch2_slot4096'
     export WEFT_TEST_TIMEOUT_SCALE=4
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     ;;

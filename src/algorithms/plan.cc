@@ -1,5 +1,7 @@
 #include "algorithms/plan.h"
 
+#include "algorithms/registry.h"
+
 #include "core/status.h"
 
 namespace weft {
@@ -17,14 +19,7 @@ const char* collectiveName(Collective collective) {
   return "?";
 }
 
-const char* algorithmName(Algorithm algorithm) {
-  switch (algorithm) {
-    case Algorithm::Ring: return "ring";
-    case Algorithm::OneShot: return "oneshot";
-    case Algorithm::TwoShot: return "twoshot";
-  }
-  return "?";
-}
+const char* algorithmName(Algorithm algorithm) { return algorithmEntry(algorithm).name; }
 
 const char* stepOpName(StepOp op) {
   switch (op) {
@@ -66,10 +61,14 @@ static std::string chunkText(const ChunkRef& ref) {
   return format("%s[%d]", name, ref.chunk);
 }
 
-std::string Plan::describe(int rank, int channel) const {
-  std::string out =
-      format("%s/%s rank %d channel %d:", collectiveName(collective), algorithmName(algorithm), rank, channel);
-  for (const Step& step : steps[rank][channel]) {
+void Plan::addChannel(const std::vector<Step>& channelSteps) {
+  steps.insert(steps.end(), channelSteps.begin(), channelSteps.end());
+  channelStart.push_back(static_cast<uint32_t>(steps.size()));
+}
+
+std::string Plan::describe(int c) const {
+  std::string out = format("%s/%s rank %d channel %d:", collectiveName(collective), algorithmName(algorithm), rank, c);
+  for (const Step& step : channel(c)) {
     out += format(" %s(", stepOpName(step.op));
     if (stepReceives(step.op)) out += format("from %d ", step.recvPeer);
     out += chunkText(step.src);
@@ -77,6 +76,7 @@ std::string Plan::describe(int rank, int channel) const {
     out += "->" + chunkText(step.dst);
     if (stepSends(step.op)) out += format(" to %d", step.sendPeer);
     if (stepIsToken(step.op)) out += step.onLastSlice ? " last slice" : " first slice";
+    if (step.flags & kMayPublishAddress) out += " by-address";
     out += step.final ? " final)" : ")";
   }
   return out;

@@ -1,14 +1,17 @@
-// The plan: what every rank does for one collective, as an ordered list of
-// steps per channel over abstract chunks. Plans know nothing of message size:
-// a chunk index names a block of the buffer (block j of an all-reduce, rank
-// j's slice of a reduce-scatter input), and the executor maps it to bytes,
-// one FIFO slot at a time. The same plan drives the host executor, the plan
-// verifier and, later, the CUDA executor and the simulator.
+// The plan: what a rank does for one collective, as an ordered list of steps
+// per channel over abstract chunks (block j of an all-reduce, rank j's slice
+// of a reduce-scatter input). The plan is the whole contract between the
+// algorithms and their consumers: the host executor, the plan verifier and,
+// later, the CUDA executor and the simulator interpret it and decide
+// nothing about the algorithm themselves. The builders and the registry
+// that names them are in algorithms/registry.h.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "weft/weft.h"
@@ -54,13 +57,27 @@ bool stepReduces(StepOp op);
 bool stepWrites(StepOp op);  // writes dst
 bool stepIsToken(StepOp op);
 
+// What a step may do beyond its operation (Step::flags).
+enum StepFlag : uint8_t {
+  // A sending step may hand the receiver the address of what it sends
+  // instead of copying it into the slot (ranks of one process, large
+  // messages), because nothing overwrites that memory before the receiver
+  // has read it.
+  kMayPublishAddress = 1u << 0,
+};
+
 struct Step {
   StepOp op = StepOp::Copy;
+  uint8_t flags = 0;      // StepFlag
   int16_t recvPeer = -1;  // rank received from, for steps that receive
   int16_t sendPeer = -1;  // rank sent to, for steps that send
   ChunkRef src;           // operand read (sent, or reduced with what arrives)
-  ChunkRef dst;           // where the result is written
-  ChunkRef src2;          // second operand of LocalReduce
+  // Where the result is written. A RecvReduceSend that publishes its partial
+  // sum by address writes it here first (an output chunk that nothing else
+  // needs until it is overwritten with the final value); without dst it may
+  // not publish.
+  ChunkRef dst;
+  ChunkRef src2;  // second operand of LocalReduce
   // The block this step moves; it decides how many elements the executor
   // moves (blocks may differ in length). The verifier checks it.
   int32_t block = 0;
@@ -69,46 +86,69 @@ struct Step {
   // Tokens only: in the channel's last slice instead of its first.
   bool onLastSlice = false;
 };
+static_assert(std::is_trivially_copyable_v<Step>, "plans are copied to device memory as they are");
 
 // How chunk indices map onto a buffer: all blocks (chunk j at j*blockCount),
 // or only this rank's block (reduce-scatter output, all-gather input).
 enum class BufferShape : uint8_t { AllBlocks, OwnBlock };
 
+// How a call's count becomes blocks. Whole: one block of count elements.
+// Split: count cut into nBlocks nearly equal blocks (all-reduce; the last
+// ones may be short or empty). PerRank: every block is count elements
+// (reduce-scatter's recvcount, all-gather's sendcount).
+enum class BlockGeometry : uint8_t { Whole, Split, PerRank };
+
+// One rank's program for one collective: every channel's steps, channel
+// after channel, in one flat array of plain data (what an executor, on the
+// host or copied as it is into GPU memory, interprets). Plans know nothing
+// of message size: a chunk index names a block of the buffer, and the
+// executor maps it to elements one FIFO slot at a time.
 struct Plan {
   Collective collective = Collective::AllReduce;
   Algorithm algorithm = Algorithm::Ring;
   int nranks = 0;
+  int rank = 0;  // whose program this is
   int root = -1;
   int nChannels = 1;
   int nBlocks = 1;  // chunk indices run over [0, nBlocks)
+  BlockGeometry geometry = BlockGeometry::Whole;
   BufferShape inputShape = BufferShape::AllBlocks;
   BufferShape outputShape = BufferShape::AllBlocks;
-  // steps[rank][channel]
-  std::vector<std::vector<std::vector<Step>>> steps;
+  // Scratch chunks the program uses (each one FIFO slot long); 0 or 1.
+  int scratchChunks = 0;
+  std::vector<Step> steps;                // every channel's, back to back
+  std::vector<uint32_t> channelStart{0};  // channel c is steps[channelStart[c], channelStart[c + 1])
 
-  std::string describe(int rank, int channel) const;
+  std::span<const Step> channel(int c) const {
+    return {steps.data() + channelStart[c], steps.data() + channelStart[c + 1]};
+  }
+  std::span<Step> channel(int c) { return {steps.data() + channelStart[c], steps.data() + channelStart[c + 1]}; }
+  // Appends the next channel's steps.
+  void addChannel(const std::vector<Step>& channelSteps);
+  // Bytes the program occupies (what a rank holds per cached plan).
+  size_t bytes() const { return sizeof(Plan) + steps.capacity() * sizeof(Step) + channelStart.capacity() * 4; }
+  std::string describe(int channel) const;
 };
+
+// Every rank's program for the same call, plans[r] being rank r's: what the
+// verifier runs; ranks themselves build only their own.
+using PlanSet = std::vector<Plan>;
 
 // ring[i] is the rank at position i; every rank appears once.
 using RingOrder = std::vector<int>;
 RingOrder identityRing(int nranks);
 
-std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
-                                          const RingOrder& ring);
-// Channel c follows rings[c % rings.size()] (the topology's ring, and the
-// same ring backwards so that both directions of each link are used).
-std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
-                                          const std::vector<RingOrder>& rings);
-// Each rank sends its whole input to every peer and reduces all of them in
-// rank order, so every rank computes the same bits. One hop of latency; for
-// small all-reduces.
-std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels);
-// Reduce-scatter then all-gather, each straight between every pair: every
-// rank sends block j of its input to rank j, which reduces its block in rank
-// order and sends the result to every rank. Same bytes per rank as the ring,
-// but two hops of latency instead of 2(n-1), and no chain of ranks waiting
-// on each other: what ranks sharing one node's memory (and, when ranks
-// outnumber cores, one core) want. All-reduce, reduce-scatter, all-gather.
-std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, int nChannels);
+// What a builder is asked for.
+struct PlanRequest {
+  Collective collective = Collective::AllReduce;
+  int nranks = 1;
+  int rank = 0;
+  int root = -1;  // broadcast and reduce
+  int nChannels = 1;
+  // Ring algorithms: channel c follows rings[c % rings.size()] (the
+  // topology's ring, and the same ring backwards, so that both directions
+  // of each link are used). Empty: the identity ring.
+  std::vector<RingOrder> rings;
+};
 
 }  // namespace weft

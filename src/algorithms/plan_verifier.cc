@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <span>
 #include <tuple>
 #include <vector>
 
@@ -27,8 +28,8 @@ struct RankState {
 
 class Verifier {
  public:
-  Verifier(const Plan& plan, int channel, int fifoSlots, int iterations)
-      : plan_(plan), channel_(channel), fifoSlots_(fifoSlots), iterations_(iterations) {}
+  Verifier(const PlanSet& plans, int channel, int fifoSlots, int iterations)
+      : plans_(plans), plan_(plans.front()), channel_(channel), fifoSlots_(fifoSlots), iterations_(iterations) {}
 
   Status run() {
     int n = plan_.nranks;
@@ -44,12 +45,12 @@ class Verifier {
       }
     }
     size_t total = 0;
-    for (int r = 0; r < n; ++r) total += plan_.steps[r][channel_].size() * iterations_;
+    for (int r = 0; r < n; ++r) total += plans_[r].channel(channel_).size() * iterations_;
     size_t done = 0;
     while (done < total) {
       bool progressed = false;
       for (int r = 0; r < n; ++r) {
-        const auto& steps = plan_.steps[r][channel_];
+        std::span<const Step> steps = plans_[r].channel(channel_);
         RankState& state = ranks_[r];
         while (state.next < steps.size() * iterations_) {
           int iteration = static_cast<int>(state.next / steps.size());
@@ -124,7 +125,16 @@ class Verifier {
     return nullptr;
   }
 
+  // The executor has as many one-slot scratch chunks as the plan declares.
+  Status checkScratch(int rank, ChunkRef ref) {
+    if (ref.buffer == BufferId::Scratch && (ref.chunk < 0 || ref.chunk >= plans_[rank].scratchChunks))
+      return fail("rank %d uses scratch chunk %d, but its plan declares %d", rank, ref.chunk,
+                  plans_[rank].scratchChunks);
+    return Status::ok();
+  }
+
   Status read(int rank, ChunkRef ref, int iteration, Value* out) {
+    WEFT_CHECK(checkScratch(rank, ref));
     std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
     if (buffer == nullptr) return fail("rank %d reads no buffer", rank);
     auto it = buffer->find(ref.chunk);
@@ -138,6 +148,7 @@ class Verifier {
   }
 
   Status write(int rank, ChunkRef ref, const Value& value) {
+    WEFT_CHECK(checkScratch(rank, ref));
     std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
     if (buffer == nullptr) return fail("rank %d writes no buffer", rank);
     if (ref.buffer == BufferId::Output) {
@@ -208,7 +219,10 @@ class Verifier {
     if (result.block != step.block)
       return fail("rank %d: %s moves block %d but declares block %d (the executor sizes it by the declared one)", rank,
                   stepOpName(step.op), result.block, step.block);
-    if (stepWrites(step.op)) WEFT_CHECK(write(rank, step.dst, result));
+    // A RecvReduceSend with a dst leaves its partial sum there (to publish
+    // it by address): a write like any other.
+    bool writesDst = stepWrites(step.op) || (step.op == StepOp::RecvReduceSend && step.dst.buffer != BufferId::None);
+    if (writesDst) WEFT_CHECK(write(rank, step.dst, result));
     if (stepSends(step.op)) fifos_[{rank, step.sendPeer}].push_back(result);
     return Status::ok();
   }
@@ -216,7 +230,7 @@ class Verifier {
   Status deadlock() {
     std::string blocked;
     for (int r = 0; r < plan_.nranks; ++r) {
-      const auto& steps = plan_.steps[r][channel_];
+      std::span<const Step> steps = plans_[r].channel(channel_);
       if (ranks_[r].next >= steps.size() * iterations_) continue;
       const Step& step = steps[ranks_[r].next % steps.size()];
       blocked += format(" rank %d at %s;", r, stepOpName(step.op));
@@ -266,7 +280,8 @@ class Verifier {
     return Status::ok();
   }
 
-  const Plan& plan_;
+  const PlanSet& plans_;
+  const Plan& plan_;  // rank 0's: the header every rank shares
   int channel_;
   int fifoSlots_;
   int iterations_;
@@ -277,16 +292,25 @@ class Verifier {
 
 }  // namespace
 
-Status verifyPlan(const Plan& plan, int fifoSlots, int iterations) {
-  if (plan.nranks <= 0 || static_cast<int>(plan.steps.size()) != plan.nranks)
-    return WEFT_ERROR(weftInternalError, "plan has %zu rank step lists for nranks=%d", plan.steps.size(), plan.nranks);
-  for (int channel = 0; channel < plan.nChannels; ++channel) {
-    for (int r = 0; r < plan.nranks; ++r)
-      if (static_cast<int>(plan.steps[r].size()) != plan.nChannels)
-        return WEFT_ERROR(weftInternalError, "rank %d has %zu channels, plan says %d", r, plan.steps[r].size(),
-                          plan.nChannels);
-    WEFT_CHECK(Verifier(plan, channel, fifoSlots, iterations).run());
+Status verifyPlans(const PlanSet& plans, int fifoSlots, int iterations) {
+  if (plans.empty() || static_cast<int>(plans.size()) != plans.front().nranks)
+    return WEFT_ERROR(weftInternalError, "%zu rank programs for nranks=%d", plans.size(),
+                      plans.empty() ? 0 : plans.front().nranks);
+  const Plan& first = plans.front();
+  for (size_t r = 0; r < plans.size(); ++r) {
+    const Plan& plan = plans[r];
+    if (plan.rank != static_cast<int>(r) || plan.collective != first.collective || plan.nBlocks != first.nBlocks ||
+        plan.nChannels != first.nChannels || plan.root != first.root || plan.geometry != first.geometry ||
+        plan.inputShape != first.inputShape || plan.outputShape != first.outputShape)
+      return WEFT_ERROR(weftInternalError, "rank %zu's program (rank %d) disagrees with rank 0's about the call", r,
+                        plan.rank);
+    if (static_cast<int>(plan.channelStart.size()) != plan.nChannels + 1 ||
+        plan.channelStart.back() != plan.steps.size())
+      return WEFT_ERROR(weftInternalError, "rank %zu has %zu channels, plan says %d", r, plan.channelStart.size() - 1,
+                        plan.nChannels);
   }
+  for (int channel = 0; channel < first.nChannels; ++channel)
+    WEFT_CHECK(Verifier(plans, channel, fifoSlots, iterations).run());
   return Status::ok();
 }
 

@@ -17,6 +17,7 @@ namespace weft {
 // iterations: how many times the plan is repeated back to back, as the
 // executor does for messages larger than one slot.
 constexpr int kMinFifoSlots = 2;
-Status verifyPlan(const Plan& plan, int fifoSlots = kMinFifoSlots, int iterations = 2);
+// plans[r] is rank r's program; all of one call.
+Status verifyPlans(const PlanSet& plans, int fifoSlots = kMinFifoSlots, int iterations = 2);
 
 }  // namespace weft

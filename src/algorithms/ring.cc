@@ -20,8 +20,13 @@
 // during the call; no data waits for a token.
 #include "algorithms/plan.h"
 
+#include "algorithms/plan_builder.h"
+#include "algorithms/registry.h"
+
 namespace weft {
 namespace {
+
+using namespace plan_builder;
 
 struct RingView {
   const RingOrder& ring;
@@ -30,44 +35,26 @@ struct RingView {
   int at(int offset) const { return ring[((position + offset) % n + n) % n]; }
 };
 
-ChunkRef in(int chunk) { return {BufferId::Input, chunk}; }
-ChunkRef out(int chunk) { return {BufferId::Output, chunk}; }
-
-// block: what the step moves; by default the chunk of its input/output
-// operand (steps on scratch alone must say it).
-Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false, int block = -1) {
-  Step step;
-  step.op = op;
-  step.recvPeer = static_cast<int16_t>(recvPeer);
-  step.sendPeer = static_cast<int16_t>(sendPeer);
-  step.src = src;
-  step.dst = dst;
-  step.final = final;
-  if (block < 0) {
-    bool srcBuffer = src.buffer == BufferId::Input || src.buffer == BufferId::Output;
-    bool dstBuffer = dst.buffer == BufferId::Input || dst.buffer == BufferId::Output;
-    block = srcBuffer ? src.chunk : dstBuffer ? dst.chunk : 0;
-  }
-  step.block = block;
-  return step;
-}
-
-Step tokenStep(StepOp op, int peer, bool onLastSlice) {
-  Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
-  step.onLastSlice = onLastSlice;
-  return step;
-}
-
 // The reduce-scatter half: ends with block ring[q] reduced. When withAllGather
 // is set, the last step also sends that block on.
+// Sent data may go by address: inputs are only read, and every output chunk
+// is written before it is sent and not again until its receiver has read it.
+// A partial sum of an all-reduce gets a home for that in its own block of
+// the output (which the all-gather overwrites only after the next rank has
+// read it); reduce-scatter outputs hold one block and have no such home.
 void reduceScatterSteps(const RingView& v, bool withAllGather, std::vector<Step>& steps) {
   int next = v.at(1), prev = v.at(-1);
-  steps.push_back(makeStep(StepOp::Send, -1, next, in(v.at(-1)), {}));
-  for (int s = 1; s <= v.n - 2; ++s)
-    steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(v.at(-1 - s)), {}));
+  steps.push_back(publishing(makeStep(StepOp::Send, -1, next, in(v.at(-1)), {})));
+  for (int s = 1; s <= v.n - 2; ++s) {
+    int chunk = v.at(-1 - s);
+    if (withAllGather)
+      steps.push_back(publishing(makeStep(StepOp::RecvReduceSend, prev, next, in(chunk), out(chunk))));
+    else
+      steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(chunk), {}));
+  }
   int own = v.at(0);
   if (withAllGather)
-    steps.push_back(makeStep(StepOp::RecvReduceCopySend, prev, next, in(own), out(own), true));
+    steps.push_back(publishing(makeStep(StepOp::RecvReduceCopySend, prev, next, in(own), out(own), true)));
   else
     steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(own), out(own), true));
 }
@@ -75,7 +62,8 @@ void reduceScatterSteps(const RingView& v, bool withAllGather, std::vector<Step>
 // The all-gather half after block ring[q] is in place and was sent on.
 void allGatherTail(const RingView& v, std::vector<Step>& steps) {
   int next = v.at(1), prev = v.at(-1);
-  for (int k = 1; k <= v.n - 2; ++k) steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(v.at(-k))));
+  for (int k = 1; k <= v.n - 2; ++k)
+    steps.push_back(publishing(makeStep(StepOp::RecvSend, prev, next, {}, out(v.at(-k)))));
   steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(v.at(-(v.n - 1)))));
 }
 
@@ -103,7 +91,7 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
     case Collective::AllGather:
       steps.push_back(makeStep(StepOp::Copy, -1, -1, in(self), out(self)));
       if (n == 1) break;
-      steps.push_back(makeStep(StepOp::Send, -1, next, in(self), {}));
+      steps.push_back(publishing(makeStep(StepOp::Send, -1, next, in(self), {})));
       allGatherTail(v, steps);
       break;
     case Collective::Broadcast:
@@ -129,18 +117,18 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
         // Chain root -> ring successor -> ... ; the rank before the root ends it.
         if (self == root) {
           steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
-          steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+          steps.push_back(publishing(makeStep(StepOp::Send, -1, next, in(0), {})));
         } else if (next == root) {
           steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(0)));
         } else {
-          steps.push_back(makeStep(StepOp::RecvSend, prev, next, {}, out(0)));
+          steps.push_back(publishing(makeStep(StepOp::RecvSend, prev, next, {}, out(0))));
         }
       } else {
         // Chain starting after the root and ending at it.
         if (self == root)
           steps.push_back(makeStep(StepOp::RecvReduceCopy, prev, -1, in(0), out(0), true));
         else if (prev == root)
-          steps.push_back(makeStep(StepOp::Send, -1, next, in(0), {}));
+          steps.push_back(publishing(makeStep(StepOp::Send, -1, next, in(0), {})));
         else
           steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
       }
@@ -153,126 +141,25 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
   return steps;
 }
 
-// Appends the steps that reduce block `block` over all ranks in rank order
-// (in_0 ⊕ in_1 ⊕ ...), receiving every other rank's piece, so that every
-// rank that computes it gets the same bits. Partial sums live in scratch;
-// the output is written only by the last step, so an in-place output is
-// never overwritten while it is still an input.
-void appendRankOrderReduction(int rank, int nranks, int block, std::vector<Step>& steps) {
-  ChunkRef acc;
-  for (int p = 0; p < nranks; ++p) {
-    bool last = p == nranks - 1;
-    ChunkRef dst = last ? out(block) : ChunkRef{BufferId::Scratch, 0};
-    if (p == 0) {
-      if (rank == 0) {
-        acc = in(block);
-      } else {
-        steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst, false, block));
-        acc = dst;
-      }
-    } else if (p == rank) {
-      Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last, block);
-      step.src2 = in(block);
-      steps.push_back(step);
-      acc = dst;
-    } else {
-      steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last, block));
-      acc = dst;
-    }
-  }
-}
-
-// A plan's header: collective, algorithm, sizes, and which buffers hold only
-// this rank's block (reduce-scatter output, all-gather input).
-std::shared_ptr<Plan> newPlan(Collective collective, Algorithm algorithm, int nranks, int root, int nChannels,
-                              int nBlocks) {
-  auto plan = std::make_shared<Plan>();
-  plan->collective = collective;
-  plan->algorithm = algorithm;
-  plan->nranks = nranks;
-  plan->root = root;
-  plan->nChannels = nChannels;
-  plan->nBlocks = nBlocks;
-  if (collective == Collective::ReduceScatter) plan->outputShape = BufferShape::OwnBlock;
-  if (collective == Collective::AllGather) plan->inputShape = BufferShape::OwnBlock;
-  plan->steps.resize(static_cast<size_t>(nranks));
-  return plan;
-}
-
 }  // namespace
 
-std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
-                                          const RingOrder& ring) {
-  return buildRingPlan(collective, nranks, root, nChannels, std::vector<RingOrder>{ring});
-}
-
-std::shared_ptr<const Plan> buildRingPlan(Collective collective, int nranks, int root, int nChannels,
-                                          const std::vector<RingOrder>& rings) {
+Plan buildRingPlan(const PlanRequest& request) {
+  Collective collective = request.collective;
+  int nranks = request.nranks;
   bool blocked = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
                  collective == Collective::AllGather;
   // One rank: a single block, which is its own either way.
-  auto plan = newPlan(collective, Algorithm::Ring, nranks, root, nChannels, blocked && nranks > 1 ? nranks : 1);
-  for (int rank = 0; rank < nranks; ++rank) plan->steps[rank].resize(static_cast<size_t>(nChannels));
-  for (int channel = 0; channel < nChannels; ++channel) {
-    const RingOrder& ring = rings[static_cast<size_t>(channel) % rings.size()];
-    for (int position = 0; position < nranks; ++position) {
-      RingView view{ring, position, nranks};
-      plan->steps[ring[position]][channel] = rankSteps(collective, view, root);
-    }
+  Plan plan = newPlan(request, Algorithm::Ring, blocked && nranks > 1 ? nranks : 1);
+  RingOrder identity;
+  if (request.rings.empty()) identity = identityRing(nranks);
+  for (int channel = 0; channel < request.nChannels; ++channel) {
+    const RingOrder& ring =
+        request.rings.empty() ? identity : request.rings[static_cast<size_t>(channel) % request.rings.size()];
+    int position = 0;
+    while (ring[position] != request.rank) ++position;
+    plan.addChannel(rankSteps(collective, RingView{ring, position, nranks}, request.root));
   }
-  return plan;
-}
-
-std::shared_ptr<const Plan> buildOneShotPlan(int nranks, int nChannels) {
-  auto plan = newPlan(Collective::AllReduce, Algorithm::OneShot, nranks, -1, nChannels, 1);
-  for (int rank = 0; rank < nranks; ++rank) {
-    std::vector<Step> steps;
-    for (int k = 1; k < nranks; ++k) {
-      int peer = (rank + k) % nranks;
-      steps.push_back(makeStep(StepOp::Send, -1, peer, in(0), {}));
-    }
-    if (nranks == 1)
-      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
-    else
-      appendRankOrderReduction(rank, nranks, 0, steps);
-    plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
-  }
-  return plan;
-}
-
-// Two-shot (see plan.h). Per rank and slot-sized iteration: n-1 sends of
-// input blocks, n-1 receives reduced in rank order into the rank's own
-// block, then n-1 sends of that block and n-1 receives of the others.
-std::shared_ptr<const Plan> buildTwoShotPlan(Collective collective, int nranks, int nChannels) {
-  auto plan = newPlan(collective, Algorithm::TwoShot, nranks, -1, nChannels, nranks);
-  bool reduceScatter = collective == Collective::AllReduce || collective == Collective::ReduceScatter;
-  bool allGather = collective == Collective::AllReduce || collective == Collective::AllGather;
-  for (int rank = 0; rank < nranks; ++rank) {
-    std::vector<Step> steps;
-    if (nranks == 1) {
-      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), reduceScatter));
-      plan->nBlocks = 1;
-      plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
-      continue;
-    }
-    if (reduceScatter) {
-      for (int k = 1; k < nranks; ++k) {
-        int peer = (rank + k) % nranks;
-        steps.push_back(makeStep(StepOp::Send, -1, peer, in(peer), {}));
-      }
-      appendRankOrderReduction(rank, nranks, rank, steps);
-    } else {
-      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
-    }
-    if (allGather) {
-      for (int k = 1; k < nranks; ++k) steps.push_back(makeStep(StepOp::Send, -1, (rank + k) % nranks, out(rank), {}));
-      for (int k = 1; k < nranks; ++k) {
-        int peer = (rank - k + nranks) % nranks;
-        steps.push_back(makeStep(StepOp::Recv, peer, -1, {}, out(peer)));
-      }
-    }
-    plan->steps[rank].assign(static_cast<size_t>(nChannels), steps);
-  }
+  noteScratch(plan);
   return plan;
 }
 

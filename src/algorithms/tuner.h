@@ -15,16 +15,19 @@
 #include <mutex>
 #include <string>
 
-#include "algorithms/plan.h"
+#include "algorithms/registry.h"
+#include "core/status.h"
 
 namespace weft {
 
 struct TunerConfig {
   int nranks = 1;
-  int maxChannels = 1;     // channels the transport was built with
-  int forcedChannels = 0;  // WEFT_NCHANNELS, 0 = choose
-  int searchChannels = 1;  // what the topology search found the ring carries
-  std::string forcedAlgo;  // WEFT_ALGO
+  int rank = 0;              // plans are this rank's programs
+  int maxChannels = 1;       // channels the transport was built with
+  int forcedChannels = 0;    // WEFT_NCHANNELS, 0 = choose
+  int searchChannels = 1;    // what the topology search found the ring carries
+  std::string forcedAlgo;    // WEFT_ALGO (a registry name, any case)
+  bool verifyPlans = false;  // WEFT_VERIFY_PLANS, or a Debug build
   // Channel c of a ring plan follows rings[c % rings.size()].
   std::vector<RingOrder> rings;
 };
@@ -45,15 +48,19 @@ class Tuner {
   static constexpr int kMaxChannels = 16;
 
   explicit Tuner(TunerConfig config);
-  // The plan for a call; built once, then found without a lock. Plans live
-  // as long as the tuner.
-  const Plan* plan(Collective collective, size_t bytes, int root);
+  // This rank's plan for a call; built once, then found without a lock.
+  // Plans live as long as the tuner. With verifyPlans every plan is first
+  // proven (every rank's program built and run by the verifier); a plan that
+  // fails is a bug, reported as weftInternalError.
+  Result<const Plan*> plan(Collective collective, size_t bytes, int root);
   const TunerConfig& config() const { return config_; }
 
  private:
   size_t slotIndex(Collective collective, Algorithm algorithm, int root, int channels) const;
+  const AlgorithmEntry& choose(Collective collective, size_t bytes) const;
 
   TunerConfig config_;
+  const AlgorithmEntry* forced_ = nullptr;
   std::mutex mutex_;  // guards building
   std::vector<std::unique_ptr<const Plan>> owned_;
   std::unique_ptr<std::atomic<const Plan*>[]> slots_;

@@ -72,7 +72,9 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
   desc.type = type;
   desc.op = op;
   desc.root = root;
-  desc.plan = comm->tuner->plan(collective, bytesOnWire, root);
+  Result<const Plan*> plan = comm->tuner->plan(collective, bytesOnWire, root);
+  if (!plan.isOk()) return rejectCall(comm, plan.status());
+  desc.plan = plan.value();
   return postOperation(comm, desc);
 }
 

@@ -213,11 +213,16 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (options.maxChannels > 0 && tunerConfig.forcedChannels > options.maxChannels)
     tunerConfig.forcedChannels = options.maxChannels;
   tunerConfig.maxChannels = std::max(1, std::min(tunerConfig.forcedChannels, 16));
+  tunerConfig.rank = rank;
   tunerConfig.forcedAlgo = envString(EnvParam::Algo);
-  if (!tunerConfig.forcedAlgo.empty() && tunerConfig.forcedAlgo != "ring" && tunerConfig.forcedAlgo != "oneshot" &&
-      tunerConfig.forcedAlgo != "twoshot")
-    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: expected ring, oneshot or twoshot",
-                      tunerConfig.forcedAlgo.c_str());
+  if (!tunerConfig.forcedAlgo.empty() && findAlgorithm(tunerConfig.forcedAlgo) == nullptr)
+    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: no such algorithm; expected one of %s",
+                      tunerConfig.forcedAlgo.c_str(), algorithmNames().c_str());
+#ifdef NDEBUG
+  tunerConfig.verifyPlans = envInt(EnvParam::VerifyPlans) != 0;
+#else
+  tunerConfig.verifyPlans = true;
+#endif
   // Ring order from the topology: this node's ranks ordered by the search
   // over the machine graph, every node's ranks contiguous.
   std::vector<int> numaOfRank(static_cast<size_t>(nranks));

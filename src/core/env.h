@@ -16,6 +16,7 @@ enum class EnvParam {
   Timeout,
   Nchannels,
   Algo,
+  VerifyPlans,
   BufferSize,
   Nslots,
   ZeroCopy,

@@ -92,13 +92,13 @@ Geometry geometryFor(const OpDesc& op, const Plan& plan, size_t slotBytes) {
   int typeShift = __builtin_ctzll(g.typeBytes);
   size_t align = std::max<size_t>(1, 64 >> typeShift);
   auto alignUp = [align](size_t value) { return (value + align - 1) & ~(align - 1); };
-  if (plan.nBlocks == 1) {
-    g.blockCount = op.count;
-  } else if (op.collective == Collective::AllReduce) {
-    g.blockCount = alignUp(ceilDiv(op.count, static_cast<size_t>(plan.nBlocks)));
-    g.clampToCount = true;
-  } else {
-    g.blockCount = op.count;  // reduce-scatter recvcount, all-gather sendcount
+  switch (plan.geometry) {
+    case BlockGeometry::Whole:
+    case BlockGeometry::PerRank: g.blockCount = op.count; break;  // reduce-scatter recvcount, all-gather sendcount
+    case BlockGeometry::Split:
+      g.blockCount = alignUp(ceilDiv(op.count, static_cast<size_t>(plan.nBlocks)));
+      g.clampToCount = true;
+      break;
   }
   g.channelCount =
       plan.nChannels == 1 ? alignUp(g.blockCount) : alignUp(ceilDiv(g.blockCount, static_cast<size_t>(plan.nChannels)));
@@ -115,23 +115,22 @@ class CollectiveRun {
         context_(context),
         channel_(channel),
         scratch_(scratch),
-        steps_(plan_.steps[context.rank][channel]) {
+        steps_(plan_.channel(channel)) {
     size_t slotBytes = context.transports ? context.transports->slotBytes() : (1u << 20);
     geometry_ = geometryFor(op, plan_, slotBytes);
     reduce_ = reduceFunction(op.type, op.op);
     divide_ = divideFunction(op.type);
     size_t outputBytes = op.count * geometry_.typeBytes;
-    if (op.collective == Collective::AllGather) outputBytes *= static_cast<size_t>(plan_.nranks);
+    if (plan_.geometry == BlockGeometry::PerRank && plan_.outputShape == BufferShape::AllBlocks)
+      outputBytes *= static_cast<size_t>(plan_.nBlocks);
     // In place, the output lines were just read as input and are cached:
     // ordinary stores cost nothing extra there, and streaming would evict them.
     const char* in = static_cast<const char*>(op.send);
     const char* out = static_cast<const char*>(op.recv);
     bool aliased = in != nullptr && out != nullptr && in < out + outputBytes && out < in + outputBytes;
     streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
-    // One-shot plans never send by address: a rank writes its in-place
-    // output while peers may still read its input.
-    zeroCopy_ = context.transports != nullptr && plan_.algorithm != Algorithm::OneShot &&
-                context.sendsByAddress(op.count * geometry_.typeBytes);
+    // Which steps may publish by address is the plan's to say (Step::flags).
+    zeroCopy_ = context.transports != nullptr && context.sendsByAddress(op.count * geometry_.typeBytes);
     for (size_t i = 0; i < steps_.size(); ++i)
       if (steps_[i].op == StepOp::Await && steps_[i].onLastSlice) lateAwait_ = static_cast<int>(i);
   }
@@ -254,12 +253,10 @@ class CollectiveRun {
     }
     SendConnector* to = nullptr;
     void* outgoing = nullptr;
-    // By address: the receiver reads this rank's buffer. A partial sum of a
-    // ring all-reduce needs a home for that: its own block of the output,
-    // which is overwritten only after the next rank has read it.
-    bool byAddress = false;
-    if (stepSends(step.op) && zeroCopy_ && context_.transports->sameProcess(step.sendPeer))
-      byAddress = step.op != StepOp::RecvReduceSend || op_.collective == Collective::AllReduce;
+    // By address: the receiver reads this rank's buffer, where the plan
+    // allows it (a partial sum of RecvReduceSend goes to the step's dst).
+    bool byAddress =
+        (step.flags & kMayPublishAddress) != 0 && zeroCopy_ && context_.transports->sameProcess(step.sendPeer);
     if (stepSends(step.op)) {
       to = context_.transports->sendTo(step.sendPeer, channel_);
       outgoing = to->trySlot(byAddress ? 0 : bytes);
@@ -309,7 +306,7 @@ class CollectiveRun {
         break;
       case StepOp::RecvReduceSend:
         if (byAddress) {
-          char* partial = pointer({BufferId::Output, step.src.chunk}, lo);
+          char* partial = dst;
           reduce_(partial, src, incoming, n);
           address = partial;
         } else {
@@ -359,7 +356,7 @@ class CollectiveRun {
   const ExecutorContext& context_;
   int channel_;
   char* scratch_;
-  const std::vector<Step>& steps_;
+  std::span<const Step> steps_;
   Geometry geometry_;
   ReduceFn reduce_;
   DivideFn divide_;

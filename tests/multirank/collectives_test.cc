@@ -3,12 +3,15 @@
 // configuration loops over all cases inside, which keeps the suite fast.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <deque>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/collective_cases.h"
+#include "algorithms/registry.h"
 #include "common/launcher.h"
 #include "weft/weft.h"
 
@@ -49,25 +52,35 @@ std::string configName(const ::testing::TestParamInfo<Config>& info) {
   return name;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Ranks, CollectivesTest,
-    ::testing::Values(
-        Config{1, RankMode::Threads, "", "0", "131072"}, Config{2, RankMode::Threads, "", "0", "131072"},
-        Config{3, RankMode::Threads, "", "0", "131072"}, Config{4, RankMode::Threads, "", "0", "131072"},
-        Config{5, RankMode::Threads, "", "0", "131072"}, Config{1, RankMode::Processes, "", "0", "131072"},
-        Config{2, RankMode::Processes, "", "0", "131072"}, Config{3, RankMode::Processes, "", "0", "131072"},
-        Config{4, RankMode::Processes, "", "0", "131072"}, Config{5, RankMode::Processes, "", "0", "131072"},
-        // Ring even for tiny counts (blocks shorter than the rank count, empty blocks).
-        Config{3, RankMode::Threads, "ring", "2", "4096"}, Config{5, RankMode::Processes, "ring", "0", "131072"},
-        // One-shot even for large counts (many pipelined iterations).
-        Config{3, RankMode::Threads, "oneshot", "0", "4096"},
-        // Across nodes (the net transport over loopback): 2 nodes x 2 ranks,
-        // 3 nodes x 1 rank, and 5 ranks on nodes of 2, 2 and 1.
-        Config{4, RankMode::Nodes, "", "0", "131072"}, Config{3, RankMode::Nodes1, "", "0", "131072"},
-        Config{5, RankMode::Nodes, "ring", "2", "4096"},
-        // Two-shot for every size (empty blocks, scratch partial sums, by-address sends).
-        Config{4, RankMode::Processes, "twoshot", "0", "131072"}, Config{3, RankMode::Threads, "twoshot", "2", "4096"}),
-    configName);
+// The tuner's choices on 1-5 ranks, threads and processes, across nodes;
+// then every algorithm of the registry forced (WEFT_ALGO) for every size,
+// as threads (two channels, small slots: many pipelined iterations, empty
+// blocks) and as processes (its name upper-cased: WEFT_ALGO ignores case).
+std::vector<Config> configs() {
+  std::vector<Config> list = {
+      Config{1, RankMode::Threads, "", "0", "131072"}, Config{2, RankMode::Threads, "", "0", "131072"},
+      Config{3, RankMode::Threads, "", "0", "131072"}, Config{4, RankMode::Threads, "", "0", "131072"},
+      Config{5, RankMode::Threads, "", "0", "131072"}, Config{1, RankMode::Processes, "", "0", "131072"},
+      Config{2, RankMode::Processes, "", "0", "131072"}, Config{3, RankMode::Processes, "", "0", "131072"},
+      Config{4, RankMode::Processes, "", "0", "131072"}, Config{5, RankMode::Processes, "", "0", "131072"},
+      // Ring on 5 processes (blocks shorter than the rank count, empty blocks).
+      Config{5, RankMode::Processes, "ring", "0", "131072"},
+      // Across nodes (the net transport over loopback): 2 nodes x 2 ranks,
+      // 3 nodes x 1 rank, and 5 ranks on nodes of 2, 2 and 1.
+      Config{4, RankMode::Nodes, "", "0", "131072"}, Config{3, RankMode::Nodes1, "", "0", "131072"},
+      Config{5, RankMode::Nodes, "ring", "2", "4096"}};
+  static std::deque<std::string> upper;  // the Configs point into it (a deque never moves them)
+  for (const AlgorithmEntry& entry : algorithmRegistry()) {
+    list.push_back(Config{3, RankMode::Threads, entry.name, "2", "4096"});
+    std::string name = entry.name;
+    for (char& c : name) c = static_cast<char>(toupper(c));
+    upper.push_back(name);
+    list.push_back(Config{4, RankMode::Processes, upper.back().c_str(), "0", "131072"});
+  }
+  return list;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, CollectivesTest, ::testing::ValuesIn(configs()), configName);
 
 }  // namespace
 }  // namespace weft::test

@@ -119,7 +119,8 @@ TEST(Config, ChannelCapHoldsAgainstWeftNchannels) {
   Inited inited = initThreads(3, &config);
   unsetenv("WEFT_NCHANNELS");
   for (int r = 0; r < 3; ++r) ASSERT_EQ(inited.results[r], weftSuccess) << inited.errors[r];
-  for (int r = 0; r < 3; ++r) EXPECT_EQ(inited.comms[r]->tuner->plan(Collective::AllGather, 1 << 20, -1)->nChannels, 2);
+  for (int r = 0; r < 3; ++r)
+    EXPECT_EQ(inited.comms[r]->tuner->plan(Collective::AllGather, 1 << 20, -1).value()->nChannels, 2);
   std::vector<std::thread> threads;
   std::vector<std::string> failures(3);
   for (int r = 0; r < 3; ++r)

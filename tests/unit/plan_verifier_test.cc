@@ -1,15 +1,23 @@
-// The verifier proves every plan for 1..64 ranks, and rejects plans that are
-// broken in each way it claims to catch.
+// The verifier proves every registered algorithm's plans for 1..64 ranks
+// (and on random ring orders up to 1024 ranks), and rejects plans that are
+// broken in each way it claims to catch. Each rank's program is built on its
+// own, as ranks do; the verifier runs them all together.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
 
 #include "algorithms/plan.h"
 #include "algorithms/plan_verifier.h"
+#include "algorithms/registry.h"
 
 namespace weft {
 namespace {
 
-const Collective kRingCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
-                                       Collective::Broadcast, Collective::Reduce};
+const Collective kCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
+                                   Collective::Broadcast, Collective::Reduce};
+
+bool rooted(Collective c) { return c == Collective::Broadcast || c == Collective::Reduce; }
 
 RingOrder shuffledRing(int n) {
   // A non-identity order, as the topology search will produce.
@@ -18,111 +26,139 @@ RingOrder shuffledRing(int n) {
   return ring;
 }
 
-TEST(PlanVerifier, RingPlansAreCorrectForOneToSixtyFourRanks) {
-  for (int n = 1; n <= 64; ++n) {
-    for (Collective collective : kRingCollectives) {
-      bool rooted = collective == Collective::Broadcast || collective == Collective::Reduce;
-      for (int root : rooted ? std::vector<int>{0, n / 2, n - 1} : std::vector<int>{-1}) {
-        for (int channels : {1, 2}) {
-          for (const RingOrder& ring : {identityRing(n), shuffledRing(n)}) {
-            auto plan = buildRingPlan(collective, n, root, channels, ring);
-            for (int slots : {kMinFifoSlots, 8}) {
-              Status status = verifyPlan(*plan, slots, 2);
-              ASSERT_TRUE(status.isOk()) << status.message();
+PlanRequest request(Collective collective, int n, int root, int channels, std::vector<RingOrder> rings = {}) {
+  PlanRequest r;
+  r.collective = collective;
+  r.nranks = n;
+  r.root = root;
+  r.nChannels = channels;
+  r.rings = std::move(rings);
+  return r;
+}
+
+// Every algorithm in the registry, every collective it supports, 1..64
+// ranks, roots at both ends and in the middle, one and two channels, the
+// identity ring and a shuffled one (with the reversed ring on odd channels,
+// as communicators build them), FIFOs of 2 and 8 slots.
+TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
+  int proven = 0;
+  for (const AlgorithmEntry& entry : algorithmRegistry()) {
+    for (int n = 1; n <= 64; ++n) {
+      for (Collective collective : kCollectives) {
+        if (!entry.supports(collective)) continue;
+        for (int root : rooted(collective) ? std::vector<int>{0, n / 2, n - 1} : std::vector<int>{-1}) {
+          for (int channels : {1, 2}) {
+            RingOrder ring = shuffledRing(n);
+            for (const auto& rings :
+                 {std::vector<RingOrder>{}, std::vector<RingOrder>{ring, RingOrder(ring.rbegin(), ring.rend())}}) {
+              PlanSet plans = buildPlanSet(entry, request(collective, n, root, channels, rings));
+              for (int slots : {kMinFifoSlots, 8}) {
+                Status status = verifyPlans(plans, slots, 2);
+                ASSERT_TRUE(status.isOk()) << entry.name << ": " << status.message();
+                ++proven;
+              }
             }
-            // What communicators build: odd channels run the ring backwards.
-            auto both = buildRingPlan(collective, n, root, channels,
-                                      std::vector<RingOrder>{ring, RingOrder(ring.rbegin(), ring.rend())});
-            Status status = verifyPlan(*both, kMinFifoSlots, 2);
-            ASSERT_TRUE(status.isOk()) << status.message();
           }
         }
       }
     }
   }
+  EXPECT_GT(proven, 1000);
 }
 
-TEST(PlanVerifier, OneShotPlansAreCorrectForOneToSixtyFourRanks) {
-  for (int n = 1; n <= 64; ++n) {
-    auto plan = buildOneShotPlan(n, 1);
-    Status status = verifyPlan(*plan, kMinFifoSlots, 2);
-    ASSERT_TRUE(status.isOk()) << status.message();
+// Ring orders the topology search might produce on a large machine.
+TEST(PlanVerifier, RingPlansAreCorrectOnRandomOrdersUpTo1024Ranks) {
+  std::mt19937 rng(20261202);
+  for (int n : {97, 256, 1024}) {
+    RingOrder ring = identityRing(n);
+    std::shuffle(ring.begin(), ring.end(), rng);
+    for (Collective collective : {Collective::AllReduce, Collective::Broadcast}) {
+      PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Ring),
+                                   request(collective, n, rooted(collective) ? n / 3 : -1, 1, {ring}));
+      Status status = verifyPlans(plans, kMinFifoSlots, 1);
+      ASSERT_TRUE(status.isOk()) << n << " ranks: " << status.message();
+    }
   }
 }
 
-TEST(PlanVerifier, TwoShotPlansAreCorrectForOneToSixtyFourRanks) {
-  for (int n = 1; n <= 64; ++n)
-    for (Collective collective : {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather})
-      for (int channels : {1, 2}) {
-        auto plan = buildTwoShotPlan(collective, n, channels);
-        Status status = verifyPlan(*plan, kMinFifoSlots, 2);
-        ASSERT_TRUE(status.isOk()) << status.message();
-      }
+TEST(PlanVerifier, EachRankBuildsOnlyItsOwnSmallProgram) {
+  // A 16384-rank two-channel ring all-reduce: one rank's program is 2n-1
+  // steps per channel (n in the reduce-scatter, n-1 in the all-gather), not
+  // n times that.
+  PlanRequest r = request(Collective::AllReduce, 16384, -1, 2);
+  r.rank = 777;
+  Plan plan = buildRingPlan(r);
+  EXPECT_EQ(plan.rank, 777);
+  EXPECT_EQ(plan.steps.size(), 2u * (2u * 16384u - 1u));
+  EXPECT_LE(plan.bytes(), 4u << 20);
+  EXPECT_EQ(plan.channel(1).size(), plan.steps.size() / 2);
 }
 
-Plan mutableRing(Collective collective, int n) { return *buildRingPlan(collective, n, 0, 1, identityRing(n)); }
+PlanSet ringSet(Collective collective, int n) {
+  return buildPlanSet(algorithmEntry(Algorithm::Ring), request(collective, n, 0, 1));
+}
 
 TEST(PlanVerifier, RejectsAContributionCountedTwice) {
-  Plan plan = mutableRing(Collective::AllReduce, 4);
+  PlanSet plans = ringSet(Collective::AllReduce, 4);
   // Rank 0 adds its own input a second time on the way.
-  auto& steps = plan.steps[0][0];
+  std::span<Step> steps = plans[0].channel(0);
   for (Step& step : steps)
     if (step.op == StepOp::RecvReduceSend) step.src.chunk = steps.front().src.chunk;
-  Status status = verifyPlan(plan);
+  Status status = verifyPlans(plans);
   EXPECT_FALSE(status.isOk());
 }
 
 TEST(PlanVerifier, RejectsReducingDifferentBlocks) {
-  Plan plan = mutableRing(Collective::ReduceScatter, 3);
-  for (Step& step : plan.steps[1][0])
+  PlanSet plans = ringSet(Collective::ReduceScatter, 3);
+  for (Step& step : plans[1].channel(0))
     if (step.op == StepOp::RecvReduceCopy) step.src.chunk = (step.src.chunk + 1) % 3;
-  Status status = verifyPlan(plan);
+  Status status = verifyPlans(plans);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("reduces block"), std::string::npos) << status.message();
 }
 
 TEST(PlanVerifier, RejectsAMissingContribution) {
-  Plan plan = mutableRing(Collective::Reduce, 4);
+  PlanSet plans = ringSet(Collective::Reduce, 4);
   // The first rank of the chain sends nothing: the chain never completes.
-  plan.steps[1][0].clear();
-  Status status = verifyPlan(plan);
+  plans[1].steps.clear();
+  plans[1].channelStart = {0, 0};
+  Status status = verifyPlans(plans);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("deadlock"), std::string::npos) << status.message();
 }
 
 TEST(PlanVerifier, RejectsADeadlock) {
-  Plan plan = *buildOneShotPlan(3, 1);
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::OneShot), request(Collective::AllReduce, 3, -1, 1));
   // Receive before sending: every rank waits for the others.
-  for (auto& rank : plan.steps) {
-    auto& steps = rank[0];
+  for (Plan& plan : plans) {
+    std::span<Step> steps = plan.channel(0);
     std::stable_partition(steps.begin(), steps.end(), [](const Step& s) { return s.op != StepOp::Send; });
   }
-  Status status = verifyPlan(plan);
+  Status status = verifyPlans(plans);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("deadlock"), std::string::npos) << status.message();
 }
 
 TEST(PlanVerifier, RejectsAnOutputChunkNeverWritten) {
-  Plan plan = mutableRing(Collective::AllGather, 3);
+  PlanSet plans = ringSet(Collective::AllGather, 3);
   // Rank 2 forwards a block but does not keep it.
-  for (Step& step : plan.steps[2][0])
+  for (Step& step : plans[2].channel(0))
     if (step.op == StepOp::RecvSend) step.op = StepOp::RecvReduceSend, step.src = {BufferId::Input, 2};
-  Status status = verifyPlan(plan);
+  Status status = verifyPlans(plans);
   EXPECT_FALSE(status.isOk());
 }
 
 TEST(PlanVerifier, RejectsWritingABlockIntoTheWrongChunk) {
-  Plan plan = mutableRing(Collective::AllGather, 4);
-  for (Step& step : plan.steps[0][0])
+  PlanSet plans = ringSet(Collective::AllGather, 4);
+  for (Step& step : plans[0].channel(0))
     if (step.op == StepOp::Recv) step.dst.chunk = (step.dst.chunk + 1) % 4;
-  Status status = verifyPlan(plan);
+  Status status = verifyPlans(plans);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("writes block"), std::string::npos) << status.message();
 }
 
 TEST(PlanVerifier, RingsNeedTwoSlotsBecauseStepsReceiveAndSendTogether) {
-  auto plan = buildRingPlan(Collective::AllReduce, 2, -1, 1, identityRing(2));
-  Status status = verifyPlan(*plan, 1, 2);
+  Status status = verifyPlans(ringSet(Collective::AllReduce, 2), 1, 2);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("deadlock"), std::string::npos) << status.message();
 }
@@ -130,18 +166,69 @@ TEST(PlanVerifier, RingsNeedTwoSlotsBecauseStepsReceiveAndSendTogether) {
 TEST(PlanVerifier, RejectsAStepThatDeclaresTheWrongBlock) {
   // The executor sizes a step by its declared block; a wrong one would make
   // the two ends of a connector disagree on the length and wait forever.
-  Plan plan = *buildTwoShotPlan(Collective::AllReduce, 3, 1);
-  for (Step& step : plan.steps[1][0])
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::TwoShot), request(Collective::AllReduce, 3, -1, 1));
+  for (Step& step : plans[1].channel(0))
     if (step.dst.buffer == BufferId::Scratch) step.block = 0;
-  Status status = verifyPlan(plan);
+  Status status = verifyPlans(plans);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("declares block"), std::string::npos) << status.message();
 }
 
+TEST(PlanVerifier, RejectsScratchThePlanDoesNotDeclare) {
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::TwoShot), request(Collective::AllReduce, 3, -1, 1));
+  ASSERT_EQ(plans[1].scratchChunks, 1);
+  plans[1].scratchChunks = 0;
+  Status status = verifyPlans(plans);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("uses scratch chunk 0, but its plan declares 0"), std::string::npos)
+      << status.message();
+}
+
+TEST(PlanVerifier, RejectsProgramsOfDifferentCalls) {
+  PlanSet plans = ringSet(Collective::AllReduce, 3);
+  plans[2] = ringSet(Collective::AllGather, 3)[2];
+  Status status = verifyPlans(plans);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("disagrees with rank 0's about the call"), std::string::npos) << status.message();
+}
+
 TEST(PlanVerifier, DescribesPlansReadably) {
-  auto plan = buildRingPlan(Collective::AllReduce, 2, -1, 1, identityRing(2));
-  std::string text = plan->describe(0, 0);
+  Plan plan = ringSet(Collective::AllReduce, 2)[0];
+  std::string text = plan.describe(0);
   EXPECT_NE(text.find("recvReduceCopySend"), std::string::npos) << text;
+  EXPECT_NE(text.find("by-address"), std::string::npos) << text;
+}
+
+TEST(AlgorithmRegistry, NamesAreFoundInAnyCaseAndListed) {
+  ASSERT_NE(findAlgorithm("TwoShot"), nullptr);
+  EXPECT_EQ(findAlgorithm("TwoShot")->id, Algorithm::TwoShot);
+  EXPECT_EQ(findAlgorithm("RING")->id, Algorithm::Ring);
+  EXPECT_EQ(findAlgorithm("rin"), nullptr);
+  EXPECT_EQ(findAlgorithm("tree"), nullptr);
+  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot");
+  for (const AlgorithmEntry& entry : algorithmRegistry()) {
+    EXPECT_EQ(&algorithmEntry(entry.id), &entry);
+    EXPECT_STREQ(algorithmName(entry.id), entry.name);
+  }
+  EXPECT_EQ(supportedCollectives(algorithmEntry(Algorithm::OneShot)), "AllReduce");
+}
+
+// Which sends may publish by address is the plan's to say: never in a
+// one-shot plan; in a ring reduce-scatter, not for partial sums (the output
+// holds one block and has no home for them).
+TEST(PlanVerifier, PlansSayWhichSendsMayGoByAddress) {
+  for (const Plan& plan : buildPlanSet(algorithmEntry(Algorithm::OneShot), request(Collective::AllReduce, 4, -1, 1)))
+    for (const Step& step : plan.steps) EXPECT_EQ(step.flags & kMayPublishAddress, 0);
+  for (const Plan& plan : ringSet(Collective::ReduceScatter, 4))
+    for (const Step& step : plan.steps)
+      if (step.op == StepOp::RecvReduceSend) EXPECT_EQ(step.flags & kMayPublishAddress, 0);
+  for (const Plan& plan : ringSet(Collective::AllReduce, 4))
+    for (const Step& step : plan.steps)
+      if (step.op == StepOp::RecvReduceSend) {
+        EXPECT_NE(step.flags & kMayPublishAddress, 0);
+        EXPECT_EQ(step.dst.buffer, BufferId::Output);
+        EXPECT_EQ(step.dst.chunk, step.src.chunk);
+      }
 }
 
 }  // namespace

@@ -1,0 +1,29 @@
+// One-shot all-reduce: each rank sends its whole input to every peer and
+// reduces all of them in rank order, so every rank computes the same bits.
+// One hop of latency and (n-1) S bytes sent per rank: for small messages,
+// where the ring's 2(n-1) hops cost more than the extra traffic.
+//
+// Nothing is sent by address: a rank writes its in-place output while peers
+// may still be reading its input.
+#include "algorithms/plan_builder.h"
+#include "algorithms/registry.h"
+
+namespace weft {
+
+using namespace plan_builder;
+
+Plan buildOneShotPlan(const PlanRequest& request) {
+  int nranks = request.nranks, rank = request.rank;
+  Plan plan = newPlan(request, Algorithm::OneShot, 1);
+  std::vector<Step> steps;
+  for (int k = 1; k < nranks; ++k) steps.push_back(makeStep(StepOp::Send, -1, (rank + k) % nranks, in(0), {}));
+  if (nranks == 1)
+    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+  else
+    appendRankOrderReduction(rank, nranks, 0, steps);
+  for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
+  noteScratch(plan);
+  return plan;
+}
+
+}  // namespace weft

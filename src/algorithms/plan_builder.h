@@ -1,0 +1,108 @@
+// What plan builders share: chunk references, step constructors, the
+// rank-order reduction, and the plan header. An algorithm is one file of
+// builder code using these, plus its line in registry.cc.
+#pragma once
+
+#include <vector>
+
+#include "algorithms/plan.h"
+
+namespace weft::plan_builder {
+
+inline ChunkRef in(int chunk) { return {BufferId::Input, chunk}; }
+inline ChunkRef out(int chunk) { return {BufferId::Output, chunk}; }
+inline ChunkRef scratch() { return {BufferId::Scratch, 0}; }
+
+// block: what the step moves; by default the chunk of its input/output
+// operand (steps on scratch alone must say it).
+inline Step makeStep(StepOp op, int recvPeer, int sendPeer, ChunkRef src, ChunkRef dst, bool final = false,
+                     int block = -1) {
+  Step step;
+  step.op = op;
+  step.recvPeer = static_cast<int16_t>(recvPeer);
+  step.sendPeer = static_cast<int16_t>(sendPeer);
+  step.src = src;
+  step.dst = dst;
+  step.final = final;
+  if (block < 0) {
+    bool srcBuffer = src.buffer == BufferId::Input || src.buffer == BufferId::Output;
+    bool dstBuffer = dst.buffer == BufferId::Input || dst.buffer == BufferId::Output;
+    block = srcBuffer ? src.chunk : dstBuffer ? dst.chunk : 0;
+  }
+  step.block = block;
+  return step;
+}
+
+// A step whose sent data stays put until the receiver has read it, so it may
+// publish its address (see kMayPublishAddress).
+inline Step publishing(Step step) {
+  step.flags |= kMayPublishAddress;
+  return step;
+}
+
+inline Step tokenStep(StepOp op, int peer, bool onLastSlice) {
+  Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
+  step.onLastSlice = onLastSlice;
+  return step;
+}
+
+// Appends the steps that reduce block `block` over all ranks in rank order
+// (in_0 ⊕ in_1 ⊕ ...), receiving every other rank's piece, so that every
+// rank that computes it gets the same bits. Partial sums live in scratch;
+// the output is written only by the last step, so an in-place output is
+// never overwritten while it is still an input.
+inline void appendRankOrderReduction(int rank, int nranks, int block, std::vector<Step>& steps) {
+  ChunkRef acc;
+  for (int p = 0; p < nranks; ++p) {
+    bool last = p == nranks - 1;
+    ChunkRef dst = last ? out(block) : scratch();
+    if (p == 0) {
+      if (rank == 0) {
+        acc = in(block);
+      } else {
+        steps.push_back(makeStep(StepOp::Recv, 0, -1, {}, dst, false, block));
+        acc = dst;
+      }
+    } else if (p == rank) {
+      Step step = makeStep(StepOp::LocalReduce, -1, -1, acc, dst, last, block);
+      step.src2 = in(block);
+      steps.push_back(step);
+      acc = dst;
+    } else {
+      steps.push_back(makeStep(StepOp::RecvReduceCopy, p, -1, acc, dst, last, block));
+      acc = dst;
+    }
+  }
+}
+
+// A plan's header: which buffers hold only this rank's block (reduce-scatter
+// output, all-gather input) and how the count becomes nBlocks blocks.
+inline Plan newPlan(const PlanRequest& request, Algorithm algorithm, int nBlocks) {
+  Plan plan;
+  plan.collective = request.collective;
+  plan.algorithm = algorithm;
+  plan.nranks = request.nranks;
+  plan.rank = request.rank;
+  plan.root = request.root;
+  plan.nChannels = request.nChannels;
+  plan.nBlocks = nBlocks;
+  bool perRank = request.collective == Collective::ReduceScatter || request.collective == Collective::AllGather;
+  if (nBlocks == 1)
+    plan.geometry = BlockGeometry::Whole;
+  else
+    plan.geometry = perRank ? BlockGeometry::PerRank : BlockGeometry::Split;
+  if (request.collective == Collective::ReduceScatter) plan.outputShape = BufferShape::OwnBlock;
+  if (request.collective == Collective::AllGather) plan.inputShape = BufferShape::OwnBlock;
+  return plan;
+}
+
+// Counts the scratch chunks the finished plan uses.
+inline void noteScratch(Plan& plan) {
+  plan.scratchChunks = 0;
+  for (const Step& step : plan.steps)
+    if (step.src.buffer == BufferId::Scratch || step.dst.buffer == BufferId::Scratch ||
+        step.src2.buffer == BufferId::Scratch)
+      plan.scratchChunks = 1;
+}
+
+}  // namespace weft::plan_builder
