@@ -92,7 +92,9 @@ bool parse(int argc, char** argv, Options& o) {
                                  {"bucket-cap-kb", 1, nullptr, 'c'},
                                  {"copy-in", 0, nullptr, 'C'},
                                  {"no-overlap", 0, nullptr, 'N'},
-                                 {"quiet", 0, nullptr, 'q'}, {"timeline", 0, nullptr, 'T'}, {"compute-nice", 1, nullptr, 'P'},
+                                 {"quiet", 0, nullptr, 'q'},
+                                 {"timeline", 0, nullptr, 'T'},
+                                 {"compute-nice", 1, nullptr, 'P'},
                                  {"blas-threads", 1, nullptr, 't'},
                                  {"help", 0, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
