@@ -19,7 +19,7 @@
 namespace weft {
 
 enum class Collective : uint8_t { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, Send, Recv };
-enum class Algorithm : uint8_t { Ring, OneShot, TwoShot };
+enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree };
 
 const char* collectiveName(Collective collective);
 const char* algorithmName(Algorithm algorithm);

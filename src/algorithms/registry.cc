@@ -25,6 +25,10 @@ const AlgorithmEntry kRegistry[] = {
     {Algorithm::TwoShot, "twoshot",
      "reduce-scatter then all-gather straight between every pair: the ring's bytes in two hops", kBlocked,
      buildTwoShotPlan},
+    {Algorithm::Tree, "tree",
+     "double binary tree: each half of the buffer reduced up one tree and broadcast back down it; "
+     "about 2 log2(n) hops",
+     bit(Collective::AllReduce), buildTreePlan},
 };
 
 }  // namespace

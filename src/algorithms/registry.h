@@ -41,5 +41,6 @@ PlanSet buildPlanSet(const AlgorithmEntry& entry, PlanRequest request);
 Plan buildRingPlan(const PlanRequest& request);
 Plan buildOneShotPlan(const PlanRequest& request);
 Plan buildTwoShotPlan(const PlanRequest& request);
+Plan buildTreePlan(const PlanRequest& request);
 
 }  // namespace weft

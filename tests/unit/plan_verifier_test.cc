@@ -204,8 +204,9 @@ TEST(AlgorithmRegistry, NamesAreFoundInAnyCaseAndListed) {
   EXPECT_EQ(findAlgorithm("TwoShot")->id, Algorithm::TwoShot);
   EXPECT_EQ(findAlgorithm("RING")->id, Algorithm::Ring);
   EXPECT_EQ(findAlgorithm("rin"), nullptr);
-  EXPECT_EQ(findAlgorithm("tree"), nullptr);
-  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot");
+  EXPECT_EQ(findAlgorithm("TREE")->id, Algorithm::Tree);
+  EXPECT_EQ(findAlgorithm("hierarchical"), nullptr);
+  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot, tree");
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
     EXPECT_EQ(&algorithmEntry(entry.id), &entry);
     EXPECT_STREQ(algorithmName(entry.id), entry.name);

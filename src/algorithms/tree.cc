@@ -1,0 +1,87 @@
+// Double binary tree all-reduce (NCCL's construction, topology/search.h):
+// two binary trees over the ranks in ring order, in which a rank that is an
+// inner node of one is a leaf of the other. The buffer is cut into two
+// blocks; tree t reduces block t up to its root and broadcasts the result
+// back down. Latency is about 2 log2(n) hops instead of the ring's 2(n-1),
+// which is what small messages on many ranks (many nodes) want; for large
+// ones each rank sends and receives about the buffer once per tree it is
+// inner in, and the ring's bandwidth is hard to beat.
+//
+// Per rank and tree: a leaf sends its block to its parent and receives the
+// result; an inner node reduces its children's blocks into its own (the
+// partial in scratch while a second child is awaited), sends the partial up,
+// then passes the result down to each child. Children are reduced in the
+// order topology/search.h lists them, so the bits are the same on every
+// rank for one tree shape. Tree 0's steps come before tree 1's in the
+// channel; a block shorter than the rank count leaves the second block
+// empty, and then only tree 0 moves anything (8 bytes: one tree, 2 log2 n
+// hops). Nothing goes by address: a leaf's in-place output is written while
+// its parent may still read its input.
+#include "algorithms/plan_builder.h"
+#include "algorithms/registry.h"
+#include "topology/search.h"
+
+namespace weft {
+
+using namespace plan_builder;
+
+namespace {
+
+// One tree's steps for the rank, over block `block`.
+void treeSteps(int parent, const std::vector<int>& children, int block, std::vector<Step>& steps) {
+  // Up: reduce the children into this rank's block.
+  ChunkRef acc = in(block);
+  for (size_t i = 0; i < children.size(); ++i) {
+    bool last = i + 1 == children.size();
+    if (last && parent >= 0) {
+      steps.push_back(makeStep(StepOp::RecvReduceSend, children[i], parent, acc, {}, false, block));
+    } else if (last) {
+      steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, out(block), true, block));
+    } else {
+      steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, scratch(), false, block));
+      acc = scratch();
+    }
+  }
+  if (children.empty()) steps.push_back(makeStep(StepOp::Send, -1, parent, in(block), {}, false, block));
+  // Down: the result from the parent (the root has it already), on to each child.
+  size_t first = 0;
+  if (parent >= 0) {
+    if (children.empty()) {
+      steps.push_back(makeStep(StepOp::Recv, parent, -1, {}, out(block), false, block));
+      return;
+    }
+    steps.push_back(makeStep(StepOp::RecvSend, parent, children[0], {}, out(block), false, block));
+    first = 1;
+  }
+  for (size_t i = first; i < children.size(); ++i)
+    steps.push_back(makeStep(StepOp::Send, -1, children[i], out(block), {}, false, block));
+}
+
+}  // namespace
+
+Plan buildTreePlan(const PlanRequest& request) {
+  int nranks = request.nranks;
+  Plan plan = newPlan(request, Algorithm::Tree, nranks > 1 ? 2 : 1);
+  std::vector<Step> steps;
+  if (nranks == 1) {
+    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+  } else {
+    // Tree positions are places in the ring (the topology's order).
+    RingOrder ring = request.rings.empty() ? identityRing(nranks) : request.rings.front();
+    std::vector<int> positionOf(static_cast<size_t>(nranks));
+    for (int p = 0; p < nranks; ++p) positionOf[static_cast<size_t>(ring[p])] = p;
+    DoubleTree trees = buildDoubleTree(nranks);
+    int self = positionOf[static_cast<size_t>(request.rank)];
+    for (int t = 0; t < 2; ++t) {
+      int parent = trees.parent[t][self];
+      std::vector<int> children;
+      for (int child : trees.children[t][self]) children.push_back(ring[child]);
+      treeSteps(parent < 0 ? -1 : ring[parent], children, t, steps);
+    }
+  }
+  for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
+  noteScratch(plan);
+  return plan;
+}
+
+}  // namespace weft
