@@ -61,6 +61,31 @@ std::string runIteration(Bucketer& bucketer, std::vector<int>& index, std::vecto
   return "";
 }
 
+// Runs body on every rank; a weft::Error it throws is that rank's failure.
+void expectOnRanks(int nranks, RankMode mode, const RankBody& body) {
+  auto failures = runRanks(nranks, mode, [&](weftComm_t comm, int rank, int n) -> std::string {
+    try {
+      return body(comm, rank, n);
+    } catch (const Error& e) {
+      return e.what();
+    }
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Registers kCounts' parameters: bucket views, or own[p] for copy-in.
+std::vector<int> addParams(Bucketer& bucketer, weftBucketMode_t mode, std::vector<std::vector<float>>& own) {
+  std::vector<int> index;
+  own.clear();
+  for (size_t p = 0; p < kCounts.size(); ++p) {
+    own.emplace_back(kCounts[p]);
+    std::string name = "w" + std::to_string(p);
+    index.push_back(mode == weftBucketView ? bucketer.addParam<float>(name, kCounts[p])
+                                           : bucketer.addParam<float>(name, std::span<float>(own.back())));
+  }
+  return index;
+}
+
 struct ModeCase {
   weftBucketMode_t mode;
   weftRedOp_t op;
@@ -72,33 +97,22 @@ class BucketerModes : public ::testing::TestWithParam<ModeCase> {};
 // every iteration): buckets still go in bucket order, results stay exact.
 TEST_P(BucketerModes, ReducesExactlyWhateverOrderGradientsBecomeReady) {
   ModeCase c = GetParam();
-  auto failures = runRanks(3, RankMode::Threads, [c](weftComm_t comm, int rank, int nranks) -> std::string {
-    try {
-      Bucketer bucketer(comm, smallBuckets(c.mode, c.op));
-      std::vector<int> index;
-      std::vector<std::vector<float>> own;
-      for (size_t p = 0; p < kCounts.size(); ++p) {
-        own.emplace_back(kCounts[p]);
-        index.push_back(c.mode == weftBucketView
-                            ? bucketer.addParam<float>("w" + std::to_string(p), kCounts[p])
-                            : bucketer.addParam<float>("w" + std::to_string(p), std::span<float>(own.back())));
-      }
-      bucketer.finalize();
-      if (bucketer.bucketCount() < 4) return "expected several buckets, got " + std::to_string(bucketer.bucketCount());
-      std::mt19937 rng(static_cast<unsigned>(rank * 97 + 5));
-      std::vector<int> order(kCounts.size());
-      std::iota(order.begin(), order.end(), 0);
-      for (int iteration = 0; iteration < 4; ++iteration) {
-        std::shuffle(order.begin(), order.end(), rng);
-        std::string wrong = runIteration(bucketer, index, own, c.mode, c.op, order, rank, nranks);
-        if (!wrong.empty()) return "iteration " + std::to_string(iteration) + ": " + wrong;
-      }
-      return "";
-    } catch (const Error& e) {
-      return e.what();
+  expectOnRanks(3, RankMode::Threads, [c](weftComm_t comm, int rank, int nranks) -> std::string {
+    Bucketer bucketer(comm, smallBuckets(c.mode, c.op));
+    std::vector<std::vector<float>> own;
+    std::vector<int> index = addParams(bucketer, c.mode, own);
+    bucketer.finalize();
+    if (bucketer.bucketCount() < 4) return "expected several buckets, got " + std::to_string(bucketer.bucketCount());
+    std::mt19937 rng(static_cast<unsigned>(rank * 97 + 5));
+    std::vector<int> order(kCounts.size());
+    std::iota(order.begin(), order.end(), 0);
+    for (int iteration = 0; iteration < 4; ++iteration) {
+      std::shuffle(order.begin(), order.end(), rng);
+      std::string wrong = runIteration(bucketer, index, own, c.mode, c.op, order, rank, nranks);
+      if (!wrong.empty()) return "iteration " + std::to_string(iteration) + ": " + wrong;
     }
+    return "";
   });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, BucketerModes,
@@ -114,135 +128,112 @@ INSTANTIATE_TEST_SUITE_P(All, BucketerModes,
 // laid out again, identically on every rank, and the views move with their
 // reduced contents.
 TEST(Bucketer, AdoptsTheOrderRankZeroObservedAfterTheFirstIteration) {
-  auto failures = runRanks(3, RankMode::Processes, [](weftComm_t comm, int rank, int nranks) -> std::string {
-    try {
-      Bucketer bucketer(comm, smallBuckets(weftBucketView, weftSum));
-      std::vector<int> index;
-      std::vector<std::vector<float>> unused(kCounts.size());
-      for (size_t p = 0; p < kCounts.size(); ++p)
-        index.push_back(bucketer.addParam<float>("w" + std::to_string(p), kCounts[p]));
-      bucketer.finalize();
-      if (bucketer.bucket(0).firstParam != static_cast<int>(kCounts.size()) - 1)
-        return "the first bucket should start with the last registered parameter";
-      std::vector<int> forward(kCounts.size());
-      std::iota(forward.begin(), forward.end(), 0);
-      // Rank 0 marks in registration order; the others in yet another order.
-      std::vector<int> order = forward;
-      if (rank != 0) std::rotate(order.begin(), order.begin() + 3, order.end());
-      std::string wrong = runIteration(bucketer, index, unused, weftBucketView, weftSum, order, rank, nranks);
-      if (!wrong.empty()) return "first iteration: " + wrong;
-      if (bucketer.layoutVersion() != 1) return "the layout was not rebuilt";
-      if (bucketer.bucket(0).firstParam != 0) return "the first bucket should now start with parameter 0";
-      // Every rank has rank 0's layout: compare each parameter's place.
-      std::vector<int64_t> place(kCounts.size()), all(kCounts.size() * static_cast<size_t>(nranks));
-      for (size_t p = 0; p < kCounts.size(); ++p) {
-        int b = -1;
-        size_t offset = 0;
-        if (weftBucketerParamLocation(bucketer.handle(), index[p], &b, &offset) != weftSuccess) return "location";
-        place[p] = b * 1000000 + static_cast<int64_t>(offset);
-      }
-      if (weftAllGather(place.data(), all.data(), place.size(), weftInt64, comm, nullptr) != weftSuccess ||
-          weftCommSynchronize(comm) != weftSuccess)
-        return fail("all-gather", comm);
-      for (int r = 1; r < nranks; ++r)
-        if (!std::equal(place.begin(), place.end(), all.begin() + r * static_cast<long>(place.size())))
-          return "rank " + std::to_string(r) + " has another layout";
-      for (int iteration = 0; iteration < 2; ++iteration) {
-        wrong = runIteration(bucketer, index, unused, weftBucketView, weftSum, order, rank, nranks);
-        if (!wrong.empty()) return "after the rebuild: " + wrong;
-      }
-      if (bucketer.layoutVersion() != 1) return "the layout was rebuilt more than once";
-      return "";
-    } catch (const Error& e) {
-      return e.what();
+  expectOnRanks(3, RankMode::Processes, [](weftComm_t comm, int rank, int nranks) -> std::string {
+    Bucketer bucketer(comm, smallBuckets(weftBucketView, weftSum));
+    std::vector<std::vector<float>> unused;
+    std::vector<int> index = addParams(bucketer, weftBucketView, unused);
+    bucketer.finalize();
+    if (bucketer.bucket(0).firstParam != static_cast<int>(kCounts.size()) - 1)
+      return "the first bucket should start with the last registered parameter";
+    std::vector<int> forward(kCounts.size());
+    std::iota(forward.begin(), forward.end(), 0);
+    // Rank 0 marks in registration order; the others in yet another order.
+    std::vector<int> order = forward;
+    if (rank != 0) std::rotate(order.begin(), order.begin() + 3, order.end());
+    std::string wrong = runIteration(bucketer, index, unused, weftBucketView, weftSum, order, rank, nranks);
+    if (!wrong.empty()) return "first iteration: " + wrong;
+    if (bucketer.layoutVersion() != 1) return "the layout was not rebuilt";
+    if (bucketer.bucket(0).firstParam != 0) return "the first bucket should now start with parameter 0";
+    // Every rank has rank 0's layout: compare each parameter's place.
+    std::vector<int64_t> place(kCounts.size()), all(kCounts.size() * static_cast<size_t>(nranks));
+    for (size_t p = 0; p < kCounts.size(); ++p) {
+      int b = -1;
+      size_t offset = 0;
+      if (weftBucketerParamLocation(bucketer.handle(), index[p], &b, &offset) != weftSuccess) return "location";
+      place[p] = b * 1000000 + static_cast<int64_t>(offset);
     }
+    if (weftAllGather(place.data(), all.data(), place.size(), weftInt64, comm, nullptr) != weftSuccess ||
+        weftCommSynchronize(comm) != weftSuccess)
+      return fail("all-gather", comm);
+    for (int r = 1; r < nranks; ++r)
+      if (!std::equal(place.begin(), place.end(), all.begin() + r * static_cast<long>(place.size())))
+        return "rank " + std::to_string(r) + " has another layout";
+    for (int iteration = 0; iteration < 2; ++iteration) {
+      wrong = runIteration(bucketer, index, unused, weftBucketView, weftSum, order, rank, nranks);
+      if (!wrong.empty()) return "after the rebuild: " + wrong;
+    }
+    if (bucketer.layoutVersion() != 1) return "the layout was rebuilt more than once";
+    return "";
   });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 // Sharded (ZeRO-style): each rank's shard of each bucket holds the sum; in
 // copy-in mode only the parts of gradients inside the shard come back.
 TEST(Bucketer, ReduceScatterLeavesEachRankItsShardReduced) {
-  auto failures = runRanks(4, RankMode::Threads, [](weftComm_t comm, int rank, int nranks) -> std::string {
-    try {
-      Bucketer bucketer(comm, smallBuckets(weftBucketCopyIn, weftSum).reduction(weftBucketReduceScatter));
-      std::vector<int> index;
-      std::vector<std::vector<float>> own;
-      for (size_t p = 0; p < kCounts.size(); ++p) {
-        own.emplace_back(kCounts[p]);
-        index.push_back(bucketer.addParam<float>("w" + std::to_string(p), std::span<float>(own.back())));
-      }
-      std::vector<int> order(kCounts.size());
-      std::iota(order.rbegin(), order.rend(), 0);
-      for (int p : order) {
-        for (size_t i = 0; i < kCounts[p]; ++i) own[p][i] = gradValue(p, i, rank, nranks, weftSum);
-        bucketer.markReady(index[p]);
-      }
-      bucketer.finish();
-      size_t inShard = 0;
-      for (size_t p = 0; p < kCounts.size(); ++p) {
-        int b = -1;
-        size_t offset = 0;
-        weftBucketerParamLocation(bucketer.handle(), index[p], &b, &offset);
-        weftBucketInfo_t info = bucketer.bucket(b);
-        if (info.count % static_cast<size_t>(nranks) != 0 || info.shardCount * nranks != info.count)
-          return "bucket " + std::to_string(b) + " is not padded to a multiple of the ranks";
-        for (size_t i = 0; i < kCounts[p]; ++i) {
-          size_t at = offset + i;
-          bool mine = at >= info.shardOffset && at < info.shardOffset + info.shardCount;
-          float want = mine ? expectedValue(static_cast<int>(p), i, nranks, weftSum)
-                            : gradValue(static_cast<int>(p), i, rank, nranks, weftSum);
-          if (own[p][i] != want)
-            return "parameter " + std::to_string(p) + " element " + std::to_string(i) + (mine ? " (in" : " (outside") +
-                   " the shard): " + std::to_string(own[p][i]) + ", expected " + std::to_string(want);
-          inShard += mine ? 1 : 0;
-        }
-      }
-      if (inShard == 0) return "no gradient element fell in this rank's shards";
-      return "";
-    } catch (const Error& e) {
-      return e.what();
+  expectOnRanks(4, RankMode::Threads, [](weftComm_t comm, int rank, int nranks) -> std::string {
+    Bucketer bucketer(comm, smallBuckets(weftBucketCopyIn, weftSum).reduction(weftBucketReduceScatter));
+    std::vector<std::vector<float>> own;
+    std::vector<int> index = addParams(bucketer, weftBucketCopyIn, own);
+    std::vector<int> order(kCounts.size());
+    std::iota(order.rbegin(), order.rend(), 0);
+    for (int p : order) {
+      for (size_t i = 0; i < kCounts[p]; ++i) own[p][i] = gradValue(p, i, rank, nranks, weftSum);
+      bucketer.markReady(index[p]);
     }
+    bucketer.finish();
+    size_t inShard = 0;
+    for (size_t p = 0; p < kCounts.size(); ++p) {
+      int b = -1;
+      size_t offset = 0;
+      weftBucketerParamLocation(bucketer.handle(), index[p], &b, &offset);
+      weftBucketInfo_t info = bucketer.bucket(b);
+      if (info.count % static_cast<size_t>(nranks) != 0 || info.shardCount * nranks != info.count)
+        return "bucket " + std::to_string(b) + " is not padded to a multiple of the ranks";
+      for (size_t i = 0; i < kCounts[p]; ++i) {
+        size_t at = offset + i;
+        bool mine = at >= info.shardOffset && at < info.shardOffset + info.shardCount;
+        float want = mine ? expectedValue(static_cast<int>(p), i, nranks, weftSum)
+                          : gradValue(static_cast<int>(p), i, rank, nranks, weftSum);
+        if (own[p][i] != want)
+          return "parameter " + std::to_string(p) + " element " + std::to_string(i) + (mine ? " (in" : " (outside") +
+                 " the shard): " + std::to_string(own[p][i]) + ", expected " + std::to_string(want);
+        inShard += mine ? 1 : 0;
+      }
+    }
+    if (inShard == 0) return "no gradient element fell in this rank's shards";
+    return "";
   });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 // The figures follow DDP's definitions and add up.
 TEST(Bucketer, StatsDescribeTheIteration) {
-  auto failures = runRanks(2, RankMode::Threads, [](weftComm_t comm, int rank, int nranks) -> std::string {
-    try {
-      Bucketer bucketer(comm, smallBuckets(weftBucketView, weftSum));
-      std::vector<int> index;
-      std::vector<std::vector<float>> unused(kCounts.size());
-      for (size_t p = 0; p < kCounts.size(); ++p)
-        index.push_back(bucketer.addParam<float>("w" + std::to_string(p), kCounts[p]));
-      std::vector<int> order(kCounts.size());
-      std::iota(order.rbegin(), order.rend(), 0);
-      std::string wrong = runIteration(bucketer, index, unused, weftBucketView, weftSum, order, rank, nranks);
-      if (!wrong.empty()) return wrong;
-      weftBucketStats_t s = bucketer.stats();
-      size_t bytes = 0;
-      for (int b = 0; b < bucketer.bucketCount(); ++b) {
-        weftBucketInfo_t info = bucketer.bucket(b);
-        bytes += info.bytes;
-        if (info.launchedAt < 0 || info.completedAt < info.launchedAt)
-          return "bucket " + std::to_string(b) + " has no launch and completion times";
-      }
-      if (s.iteration != 1 || s.buckets != bucketer.bucketCount() || s.bytes != bytes)
-        return "iteration/buckets/bytes: " + std::to_string(s.iteration) + " " + std::to_string(s.buckets) + " " +
-               std::to_string(s.bytes) + ", expected 1 " + std::to_string(bucketer.bucketCount()) + " " +
-               std::to_string(bytes);
-      if (!(s.communication > 0) || s.exposed < 0 || s.exposed > s.communication || s.backwardCompute < 0 ||
-          std::fabs(s.overlap - (s.communication - s.exposed)) > 1e-9)
-        return "inconsistent times: backward " + std::to_string(s.backwardCompute) + " communication " +
-               std::to_string(s.communication) + " exposed " + std::to_string(s.exposed) + " overlap " +
-               std::to_string(s.overlap);
-      return "";
-    } catch (const Error& e) {
-      return e.what();
+  expectOnRanks(2, RankMode::Threads, [](weftComm_t comm, int rank, int nranks) -> std::string {
+    Bucketer bucketer(comm, smallBuckets(weftBucketView, weftSum));
+    std::vector<std::vector<float>> unused;
+    std::vector<int> index = addParams(bucketer, weftBucketView, unused);
+    std::vector<int> order(kCounts.size());
+    std::iota(order.rbegin(), order.rend(), 0);
+    std::string wrong = runIteration(bucketer, index, unused, weftBucketView, weftSum, order, rank, nranks);
+    if (!wrong.empty()) return wrong;
+    weftBucketStats_t s = bucketer.stats();
+    size_t bytes = 0;
+    for (int b = 0; b < bucketer.bucketCount(); ++b) {
+      weftBucketInfo_t info = bucketer.bucket(b);
+      bytes += info.bytes;
+      if (info.launchedAt < 0 || info.completedAt < info.launchedAt)
+        return "bucket " + std::to_string(b) + " has no launch and completion times";
     }
+    if (s.iteration != 1 || s.buckets != bucketer.bucketCount() || s.bytes != bytes)
+      return "iteration/buckets/bytes: " + std::to_string(s.iteration) + " " + std::to_string(s.buckets) + " " +
+             std::to_string(s.bytes) + ", expected 1 " + std::to_string(bucketer.bucketCount()) + " " +
+             std::to_string(bytes);
+    if (!(s.communication > 0) || s.exposed < 0 || s.exposed > s.communication || s.backwardCompute < 0 ||
+        std::fabs(s.overlap - (s.communication - s.exposed)) > 1e-9)
+      return "inconsistent times: backward " + std::to_string(s.backwardCompute) + " communication " +
+             std::to_string(s.communication) + " exposed " + std::to_string(s.exposed) + " overlap " +
+             std::to_string(s.overlap);
+    return "";
   });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 // Registers the parameters of kCounts in view mode on the C API.
@@ -399,78 +390,73 @@ TEST(Bucketer, BadArgumentsGetSpecificErrors) {
 // ranks' values in one order whatever the message size, so how gradients
 // are grouped into buckets cannot change a single bit.)
 TEST(Bucketer, TrainingGivesTheSameBitsWithAndWithoutBuckets) {
-  auto failures = runRanks(3, RankMode::Threads, [](weftComm_t comm, int rank, int nranks) -> std::string {
-    try {
-      const std::vector<size_t> sizes = {4096, 64, 8192, 64, 2048, 1};
-      auto train = [&](int how) {  // 0: one all-reduce; 1: view; 2: copy-in
-        std::vector<std::vector<float>> weights;
-        for (size_t p = 0; p < sizes.size(); ++p) {
-          weights.emplace_back(sizes[p]);
-          for (size_t i = 0; i < sizes[p]; ++i) weights[p][i] = std::sin(static_cast<float>(i + 31 * p)) * 0.1f;
-        }
-        std::vector<std::vector<float>> grads(sizes.size());
-        for (size_t p = 0; p < sizes.size(); ++p) grads[p].resize(sizes[p]);
-        size_t total = std::accumulate(sizes.begin(), sizes.end(), size_t{0});
-        std::vector<float> flat(total);
-        std::unique_ptr<Bucketer> bucketer;
-        std::vector<int> index(sizes.size());
-        if (how > 0) {
-          bucketer = std::make_unique<Bucketer>(
-              comm, BucketerOptions{}.firstBucket(4096).cap(16384).mode(how == 1 ? weftBucketView : weftBucketCopyIn));
-          for (size_t p = 0; p < sizes.size(); ++p)
-            index[p] = how == 1 ? bucketer->addParam<float>("p", sizes[p])
-                                : bucketer->addParam<float>("p", std::span<float>(grads[p]));
-          bucketer->finalize();
-        }
-        for (int step = 0; step < 5; ++step) {
-          // "Backward": a non-linear function of the weights, the rank and the step.
-          for (int p = static_cast<int>(sizes.size()) - 1; p >= 0; --p) {
-            float* g = how == 1 ? static_cast<float*>(bucketer->gradient(index[p])) : grads[p].data();
-            for (size_t i = 0; i < sizes[p]; ++i)
-              g[i] = std::tanh(weights[p][i] * (1.3f + 0.1f * rank) + 0.01f * static_cast<float>(step)) /
-                     (1.0f + static_cast<float>(i % 7));
-            if (how > 0) bucketer->markReady(index[p]);
-          }
-          if (how > 0) {
-            bucketer->finish();
-          } else {
-            size_t at = 0;
-            for (size_t p = 0; p < sizes.size(); at += sizes[p], ++p)
-              std::memcpy(&flat[at], grads[p].data(), sizes[p] * sizeof(float));
-            check(weftAllReduce(flat.data(), flat.data(), total, weftFloat32, weftAvg, comm, nullptr), comm);
-            check(weftCommSynchronize(comm), comm);
-            at = 0;
-            for (size_t p = 0; p < sizes.size(); at += sizes[p], ++p)
-              std::memcpy(grads[p].data(), &flat[at], sizes[p] * sizeof(float));
-          }
-          for (size_t p = 0; p < sizes.size(); ++p) {
-            const float* g = how == 1 ? static_cast<const float*>(bucketer->gradient(index[p])) : grads[p].data();
-            for (size_t i = 0; i < sizes[p]; ++i) weights[p][i] -= 0.5f * g[i];
-          }
-        }
-        return weights;
-      };
-      auto plain = train(0);
-      for (int how : {1, 2}) {
-        auto bucketed = train(how);
-        for (size_t p = 0; p < sizes.size(); ++p)
-          if (std::memcmp(plain[p].data(), bucketed[p].data(), sizes[p] * sizeof(float)) != 0)
-            return std::string(how == 1 ? "view" : "copy-in") + " mode: parameter " + std::to_string(p) +
-                   " differs from training without buckets";
+  expectOnRanks(3, RankMode::Threads, [](weftComm_t comm, int rank, int nranks) -> std::string {
+    const std::vector<size_t> sizes = {4096, 64, 8192, 64, 2048, 1};
+    auto train = [&](int how) {  // 0: one all-reduce; 1: view; 2: copy-in
+      std::vector<std::vector<float>> weights;
+      for (size_t p = 0; p < sizes.size(); ++p) {
+        weights.emplace_back(sizes[p]);
+        for (size_t i = 0; i < sizes[p]; ++i) weights[p][i] = std::sin(static_cast<float>(i + 31 * p)) * 0.1f;
       }
-      // ... and the ranks agree.
-      std::vector<float> first(plain[0]), gathered(first.size() * static_cast<size_t>(nranks));
-      check(weftAllGather(first.data(), gathered.data(), first.size(), weftFloat32, comm, nullptr), comm);
-      check(weftCommSynchronize(comm), comm);
-      for (int r = 1; r < nranks; ++r)
-        if (std::memcmp(gathered.data(), gathered.data() + r * first.size(), first.size() * sizeof(float)) != 0)
-          return "rank " + std::to_string(r) + "'s weights differ from rank 0's";
-      return "";
-    } catch (const Error& e) {
-      return e.what();
+      std::vector<std::vector<float>> grads(sizes.size());
+      for (size_t p = 0; p < sizes.size(); ++p) grads[p].resize(sizes[p]);
+      size_t total = std::accumulate(sizes.begin(), sizes.end(), size_t{0});
+      std::vector<float> flat(total);
+      std::unique_ptr<Bucketer> bucketer;
+      std::vector<int> index(sizes.size());
+      if (how > 0) {
+        bucketer = std::make_unique<Bucketer>(
+            comm, BucketerOptions{}.firstBucket(4096).cap(16384).mode(how == 1 ? weftBucketView : weftBucketCopyIn));
+        for (size_t p = 0; p < sizes.size(); ++p)
+          index[p] = how == 1 ? bucketer->addParam<float>("p", sizes[p])
+                              : bucketer->addParam<float>("p", std::span<float>(grads[p]));
+        bucketer->finalize();
+      }
+      for (int step = 0; step < 5; ++step) {
+        // "Backward": a non-linear function of the weights, the rank and the step.
+        for (int p = static_cast<int>(sizes.size()) - 1; p >= 0; --p) {
+          float* g = how == 1 ? static_cast<float*>(bucketer->gradient(index[p])) : grads[p].data();
+          for (size_t i = 0; i < sizes[p]; ++i)
+            g[i] = std::tanh(weights[p][i] * (1.3f + 0.1f * rank) + 0.01f * static_cast<float>(step)) /
+                   (1.0f + static_cast<float>(i % 7));
+          if (how > 0) bucketer->markReady(index[p]);
+        }
+        if (how > 0) {
+          bucketer->finish();
+        } else {
+          size_t at = 0;
+          for (size_t p = 0; p < sizes.size(); at += sizes[p], ++p)
+            std::memcpy(&flat[at], grads[p].data(), sizes[p] * sizeof(float));
+          check(weftAllReduce(flat.data(), flat.data(), total, weftFloat32, weftAvg, comm, nullptr), comm);
+          check(weftCommSynchronize(comm), comm);
+          at = 0;
+          for (size_t p = 0; p < sizes.size(); at += sizes[p], ++p)
+            std::memcpy(grads[p].data(), &flat[at], sizes[p] * sizeof(float));
+        }
+        for (size_t p = 0; p < sizes.size(); ++p) {
+          const float* g = how == 1 ? static_cast<const float*>(bucketer->gradient(index[p])) : grads[p].data();
+          for (size_t i = 0; i < sizes[p]; ++i) weights[p][i] -= 0.5f * g[i];
+        }
+      }
+      return weights;
+    };
+    auto plain = train(0);
+    for (int how : {1, 2}) {
+      auto bucketed = train(how);
+      for (size_t p = 0; p < sizes.size(); ++p)
+        if (std::memcmp(plain[p].data(), bucketed[p].data(), sizes[p] * sizeof(float)) != 0)
+          return std::string(how == 1 ? "view" : "copy-in") + " mode: parameter " + std::to_string(p) +
+                 " differs from training without buckets";
     }
+    // ... and the ranks agree.
+    std::vector<float> first(plain[0]), gathered(first.size() * static_cast<size_t>(nranks));
+    check(weftAllGather(first.data(), gathered.data(), first.size(), weftFloat32, comm, nullptr), comm);
+    check(weftCommSynchronize(comm), comm);
+    for (int r = 1; r < nranks; ++r)
+      if (std::memcmp(gathered.data(), gathered.data() + r * first.size(), first.size() * sizeof(float)) != 0)
+        return "rank " + std::to_string(r) + "'s weights differ from rank 0's";
+    return "";
   });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 }  // namespace
