@@ -164,6 +164,22 @@ weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count, w
 weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftRedOp_t op,
                         int root, weftComm_t comm, weftStream_t stream);
 
+/* All-to-all: sendbuff holds nranks blocks of count elements, block j for
+ * rank j; recvbuff receives block i from rank i (MPI_Alltoall's layout).
+ * In place when sendbuff == recvbuff. */
+weftResult_t weftAllToAll(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftComm_t comm,
+                          weftStream_t stream);
+/* Gather: every rank's count elements into block i of the root's recvbuff
+ * (nranks x count; other ranks may pass NULL). In place at the root when
+ * sendbuff == recvbuff + root * count. */
+weftResult_t weftGather(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
+                        weftComm_t comm, weftStream_t stream);
+/* Scatter: block i of the root's sendbuff (nranks x count; other ranks may
+ * pass NULL) to rank i's recvbuff. In place at the root when recvbuff ==
+ * sendbuff + root * count. */
+weftResult_t weftScatter(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
+                         weftComm_t comm, weftStream_t stream);
+
 /* Point to point. Inside a group, sends and receives may be posted in any order. */
 weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
                       weftStream_t stream);

@@ -182,6 +182,34 @@ class Communicator {
     check(weftReduce(send.data(), recv.data(), send.size(), dataTypeOf<T>(), op, root, comm_, nullptr), comm_);
     return last();
   }
+  // send and recv hold size() blocks of count elements each.
+  template <typename T>
+  Work allToAll(std::span<const T> send, std::span<T> recv) {
+    requireSize(send.size() == recv.size() && send.size() % static_cast<size_t>(size()) == 0,
+                "allToAll: send and recv must both be size() blocks of equal length");
+    check(weftAllToAll(send.data(), recv.data(), send.size() / static_cast<size_t>(size()), dataTypeOf<T>(), comm_,
+                       nullptr),
+          comm_);
+    return last();
+  }
+  // recv: size() x send.size() at the root (ignored, may be empty, elsewhere).
+  template <typename T>
+  Work gather(std::span<const T> send, std::span<T> recv, int root) {
+    if (rank() == root)
+      requireSize(recv.size() == send.size() * static_cast<size_t>(size()),
+                  "gather: recv must be size() x send at the root");
+    check(weftGather(send.data(), recv.data(), send.size(), dataTypeOf<T>(), root, comm_, nullptr), comm_);
+    return last();
+  }
+  // send: size() x recv.size() at the root (ignored, may be empty, elsewhere).
+  template <typename T>
+  Work scatter(std::span<const T> send, std::span<T> recv, int root) {
+    if (rank() == root)
+      requireSize(send.size() == recv.size() * static_cast<size_t>(size()),
+                  "scatter: send must be size() x recv at the root");
+    check(weftScatter(send.data(), recv.data(), recv.size(), dataTypeOf<T>(), root, comm_, nullptr), comm_);
+    return last();
+  }
   template <typename T>
   Work send(std::span<const T> data, int peer) {
     check(weftSend(data.data(), data.size(), dataTypeOf<T>(), peer, comm_, nullptr), comm_);

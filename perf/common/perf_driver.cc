@@ -62,18 +62,29 @@ const char* kTypeNames[] = {"int8", "uint8", "int32",  "uint32",   "int64",  "ui
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
 const char* collName(PerfColl c) {
-  static const char* kNames[] = {"all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "sendrecv"};
+  static const char* kNames[] = {"all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce",
+                                 "sendrecv",   "alltoall",       "gather",     "scatter"};
   return kNames[static_cast<int>(c)];
 }
 bool reduces(PerfColl c) { return c == PerfColl::AllReduce || c == PerfColl::ReduceScatter || c == PerfColl::Reduce; }
-bool rooted(PerfColl c) { return c == PerfColl::Broadcast || c == PerfColl::Reduce; }
+bool rooted(PerfColl c) {
+  return c == PerfColl::Broadcast || c == PerfColl::Reduce || c == PerfColl::Gather || c == PerfColl::Scatter;
+}
+// Sizes count the whole buffer of n blocks (nccl-tests' convention).
+bool perRankBlocks(PerfColl c) {
+  return c == PerfColl::ReduceScatter || c == PerfColl::AllGather || c == PerfColl::AllToAll || c == PerfColl::Gather ||
+         c == PerfColl::Scatter;
+}
 
 // nccl-tests' bus bandwidth factors.
 double busFactor(PerfColl c, int n) {
   switch (c) {
     case PerfColl::AllReduce: return 2.0 * (n - 1) / n;
     case PerfColl::ReduceScatter:
-    case PerfColl::AllGather: return static_cast<double>(n - 1) / n;
+    case PerfColl::AllGather:
+    case PerfColl::AllToAll:
+    case PerfColl::Gather:
+    case PerfColl::Scatter: return static_cast<double>(n - 1) / n;
     default: return 1.0;
   }
 }
@@ -285,6 +296,9 @@ void launch(weftComm_t comm, PerfColl coll, const char* send, char* recv, size_t
     case PerfColl::AllGather: CHECK_WEFT(comm, weftAllGather(send, recv, count, type, comm, nullptr)); break;
     case PerfColl::Broadcast: CHECK_WEFT(comm, weftBroadcast(send, recv, count, type, root, comm, nullptr)); break;
     case PerfColl::Reduce: CHECK_WEFT(comm, weftReduce(send, recv, count, type, op, root, comm, nullptr)); break;
+    case PerfColl::AllToAll: CHECK_WEFT(comm, weftAllToAll(send, recv, count, type, comm, nullptr)); break;
+    case PerfColl::Gather: CHECK_WEFT(comm, weftGather(send, recv, count, type, root, comm, nullptr)); break;
+    case PerfColl::Scatter: CHECK_WEFT(comm, weftScatter(send, recv, count, type, root, comm, nullptr)); break;
     case PerfColl::SendRecv:
       CHECK_WEFT(comm, weftGroupStart());
       CHECK_WEFT(comm, weftSend(send, count, type, (rank + 1) % nranks, comm, nullptr));
@@ -305,7 +319,12 @@ void pointersFor(PerfColl coll, bool inPlace, Buffers& b, size_t count, size_t t
       *send = b.recv.data();
       *recv = b.recv.data() + rank * count * tb;
       break;
-    case PerfColl::AllGather: *send = b.recv.data() + rank * count * tb; break;
+    case PerfColl::AllGather:
+    case PerfColl::Gather: *send = b.recv.data() + rank * count * tb; break;
+    case PerfColl::Scatter:
+      *send = b.recv.data();
+      *recv = b.recv.data() + rank * count * tb;
+      break;
     default: *send = b.recv.data(); break;
   }
 }
@@ -320,11 +339,14 @@ size_t verify(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size_t
   char* recv;
   pointersFor(coll, inPlace, b, count, tb, rank, &send, &recv);
   char* sendMut = const_cast<char*>(send);
-  size_t sendCount = coll == PerfColl::ReduceScatter ? count * n : count;
-  size_t recvCount = coll == PerfColl::AllGather ? count * n : count;
+  bool manySend = coll == PerfColl::ReduceScatter || coll == PerfColl::AllToAll || coll == PerfColl::Scatter;
+  bool manyRecv = coll == PerfColl::AllGather || coll == PerfColl::AllToAll || coll == PerfColl::Gather;
+  size_t sendCount = manySend ? count * n : count;
+  size_t recvCount = manyRecv || (inPlace && coll == PerfColl::Scatter) ? count * n : count;
   memset(b.recv.data(), 0x5a, recvCount * tb);
   std::vector<char> in = reduces(coll) ? test::inputPeriod(type, op, n, rank) : test::patternPeriod(type, rank);
-  if (coll != PerfColl::Broadcast || rank == s.options.root) test::fillFromPeriod(sendMut, sendCount, 0, in, tb);
+  bool rootOnly = coll == PerfColl::Broadcast || coll == PerfColl::Scatter;
+  if (!rootOnly || rank == s.options.root) test::fillFromPeriod(sendMut, sendCount, 0, in, tb);
   launch(comm, coll, send, recv, count, type, op, s.options.root, rank, n);
   CHECK_WEFT(comm, weftCommSynchronize(comm));
   switch (coll) {
@@ -343,6 +365,18 @@ size_t verify(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size_t
       return rank == s.options.root ? test::countMismatches(recv, count, 0, test::expectedPeriod(type, op, n), tb) : 0;
     case PerfColl::SendRecv:
       return test::countMismatches(recv, count, 0, test::patternPeriod(type, (rank + n - 1) % n), tb);
+    case PerfColl::AllToAll:
+    case PerfColl::Gather: {
+      // Block j came from rank j: its block for this rank, or (gather) its only one.
+      if (coll == PerfColl::Gather && rank != s.options.root) return 0;
+      size_t first = coll == PerfColl::AllToAll ? rank * count : 0;
+      size_t wrong = 0;
+      for (int j = 0; j < n; ++j)
+        wrong += test::countMismatches(recv + j * count * tb, count, first, test::patternPeriod(type, j), tb);
+      return wrong;
+    }
+    case PerfColl::Scatter:
+      return test::countMismatches(recv, count, rank * count, test::patternPeriod(type, s.options.root), tb);
   }
   return 0;
 }
@@ -357,6 +391,9 @@ double trafficPerAlgByte(PerfColl coll, int n) {
     case PerfColl::Broadcast: return n + 1.0;      // the root reads S, every rank writes S
     case PerfColl::Reduce: return n + 1.0;         // every rank reads S, the root writes S
     case PerfColl::SendRecv: return 2.0 * n;       // every rank reads S and writes S
+    case PerfColl::AllToAll: return 2.0 * n;       // every rank reads S and writes S
+    case PerfColl::Gather: return 2.0;             // every rank reads S/n, the root writes S
+    case PerfColl::Scatter: return 2.0;            // the root reads S, every rank writes S/n
   }
   return 1.0;
 }
@@ -436,6 +473,9 @@ double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, w
       case PerfColl::AllGather: MPI_Allgather(send, count32, dt, recv, count32, dt, MPI_COMM_WORLD); break;
       case PerfColl::Broadcast: MPI_Bcast(recv, count32, dt, s.options.root, MPI_COMM_WORLD); break;
       case PerfColl::Reduce: MPI_Reduce(send, recv, count32, dt, mop, s.options.root, MPI_COMM_WORLD); break;
+      case PerfColl::AllToAll: MPI_Alltoall(send, count32, dt, recv, count32, dt, MPI_COMM_WORLD); break;
+      case PerfColl::Gather: MPI_Gather(send, count32, dt, recv, count32, dt, s.options.root, MPI_COMM_WORLD); break;
+      case PerfColl::Scatter: MPI_Scatter(send, count32, dt, recv, count32, dt, s.options.root, MPI_COMM_WORLD); break;
       case PerfColl::SendRecv:
         MPI_Sendrecv(send, count32, dt, (rank + 1) % n, 0, recv, count32, dt, (rank + n - 1) % n, 0, MPI_COMM_WORLD,
                      MPI_STATUS_IGNORE);
@@ -577,7 +617,7 @@ void rankMain(Shared& s, int thread) {
       size_t tb = weftTypeSize(type);
       for (size_t bytes = o.minBytes; bytes <= o.maxBytes;
            bytes = o.stepBytes ? bytes + o.stepBytes : std::max(bytes + 1, static_cast<size_t>(bytes * o.stepFactor))) {
-        bool perRank = s.coll == PerfColl::ReduceScatter || s.coll == PerfColl::AllGather;
+        bool perRank = perRankBlocks(s.coll);
         size_t count = bytes / tb / (perRank ? n : 1);
         size_t totalBytes = count * tb * (perRank ? n : 1);
         double t[2];

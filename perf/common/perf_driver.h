@@ -6,7 +6,7 @@
 
 namespace weft::perf {
 
-enum class PerfColl { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, SendRecv };
+enum class PerfColl { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, SendRecv, AllToAll, Gather, Scatter };
 
 int perfMain(int argc, char** argv, PerfColl coll);
 

@@ -15,6 +15,9 @@ const char* collectiveName(Collective collective) {
     case Collective::Reduce: return "Reduce";
     case Collective::Send: return "Send";
     case Collective::Recv: return "Recv";
+    case Collective::AllToAll: return "AllToAll";
+    case Collective::Gather: return "Gather";
+    case Collective::Scatter: return "Scatter";
   }
   return "?";
 }

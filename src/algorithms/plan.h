@@ -18,8 +18,20 @@
 
 namespace weft {
 
-enum class Collective : uint8_t { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, Send, Recv };
-enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree };
+// Values travel in slot headers: new ones go at the end.
+enum class Collective : uint8_t {
+  AllReduce,
+  ReduceScatter,
+  AllGather,
+  Broadcast,
+  Reduce,
+  Send,
+  Recv,
+  AllToAll,
+  Gather,
+  Scatter
+};
+enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree, Direct };
 
 const char* collectiveName(Collective collective);
 const char* algorithmName(Algorithm algorithm);
@@ -95,7 +107,8 @@ enum class BufferShape : uint8_t { AllBlocks, OwnBlock };
 // How a call's count becomes blocks. Whole: one block of count elements.
 // Split: count cut into nBlocks nearly equal blocks (all-reduce; the last
 // ones may be short or empty). PerRank: every block is count elements
-// (reduce-scatter's recvcount, all-gather's sendcount).
+// (reduce-scatter's recvcount, all-gather's sendcount, all-to-all's,
+// gather's and scatter's count per rank).
 enum class BlockGeometry : uint8_t { Whole, Split, PerRank };
 
 // One rank's program for one collective: every channel's steps, channel

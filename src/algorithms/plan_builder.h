@@ -86,13 +86,16 @@ inline Plan newPlan(const PlanRequest& request, Algorithm algorithm, int nBlocks
   plan.root = request.root;
   plan.nChannels = request.nChannels;
   plan.nBlocks = nBlocks;
-  bool perRank = request.collective == Collective::ReduceScatter || request.collective == Collective::AllGather;
+  bool perRank = request.collective != Collective::AllReduce && request.collective != Collective::Broadcast &&
+                 request.collective != Collective::Reduce;
   if (nBlocks == 1)
     plan.geometry = BlockGeometry::Whole;
   else
     plan.geometry = perRank ? BlockGeometry::PerRank : BlockGeometry::Split;
   if (request.collective == Collective::ReduceScatter) plan.outputShape = BufferShape::OwnBlock;
   if (request.collective == Collective::AllGather) plan.inputShape = BufferShape::OwnBlock;
+  if (request.collective == Collective::Gather) plan.inputShape = BufferShape::OwnBlock;
+  if (request.collective == Collective::Scatter) plan.outputShape = BufferShape::OwnBlock;
   return plan;
 }
 

@@ -152,8 +152,11 @@ class Verifier {
     std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
     if (buffer == nullptr) return fail("rank %d writes no buffer", rank);
     if (ref.buffer == BufferId::Output) {
-      if (value.block != ref.chunk)
-        return fail("rank %d writes block %d into output chunk %d", rank, value.block, ref.chunk);
+      // All-to-all: output chunk j holds rank j's block for this rank.
+      int want = plan_.collective == Collective::AllToAll ? rank : ref.chunk;
+      if (value.block != want)
+        return fail("rank %d writes block %d into output chunk %d (which holds block %d)", rank, value.block, ref.chunk,
+                    want);
       if (plan_.outputShape == BufferShape::OwnBlock && ref.chunk != ownBlock(rank))
         return fail("rank %d writes chunk %d, but its output holds only block %d", rank, ref.chunk, ownBlock(rank));
     }
@@ -239,6 +242,7 @@ class Verifier {
   }
 
   Status expect(int rank, int chunk, const std::vector<uint16_t>& counts) {
+    if (chunk < 0) return fail("rank %d: no output chunk to check", rank);
     auto it = ranks_[rank].output.find(chunk);
     if (it == ranks_[rank].output.end()) return fail("rank %d never writes output chunk %d", rank, chunk);
     if (it->second.counts != counts) {
@@ -273,6 +277,12 @@ class Verifier {
         case Collective::Reduce:
           if (r == plan_.root) WEFT_CHECK(expect(r, 0, all));
           break;
+        case Collective::AllToAll:
+        case Collective::Gather:
+          if (plan_.collective == Collective::Gather && r != plan_.root) break;
+          for (int j = 0; j < plan_.nBlocks; ++j) WEFT_CHECK(expect(r, j, only(plan_.nBlocks == 1 ? r : j)));
+          break;
+        case Collective::Scatter: WEFT_CHECK(expect(r, ownBlock(r), only(plan_.root))); break;
         case Collective::Send:
         case Collective::Recv: return fail("point-to-point operations have no plan to verify");
       }

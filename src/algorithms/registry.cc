@@ -29,6 +29,9 @@ const AlgorithmEntry kRegistry[] = {
      "double binary tree: each half of the buffer reduced up one tree and broadcast back down it; "
      "about 2 log2(n) hops",
      bit(Collective::AllReduce), buildTreePlan},
+    {Algorithm::Direct, "direct",
+     "every block straight from the rank that has it to the rank that wants it: one hop, no byte moved twice",
+     bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan},
 };
 
 }  // namespace
@@ -52,7 +55,7 @@ std::string algorithmNames() {
 std::string supportedCollectives(const AlgorithmEntry& entry) {
   std::string out;
   for (Collective c : {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather, Collective::Broadcast,
-                       Collective::Reduce})
+                       Collective::Reduce, Collective::AllToAll, Collective::Gather, Collective::Scatter})
     if (entry.supports(c)) out += (out.empty() ? "" : ", ") + std::string(collectiveName(c));
   return out;
 }

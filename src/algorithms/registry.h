@@ -42,5 +42,6 @@ Plan buildRingPlan(const PlanRequest& request);
 Plan buildOneShotPlan(const PlanRequest& request);
 Plan buildTwoShotPlan(const PlanRequest& request);
 Plan buildTreePlan(const PlanRequest& request);
+Plan buildDirectPlan(const PlanRequest& request);
 
 }  // namespace weft

@@ -135,8 +135,7 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       if (receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, true));
       break;
     }
-    case Collective::Send:
-    case Collective::Recv: break;
+    default: break;  // the ring builds none of the others (see the registry)
   }
   return steps;
 }

@@ -8,7 +8,7 @@
 namespace weft {
 
 namespace {
-constexpr int kCollectives = 5;  // AllReduce .. Reduce
+constexpr int kCollectives = 10;  // every Collective (Send and Recv have no plans, but a slot each)
 }  // namespace
 
 Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
@@ -31,6 +31,11 @@ size_t Tuner::slotIndex(Collective collective, Algorithm algorithm, int root, in
 // ranks, the ring for everything else (see the constants in tuner.h).
 const AlgorithmEntry& Tuner::choose(Collective collective, size_t bytes) const {
   if (forced_ != nullptr && forced_->supports(collective)) return *forced_;
+  const AlgorithmEntry& ring = algorithmEntry(Algorithm::Ring);
+  if (!ring.supports(collective)) {  // all-to-all, gather, scatter: the first that builds it
+    for (const AlgorithmEntry& entry : algorithmRegistry())
+      if (entry.supports(collective)) return entry;
+  }
   if (forced_ == nullptr) {
     const AlgorithmEntry& oneShot = algorithmEntry(Algorithm::OneShot);
     const AlgorithmEntry& twoShot = algorithmEntry(Algorithm::TwoShot);
@@ -38,7 +43,7 @@ const AlgorithmEntry& Tuner::choose(Collective collective, size_t bytes) const {
     if (twoShot.supports(collective) && config_.nranks >= kTwoShotMinRanks && config_.nranks <= kTwoShotMaxRanks)
       return twoShot;
   }
-  return algorithmEntry(Algorithm::Ring);
+  return ring;
 }
 
 Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
@@ -49,7 +54,9 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
   int channels = config_.forcedChannels > 0 ? config_.forcedChannels : config_.searchChannels;
   channels = std::clamp(channels, 1, std::min(config_.maxChannels, kMaxChannels));
   if (entry.id == Algorithm::OneShot) channels = 1;
-  if (collective != Collective::Broadcast && collective != Collective::Reduce) root = -1;
+  bool rooted = collective == Collective::Broadcast || collective == Collective::Reduce ||
+                collective == Collective::Gather || collective == Collective::Scatter;
+  if (!rooted) root = -1;
 
   std::atomic<const Plan*>& slot = slots_[slotIndex(collective, entry.id, root, channels)];
   if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;

@@ -169,6 +169,43 @@ weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weft
                         count * typeSize(datatype));
 }
 
+weftResult_t weftAllToAll(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftComm_t comm,
+                          weftStream_t stream) {
+  const char* call = "weftAllToAll";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, comm->nranks, datatype));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, comm->nranks, datatype));
+  return postCollective(comm, Collective::AllToAll, sendbuff, recvbuff, count, datatype, weftSum, -1,
+                        count * typeSize(datatype) * comm->nranks);
+}
+
+weftResult_t weftGather(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
+                        weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftGather";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "root", root));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
+  if (comm->rank == root)
+    WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, comm->nranks, datatype));
+  return postCollective(comm, Collective::Gather, sendbuff, recvbuff, count, datatype, weftSum, root,
+                        count * typeSize(datatype) * comm->nranks);
+}
+
+weftResult_t weftScatter(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
+                         weftComm_t comm, weftStream_t stream) {
+  const char* call = "weftScatter";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  WEFT_RETURN_IF(comm, checkRank(comm, call, "root", root));
+  if (comm->rank == root)
+    WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, comm->nranks, datatype));
+  WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
+  return postCollective(comm, Collective::Scatter, sendbuff, recvbuff, count, datatype, weftSum, root,
+                        count * typeSize(datatype) * comm->nranks);
+}
+
 weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,
                       weftStream_t stream) {
   return postPointToPoint(Collective::Send, const_cast<void*>(sendbuff), count, datatype, peer, comm, stream);

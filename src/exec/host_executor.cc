@@ -36,9 +36,11 @@ std::string describeCall(Collective collective, size_t count, int type, int op, 
   if (collective == Collective::Send || collective == Collective::Recv)
     return format("%s(count=%zu, %s) message #%llu between the two", collectiveName(collective), count,
                   typeName(static_cast<weftDataType_t>(type)), static_cast<unsigned long long>(opSeq));
-  return format("%s(count=%zu, %s, %s, root=%d) call #%llu", collectiveName(collective), count,
-                typeName(static_cast<weftDataType_t>(type)), redOpName(static_cast<weftRedOp_t>(op)), root,
-                static_cast<unsigned long long>(opSeq));
+  bool reduces = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
+                 collective == Collective::Reduce;
+  return format("%s(count=%zu, %s%s%s, root=%d) call #%llu", collectiveName(collective), count,
+                typeName(static_cast<weftDataType_t>(type)), reduces ? ", " : "",
+                reduces ? redOpName(static_cast<weftRedOp_t>(op)) : "", root, static_cast<unsigned long long>(opSeq));
 }
 
 // What a slot from peer must look like for this rank's operation.
@@ -49,7 +51,8 @@ Status checkHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int ra
   bool reducing = op.collective == Collective::AllReduce || op.collective == Collective::Reduce ||
                   op.collective == Collective::ReduceScatter;
   if (reducing) same = same && got.redop == want.redop;
-  if (op.collective == Collective::Reduce || op.collective == Collective::Broadcast)
+  if (op.collective == Collective::Reduce || op.collective == Collective::Broadcast ||
+      op.collective == Collective::Gather || op.collective == Collective::Scatter)
     same = same && got.root == want.root;
   if (op.plan) same = same && got.algorithm == want.algorithm;
   if (same) return Status::ok();
@@ -612,7 +615,10 @@ void HostExecutor::wakeWorker() {
 
 static size_t groupBytes(const OpDesc& op, int nranks) {
   size_t bytes = op.count * typeSize(op.type);
-  if (op.collective == Collective::ReduceScatter || op.collective == Collective::AllGather) bytes *= nranks;
+  if (op.collective == Collective::ReduceScatter || op.collective == Collective::AllGather ||
+      op.collective == Collective::AllToAll || op.collective == Collective::Gather ||
+      op.collective == Collective::Scatter)
+    bytes *= nranks;
   return bytes;
 }
 

@@ -11,7 +11,8 @@ namespace weft::test {
 namespace {
 
 const char* collName(Coll c) {
-  static const char* kNames[] = {"AllReduce", "ReduceScatter", "AllGather", "Broadcast", "Reduce"};
+  static const char* kNames[] = {"AllReduce", "ReduceScatter", "AllGather", "Broadcast",
+                                 "Reduce",    "AllToAll",      "Gather",    "Scatter"};
   return kNames[static_cast<int>(c)];
 }
 bool reduces(Coll c) { return c == Coll::AllReduce || c == Coll::ReduceScatter || c == Coll::Reduce; }
@@ -28,7 +29,8 @@ std::string describe(const Case& c) {
 std::vector<Case> allCases(int nranks, const std::vector<size_t>& counts) {
   std::vector<Case> cases;
   int rootCycle = 0;
-  for (Coll coll : {Coll::AllReduce, Coll::ReduceScatter, Coll::AllGather, Coll::Broadcast, Coll::Reduce})
+  for (Coll coll : {Coll::AllReduce, Coll::ReduceScatter, Coll::AllGather, Coll::Broadcast, Coll::Reduce,
+                    Coll::AllToAll, Coll::Gather, Coll::Scatter})
     for (int type = 0; type < weftNumTypes; ++type)
       for (int op = 0; op < (reduces(coll) ? weftNumOps : 1); ++op)
         for (bool inPlace : {false, true})
@@ -42,8 +44,11 @@ std::vector<Case> allCases(int nranks, const std::vector<size_t>& counts) {
 std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
   size_t tb = weftTypeSize(c.type);
   size_t count = c.count;
-  size_t sendCount = c.coll == Coll::ReduceScatter ? count * n : count;
-  size_t recvCount = c.coll == Coll::AllGather ? count * n : count;
+  bool manySend = c.coll == Coll::ReduceScatter || c.coll == Coll::AllToAll || c.coll == Coll::Scatter;
+  bool manyRecv = c.coll == Coll::AllGather || c.coll == Coll::AllToAll || c.coll == Coll::Gather;
+  size_t sendCount = manySend ? count * n : count;
+  size_t recvCount = manyRecv ? count * n : count;
+  if (c.inPlace && c.coll == Coll::Scatter) recvCount = sendCount;  // the root's slice of its send buffer
   std::vector<char> sendStore(std::max<size_t>(sendCount, 1) * tb), recvStore(std::max<size_t>(recvCount, 1) * tb);
   char* send = sendStore.data();
   char* recv = recvStore.data();
@@ -82,6 +87,26 @@ std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
       fillFromPeriod(send, count, 0, in, tb);
       result = weftReduce(send, recv, count, c.type, c.op, c.root, comm, nullptr);
       break;
+    case Coll::AllToAll:
+      // Block j of rank r's input is elements j*count.. of r's pattern.
+      if (c.inPlace) send = recv;
+      fillFromPeriod(send, sendCount, 0, in, tb);
+      result = weftAllToAll(send, recv, count, c.type, comm, nullptr);
+      break;
+    case Coll::Gather:
+      if (c.inPlace && rank == c.root) send = recv + static_cast<size_t>(rank) * count * tb;
+      fillFromPeriod(send, count, 0, in, tb);
+      result = weftGather(send, rank == c.root ? recv : nullptr, count, c.type, c.root, comm, nullptr);
+      break;
+    case Coll::Scatter:
+      // The root's block j is elements j*count.. of its pattern.
+      if (c.inPlace) {
+        send = recv;
+        recv = send + static_cast<size_t>(rank) * count * tb;
+      }
+      if (rank == c.root) fillFromPeriod(send, sendCount, 0, in, tb);
+      result = weftScatter(rank == c.root ? send : nullptr, recv, count, c.type, c.root, comm, nullptr);
+      break;
   }
   if (result == weftSuccess) result = weftCommSynchronize(comm);
   if (result != weftSuccess) return describe(c) + ": " + weftGetErrorString(result) + ": " + weftGetLastError(comm);
@@ -101,6 +126,19 @@ std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
     case Coll::Broadcast: bad = firstMismatch(recv, count, 0, patternPeriod(c.type, c.root), tb); break;
     case Coll::Reduce:
       if (rank == c.root) bad = firstMismatch(recv, count, 0, expectedPeriod(c.type, c.op, n), tb);
+      break;
+    case Coll::AllToAll:
+    case Coll::Gather:
+      // Block j came from rank j: its block for this rank (all-to-all), its only one (gather).
+      if (c.coll == Coll::Gather && rank != c.root) break;
+      for (int j = 0; j < n && bad < 0; ++j) {
+        size_t first = c.coll == Coll::AllToAll ? static_cast<size_t>(rank) * count : 0;
+        bad = firstMismatch(recv + static_cast<size_t>(j) * count * tb, count, first, patternPeriod(c.type, j), tb);
+        if (bad >= 0) bad += static_cast<long long>(j * count);
+      }
+      break;
+    case Coll::Scatter:
+      bad = firstMismatch(recv, count, static_cast<size_t>(rank) * count, patternPeriod(c.type, c.root), tb);
       break;
   }
   if (bad >= 0) return describe(c) + ": wrong value at element " + std::to_string(bad);

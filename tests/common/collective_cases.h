@@ -10,7 +10,7 @@
 
 namespace weft::test {
 
-enum class Coll { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce };
+enum class Coll { AllReduce, ReduceScatter, AllGather, Broadcast, Reduce, AllToAll, Gather, Scatter };
 
 struct Case {
   Coll coll;

@@ -54,6 +54,34 @@ TEST(CppApi, WorkHandlesCompleteInOrderAndErrorsThrow) {
   EXPECT_EQ(ok.load(), 3);
 }
 
+// All-to-all, gather and scatter through the typed spans.
+TEST(CppApi, AllToAllGatherAndScatterMoveBlocksWhereTheyBelong) {
+  UniqueId id = UniqueId::create();
+  std::vector<std::thread> ranks;
+  std::atomic<int> ok{0};
+  for (int r = 0; r < 3; ++r)
+    ranks.emplace_back([&, r] {
+      Communicator comm(3, id, r);
+      std::vector<int32_t> send(6), recv(6, -1);
+      for (int j = 0; j < 3; ++j) send[2 * j] = 10 * r + j, send[2 * j + 1] = 100 + r;  // block j for rank j
+      comm.allToAll<int32_t>(std::span<const int32_t>(send), std::span<int32_t>(recv)).wait();
+      for (int j = 0; j < 3; ++j) {
+        EXPECT_EQ(recv[2 * j], 10 * j + r);
+        EXPECT_EQ(recv[2 * j + 1], 100 + j);
+      }
+      std::vector<int64_t> mine{r, r * r}, all(r == 1 ? 6 : 0);
+      comm.gather<int64_t>(std::span<const int64_t>(mine), std::span<int64_t>(all), 1).wait();
+      if (r == 1) EXPECT_EQ(all, (std::vector<int64_t>{0, 0, 1, 1, 2, 4}));
+      std::vector<double> blocks(r == 2 ? 3 : 0), one(1, -1);
+      if (r == 2) blocks = {0.5, 1.5, 2.5};
+      comm.scatter<double>(std::span<const double>(blocks), std::span<double>(one), 2).wait();
+      EXPECT_EQ(one[0], r + 0.5);
+      ++ok;
+    });
+  for (auto& t : ranks) t.join();
+  EXPECT_EQ(ok.load(), 3);
+}
+
 // split and shrink from C++: even and odd ranks in two halves ordered by
 // descending key, one rank left out; then the survivors of "rank 3" shrink.
 TEST(CppApi, SplitAndShrinkMakeChildCommunicators) {

@@ -188,16 +188,27 @@ TEST(Errors, MismatchedCollectivesAcrossRanksAreReported) {
 // Each rank frees its buffers as soon as its call has failed: a peer thread
 // that was lent them by address must have finished with them (16 MiB goes
 // by address between thread ranks; freed, it is unmapped).
-void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector<int> roots, size_t count = 4096) {
+enum class Rooted { Broadcast, Reduce, Gather, Scatter };
+
+void expectRootMismatchFound(int nranks, RankMode mode, Rooted which, std::vector<int> roots, size_t count = 4096) {
   std::atomic<int> namedInCall{0};
-  auto failures = runRanks(nranks, mode, [&](weftComm_t comm, int rank, int) -> std::string {
-    auto data = std::make_unique<std::vector<float>>(count, 1.0f);
-    auto out = std::make_unique<std::vector<float>>(count, 0.0f);
+  auto failures = runRanks(nranks, mode, [&](weftComm_t comm, int rank, int n) -> std::string {
+    // Room for gather's and scatter's n blocks.
+    auto data = std::make_unique<std::vector<float>>(count * n, 1.0f);
+    auto out = std::make_unique<std::vector<float>>(count * n, 0.0f);
     auto start = std::chrono::steady_clock::now();
-    if (reduce)
-      weftReduce(data->data(), out->data(), count, weftFloat32, weftSum, roots[rank], comm, nullptr);
-    else
-      weftBroadcast(data->data(), out->data(), count, weftFloat32, roots[rank], comm, nullptr);
+    switch (which) {
+      case Rooted::Reduce:
+        weftReduce(data->data(), out->data(), count, weftFloat32, weftSum, roots[rank], comm, nullptr);
+        break;
+      case Rooted::Broadcast:
+        weftBroadcast(data->data(), out->data(), count, weftFloat32, roots[rank], comm, nullptr);
+        break;
+      case Rooted::Gather: weftGather(data->data(), out->data(), count, weftFloat32, roots[rank], comm, nullptr); break;
+      case Rooted::Scatter:
+        weftScatter(data->data(), out->data(), count, weftFloat32, roots[rank], comm, nullptr);
+        break;
+    }
     weftResult_t inCall = weftCommSynchronize(comm);
     data.reset();
     out.reset();
@@ -229,21 +240,30 @@ void expectRootMismatchFound(int nranks, RankMode mode, bool reduce, std::vector
 }
 
 TEST(Errors, BroadcastWithDifferentRootsFailsInTheCallItself) {
-  expectRootMismatchFound(2, RankMode::Processes, false, {0, 1});
-  expectRootMismatchFound(3, RankMode::Threads, false, {0, 1, 2});
-  expectRootMismatchFound(3, RankMode::Threads, false, {0, 0, 1});
-  expectRootMismatchFound(4, RankMode::Threads, false, {2, 2, 2, 3});
-  expectRootMismatchFound(3, RankMode::Threads, false, {1, 2, 0}, 1 << 22);  // nobody believes to be root
-  expectRootMismatchFound(4, RankMode::Processes, false, {0, 0, 0, 1}, 1 << 22);
+  expectRootMismatchFound(2, RankMode::Processes, Rooted::Broadcast, {0, 1});
+  expectRootMismatchFound(3, RankMode::Threads, Rooted::Broadcast, {0, 1, 2});
+  expectRootMismatchFound(3, RankMode::Threads, Rooted::Broadcast, {0, 0, 1});
+  expectRootMismatchFound(4, RankMode::Threads, Rooted::Broadcast, {2, 2, 2, 3});
+  expectRootMismatchFound(3, RankMode::Threads, Rooted::Broadcast, {1, 2, 0}, 1 << 22);  // nobody believes to be root
+  expectRootMismatchFound(4, RankMode::Processes, Rooted::Broadcast, {0, 0, 0, 1}, 1 << 22);
 }
 
 TEST(Errors, ReduceWithDifferentRootsFailsInTheCallItself) {
-  expectRootMismatchFound(2, RankMode::Processes, true, {0, 1});
-  expectRootMismatchFound(3, RankMode::Threads, true, {0, 1, 2});
-  expectRootMismatchFound(3, RankMode::Threads, true, {1, 1, 0});
-  expectRootMismatchFound(4, RankMode::Threads, true, {3, 0, 0, 0});
-  expectRootMismatchFound(4, RankMode::Threads, true, {3, 0, 0, 0}, 1 << 22);
-  expectRootMismatchFound(4, RankMode::Processes, true, {1, 1, 2, 1}, 1 << 22);
+  expectRootMismatchFound(2, RankMode::Processes, Rooted::Reduce, {0, 1});
+  expectRootMismatchFound(3, RankMode::Threads, Rooted::Reduce, {0, 1, 2});
+  expectRootMismatchFound(3, RankMode::Threads, Rooted::Reduce, {1, 1, 0});
+  expectRootMismatchFound(4, RankMode::Threads, Rooted::Reduce, {3, 0, 0, 0});
+  expectRootMismatchFound(4, RankMode::Threads, Rooted::Reduce, {3, 0, 0, 0}, 1 << 22);
+  expectRootMismatchFound(4, RankMode::Processes, Rooted::Reduce, {1, 1, 2, 1}, 1 << 22);
+}
+
+TEST(Errors, GatherAndScatterWithDifferentRootsFailInTheCallItself) {
+  for (Rooted which : {Rooted::Gather, Rooted::Scatter}) {
+    expectRootMismatchFound(2, RankMode::Processes, which, {0, 1});
+    expectRootMismatchFound(3, RankMode::Threads, which, {0, 1, 2});
+    expectRootMismatchFound(3, RankMode::Threads, which, {1, 2, 0}, 1 << 20);  // nobody believes to be root
+    expectRootMismatchFound(4, RankMode::Threads, which, {2, 2, 2, 3}, 1 << 20);
+  }
 }
 
 TEST(Errors, AbortMakesPeersFailWithARemoteError) {

@@ -15,9 +15,12 @@ namespace weft {
 namespace {
 
 const Collective kCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
-                                   Collective::Broadcast, Collective::Reduce};
+                                   Collective::Broadcast, Collective::Reduce,        Collective::AllToAll,
+                                   Collective::Gather,    Collective::Scatter};
 
-bool rooted(Collective c) { return c == Collective::Broadcast || c == Collective::Reduce; }
+bool rooted(Collective c) {
+  return c == Collective::Broadcast || c == Collective::Reduce || c == Collective::Gather || c == Collective::Scatter;
+}
 
 RingOrder shuffledRing(int n) {
   // A non-identity order, as the topology search will produce.
@@ -206,7 +209,7 @@ TEST(AlgorithmRegistry, NamesAreFoundInAnyCaseAndListed) {
   EXPECT_EQ(findAlgorithm("rin"), nullptr);
   EXPECT_EQ(findAlgorithm("TREE")->id, Algorithm::Tree);
   EXPECT_EQ(findAlgorithm("hierarchical"), nullptr);
-  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot, tree");
+  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot, tree, direct");
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
     EXPECT_EQ(&algorithmEntry(entry.id), &entry);
     EXPECT_STREQ(algorithmName(entry.id), entry.name);

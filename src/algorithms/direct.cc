@@ -1,0 +1,83 @@
+// Direct exchanges: all-to-all, gather and scatter, every block sent
+// straight from the rank that has it to the rank that wants it. One hop;
+// each rank sends and receives what it must and nothing more (all-to-all:
+// (n-1)/n of its buffer each way; gather and scatter: the root moves
+// (n-1) blocks, every other rank one).
+//
+// All-to-all: block j of rank r's input becomes block r of rank j's output.
+// Per slot-sized iteration every rank sends its n-1 blocks first (peers in
+// the order r+1, r+2, ...) and then receives n-1, so a receive never waits
+// on a send that waits on it, with FIFOs of any depth. Sends copy into the
+// slot (never by address): in place, a rank overwrites block j of its
+// buffer with rank j's block while rank j might still be reading it.
+//
+// Gather and scatter pass the ring tokens of broadcast and reduce first
+// (ring.cc): every rank tells its successor the call's description, so
+// ranks that disagree about the root fail in the call instead of waiting.
+#include "algorithms/plan_builder.h"
+#include "algorithms/registry.h"
+
+namespace weft {
+
+using namespace plan_builder;
+
+namespace {
+
+void allToAllSteps(int rank, int n, std::vector<Step>& steps) {
+  steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
+  for (int k = 1; k < n; ++k) {
+    int peer = (rank + k) % n;
+    steps.push_back(makeStep(StepOp::Send, -1, peer, in(peer), {}));
+  }
+  for (int k = 1; k < n; ++k) {
+    int peer = (rank - k + n) % n;
+    // Rank peer's block for this rank: it moves block `rank` of peer's input.
+    steps.push_back(makeStep(StepOp::Recv, peer, -1, {}, out(peer), false, rank));
+  }
+}
+
+// Gather: the root receives every rank's block into its place; scatter: the
+// root sends every rank its block. Each rank awaits its predecessor's token
+// before data it gets from that predecessor, otherwise in its last slice
+// (taken early whenever the channel waits; see ring.cc).
+void rootedSteps(Collective collective, int rank, int n, int root, std::vector<Step>& steps) {
+  int next = (rank + 1) % n, prev = (rank - 1 + n) % n;
+  bool gather = collective == Collective::Gather;
+  bool dataFromPrev = gather ? rank == root : prev == root;
+  steps.push_back(tokenStep(StepOp::Notify, next, false));
+  if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
+  if (rank == root) {
+    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
+    for (int k = 1; k < n; ++k) {
+      int peer = (root + k) % n;
+      if (gather)
+        steps.push_back(makeStep(StepOp::Recv, peer, -1, {}, out(peer)));
+      else
+        steps.push_back(publishing(makeStep(StepOp::Send, -1, peer, in(peer), {})));
+    }
+  } else if (gather) {
+    steps.push_back(publishing(makeStep(StepOp::Send, -1, root, in(rank), {})));
+  } else {
+    steps.push_back(makeStep(StepOp::Recv, root, -1, {}, out(rank)));
+  }
+  if (!dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, true));
+}
+
+}  // namespace
+
+Plan buildDirectPlan(const PlanRequest& request) {
+  int n = request.nranks, rank = request.rank;
+  Plan plan = newPlan(request, Algorithm::Direct, n);
+  std::vector<Step> steps;
+  if (n == 1)
+    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+  else if (request.collective == Collective::AllToAll)
+    allToAllSteps(rank, n, steps);
+  else
+    rootedSteps(request.collective, rank, n, request.root, steps);
+  for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
+  noteScratch(plan);
+  return plan;
+}
+
+}  // namespace weft
