@@ -31,7 +31,7 @@ enum class Collective : uint8_t {
   Gather,
   Scatter
 };
-enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree, Direct };
+enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree, Direct, Hierarchical };
 
 const char* collectiveName(Collective collective);
 const char* algorithmName(Algorithm algorithm);
@@ -162,6 +162,8 @@ struct PlanRequest {
   // topology's ring, and the same ring backwards, so that both directions
   // of each link are used). Empty: the identity ring.
   std::vector<RingOrder> rings;
+  // The node of every rank (hierarchical algorithms); empty: one node.
+  std::vector<int> nodeOfRank;
 };
 
 }  // namespace weft

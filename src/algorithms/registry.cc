@@ -32,6 +32,10 @@ const AlgorithmEntry kRegistry[] = {
     {Algorithm::Direct, "direct",
      "every block straight from the rank that has it to the rank that wants it: one hop, no byte moved twice",
      bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan},
+    {Algorithm::Hierarchical, "hierarchical",
+     "reduce-scatter inside each node, all-reduce across nodes between the ranks holding the same slice "
+     "(rails), all-gather inside each node: the network carries the minimum (the flat ring on one node)",
+     bit(Collective::AllReduce), buildHierarchicalPlan},
 };
 
 }  // namespace

@@ -43,5 +43,6 @@ Plan buildOneShotPlan(const PlanRequest& request);
 Plan buildTwoShotPlan(const PlanRequest& request);
 Plan buildTreePlan(const PlanRequest& request);
 Plan buildDirectPlan(const PlanRequest& request);
+Plan buildHierarchicalPlan(const PlanRequest& request);
 
 }  // namespace weft

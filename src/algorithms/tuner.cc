@@ -69,6 +69,7 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
   request.root = root;
   request.nChannels = channels;
   request.rings = config_.rings;
+  request.nodeOfRank = config_.nodeOfRank;
   if (config_.verifyPlans) {
     Status proven = verifyPlans(buildPlanSet(entry, request));
     if (!proven.isOk())

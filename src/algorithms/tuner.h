@@ -30,6 +30,7 @@ struct TunerConfig {
   bool verifyPlans = false;  // WEFT_VERIFY_PLANS, or a Debug build
   // Channel c of a ring plan follows rings[c % rings.size()].
   std::vector<RingOrder> rings;
+  std::vector<int> nodeOfRank;  // for hierarchical plans
 };
 
 class Tuner {

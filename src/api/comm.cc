@@ -243,6 +243,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   std::vector<int> ringKey = agreedRingKeys(nodeOfRank, numaOfRank, places, &tunerConfig.searchChannels);
   RingOrder ring = multiNodeRingOrder(nodeOfRank, ringKey);
   tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
+  tunerConfig.nodeOfRank = nodeOfRank;
   if (tunerConfig.forcedChannels <= 0)
     tunerConfig.maxChannels = std::min(tunerConfig.searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {

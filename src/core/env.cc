@@ -29,9 +29,9 @@ const EnvParamInfo kTable[] = {
      "Channels (independent rings, one host thread each) per collective; 0 lets the tuner "
      "choose."},
     {EnvParam::Algo, "WEFT_ALGO", "",
-     "Force an algorithm by name, any case: ring, oneshot (all-reduce) or twoshot (all-reduce, "
-     "reduce-scatter, all-gather); weft-info lists them. A collective the algorithm does not build "
-     "falls back to the tuner. Empty lets the tuner choose by size and rank count."},
+     "Force an algorithm by name, any case: ring, oneshot, twoshot, tree, direct or hierarchical "
+     "(weft-info lists what each builds). A collective the algorithm does not build falls back to "
+     "the tuner. Empty lets the tuner choose by size and rank count."},
     {EnvParam::VerifyPlans, "WEFT_VERIFY_PLANS", "0",
      "1: prove every plan the tuner builds with the plan verifier first (every rank's program, run "
      "symbolically); costs O(ranks^2) per plan built. Always on in Debug builds."},

@@ -68,7 +68,10 @@ std::vector<Config> configs() {
       // Across nodes (the net transport over loopback): 2 nodes x 2 ranks,
       // 3 nodes x 1 rank, and 5 ranks on nodes of 2, 2 and 1.
       Config{4, RankMode::Nodes, "", "0", "131072"}, Config{3, RankMode::Nodes1, "", "0", "131072"},
-      Config{5, RankMode::Nodes, "ring", "2", "4096"}};
+      Config{5, RankMode::Nodes, "ring", "2", "4096"},
+      // Hierarchical on 2 nodes x 2 ranks: its three phases (one node, and
+      // nodes of unequal size, take the flat ring; the verifier proves both).
+      Config{4, RankMode::Nodes, "hierarchical", "0", "131072"}};
   static std::deque<std::string> upper;  // the Configs point into it (a deque never moves them)
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
     list.push_back(Config{3, RankMode::Threads, entry.name, "2", "4096"});

@@ -69,6 +69,41 @@ TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
   EXPECT_GT(proven, 1000);
 }
 
+// Nodes of L ranks each, M nodes, ranks of a node contiguous in the ring (as
+// communicators order them) but shuffled inside it; the ring backwards on
+// odd channels. One node, one rank per node, and nodes of unequal size fall
+// back to the flat ring, which must be proven too.
+TEST(PlanVerifier, HierarchicalPlansAreCorrectForNodesOfEveryShape) {
+  std::mt19937 rng(11);
+  const AlgorithmEntry& entry = algorithmEntry(Algorithm::Hierarchical);
+  auto check = [&](std::vector<int> nodeSizes) {
+    std::vector<int> nodeOfRank;
+    RingOrder ring;
+    int next = 0;
+    for (size_t j = 0; j < nodeSizes.size(); ++j) {
+      std::vector<int> members;
+      for (int i = 0; i < nodeSizes[j]; ++i) {
+        nodeOfRank.push_back(static_cast<int>(j) * 10);
+        members.push_back(next++);
+      }
+      std::shuffle(members.begin(), members.end(), rng);
+      ring.insert(ring.end(), members.begin(), members.end());
+    }
+    int n = next;
+    for (int channels : {1, 2}) {
+      PlanRequest r = request(Collective::AllReduce, n, -1, channels, {ring, RingOrder(ring.rbegin(), ring.rend())});
+      r.nodeOfRank = nodeOfRank;
+      PlanSet plans = buildPlanSet(entry, r);
+      Status status = verifyPlans(plans, kMinFifoSlots, 2);
+      ASSERT_TRUE(status.isOk()) << nodeSizes.size() << " nodes: " << status.message();
+    }
+  };
+  for (int m = 1; m <= 6; ++m)
+    for (int l = 1; l <= 6; ++l) check(std::vector<int>(static_cast<size_t>(m), l));
+  check({2, 3});
+  check({4, 1, 4});
+}
+
 // Ring orders the topology search might produce on a large machine.
 TEST(PlanVerifier, RingPlansAreCorrectOnRandomOrdersUpTo1024Ranks) {
   std::mt19937 rng(20261202);
@@ -208,8 +243,8 @@ TEST(AlgorithmRegistry, NamesAreFoundInAnyCaseAndListed) {
   EXPECT_EQ(findAlgorithm("RING")->id, Algorithm::Ring);
   EXPECT_EQ(findAlgorithm("rin"), nullptr);
   EXPECT_EQ(findAlgorithm("TREE")->id, Algorithm::Tree);
-  EXPECT_EQ(findAlgorithm("hierarchical"), nullptr);
-  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot, tree, direct");
+  EXPECT_EQ(findAlgorithm("rails"), nullptr);
+  EXPECT_EQ(algorithmNames(), "ring, oneshot, twoshot, tree, direct, hierarchical");
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
     EXPECT_EQ(&algorithmEntry(entry.id), &entry);
     EXPECT_STREQ(algorithmName(entry.id), entry.name);
