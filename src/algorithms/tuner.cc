@@ -14,16 +14,34 @@ constexpr int kCollectives = 10;  // every Collective (Send and Recv have no pla
 Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
   if (config_.rings.empty()) config_.rings.push_back(identityRing(config_.nranks));
   if (!config_.forcedAlgo.empty()) forced_ = findAlgorithm(config_.forcedAlgo);  // validated by the communicator
-  size_t n = static_cast<size_t>(kCollectives) * algorithmRegistry().size() * (config_.nranks + 1) * (kMaxChannels + 1);
-  slots_.reset(new std::atomic<const Plan*>[n]);
-  for (size_t i = 0; i < n; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
+  slotsPerTable_ = static_cast<size_t>(kCollectives) * algorithmRegistry().size() * (kMaxChannels + 1);
+  slots_.reset(new Slot[slotsPerTable_]);
+  for (size_t i = 0; i < slotsPerTable_; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
+  rootTables_.reset(new std::atomic<Slot*>[static_cast<size_t>(config_.nranks)]);
+  for (int r = 0; r < config_.nranks; ++r) rootTables_[r].store(nullptr, std::memory_order_relaxed);
 }
 
-size_t Tuner::slotIndex(Collective collective, Algorithm algorithm, int root, int channels) const {
+size_t Tuner::slotIndex(Collective collective, Algorithm algorithm, int channels) const {
   size_t index = static_cast<size_t>(collective);
   index = index * algorithmRegistry().size() + static_cast<size_t>(algorithm);
-  index = index * (config_.nranks + 1) + static_cast<size_t>(root + 1);
   return index * (kMaxChannels + 1) + static_cast<size_t>(channels);
+}
+
+Tuner::Slot& Tuner::slotFor(Collective collective, Algorithm algorithm, int root, int channels) {
+  size_t index = slotIndex(collective, algorithm, channels);
+  if (root < 0) return slots_[index];
+  Slot* table = rootTables_[root].load(std::memory_order_acquire);
+  if (table == nullptr) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    table = rootTables_[root].load(std::memory_order_acquire);
+    if (table == nullptr) {
+      ownedTables_.emplace_back(new Slot[slotsPerTable_]);
+      table = ownedTables_.back().get();
+      for (size_t i = 0; i < slotsPerTable_; ++i) table[i].store(nullptr, std::memory_order_relaxed);
+      rootTables_[root].store(table, std::memory_order_release);
+    }
+  }
+  return table[index];
 }
 
 // WEFT_ALGO when it names an algorithm for this collective; otherwise
@@ -58,7 +76,7 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
                 collective == Collective::Gather || collective == Collective::Scatter;
   if (!rooted) root = -1;
 
-  std::atomic<const Plan*>& slot = slots_[slotIndex(collective, entry.id, root, channels)];
+  Slot& slot = slotFor(collective, entry.id, root, channels);
   if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;
   std::lock_guard<std::mutex> lock(mutex_);
   if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;

@@ -57,14 +57,22 @@ class Tuner {
   const TunerConfig& config() const { return config_; }
 
  private:
-  size_t slotIndex(Collective collective, Algorithm algorithm, int root, int channels) const;
+  using Slot = std::atomic<const Plan*>;
+  size_t slotIndex(Collective collective, Algorithm algorithm, int channels) const;
+  // The cache slot of a plan; a root's table is made on the root's first use.
+  Slot& slotFor(Collective collective, Algorithm algorithm, int root, int channels);
   const AlgorithmEntry& choose(Collective collective, size_t bytes) const;
 
   TunerConfig config_;
   const AlgorithmEntry* forced_ = nullptr;
   std::mutex mutex_;  // guards building
   std::vector<std::unique_ptr<const Plan>> owned_;
-  std::unique_ptr<std::atomic<const Plan*>[]> slots_;
+  // Plans without a root, and one table per root used so far: a few KB per
+  // root rather than a slot for every rank (130 MB at 16384 ranks).
+  size_t slotsPerTable_ = 0;
+  std::unique_ptr<Slot[]> slots_;
+  std::unique_ptr<std::atomic<Slot*>[]> rootTables_;
+  std::vector<std::unique_ptr<Slot[]>> ownedTables_;
 };
 
 }  // namespace weft
