@@ -22,6 +22,16 @@ const char* collectiveName(Collective collective) {
   return "?";
 }
 
+bool collectiveHasRoot(Collective collective) {
+  return collective == Collective::Broadcast || collective == Collective::Reduce || collective == Collective::Gather ||
+         collective == Collective::Scatter;
+}
+
+bool collectiveReduces(Collective collective) {
+  return collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
+         collective == Collective::Reduce;
+}
+
 const char* algorithmName(Algorithm algorithm) { return algorithmEntry(algorithm).name; }
 
 const char* stepOpName(StepOp op) {

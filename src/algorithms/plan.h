@@ -34,6 +34,10 @@ enum class Collective : uint8_t {
 enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree, Direct, Hierarchical };
 
 const char* collectiveName(Collective collective);
+// Broadcast, reduce, gather and scatter have a root.
+bool collectiveHasRoot(Collective collective);
+// All-reduce, reduce-scatter and reduce combine values with an op.
+bool collectiveReduces(Collective collective);
 const char* algorithmName(Algorithm algorithm);
 
 // Scratch is a slot-sized buffer of the executor's own (chunk 0 only).

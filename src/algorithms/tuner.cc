@@ -72,9 +72,7 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
   int channels = config_.forcedChannels > 0 ? config_.forcedChannels : config_.searchChannels;
   channels = std::clamp(channels, 1, std::min(config_.maxChannels, kMaxChannels));
   if (entry.id == Algorithm::OneShot) channels = 1;
-  bool rooted = collective == Collective::Broadcast || collective == Collective::Reduce ||
-                collective == Collective::Gather || collective == Collective::Scatter;
-  if (!rooted) root = -1;
+  if (!collectiveHasRoot(collective)) root = -1;
 
   Slot& slot = slotFor(collective, entry.id, root, channels);
   if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;

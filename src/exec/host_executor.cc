@@ -36,8 +36,7 @@ std::string describeCall(Collective collective, size_t count, int type, int op, 
   if (collective == Collective::Send || collective == Collective::Recv)
     return format("%s(count=%zu, %s) message #%llu between the two", collectiveName(collective), count,
                   typeName(static_cast<weftDataType_t>(type)), static_cast<unsigned long long>(opSeq));
-  bool reduces = collective == Collective::AllReduce || collective == Collective::ReduceScatter ||
-                 collective == Collective::Reduce;
+  bool reduces = collectiveReduces(collective);
   return format("%s(count=%zu, %s%s%s, root=%d) call #%llu", collectiveName(collective), count,
                 typeName(static_cast<weftDataType_t>(type)), reduces ? ", " : "",
                 reduces ? redOpName(static_cast<weftRedOp_t>(op)) : "", root, static_cast<unsigned long long>(opSeq));
@@ -48,12 +47,8 @@ Status checkHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int ra
   SlotHeader want = headerFor(op, bytes);
   bool same = got.magic == want.magic && got.collective == want.collective && got.datatype == want.datatype &&
               got.count == want.count && got.opSeq == want.opSeq && got.bytes == want.bytes;
-  bool reducing = op.collective == Collective::AllReduce || op.collective == Collective::Reduce ||
-                  op.collective == Collective::ReduceScatter;
-  if (reducing) same = same && got.redop == want.redop;
-  if (op.collective == Collective::Reduce || op.collective == Collective::Broadcast ||
-      op.collective == Collective::Gather || op.collective == Collective::Scatter)
-    same = same && got.root == want.root;
+  if (collectiveReduces(op.collective)) same = same && got.redop == want.redop;
+  if (collectiveHasRoot(op.collective)) same = same && got.root == want.root;
   if (op.plan) same = same && got.algorithm == want.algorithm;
   if (same) return Status::ok();
   if (got.magic != kSlotMagic) return WEFT_ERROR(weftInternalError, "rank %d: corrupt slot from rank %d", rank, peer);
