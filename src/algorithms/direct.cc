@@ -14,6 +14,8 @@
 // Gather and scatter pass the ring tokens of broadcast and reduce first
 // (ring.cc): every rank tells its successor the call's description, so
 // ranks that disagree about the root fail in the call instead of waiting.
+#include <algorithm>
+
 #include "algorithms/plan_builder.h"
 #include "algorithms/registry.h"
 
@@ -78,6 +80,26 @@ Plan buildDirectPlan(const PlanRequest& request) {
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
   noteScratch(plan);
   return plan;
+}
+
+// One hop. All-to-all: a rank copies (n-1) blocks into slots and (n-1) out
+// (query.bytes is one rank's whole buffer, n blocks). Gather and scatter:
+// the root moves n-1 blocks, and its time is the call's.
+bool directCost(const CostQuery& query, CostTerms* terms) {
+  double n = query.shape.nranks, l = query.shape.ranksPerNode, S = static_cast<double>(query.bytes);
+  double moved = (n - 1) / n * S;
+  CostTerms& t = *terms;
+  (query.shape.nNodes > 1 ? t.netHops : t.hops) = n > 1 ? 1 : 0;
+  if (query.collective == Collective::AllToAll) {
+    t.copyBytes = 2 * moved + S / n;
+    t.netBytes = l * (n - l) / n * S;
+    t.pieces = cost::pieces(query, 2 * (n - 1), S / n);
+  } else {  // gather, scatter: the root
+    t.copyBytes = moved + S / n;
+    t.netBytes = (n - l) / n * S;
+    t.pieces = cost::pieces(query, n - 1, S / n);
+  }
+  return true;
 }
 
 }  // namespace weft

@@ -114,4 +114,26 @@ Plan buildHierarchicalPlan(const PlanRequest& request) {
   return plan;
 }
 
+// Reduce-scatter and all-gather inside the node (l ranks, 2(l-1) hops, M
+// rings of S/n blocks each), all-reduce across the M nodes on S/l per rank
+// (2(M-1) network hops). A node sends 2(M-1)/M S each way over the network;
+// its ranks reduce and copy about what the flat ring's do. Nodes of
+// different sizes, one node or one rank per node: the flat ring's plan, so
+// the ring's entry stands for it.
+bool hierarchicalCost(const CostQuery& query, CostTerms* terms) {
+  const CostShape& shape = query.shape;
+  if (query.collective != Collective::AllReduce || shape.nNodes <= 1 || shape.ranksPerNode <= 1 || !shape.uniformNodes)
+    return false;
+  double n = shape.nranks, m = shape.nNodes, l = shape.ranksPerNode, S = static_cast<double>(query.bytes);
+  CostTerms& t = *terms;
+  t.hops = 2 * (l - 1);
+  t.netHops = 2 * (m - 1);
+  t.reduceBytes = (l - 1) / l * S + (m - 1) / m * S / l;
+  t.copyBytes = S / l + (m - 1) / m * S / l + (l - 1) / l * S;
+  t.chained = true;
+  t.netBytes = 2 * (m - 1) / m * S;
+  t.pieces = cost::pieces(query, 2 * m * (l - 1) + 2 * (m - 1), S / n);
+  return true;
+}
+
 }  // namespace weft

@@ -5,6 +5,8 @@
 //
 // Nothing is sent by address: a rank writes its in-place output while peers
 // may still be reading its input.
+#include <algorithm>
+
 #include "algorithms/plan_builder.h"
 #include "algorithms/registry.h"
 
@@ -24,6 +26,20 @@ Plan buildOneShotPlan(const PlanRequest& request) {
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
   noteScratch(plan);
   return plan;
+}
+
+// One hop; the input copied into n-1 slots, n-1 reductions of which the
+// first reads the input and the last writes the output (the others stay in
+// scratch); every rank of a node sends S to every rank of the others.
+bool oneShotCost(const CostQuery& query, CostTerms* terms) {
+  double n = query.shape.nranks, l = query.shape.ranksPerNode, S = static_cast<double>(query.bytes);
+  CostTerms& t = *terms;
+  (query.shape.nNodes > 1 ? t.netHops : t.hops) = n > 1 ? 1 : 0;
+  t.copyBytes = n > 1 ? (n - 1) * S : S;
+  t.reduceBytes = n > 1 ? 2 * S : 0;
+  t.netBytes = l * (n - l) * S;
+  t.pieces = cost::pieces(query, 2 * (n - 1), S);
+  return true;
 }
 
 }  // namespace weft

@@ -18,24 +18,24 @@ const AlgorithmEntry kRegistry[] = {
     {Algorithm::Ring, "ring",
      "reduce-scatter + all-gather around the topology's ring (and chains along it for broadcast and reduce): "
      "minimum bytes per link, 2(n-1) hops of latency",
-     kBlocked | kRooted, buildRingPlan},
+     kBlocked | kRooted, buildRingPlan, ringCost},
     {Algorithm::OneShot, "oneshot",
      "every rank sends its whole input to every peer and reduces all of them: one hop, (n-1)x the bytes",
-     bit(Collective::AllReduce), buildOneShotPlan},
+     bit(Collective::AllReduce), buildOneShotPlan, oneShotCost},
     {Algorithm::TwoShot, "twoshot",
      "reduce-scatter then all-gather straight between every pair: the ring's bytes in two hops", kBlocked,
-     buildTwoShotPlan},
+     buildTwoShotPlan, twoShotCost},
     {Algorithm::Tree, "tree",
      "double binary tree: each half of the buffer reduced up one tree and broadcast back down it; "
      "about 2 log2(n) hops",
-     bit(Collective::AllReduce), buildTreePlan},
+     bit(Collective::AllReduce), buildTreePlan, treeCost},
     {Algorithm::Direct, "direct",
      "every block straight from the rank that has it to the rank that wants it: one hop, no byte moved twice",
-     bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan},
+     bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan, directCost},
     {Algorithm::Hierarchical, "hierarchical",
      "reduce-scatter inside each node, all-reduce across nodes between the ranks holding the same slice "
      "(rails), all-gather inside each node: the network carries the minimum (the flat ring on one node)",
-     bit(Collective::AllReduce), buildHierarchicalPlan},
+     bit(Collective::AllReduce), buildHierarchicalPlan, hierarchicalCost},
 };
 
 }  // namespace

@@ -1,14 +1,16 @@
 // Every algorithm weft has, in one table: its name (what WEFT_ALGO takes,
 // case-insensitively, and what weft-info lists), the collectives it builds
-// plans for, and its builder. The tuner chooses among the entries that
-// support a call, the verifier and the collective suites run every entry,
-// so adding an algorithm is one builder file and its line in registry.cc.
+// plans for, its builder and its cost function. The tuner chooses among the
+// entries that support a call by their predicted times, the verifier and
+// the collective suites run every entry, so adding an algorithm is one file
+// (builder and cost) and its line in registry.cc.
 #pragma once
 
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "algorithms/cost_model.h"
 #include "algorithms/plan.h"
 
 namespace weft {
@@ -20,6 +22,10 @@ struct AlgorithmEntry {
   // The collectives it builds plans for, as a bit per Collective.
   uint32_t collectives;
   Plan (*build)(const PlanRequest& request);
+  // What a call costs (cost_model.h), for a collective it supports; false
+  // when it does not build this shape better than another entry would (the
+  // hierarchical algorithm on one node, which is the flat ring there).
+  bool (*cost)(const CostQuery& query, CostTerms* terms);
 
   bool supports(Collective collective) const { return (collectives >> static_cast<int>(collective)) & 1u; }
 };
@@ -37,12 +43,18 @@ std::string supportedCollectives(const AlgorithmEntry& entry);
 // request.rank is ignored.
 PlanSet buildPlanSet(const AlgorithmEntry& entry, PlanRequest request);
 
-// The builders (one file each).
+// The builders and their costs (one file each).
 Plan buildRingPlan(const PlanRequest& request);
+bool ringCost(const CostQuery& query, CostTerms* terms);
 Plan buildOneShotPlan(const PlanRequest& request);
+bool oneShotCost(const CostQuery& query, CostTerms* terms);
 Plan buildTwoShotPlan(const PlanRequest& request);
+bool twoShotCost(const CostQuery& query, CostTerms* terms);
 Plan buildTreePlan(const PlanRequest& request);
+bool treeCost(const CostQuery& query, CostTerms* terms);
 Plan buildDirectPlan(const PlanRequest& request);
+bool directCost(const CostQuery& query, CostTerms* terms);
 Plan buildHierarchicalPlan(const PlanRequest& request);
+bool hierarchicalCost(const CostQuery& query, CostTerms* terms);
 
 }  // namespace weft

@@ -162,4 +162,9 @@ Plan buildRingPlan(const PlanRequest& request) {
   return plan;
 }
 
+bool ringCost(const CostQuery& query, CostTerms* terms) {
+  *terms = cost::ring(query);
+  return true;
+}
+
 }  // namespace weft

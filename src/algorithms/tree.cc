@@ -17,6 +17,8 @@
 // empty, and then only tree 0 moves anything (8 bytes: one tree, 2 log2 n
 // hops). Nothing goes by address: a leaf's in-place output is written while
 // its parent may still read its input.
+#include <algorithm>
+
 #include "algorithms/plan_builder.h"
 #include "algorithms/registry.h"
 #include "topology/search.h"
@@ -82,6 +84,27 @@ Plan buildTreePlan(const PlanRequest& request) {
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
   noteScratch(plan);
   return plan;
+}
+
+// Each half of the buffer goes up one tree and down again: 2 depth hops per
+// tree, the trees one after the other on a rank (4 depth hops, 2 when the
+// second half is empty: fewer elements than ranks, counted as floats). A
+// rank reduces about the buffer once (two children's halves, as the inner
+// node of one tree) and copies it about one and a half times; over the network a node
+// sends and receives about 2 S.
+bool treeCost(const CostQuery& query, CostTerms* terms) {
+  if (query.collective != Collective::AllReduce) return false;
+  int n = query.shape.nranks;
+  double S = static_cast<double>(query.bytes), depth = cost::treeDepth(n);
+  bool oneTree = query.bytes / 2 < static_cast<size_t>(n) * sizeof(float);
+  CostTerms& t = *terms;
+  (query.shape.nNodes > 1 ? t.netHops : t.hops) = (oneTree ? 2 : 4) * depth;
+  t.reduceBytes = S;
+  t.copyBytes = 1.5 * S;
+  t.netBytes = 2 * S;
+  t.chained = true;
+  t.pieces = cost::pieces(query, 6, S / 2);
+  return true;
 }
 
 }  // namespace weft

@@ -14,6 +14,13 @@ constexpr int kCollectives = 10;  // every Collective (Send and Recv have no pla
 Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
   if (config_.rings.empty()) config_.rings.push_back(identityRing(config_.nranks));
   if (!config_.forcedAlgo.empty()) forced_ = findAlgorithm(config_.forcedAlgo);  // validated by the communicator
+  if (config_.shape.nranks != config_.nranks) {
+    CostShape given = config_.shape;
+    config_.shape = costShape(config_.nranks, config_.nodeOfRank, given.coresPerNode, given.slotBytes);
+  }
+  size_t cells = static_cast<size_t>(kCollectives) * kSizeClasses;
+  decisions_.reset(new std::atomic<uint32_t>[cells]);
+  for (size_t i = 0; i < cells; ++i) decisions_[i].store(0, std::memory_order_relaxed);
   slotsPerTable_ = static_cast<size_t>(kCollectives) * algorithmRegistry().size() * (kMaxChannels + 1);
   slots_.reset(new Slot[slotsPerTable_]);
   for (size_t i = 0; i < slotsPerTable_; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
@@ -44,34 +51,90 @@ Tuner::Slot& Tuner::slotFor(Collective collective, Algorithm algorithm, int root
   return table[index];
 }
 
-// WEFT_ALGO when it names an algorithm for this collective; otherwise
-// one-shot for small all-reduces on few ranks, two-shot between 3 and 8
-// ranks, the ring for everything else (see the constants in tuner.h).
-const AlgorithmEntry& Tuner::choose(Collective collective, size_t bytes) const {
-  if (forced_ != nullptr && forced_->supports(collective)) return *forced_;
-  const AlgorithmEntry& ring = algorithmEntry(Algorithm::Ring);
-  if (!ring.supports(collective)) {  // all-to-all, gather, scatter: the first that builds it
-    for (const AlgorithmEntry& entry : algorithmRegistry())
-      if (entry.supports(collective)) return entry;
+CostShape costShape(int nranks, const std::vector<int>& nodeOfRank, int coresPerNode, size_t slotBytes) {
+  CostShape shape;
+  shape.nranks = nranks;
+  shape.coresPerNode = std::max(1, coresPerNode);
+  shape.slotBytes = slotBytes;
+  std::vector<int> ranksOfNode;
+  for (int r = 0; r < nranks; ++r) {
+    int node = nodeOfRank.size() == static_cast<size_t>(nranks) ? nodeOfRank[r] : 0;
+    if (node >= static_cast<int>(ranksOfNode.size())) ranksOfNode.resize(static_cast<size_t>(node) + 1, 0);
+    ++ranksOfNode[static_cast<size_t>(node)];
   }
-  if (forced_ == nullptr) {
-    const AlgorithmEntry& oneShot = algorithmEntry(Algorithm::OneShot);
-    const AlgorithmEntry& twoShot = algorithmEntry(Algorithm::TwoShot);
-    if (oneShot.supports(collective) && bytes <= kOneShotMaxBytes && config_.nranks <= kOneShotMaxRanks) return oneShot;
-    if (twoShot.supports(collective) && config_.nranks >= kTwoShotMinRanks && config_.nranks <= kTwoShotMaxRanks)
-      return twoShot;
+  shape.nNodes = 0;
+  shape.ranksPerNode = 0;
+  int first = 0;
+  for (int count : ranksOfNode) {
+    if (count == 0) continue;
+    if (shape.nNodes++ == 0) first = count;
+    shape.ranksPerNode = std::max(shape.ranksPerNode, count);
+    if (count != first) shape.uniformNodes = false;
   }
-  return ring;
+  shape.nNodes = std::max(1, shape.nNodes);
+  shape.ranksPerNode = std::max(1, shape.ranksPerNode);
+  return shape;
+}
+
+int Tuner::sizeClass(size_t bytes) { return bytes == 0 ? 0 : 64 - __builtin_clzll(bytes); }
+
+size_t Tuner::classBytes(int sizeClass) { return sizeClass == 0 ? 0 : size_t{1} << (sizeClass - 1); }
+
+std::vector<TuneCandidate> Tuner::candidates(Collective collective, size_t bytes) const {
+  int top = std::min(config_.maxChannels, kMaxChannels);
+  int lowest = 1, highest = std::max(1, top);
+  if (config_.forcedChannels > 0) lowest = highest = std::clamp(config_.forcedChannels, 1, std::max(1, top));
+  std::vector<TuneCandidate> out;
+  for (const AlgorithmEntry& entry : algorithmRegistry()) {
+    if (!entry.supports(collective)) continue;
+    if (forced_ != nullptr && forced_->supports(collective) && &entry != forced_) continue;
+    for (int channels = lowest; channels <= highest; ++channels) {
+      CostQuery query;
+      query.collective = collective;
+      query.bytes = bytes;
+      query.channels = channels;
+      query.shape = config_.shape;
+      query.constants = config_.constants;
+      CostTerms terms;
+      if (!entry.cost(query, &terms) && &entry != forced_) break;
+      out.push_back({&entry, channels, costMicros(query, terms)});
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const TuneCandidate& a, const TuneCandidate& b) { return a.micros < b.micros; });
+  return out;
+}
+
+TuneCandidate Tuner::decide(Collective collective, size_t bytes) {
+  int cls = sizeClass(bytes);
+  std::atomic<uint32_t>& cell = decisions_[static_cast<size_t>(collective) * kSizeClasses + static_cast<size_t>(cls)];
+  uint32_t packed = cell.load(std::memory_order_acquire);
+  if (packed != 0) {
+    TuneCandidate known;
+    known.entry = &algorithmEntry(static_cast<Algorithm>((packed & 0xff) - 1));
+    known.channels = static_cast<int>(packed >> 8);
+    return known;
+  }
+  std::vector<TuneCandidate> all = candidates(collective, classBytes(cls));
+  TuneCandidate best = all.empty() ? TuneCandidate{&algorithmEntry(Algorithm::Ring), 1, 0} : all.front();
+  uint32_t mine = (static_cast<uint32_t>(best.entry->id) + 1) | static_cast<uint32_t>(best.channels) << 8;
+  uint32_t expected = 0;
+  if (cell.compare_exchange_strong(expected, mine, std::memory_order_acq_rel) && config_.rank == 0 &&
+      logEnabled(LogLevel::Info, kLogTune)) {
+    std::string list;
+    for (const TuneCandidate& c : all)
+      list += format("%s%s/%d %.1f us", list.empty() ? "" : ", ", c.entry->name, c.channels, c.micros);
+    WEFT_INFO(kLogTune, "%s of %zu B and up (%d ranks, %d node(s)): %s -> %s/%d%s", collectiveName(collective),
+              classBytes(cls), config_.nranks, config_.shape.nNodes, list.c_str(), best.entry->name, best.channels,
+              forced_ != nullptr && forced_ == best.entry ? " (WEFT_ALGO)" : "");
+  }
+  return best;
 }
 
 Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
-  const AlgorithmEntry& entry = choose(collective, bytes);
-  // The channels the topology search chose (1 on host memory, where one
-  // worker thread drives every channel of a rank and extra channels add no
-  // parallelism); WEFT_NCHANNELS overrides.
-  int channels = config_.forcedChannels > 0 ? config_.forcedChannels : config_.searchChannels;
-  channels = std::clamp(channels, 1, std::min(config_.maxChannels, kMaxChannels));
-  if (entry.id == Algorithm::OneShot) channels = 1;
+  TuneCandidate decision = decide(collective, bytes);
+  const AlgorithmEntry& entry = *decision.entry;
+  int channels = decision.channels;
   if (!collectiveHasRoot(collective)) root = -1;
 
   Slot& slot = slotFor(collective, entry.id, root, channels);

@@ -1,20 +1,22 @@
-// The tuner picks an algorithm and channel count per call, and caches plans
-// so that a call costs a lookup, not a plan build.
-//
-// Cost model on host memory, n ranks, S bytes, hop latency a, copy bandwidth b:
-//   ring all-reduce     2(n-1) a + 2 (n-1)/n S / b   (each byte reduced once)
-//   one-shot all-reduce        a + (n-1) S / b       (every rank reduces all)
-// so one-shot wins while the latency saved, (2n-3) a, exceeds the extra
-// traffic; with a ~0.2-0.5 us and b ~ 10 GB/s that is a few KiB per peer,
-// and kOneShotMaxBytes sits there. WEFT_ALGO overrides.
+// The tuner picks an algorithm and channel count per call by the cost model
+// (cost_model.h): every registry entry that builds the collective, with
+// every channel count the transport has, is a candidate with a predicted
+// time, and the cheapest wins (ties to the earlier registry entry and fewer
+// channels). Decisions are made once per (collective, size class), a size
+// class being the sizes from one power of two up to the next, at the class's
+// lower bound: every rank has the same constants and shape, so every rank
+// decides alike, and weft-info --tune prints exactly what runs. WEFT_ALGO
+// overrides the algorithm, WEFT_NCHANNELS the channels. Plans are cached so
+// that a call costs a lookup, not a plan build.
 #pragma once
 
 #include <atomic>
-#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "algorithms/cost_model.h"
 #include "algorithms/registry.h"
 #include "core/status.h"
 
@@ -30,23 +32,26 @@ struct TunerConfig {
   bool verifyPlans = false;  // WEFT_VERIFY_PLANS, or a Debug build
   // Channel c of a ring plan follows rings[c % rings.size()].
   std::vector<RingOrder> rings;
-  std::vector<int> nodeOfRank;  // for hierarchical plans
+  std::vector<int> nodeOfRank;  // for hierarchical plans, and the cost shape
+  CostConstants constants;      // rank 0's
+  CostShape shape;              // nranks and nodes filled from the above when left default
 };
+
+// One candidate of a decision, with its predicted time.
+struct TuneCandidate {
+  const AlgorithmEntry* entry = nullptr;
+  int channels = 1;
+  double micros = 0;
+};
+
+// The shape of a communicator of nranks ranks spread over nodes as
+// nodeOfRank says (empty: one node), cores per node as given.
+CostShape costShape(int nranks, const std::vector<int>& nodeOfRank, int coresPerNode, size_t slotBytes);
 
 class Tuner {
  public:
-  static constexpr size_t kOneShotMaxBytes = 32 * 1024;
-  static constexpr int kOneShotMaxRanks = 8;
-  // Two-shot keeps n-1 connections busy per rank; on one node's shared memory
-  // every pair is equally close, and it spares oversubscribed cores the
-  // ring's chains of ranks waiting on each other (4 processes on 2 cores:
-  // 4.8-6.4 GB/s at 2 MiB against 4.1-7.4 for the ring, 4.7-4.8 against
-  // 2.9-5.0 at 8 MiB). With 2 ranks the ring's fused receive-reduce-send
-  // does less copying, so two-shot starts at 3.
-  static constexpr int kTwoShotMinRanks = 3;
-  static constexpr int kTwoShotMaxRanks = 8;
-
   static constexpr int kMaxChannels = 16;
+  static constexpr int kSizeClasses = 65;  // 0 bytes, then [2^k, 2^(k+1)) for k = 0..63
 
   explicit Tuner(TunerConfig config);
   // This rank's plan for a call; built once, then found without a lock.
@@ -54,19 +59,30 @@ class Tuner {
   // proven (every rank's program built and run by the verifier); a plan that
   // fails is a bug, reported as weftInternalError.
   Result<const Plan*> plan(Collective collective, size_t bytes, int root);
+  // Every candidate for a call of `bytes` bytes, cheapest first (what a
+  // decision weighs; WEFT_ALGO and WEFT_NCHANNELS narrow it).
+  std::vector<TuneCandidate> candidates(Collective collective, size_t bytes) const;
+  // The decision for a call's size class (its first candidate), logged under
+  // WEFT_DEBUG_SUBSYS=TUNE the first time.
+  TuneCandidate decide(Collective collective, size_t bytes);
   const TunerConfig& config() const { return config_; }
+
+  static int sizeClass(size_t bytes);
+  static size_t classBytes(int sizeClass);  // the lower bound a class is decided at
 
  private:
   using Slot = std::atomic<const Plan*>;
   size_t slotIndex(Collective collective, Algorithm algorithm, int channels) const;
   // The cache slot of a plan; a root's table is made on the root's first use.
   Slot& slotFor(Collective collective, Algorithm algorithm, int root, int channels);
-  const AlgorithmEntry& choose(Collective collective, size_t bytes) const;
 
   TunerConfig config_;
   const AlgorithmEntry* forced_ = nullptr;
   std::mutex mutex_;  // guards building
   std::vector<std::unique_ptr<const Plan>> owned_;
+  // Decisions per collective and size class: 0 undecided, else
+  // (algorithm + 1) | channels << 8.
+  std::unique_ptr<std::atomic<uint32_t>[]> decisions_;
   // Plans without a root, and one table per root used so far: a few KB per
   // root rather than a slot for every rank (130 MB at 16384 ranks).
   size_t slotsPerTable_ = 0;

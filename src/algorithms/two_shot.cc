@@ -11,6 +11,8 @@
 // of that block and n-1 receives of the others. Every send may go by
 // address: input blocks are only read, and a rank's reduced block is
 // written before it is sent and never again.
+#include <algorithm>
+
 #include "algorithms/plan_builder.h"
 #include "algorithms/registry.h"
 
@@ -49,6 +51,29 @@ Plan buildTwoShotPlan(const PlanRequest& request) {
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
   noteScratch(plan);
   return plan;
+}
+
+// Two hops for an all-reduce (one for either half alone), no chain: a
+// rank takes whichever peer's slot is ready. Reduce-scatter copies n-1
+// input blocks into slots and reduces in scratch, touching the buffers for
+// its own block only; all-gather copies its block into n-1 slots and n-1
+// blocks out into the output.
+bool twoShotCost(const CostQuery& query, CostTerms* terms) {
+  if (query.collective != Collective::AllReduce && query.collective != Collective::ReduceScatter &&
+      query.collective != Collective::AllGather)
+    return false;
+  double n = query.shape.nranks, l = query.shape.ranksPerNode, S = static_cast<double>(query.bytes);
+  double moved = (n - 1) / n * S;  // each half moves (n-1) of n blocks per rank
+  bool reduces = query.collective != Collective::AllGather;
+  bool gathers = query.collective != Collective::ReduceScatter;
+  double halves = (reduces ? 1 : 0) + (gathers ? 1 : 0);
+  CostTerms& t = *terms;
+  (query.shape.nNodes > 1 ? t.netHops : t.hops) = n > 1 ? halves : 0;
+  t.copyBytes = (reduces ? moved : 0) + (gathers ? moved + S / n : 0);
+  t.reduceBytes = reduces && n > 1 ? 2 * S / n : 0;
+  t.netBytes = halves * l * (n - l) / n * S;
+  t.pieces = cost::pieces(query, 2 * halves * (n - 1), S / n);
+  return true;
 }
 
 }  // namespace weft

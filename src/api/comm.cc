@@ -28,9 +28,12 @@ constexpr int kHostIdBytes = 128;
 struct HostInfo {
   char hostId[kHostIdBytes];
   int32_t pid;
-  int32_t numa;        // NUMA node this rank runs on, -1 if unknown
-  int32_t cudaDevice;  // -1 for host communicators
-  char gpuBusId[32];   // "" for host communicators
+  int32_t numa;         // NUMA node this rank runs on, -1 if unknown
+  int32_t cudaDevice;   // -1 for host communicators
+  char gpuBusId[32];    // "" for host communicators
+  int32_t cores;        // CPUs this rank may run on
+  double nicGBps;       // the fastest NIC the topology knows on this node, 0 if none
+  CostConstants costs;  // the tuner's constants this rank loaded (rank 0's are used)
 };
 
 // Hostname plus boot id: two containers with one hostname are still told
@@ -58,6 +61,16 @@ struct LocalRing {
   std::string description;
   std::string problem;  // non-empty: no usable topology
 };
+
+// The port speed of the fastest NIC of this machine's topology (0 when it
+// knows none): a node's network bandwidth for the cost model.
+double fastestNicGBps() {
+  ProcessTopology machine = processTopology();
+  double best = 0;
+  if (machine.topo)
+    for (int nic : machine.topo->nics) best = std::max(best, machine.topo->nodes[nic].nicGBps);
+  return best;
+}
 
 // This node's ring from the machine graph: each rank's device is the NUMA
 // node it runs on (where its host buffers are).
@@ -131,6 +144,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       return WEFT_ERROR(device.status().code(), "rank %d: %s", rank, device.status().message().c_str());
     gpu = device.value();
   }
+  // The tuner's constants; a bad WEFT_TUNE_FILE fails here, before the
+  // other ranks are joined.
+  Result<CostConstants> costs = loadCostConstants();
+  if (!costs.isOk()) return WEFT_ERROR(costs.status().code(), "rank %d: %s", rank, costs.status().message().c_str());
   comm->rank = rank;
   comm->nranks = nranks;
   if (id.value().rootStartedByRank0 && rank == 0) {
@@ -165,6 +182,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
   hosts[rank].cudaDevice = options.cudaDevice;
   snprintf(hosts[rank].gpuBusId, sizeof(hosts[rank].gpuBusId), "%s", gpu.busId.c_str());
+  cpu_set_t affinity;
+  hosts[rank].cores = sched_getaffinity(0, sizeof(affinity), &affinity) == 0 ? CPU_COUNT(&affinity) : 1;
+  hosts[rank].nicGBps = fastestNicGBps();
+  hosts[rank].costs = costs.value();
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
   faultPoint("init.hosts", rank);
   for (const HostInfo& host : hosts) {
@@ -244,6 +265,17 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   RingOrder ring = multiNodeRingOrder(nodeOfRank, ringKey);
   tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
   tunerConfig.nodeOfRank = nodeOfRank;
+  // The cost model's view, the same on every rank: rank 0's constants, the
+  // fewest cores any rank has, the slowest node's fastest NIC.
+  tunerConfig.constants = hosts[0].costs;
+  int fewestCores = hosts[0].cores;
+  double nic = 0;
+  for (const HostInfo& host : hosts) {
+    fewestCores = std::min(fewestCores, host.cores);
+    if (host.nicGBps > 0) nic = nic > 0 ? std::min(nic, host.nicGBps) : host.nicGBps;
+  }
+  if (nic > 0) tunerConfig.constants.netGBps = nic;
+  tunerConfig.shape = costShape(nranks, nodeOfRank, fewestCores, static_cast<size_t>(envInt(EnvParam::BufferSize)));
   if (tunerConfig.forcedChannels <= 0)
     tunerConfig.maxChannels = std::min(tunerConfig.searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {

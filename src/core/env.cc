@@ -31,10 +31,13 @@ const EnvParamInfo kTable[] = {
     {EnvParam::Algo, "WEFT_ALGO", "",
      "Force an algorithm by name, any case: ring, oneshot, twoshot, tree, direct or hierarchical "
      "(weft-info lists what each builds). A collective the algorithm does not build falls back to "
-     "the tuner. Empty lets the tuner choose by size and rank count."},
+     "the tuner. Empty lets the tuner choose by its cost model (weft-info --tune prints its choices)."},
     {EnvParam::VerifyPlans, "WEFT_VERIFY_PLANS", "0",
      "1: prove every plan the tuner builds with the plan verifier first (every rank's program, run "
      "symbolically); costs O(ranks^2) per plan built. Always on in Debug builds."},
+    {EnvParam::TuneFile, "WEFT_TUNE_FILE", "",
+     "The tuner's cost constants ('name = value' lines, as weft-info --calibrate writes them); unset: the shipped "
+     "defaults. Ranks use rank 0's."},
     {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
     {EnvParam::Nslots, "WEFT_NSLOTS", "8", "Slots in each shared-memory FIFO (how far a sender may run ahead)."},

@@ -17,6 +17,7 @@ enum class EnvParam {
   Nchannels,
   Algo,
   VerifyPlans,
+  TuneFile,
   BufferSize,
   Nslots,
   ZeroCopy,

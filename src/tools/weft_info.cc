@@ -1,26 +1,84 @@
 // weft-info: the version, the reduction kernels in use, the algorithms of
 // the registry (what WEFT_ALGO takes), and the table of environment
 // variables weft reads (the one table in core/env.cc).
-#include <cstdio>
-#include <cstring>
+//   weft-info [--markdown]
+//   weft-info --tune --nranks N [--nodes M] [--cores C] [--topo FILE] [--collective NAME] [--all]
+//     the tuner's decision table for 8 B to 1 GiB, from the cost model alone (nothing runs)
+//   weft-info --calibrate [--out FILE]
+//     measures this host's cost constants and writes them as WEFT_TUNE_FILE takes them
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <strings.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "algorithms/cost_model.h"
 #include "algorithms/registry.h"
+#include "algorithms/tuner.h"
 #include "core/env.h"
+#include "exec/copy.h"
 #include "exec/reduce.h"
+#include "topology/machine.h"
+#include "topology/search.h"
 #include "weft/weft.h"
 
-int main(int argc, char** argv) {
-  bool markdown = argc > 1 && strcmp(argv[1], "--markdown") == 0;
-  if (argc > 1 && !markdown) {
-    printf(
-        "usage: weft-info [--markdown]\n  prints the version, the algorithms and the environment variables weft "
-        "reads\n");
-    return strcmp(argv[1], "--help") == 0 ? 0 : 2;
-  }
+using namespace weft;
+
+namespace {
+
+constexpr Collective kCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
+                                       Collective::Broadcast, Collective::Reduce,        Collective::AllToAll,
+                                       Collective::Gather,    Collective::Scatter};
+
+int usage(FILE* out, int code) {
+  fprintf(out,
+          "usage: weft-info [--markdown]\n"
+          "         the version, the algorithms and the environment variables weft reads\n"
+          "       weft-info --tune --nranks N [--nodes M] [--cores C] [--topo FILE] [--collective NAME] [--all]\n"
+          "         the tuner's choice and predicted time per collective for 8 B to 1 GiB, from the cost model\n"
+          "         (WEFT_TUNE_FILE's constants or the defaults; WEFT_ALGO and WEFT_NCHANNELS apply); nothing runs.\n"
+          "         N ranks on M nodes (M divides them as evenly as it can), C cores per node (default: this\n"
+          "         process's CPUs); --topo: the NIC speed and ring channels from an hwloc or weft-topo XML file;\n"
+          "         --collective: one collective, --all: every candidate's predicted time\n"
+          "       weft-info --calibrate [--out FILE]\n"
+          "         measures this host's hand-off latencies and copy and reduce bandwidths (a few seconds) and\n"
+          "         writes the constants to FILE (default: standard output) for WEFT_TUNE_FILE\n");
+  return code;
+}
+
+std::string sizeText(size_t bytes) {
+  if (bytes >= (1u << 30) && bytes % (1u << 30) == 0) return format("%zu GiB", bytes >> 30);
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return format("%zu MiB", bytes >> 20);
+  if (bytes >= 1024 && bytes % 1024 == 0) return format("%zu KiB", bytes >> 10);
+  return format("%zu B", bytes);
+}
+
+std::string timeText(double micros) {
+  if (micros >= 1e6) return format("%.2f s", micros * 1e-6);
+  if (micros >= 1e3) return format("%.2f ms", micros * 1e-3);
+  return format("%.1f us", micros);
+}
+
+int processCpus() {
+  cpu_set_t cpus;
+  return sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+}
+
+int printInfo(bool markdown) {
   int version = 0;
   weftGetVersion(&version);
-  const weft::EnvParamInfo* table = weft::envParamTable();
-  int count = static_cast<int>(weft::EnvParam::Count);
+  const EnvParamInfo* table = envParamTable();
+  int count = static_cast<int>(EnvParam::Count);
   if (markdown) {
     printf("| variable | default | meaning |\n|---|---|---|\n");
     for (int i = 0; i < count; ++i)
@@ -29,10 +87,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   printf("weft %d.%d.%d, host reduction kernels: %s\n\n", version / 10000, version / 100 % 100, version % 100,
-         weft::reduceKernels().isa);
+         reduceKernels().isa);
   printf("Algorithms (WEFT_ALGO, any case):\n");
-  for (const weft::AlgorithmEntry& entry : weft::algorithmRegistry())
-    printf("  %-10s %s\n             for %s\n", entry.name, entry.summary, weft::supportedCollectives(entry).c_str());
+  for (const AlgorithmEntry& entry : algorithmRegistry())
+    printf("  %-12s %s\n               for %s\n", entry.name, entry.summary, supportedCollectives(entry).c_str());
   printf("\nEnvironment variables:\n");
   for (int i = 0; i < count; ++i) {
     const char* value = getenv(table[i].name);
@@ -40,4 +98,353 @@ int main(int argc, char** argv) {
            value ? value : "", value ? "'" : "", table[i].description);
   }
   return 0;
+}
+
+struct TuneArgs {
+  int nranks = 0, nodes = 1, cores = 0;
+  std::string topo, collective;
+  bool all = false;
+};
+
+int printTune(const TuneArgs& args) {
+  if (args.nranks < 1 || args.nodes < 1 || args.nodes > args.nranks) {
+    fprintf(stderr, "weft-info --tune: needs --nranks N >= 1 and 1 <= --nodes M <= N\n");
+    return 2;
+  }
+  Result<CostConstants> constants = loadCostConstants();
+  if (!constants.isOk()) {
+    fprintf(stderr, "weft-info --tune: %s\n", constants.status().message().c_str());
+    return 2;
+  }
+  TunerConfig config;
+  config.nranks = args.nranks;
+  config.constants = constants.value();
+  config.forcedAlgo = envString(EnvParam::Algo);
+  if (!config.forcedAlgo.empty() && findAlgorithm(config.forcedAlgo) == nullptr) {
+    fprintf(stderr, "weft-info --tune: WEFT_ALGO=%s: no such algorithm; expected one of %s\n",
+            config.forcedAlgo.c_str(), algorithmNames().c_str());
+    return 2;
+  }
+  config.forcedChannels = static_cast<int>(envInt(EnvParam::Nchannels));
+  config.maxChannels = config.forcedChannels > 0 ? std::min(config.forcedChannels, Tuner::kMaxChannels) : 1;
+  std::string source = "this host";
+  if (!args.topo.empty()) {
+    Result<MachineTopology> topo = discoverTopology(args.topo);
+    if (!topo.isOk()) {
+      fprintf(stderr, "weft-info --tune: %s\n", topo.status().message().c_str());
+      return 2;
+    }
+    const MachineTopology& machine = topo.value();
+    source = args.topo;
+    double nic = 0;
+    for (int n : machine.nics) nic = std::max(nic, machine.nodes[n].nicGBps);
+    if (nic > 0) config.constants.netGBps = nic;
+    // The ring of one node's ranks over its GPUs (one rank per GPU, wrapping
+    // around), as weft-topo --ranks builds it.
+    if (!machine.gpus.empty() && config.forcedChannels <= 0) {
+      int perNode = (args.nranks + args.nodes - 1) / args.nodes;
+      std::vector<int> deviceOfRank;
+      deviceOfRank.reserve(static_cast<size_t>(perNode));
+      for (int r = 0; r < perNode; ++r) deviceOfRank.push_back(machine.gpus[r % machine.gpus.size()]);
+      config.maxChannels = searchRankRing(machine, deviceOfRank, Tuner::kMaxChannels).channels;
+    }
+  }
+  for (int r = 0; r < args.nranks; ++r)
+    config.nodeOfRank.push_back(static_cast<int>(static_cast<long long>(r) * args.nodes / args.nranks));
+  config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : processCpus(),
+                           static_cast<size_t>(envInt(EnvParam::BufferSize)));
+  Tuner tuner(config);
+  std::vector<Collective> collectives;
+  for (Collective c : kCollectives)
+    if (args.collective.empty() || strcasecmp(args.collective.c_str(), collectiveName(c)) == 0)
+      collectives.push_back(c);
+  if (collectives.empty()) {
+    std::string names;
+    for (Collective c : kCollectives) names += (names.empty() ? "" : ", ") + std::string(collectiveName(c));
+    fprintf(stderr, "weft-info --tune: --collective %s: expected one of %s\n", args.collective.c_str(), names.c_str());
+    return 2;
+  }
+  const CostShape& shape = tuner.config().shape;
+  printf("# weft tuner decisions: %d ranks on %d node(s) (at most %d per node), %d core(s) per node, %s\n",
+         shape.nranks, shape.nNodes, shape.ranksPerNode, shape.coresPerNode, source.c_str());
+  printf("# channels up to %d; constants (%s):\n", config.maxChannels,
+         envString(EnvParam::TuneFile).empty() ? "defaults" : envString(EnvParam::TuneFile).c_str());
+  std::string text = formatCostConstants(config.constants);
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    printf("#   %s\n", text.substr(at, end - at).c_str());
+    at = end + 1;
+  }
+  printf("# each size stands for its size class, up to the next power of two; bytes: the larger side\n");
+  if (args.all) {
+    for (Collective c : collectives) {
+      printf("\n%s\n", collectiveName(c));
+      for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 2) {
+        printf("%10s ", sizeText(bytes).c_str());
+        for (const TuneCandidate& candidate : tuner.candidates(c, bytes))
+          printf(" %s/%d %s;", candidate.entry->name, candidate.channels, timeText(candidate.micros).c_str());
+        printf("\n");
+      }
+    }
+    return 0;
+  }
+  printf("\n%10s", "bytes");
+  for (Collective c : collectives) printf(" %22s", collectiveName(c));
+  printf("\n");
+  for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 2) {
+    printf("%10s", sizeText(bytes).c_str());
+    for (Collective c : collectives) {
+      TuneCandidate chosen = tuner.decide(c, bytes);
+      double micros = 0;
+      for (const TuneCandidate& candidate : tuner.candidates(c, bytes))
+        if (candidate.entry == chosen.entry && candidate.channels == chosen.channels) micros = candidate.micros;
+      printf(" %22s", format("%s/%d %s", chosen.entry->name, chosen.channels, timeText(micros).c_str()).c_str());
+    }
+    printf("\n");
+  }
+  return 0;
+}
+
+// ---- calibration ----
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// GB/s of fn run over `bytes` per pass, the best of a few timed rounds.
+template <typename Fn>
+double bestRate(size_t bytes, Fn fn) {
+  double best = 0;
+  for (int round = 0; round < 5; ++round) {
+    auto start = std::chrono::steady_clock::now();
+    int passes = 0;
+    while (passes < 2 || secondsSince(start) < 0.1) {
+      fn();
+      ++passes;
+    }
+    best = std::max(best, static_cast<double>(bytes) * passes / secondsSince(start) * 1e-9);
+  }
+  return best;
+}
+
+// A large buffer moved through one slot-sized buffer, in and out, as a rank's
+// sends and receives move it (the slot stays in cache, the buffer does not).
+struct SlotPaths {
+  size_t big = size_t{64} << 20, slot = 131072;
+  std::vector<float> a, b, staging;
+  SlotPaths() : a(big / 4, 1.0f), b(big / 4, 2.0f), staging(slot / 4, 0.5f) {}
+  void copyThrough() {
+    char* src = reinterpret_cast<char*>(a.data());
+    char* dst = reinterpret_cast<char*>(b.data());
+    char* s = reinterpret_cast<char*>(staging.data());
+    for (size_t off = 0; off < big; off += slot) {
+      memcpy(s, src + off, slot);
+      memcpy(dst + off, s, slot);
+    }
+  }
+  void reduceThrough() {
+    ReduceFn sum = reduceFunction(weftFloat32, weftSum);
+    size_t n = slot / 4;
+    for (size_t off = 0; off < big / 4; off += n) sum(b.data() + off, a.data() + off, staging.data(), n);
+  }
+};
+
+int firstCpu() {
+  cpu_set_t mine;
+  if (sched_getaffinity(0, sizeof(mine), &mine) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &mine)) return c;
+  return 0;
+}
+
+void pinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+// One hand-off each way between two threads through a shared flag, as ranks
+// hand slots over: spinning on cores of their own, or yielding on one core.
+double handoffMicros(bool oneCore) {
+  std::atomic<int> turn{0};
+  constexpr int kRounds = 20000;
+  int cpu = firstCpu();
+  auto pin = [&] {
+    if (oneCore) pinTo(cpu);
+  };
+  auto wait = [&](int want) {
+    while (turn.load(std::memory_order_acquire) != want)
+      if (oneCore) sched_yield();
+  };
+  std::thread peer([&] {
+    pin();
+    for (int i = 0; i < kRounds; ++i) {
+      wait(1);
+      turn.store(0, std::memory_order_release);
+    }
+  });
+  pin();
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; ++i) {
+    turn.store(1, std::memory_order_release);
+    wait(0);
+  }
+  double seconds = secondsSince(start);
+  peer.join();
+  return seconds / (2.0 * kRounds) * 1e6;
+}
+
+// Microseconds of one all-reduce of `bytes` bytes (floats) with `algo`
+// between two ranks of this process (threads), the best of a few rounds;
+// oneCore pins both ranks (and the threads they start) to one CPU.
+double allReduceMicros(size_t bytes, const char* algo, bool oneCore) {
+  weftUniqueId id;
+  if (weftGetUniqueId(&id) != weftSuccess) return 0;
+  setenv("WEFT_ALGO", algo, 1);
+  std::atomic<double> result{0};
+  int cpu = firstCpu();
+  auto rank = [&](int r) {
+    if (oneCore) pinTo(cpu);
+    weftComm_t comm = nullptr;
+    if (weftCommInitRank(&comm, 2, id, r) != weftSuccess) return;
+    size_t count = std::max<size_t>(1, bytes / sizeof(float));
+    std::vector<float> in(count, 1.0f), out(count);
+    double best = 1e30;
+    int calls = static_cast<int>(std::clamp<size_t>((size_t{64} << 20) / (bytes + 4096), 20, 2000));
+    for (int round = 0; round < 5; ++round) {
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < calls; ++i) weftAllReduce(in.data(), out.data(), count, weftFloat32, weftSum, comm, nullptr);
+      weftCommSynchronize(comm);
+      best = std::min(best, secondsSince(start) / calls);
+    }
+    if (r == 0) result.store(best * 1e6);
+    weftCommDestroy(comm);
+  };
+  std::thread first(rank, 0), second(rank, 1);  // threads of their own, so pinning ends with them
+  first.join();
+  second.join();
+  unsetenv("WEFT_ALGO");
+  return result.load();
+}
+
+int calibrate(const std::string& out) {
+  CostConstants c;  // defaults for what cannot be measured on one host
+  SlotPaths paths;
+  fprintf(stderr, "weft-info: measuring copy and reduce bandwidth through a %zu-byte slot...\n", paths.slot);
+  c.copyGBps = bestRate(paths.big, [&] { paths.copyThrough(); }) * 2;  // two copies a pass
+  c.reduceGBps = bestRate(paths.big, [&] { paths.reduceThrough(); });
+  int cpus = processCpus();
+  {
+    std::vector<SlotPaths> each(static_cast<size_t>(cpus));
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(cpus));
+    std::atomic<double> seconds{0};
+    for (int t = 0; t < cpus; ++t)
+      threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load()) std::this_thread::yield();
+        auto start = std::chrono::steady_clock::now();
+        for (int pass = 0; pass < 4; ++pass) each[static_cast<size_t>(t)].copyThrough();
+        double mine = secondsSince(start);
+        double seen = seconds.load();
+        while (mine > seen && !seconds.compare_exchange_weak(seen, mine)) {
+        }
+      });
+    while (ready.load() < cpus) std::this_thread::yield();
+    go.store(true);
+    for (std::thread& t : threads) t.join();
+    c.nodeCopyGBps = static_cast<double>(paths.big) * 2 * 4 * cpus / seconds.load() * 1e-9;
+  }
+  fprintf(stderr, "weft-info: measuring hand-off latencies...\n");
+  double spin = cpus > 1 ? handoffMicros(false) : 0;
+  double yield = handoffMicros(true);
+  // 8 bytes between two ranks: one-shot is the call and one hop, the ring
+  // the call and two; on one core the hops wait for the scheduler.
+  double shot = 0, ring = 0, shotCrowded = 0, ringCrowded = 0;
+  if (cpus > 1) {
+    shot = allReduceMicros(8, "oneshot", false);
+    ring = allReduceMicros(8, "ring", false);
+  }
+  shotCrowded = allReduceMicros(8, "oneshot", true);
+  ringCrowded = allReduceMicros(8, "ring", true);
+  if (ring > shot && shot > 0) {
+    c.hopMicros = ring - shot;
+    c.callMicros = std::max(0.05, shot - c.hopMicros);
+  }
+  if (ringCrowded > shotCrowded && shotCrowded > 0) c.switchMicros = ringCrowded - shotCrowded;
+  std::string text = format(
+      "# weft cost constants, measured by weft-info --calibrate on %d CPU(s); net_* are not measured\n"
+      "# (one host has no network to time): set them by hand for multi-node runs.\n"
+      "# bare hand-offs: %.3f us spinning, %.3f us yielding one core; 2-rank 8 B all-reduce: one-shot %.2f us,\n"
+      "# ring %.2f us, on one core %.2f and %.2f us; step_us is not measured (the shipped value)\n",
+      cpus, spin, yield, shot, ring, shotCrowded, ringCrowded);
+  text += formatCostConstants(c);
+  if (out.empty()) {
+    fputs(text.c_str(), stdout);
+    return 0;
+  }
+  std::ofstream file(out);
+  file << text;
+  if (!file) {
+    fprintf(stderr, "weft-info --calibrate: cannot write %s\n", out.c_str());
+    return 1;
+  }
+  fprintf(stderr, "weft-info: wrote %s (use it with WEFT_TUNE_FILE=%s)\n", out.c_str(), out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  enum { kMarkdown = 1, kTune, kCalibrate, kNranks, kNodes, kCores, kTopo, kCollective, kAll, kOut, kHelp };
+  const option options[] = {{"markdown", no_argument, nullptr, kMarkdown},
+                            {"tune", no_argument, nullptr, kTune},
+                            {"calibrate", no_argument, nullptr, kCalibrate},
+                            {"nranks", required_argument, nullptr, kNranks},
+                            {"nodes", required_argument, nullptr, kNodes},
+                            {"cores", required_argument, nullptr, kCores},
+                            {"topo", required_argument, nullptr, kTopo},
+                            {"collective", required_argument, nullptr, kCollective},
+                            {"all", no_argument, nullptr, kAll},
+                            {"out", required_argument, nullptr, kOut},
+                            {"help", no_argument, nullptr, kHelp},
+                            {nullptr, 0, nullptr, 0}};
+  bool markdown = false, tune = false, calibrateMode = false;
+  TuneArgs args;
+  std::string out;
+  auto number = [](const char* text, int* value) {
+    char* end = nullptr;
+    long parsed = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || parsed < 1 || parsed > (1 << 24)) return false;
+    *value = static_cast<int>(parsed);
+    return true;
+  };
+  for (int opt; (opt = getopt_long(argc, argv, "", options, nullptr)) != -1;) {
+    switch (opt) {
+      case kMarkdown: markdown = true; break;
+      case kTune: tune = true; break;
+      case kCalibrate: calibrateMode = true; break;
+      case kNranks:
+      case kNodes:
+      case kCores:
+        if (!number(optarg, opt == kNranks ? &args.nranks : opt == kNodes ? &args.nodes : &args.cores)) {
+          fprintf(stderr, "weft-info: '%s' is not a count from 1 to 16777216\n", optarg);
+          return 2;
+        }
+        break;
+      case kTopo: args.topo = optarg; break;
+      case kCollective: args.collective = optarg; break;
+      case kAll: args.all = true; break;
+      case kOut: out = optarg; break;
+      case kHelp: return usage(stdout, 0);
+      default: return usage(stderr, 2);
+    }
+  }
+  if (optind < argc || (tune && calibrateMode) || (markdown && (tune || calibrateMode))) return usage(stderr, 2);
+  if (tune) return printTune(args);
+  if (calibrateMode) return calibrate(out);
+  return printInfo(markdown);
 }

@@ -6,6 +6,12 @@
 #   train_mlp_test.sh TRAIN_MLP NRANKS
 set -uo pipefail
 bin=$1 n=$2
+# The same bits need the same order of summation for every element: the
+# buckets and the one whole-gradient all-reduce differ in size, so the tuner
+# may give them different algorithms, and the ring's order depends on which
+# block an element falls in. Two-shot sums every element in rank order at
+# any size (and 2 ranks' sums do not depend on the order at all).
+export WEFT_ALGO=${WEFT_ALGO:-twoshot}
 args=(--ranks "$n" --steps 6 --warmup 1 --batch 64 --input 32 --hidden 200 --layers 2 --output 8
       --first-bucket-kb 16 --bucket-cap-kb 64)
 declare -A digest

@@ -1,0 +1,184 @@
+#include "algorithms/cost_model.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/env.h"
+
+namespace weft {
+namespace {
+
+struct ConstantField {
+  const char* name;
+  double CostConstants::*field;
+  const char* meaning;
+};
+
+const ConstantField kFields[] = {
+    {"call_us", &CostConstants::callMicros, "a call's fixed cost: posting, the worker taking it, completion"},
+    {"hop_us", &CostConstants::hopMicros, "one hand-off between two ranks of a node on cores of their own"},
+    {"switch_us", &CostConstants::switchMicros, "one hand-off when ranks outnumber cores (the peer is scheduled)"},
+    {"step_us", &CostConstants::stepMicros, "one step that does not wait"},
+    {"copy_gbps", &CostConstants::copyGBps, "one core copying through a FIFO slot"},
+    {"reduce_gbps", &CostConstants::reduceGBps, "one core reducing floats through a FIFO slot (bytes written)"},
+    {"node_copy_gbps", &CostConstants::nodeCopyGBps, "every core of the node copying at once, in total"},
+    {"net_us", &CostConstants::netMicros, "one hand-off over the network"},
+    {"net_gbps", &CostConstants::netGBps, "a node's network bandwidth per direction when no NIC speed is known"},
+};
+
+}  // namespace
+
+std::string formatCostConstants(const CostConstants& constants) {
+  std::string text;
+  for (const ConstantField& f : kFields) {
+    char line[200];
+    snprintf(line, sizeof(line), "%-15s = %.4g  # %s\n", f.name, constants.*f.field, f.meaning);
+    text += line;
+  }
+  return text;
+}
+
+Status parseCostConstants(const std::string& text, CostConstants* constants) {
+  std::istringstream in(text);
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    std::string body = line.substr(0, line.find('#'));
+    size_t first = body.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    size_t eq = body.find('=');
+    if (eq == std::string::npos)
+      return WEFT_ERROR(weftInvalidArgument, "line %d '%s': expected 'name = value'", number, line.c_str());
+    std::string name = body.substr(first, eq - first);
+    name.erase(name.find_last_not_of(" \t") + 1);
+    std::string value = body.substr(eq + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t\r") + 1);
+    const ConstantField* field = nullptr;
+    for (const ConstantField& f : kFields)
+      if (name == f.name) field = &f;
+    if (field == nullptr) {
+      std::string names;
+      for (const ConstantField& f : kFields) names += (names.empty() ? "" : ", ") + std::string(f.name);
+      return WEFT_ERROR(weftInvalidArgument, "line %d: unknown constant '%s'; expected one of %s", number, name.c_str(),
+                        names.c_str());
+    }
+    char* end = nullptr;
+    errno = 0;
+    double parsed = strtod(value.c_str(), &end);
+    while (end != nullptr && (*end == ' ' || *end == '\t' || *end == '\r')) ++end;
+    if (errno != 0 || end == value.c_str() || *end != '\0' || !std::isfinite(parsed) || parsed <= 0)
+      return WEFT_ERROR(weftInvalidArgument, "line %d: %s = '%s' is not a positive number", number, name.c_str(),
+                        value.c_str());
+    constants->*field->field = parsed;
+  }
+  return Status::ok();
+}
+
+Result<CostConstants> loadCostConstants() {
+  CostConstants constants;
+  std::string file = envString(EnvParam::TuneFile);
+  if (file.empty()) return constants;
+  std::ifstream in(file);
+  if (!in) return WEFT_ERROR(weftInvalidArgument, "WEFT_TUNE_FILE=%s: %s", file.c_str(), strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  Status parsed = parseCostConstants(text.str(), &constants);
+  if (!parsed.isOk())
+    return WEFT_ERROR(weftInvalidArgument, "WEFT_TUNE_FILE=%s: %s", file.c_str(), parsed.message().c_str());
+  return constants;
+}
+
+double costMicros(const CostQuery& query, const CostTerms& terms) {
+  const CostShape& shape = query.shape;
+  const CostConstants& k = query.constants;
+  int perNode = std::max(1, shape.ranksPerNode), cores = std::max(1, shape.coresPerNode);
+  bool crowded = perNode > cores;
+  // Oversubscribed cores: each rank has its share of a core, hand-offs wait
+  // for the scheduler, and a step waits its turn.
+  double share = crowded ? static_cast<double>(cores) / perNode : 1.0;
+  double hop = crowded ? k.switchMicros : k.hopMicros;
+  double piece = terms.chained ? hop : k.stepMicros;
+  // Bytes per microsecond: a core's rate, or the node's memory shared out.
+  double copyRate = std::min(k.copyGBps * share, k.nodeCopyGBps / perNode) * 1e3;
+  double reduceRate = copyRate * k.reduceGBps / k.copyGBps;
+  double netRate = k.netGBps * 1e3;
+  double local = terms.copyBytes / copyRate + terms.reduceBytes / reduceRate;
+  double network = shape.nNodes > 1 ? terms.netBytes / netRate : 0.0;
+  return k.callMicros + terms.hops * hop + terms.netHops * k.netMicros + terms.steps * k.stepMicros +
+         terms.pieces * piece + std::max(local, network);
+}
+
+namespace cost {
+
+double pieces(const CostQuery& query, double steps, double stepBytes) {
+  double channels = std::max(1, query.channels);
+  double perChannel = std::ceil(stepBytes / channels / static_cast<double>(query.shape.slotBytes));
+  return steps * channels * std::max(1.0, perChannel);
+}
+
+CostTerms ring(const CostQuery& query) {
+  double n = query.shape.nranks, S = static_cast<double>(query.bytes);
+  bool network = query.shape.nNodes > 1;
+  CostTerms t;
+  t.chained = true;
+  if (query.shape.nranks == 1) {
+    t.copyBytes = S;
+    return t;
+  }
+  double rounds = 0;
+  switch (query.collective) {
+    case Collective::AllReduce:  // reduce-scatter, then all-gather
+      // One block copied in, n-1 reduced (the last into the output), n-1
+      // copied out of slots into the output.
+      rounds = 2 * (n - 1);
+      t.reduceBytes = (n - 1) / n * S;
+      t.copyBytes = S;
+      t.netBytes = 2 * (n - 1) / n * S;
+      t.pieces = pieces(query, rounds, S / n);
+      break;
+    case Collective::ReduceScatter:
+      rounds = n - 1;
+      t.reduceBytes = (n - 1) / n * S;
+      t.copyBytes = S / n;
+      t.netBytes = (n - 1) / n * S;
+      t.pieces = pieces(query, rounds, S / n);
+      break;
+    case Collective::AllGather:  // the own block in and to the output, n-1 out of slots
+      rounds = n - 1;
+      t.copyBytes = (n + 1) / n * S;
+      t.netBytes = (n - 1) / n * S;
+      t.pieces = pieces(query, rounds, S / n);
+      break;
+    case Collective::Broadcast:  // a chain from the root: every slot received into the output and passed on
+      rounds = n - 1;
+      t.copyBytes = S;
+      t.netBytes = S;
+      t.pieces = pieces(query, 1, S);
+      break;
+    case Collective::Reduce:  // a chain to the root: every slot reduced and passed on
+      rounds = n - 1;
+      t.reduceBytes = S;
+      t.copyBytes = S;
+      t.netBytes = S;
+      t.pieces = pieces(query, 1, S);
+      break;
+    default: break;
+  }
+  (network ? t.netHops : t.hops) = rounds;
+  return t;
+}
+
+int treeDepth(int n) {
+  int depth = 0;
+  while ((2 << depth) <= n) ++depth;
+  return std::max(depth, n > 1 ? 1 : 0);
+}
+
+}  // namespace cost
+}  // namespace weft

@@ -1,0 +1,118 @@
+// The cost model: the predicted time of one call of one algorithm, as
+// latency terms plus bytes over bandwidths. Its inputs are constants
+// measured on the host (hand-off latency, copy and reduce bandwidth: what
+// `weft-info --calibrate` writes, or the shipped defaults) and the shape of
+// the communicator (ranks, nodes, cores, the network's bandwidth from the
+// topology). Every algorithm states its own costs next to its builder
+// (AlgorithmEntry::cost); the tuner picks the cheapest candidate with them,
+// and the simulator replays plans with the same functions.
+//
+// An algorithm describes one call as a few totals per rank (CostTerms):
+//   hops       hand-offs on the critical path, each waiting for a peer;
+//   netHops    those that cross the network;
+//   steps      steps that pass no slot (none of today's algorithms has any);
+//   pieces     FIFO slots a rank passes in all, each a step of the executor;
+//   chained    whether each piece waits on one peer (rings, trees, chains)
+//              rather than on whichever of many is ready: a chained piece
+//              costs a hand-off (a switch when ranks outnumber cores), an
+//              independent one only the executor's step;
+//   copyBytes  bytes of the call's buffers this rank copies (into a slot
+//              or out of one: the slots themselves stay in cache);
+//   reduceBytes bytes of the call's buffers it reduces (reductions between
+//              slots and scratch, in cache, are not counted);
+//   netBytes   bytes one node sends over the network in one direction.
+// and time = call + hops * hop + netHops * netHop + steps * step
+//          + pieces * (chained ? (crowded ? switch : hop) : step)
+//          + max(copy / copyRate + reduce / reduceRate, net / netRate),
+// the bandwidth terms overlapping because the slots pipeline them.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "algorithms/plan.h"
+#include "core/status.h"
+
+namespace weft {
+
+// Plain data (ranks agree on rank 0's copy at init, so every rank chooses
+// alike). Rates in GB/s (1e9 bytes), times in microseconds. The defaults are
+// what weft-info --calibrate measured on a 2-core AMD EPYC VM.
+struct CostConstants {
+  // A call's fixed cost whatever the algorithm: posting it, the worker
+  // taking it up, completion (a 1-rank all-reduce of 8 bytes).
+  double callMicros = 1.0;
+  // One hand-off between two ranks of a node, each on a core of its own: a
+  // step of a 2-rank all-reduce, send to the peer's wait returning.
+  double hopMicros = 2.0;
+  // The same when a node's ranks outnumber its cores, so the peer has to be
+  // scheduled first (a yield to another thread on one core).
+  double switchMicros = 2.5;
+  // What the executor spends on one slot when it does not wait for it (not
+  // measured by the calibration: a rank with slots of several peers ready
+  // is hard to stage alone).
+  double stepMicros = 0.3;
+  // One core copying, counted once per byte copied.
+  double copyGBps = 27.0;
+  // One core reducing two float operands into a third: bytes written.
+  double reduceGBps = 12.5;
+  // All of a node's cores copying at once, in total (the memory's limit).
+  double nodeCopyGBps = 40.0;
+  // One hand-off over the network (socket transport, its proxy included).
+  double netMicros = 30.0;
+  // One node's network bandwidth per direction, when the topology knows no
+  // NIC speed (10 Gbit/s).
+  double netGBps = 1.25;
+};
+
+// The constants' names, for the tune file: "name = value" lines.
+std::string formatCostConstants(const CostConstants& constants);
+// Parses a tune file's text over the defaults; unknown names and malformed
+// lines are errors naming the line.
+Status parseCostConstants(const std::string& text, CostConstants* constants);
+// WEFT_TUNE_FILE when set (an error when it cannot be read or parsed), else
+// the shipped defaults.
+Result<CostConstants> loadCostConstants();
+
+// The communicator, as the model sees it.
+struct CostShape {
+  int nranks = 1;
+  int nNodes = 1;
+  int ranksPerNode = 1;  // the most ranks on one node
+  int coresPerNode = 1;  // cores the ranks of a node share
+  size_t slotBytes = 131072;
+  // Nodes of equal size (the hierarchical algorithm's condition).
+  bool uniformNodes = true;
+};
+
+// One candidate call.
+struct CostQuery {
+  Collective collective = Collective::AllReduce;
+  size_t bytes = 0;  // the call's larger side (all-gather's output, reduce-scatter's input)
+  int channels = 1;
+  CostShape shape;
+  CostConstants constants;
+};
+
+struct CostTerms {
+  double hops = 0, netHops = 0, steps = 0, pieces = 0;
+  double copyBytes = 0, reduceBytes = 0, netBytes = 0;
+  bool chained = false;
+};
+
+// time in microseconds for the terms of a query.
+double costMicros(const CostQuery& query, const CostTerms& terms);
+
+// Helpers for the algorithms' cost functions.
+namespace cost {
+// FIFO slots that `steps` steps of `stepBytes` each pass, over all channels
+// (each channel moves its share of every step, at least one slot).
+double pieces(const CostQuery& query, double steps, double stepBytes);
+// The flat ring over every rank (ring.cc's plans): all-reduce,
+// reduce-scatter, all-gather, and the chains of broadcast and reduce.
+CostTerms ring(const CostQuery& query);
+// Hops from a leaf to the root of a balanced binary tree over n ranks.
+int treeDepth(int n);
+}  // namespace cost
+
+}  // namespace weft

@@ -1,0 +1,246 @@
+// The cost model and the tuner: the tune file's format, each algorithm's
+// cost against the others where the answer is known from the byte and hop
+// counts, and decisions that every rank makes alike.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "algorithms/cost_model.h"
+#include "algorithms/registry.h"
+#include "algorithms/tuner.h"
+
+namespace weft {
+namespace {
+
+TEST(CostConstants, FormatThenParseGivesTheSameValues) {
+  CostConstants odd;
+  odd.hopMicros = 0.25;
+  odd.copyGBps = 123.5;
+  odd.netGBps = 3.125;
+  CostConstants back;
+  ASSERT_TRUE(parseCostConstants(formatCostConstants(odd), &back).isOk());
+  EXPECT_EQ(back.hopMicros, 0.25);
+  EXPECT_EQ(back.copyGBps, 123.5);
+  EXPECT_EQ(back.netGBps, 3.125);
+  EXPECT_EQ(back.switchMicros, odd.switchMicros);
+}
+
+TEST(CostConstants, CommentsAndBlankLinesAreSkippedAndUnsetNamesKeepTheirDefaults) {
+  CostConstants constants;
+  ASSERT_TRUE(parseCostConstants("# measured\n\n  hop_us = 4   # spinning\r\n", &constants).isOk());
+  EXPECT_EQ(constants.hopMicros, 4.0);
+  EXPECT_EQ(constants.copyGBps, CostConstants().copyGBps);
+}
+
+TEST(CostConstants, BadLinesAreNamed) {
+  CostConstants constants;
+  Status unknown = parseCostConstants("hop_us = 1\nhops = 2\n", &constants);
+  ASSERT_FALSE(unknown.isOk());
+  EXPECT_NE(unknown.message().find("line 2: unknown constant 'hops'"), std::string::npos) << unknown.message();
+  EXPECT_NE(unknown.message().find("hop_us"), std::string::npos) << unknown.message();
+  for (const char* bad : {"copy_gbps = -1", "copy_gbps = 0", "copy_gbps = fast", "copy_gbps = 3 GB/s", "copy_gbps"}) {
+    Status status = parseCostConstants(bad, &constants);
+    EXPECT_FALSE(status.isOk()) << bad;
+    EXPECT_NE(status.message().find("line 1"), std::string::npos) << status.message();
+  }
+}
+
+TEST(CostConstants, AnUnreadableTuneFileIsAnError) {
+  setenv("WEFT_TUNE_FILE", "/nonexistent/weft.tune", 1);
+  Result<CostConstants> loaded = loadCostConstants();
+  unsetenv("WEFT_TUNE_FILE");
+  ASSERT_FALSE(loaded.isOk());
+  EXPECT_NE(loaded.status().message().find("WEFT_TUNE_FILE=/nonexistent/weft.tune"), std::string::npos);
+  ASSERT_TRUE(loadCostConstants().isOk());  // unset: the defaults
+}
+
+TEST(CostConstants, TheTuneFileIsRead) {
+  char path[] = "/tmp/weft_tune_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  FILE* file = fdopen(fd, "w");
+  fputs("net_gbps = 25\n", file);
+  fclose(file);
+  setenv("WEFT_TUNE_FILE", path, 1);
+  Result<CostConstants> loaded = loadCostConstants();
+  unsetenv("WEFT_TUNE_FILE");
+  remove(path);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded.value().netGBps, 25.0);
+}
+
+CostQuery query(Collective collective, size_t bytes, int nranks, int nodes, int cores) {
+  CostQuery q;
+  q.collective = collective;
+  q.bytes = bytes;
+  std::vector<int> nodeOfRank;
+  for (int r = 0; r < nranks; ++r) nodeOfRank.push_back(r * nodes / nranks);
+  q.shape = costShape(nranks, nodeOfRank, cores, 131072);
+  return q;
+}
+
+double micros(Algorithm algorithm, const CostQuery& q) {
+  CostTerms terms;
+  if (!algorithmEntry(algorithm).cost(q, &terms)) return INFINITY;
+  return costMicros(q, terms);
+}
+
+TEST(CostModel, EveryEntryPricesEveryCollectiveItBuilds) {
+  for (const AlgorithmEntry& entry : algorithmRegistry())
+    for (int c = 0; c <= static_cast<int>(Collective::Scatter); ++c) {
+      Collective collective = static_cast<Collective>(c);
+      if (!entry.supports(collective)) continue;
+      for (int n : {1, 2, 3, 7, 64, 1024})
+        for (int nodes : {1, 2, n}) {
+          if (nodes > n) continue;
+          double last = 0;
+          for (size_t bytes = 0; bytes <= (size_t{1} << 30); bytes = bytes == 0 ? 1 : bytes * 4) {
+            CostQuery q = query(collective, bytes, n, nodes, 8);
+            CostTerms terms;
+            if (!entry.cost(q, &terms)) continue;
+            double t = costMicros(q, terms);
+            EXPECT_TRUE(std::isfinite(t) && t > 0) << entry.name << " " << collectiveName(collective) << " " << n;
+            EXPECT_GE(t, last) << entry.name << " " << collectiveName(collective) << " n=" << n << " bytes=" << bytes;
+            last = t;
+          }
+        }
+    }
+}
+
+TEST(CostModel, HierarchicalSendsTwoThirdsOfTheRingsBytesOverTheNetworkOnTwoNodesOfTwo) {
+  CostQuery q = query(Collective::AllReduce, 64u << 20, 4, 2, 8);
+  CostTerms ring, hier;
+  ASSERT_TRUE(ringCost(q, &ring));
+  ASSERT_TRUE(hierarchicalCost(q, &hier));
+  EXPECT_DOUBLE_EQ(ring.netBytes, 1.5 * (64u << 20));
+  EXPECT_DOUBLE_EQ(hier.netBytes, 1.0 * (64u << 20));
+  EXPECT_LT(costMicros(q, hier), costMicros(q, ring));
+  // One node, one rank per node, or uneven nodes: the flat ring's plan.
+  EXPECT_FALSE(hierarchicalCost(query(Collective::AllReduce, 1024, 4, 1, 8), &hier));
+  EXPECT_FALSE(hierarchicalCost(query(Collective::AllReduce, 1024, 4, 4, 8), &hier));
+  EXPECT_FALSE(hierarchicalCost(query(Collective::AllReduce, 1024, 5, 2, 8), &hier));
+}
+
+TEST(CostModel, TheTreeHasLogarithmicHopsAndWinsSmallMessagesOnManyNodes) {
+  CostQuery q = query(Collective::AllReduce, 8, 8, 8, 8);
+  CostTerms tree, ring;
+  ASSERT_TRUE(treeCost(q, &tree));
+  ASSERT_TRUE(ringCost(q, &ring));
+  EXPECT_EQ(tree.netHops, 2 * 3);  // one tree carries 8 bytes: up and down 3 levels
+  EXPECT_EQ(ring.netHops, 2 * 7);
+  EXPECT_LT(micros(Algorithm::Tree, q), micros(Algorithm::Ring, q));
+  EXPECT_GT(micros(Algorithm::Tree, query(Collective::AllReduce, 1u << 30, 8, 8, 8)),
+            micros(Algorithm::Ring, query(Collective::AllReduce, 1u << 30, 8, 8, 8)));
+  EXPECT_EQ(cost::treeDepth(1), 0);
+  EXPECT_EQ(cost::treeDepth(2), 1);
+  EXPECT_EQ(cost::treeDepth(7), 2);
+  EXPECT_EQ(cost::treeDepth(1024), 10);
+}
+
+TEST(CostModel, OneShotWinsTinyMessagesAndLosesLargeOnes) {
+  EXPECT_LT(micros(Algorithm::OneShot, query(Collective::AllReduce, 8, 4, 1, 8)),
+            micros(Algorithm::Ring, query(Collective::AllReduce, 8, 4, 1, 8)));
+  EXPECT_GT(micros(Algorithm::OneShot, query(Collective::AllReduce, 64u << 20, 4, 1, 8)),
+            micros(Algorithm::Ring, query(Collective::AllReduce, 64u << 20, 4, 1, 8)));
+}
+
+TEST(CostModel, CrowdedCoresCostMore) {
+  EXPECT_GT(micros(Algorithm::Ring, query(Collective::AllReduce, 1u << 20, 4, 1, 2)),
+            micros(Algorithm::Ring, query(Collective::AllReduce, 1u << 20, 4, 1, 4)));
+}
+
+TEST(Tuner, SizeClassesArePowersOfTwo) {
+  EXPECT_EQ(Tuner::sizeClass(0), 0);
+  EXPECT_EQ(Tuner::sizeClass(1), 1);
+  EXPECT_EQ(Tuner::sizeClass(4095), 12);
+  EXPECT_EQ(Tuner::sizeClass(4096), 13);
+  EXPECT_EQ(Tuner::classBytes(13), 4096u);
+  EXPECT_EQ(Tuner::sizeClass(SIZE_MAX), 64);
+  for (int c = 0; c < Tuner::kSizeClasses; ++c) EXPECT_EQ(Tuner::sizeClass(Tuner::classBytes(c)), c);
+}
+
+TunerConfig config(int nranks, int nodes, int cores) {
+  TunerConfig c;
+  c.nranks = nranks;
+  for (int r = 0; r < nranks; ++r) c.nodeOfRank.push_back(r * nodes / nranks);
+  c.shape = costShape(nranks, c.nodeOfRank, cores, 131072);
+  return c;
+}
+
+TEST(Tuner, TheDecisionIsTheCheapestCandidateAndHoldsForItsClass) {
+  Tuner tuner(config(16, 4, 8));
+  for (Collective collective :
+       {Collective::AllReduce, Collective::AllGather, Collective::Broadcast, Collective::AllToAll, Collective::Scatter})
+    for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 2) {
+      std::vector<TuneCandidate> all = tuner.candidates(collective, bytes);
+      ASSERT_FALSE(all.empty());
+      for (size_t i = 1; i < all.size(); ++i) EXPECT_LE(all[i - 1].micros, all[i].micros);
+      TuneCandidate chosen = tuner.decide(collective, bytes);
+      EXPECT_EQ(chosen.entry, all.front().entry) << collectiveName(collective) << " " << bytes;
+      EXPECT_EQ(chosen.channels, all.front().channels);
+      TuneCandidate within = tuner.decide(collective, bytes * 2 - 1);
+      EXPECT_EQ(within.entry, chosen.entry);
+      EXPECT_TRUE(chosen.entry->supports(collective));
+    }
+  // Large all-reduces over 4 nodes of 4 cross the network the fewest times.
+  EXPECT_EQ(tuner.decide(Collective::AllReduce, size_t{1} << 30).entry->id, Algorithm::Hierarchical);
+}
+
+TEST(Tuner, TunersWithOneConfigDecideAlike) {
+  Tuner a(config(6, 2, 2)), b(config(6, 2, 2));
+  // b sees the sizes in the opposite order: decisions do not depend on history.
+  for (size_t bytes = size_t{1} << 30; bytes >= 1; bytes /= 2) b.decide(Collective::AllReduce, bytes + bytes / 3);
+  for (size_t bytes = 1; bytes <= (size_t{1} << 30); bytes *= 2) {
+    EXPECT_EQ(a.decide(Collective::AllReduce, bytes).entry, b.decide(Collective::AllReduce, bytes).entry) << bytes;
+    EXPECT_EQ(a.decide(Collective::AllReduce, bytes).channels, b.decide(Collective::AllReduce, bytes).channels);
+  }
+}
+
+TEST(Tuner, WeftAlgoAndChannelsNarrowTheCandidates) {
+  TunerConfig forced = config(4, 1, 8);
+  forced.forcedAlgo = "TREE";
+  forced.maxChannels = 4;
+  forced.forcedChannels = 3;
+  Tuner tuner(forced);
+  for (size_t bytes : {size_t{8}, size_t{1} << 26}) {
+    TuneCandidate chosen = tuner.decide(Collective::AllReduce, bytes);
+    EXPECT_EQ(chosen.entry->id, Algorithm::Tree);
+    EXPECT_EQ(chosen.channels, 3);
+  }
+  // A collective the forced algorithm does not build: the tuner's own choice.
+  EXPECT_EQ(tuner.decide(Collective::AllToAll, 4096).entry->id, Algorithm::Direct);
+  EXPECT_TRUE(tuner.decide(Collective::Broadcast, 4096).entry->supports(Collective::Broadcast));
+  // The forced hierarchical algorithm on one node is still a candidate (the flat ring's plan).
+  TunerConfig hier = config(4, 1, 8);
+  hier.forcedAlgo = "hierarchical";
+  EXPECT_EQ(Tuner(hier).decide(Collective::AllReduce, 1 << 20).entry->id, Algorithm::Hierarchical);
+}
+
+TEST(Tuner, ChannelsAreChosenFromWhatTheTransportHas) {
+  TunerConfig c = config(8, 1, 8);
+  c.maxChannels = 4;
+  Tuner tuner(c);
+  std::vector<TuneCandidate> all = tuner.candidates(Collective::AllReduce, 1 << 20);
+  int most = 0;
+  for (const TuneCandidate& candidate : all) most = std::max(most, candidate.channels);
+  EXPECT_EQ(most, 4);
+  // On host memory one thread drives every channel: more channels only add steps.
+  EXPECT_EQ(tuner.decide(Collective::AllReduce, 1 << 20).channels, 1);
+}
+
+TEST(Tuner, PlansFollowTheDecision) {
+  Tuner tuner(config(4, 2, 8));
+  for (size_t bytes : {size_t{8}, size_t{1} << 28}) {
+    Result<const Plan*> plan = tuner.plan(Collective::AllReduce, bytes, -1);
+    ASSERT_TRUE(plan.isOk());
+    TuneCandidate chosen = tuner.decide(Collective::AllReduce, bytes);
+    EXPECT_EQ(plan.value()->algorithm, chosen.entry->id);
+    EXPECT_EQ(plan.value()->nChannels, chosen.channels);
+  }
+}
+
+}  // namespace
+}  // namespace weft
