@@ -1,5 +1,6 @@
 // Plan building: how long one rank takes to build its own program, and how
-// many bytes that program holds, for 8..16384 ranks (the target for a
+// many bytes that program holds, for 8..16384 ranks (ring, tree, and
+// hierarchical over nodes of 8; the target for a
 // 16384-rank two-channel ring all-reduce: 4 MiB and 50 ms). Built the way
 // the tuner builds it: the rank's program only, over the topology's ring
 // and its reverse.
@@ -25,6 +26,8 @@ weft::PlanRequest ringRequest(weft::Collective collective, int nranks, int chann
   request.root = collective == weft::Collective::Broadcast ? 0 : -1;
   request.nChannels = channels;
   request.rings = {ring, weft::RingOrder(ring.rbegin(), ring.rend())};
+  // Nodes of 8 ranks, for the hierarchical plans.
+  for (int r = 0; r < nranks; ++r) request.nodeOfRank.push_back(r / 8);
   return request;
 }
 
@@ -51,6 +54,8 @@ void ringSizes(benchmark::internal::Benchmark* b) {
   b->Args({16384, static_cast<int>(weft::Algorithm::Ring), 0});
   for (int n : {8, 1024, 16384}) b->Args({n, static_cast<int>(weft::Algorithm::Ring), 3});  // broadcast
   for (int n : {8, 64, 1024}) b->Args({n, static_cast<int>(weft::Algorithm::TwoShot), 0});
+  for (int n = 8; n <= 16384; n *= 8) b->Args({n, static_cast<int>(weft::Algorithm::Tree), 0});
+  for (int n = 16; n <= 16384; n *= 8) b->Args({n, static_cast<int>(weft::Algorithm::Hierarchical), 0});
 }
 BENCHMARK(BM_BuildOwnPlan)->ArgNames({"ranks", "algo", "coll"})->Apply(ringSizes)->Unit(benchmark::kMillisecond);
 

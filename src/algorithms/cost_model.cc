@@ -119,7 +119,9 @@ namespace cost {
 double pieces(const CostQuery& query, double steps, double stepBytes) {
   double channels = std::max(1, query.channels);
   double perChannel = std::ceil(stepBytes / channels / static_cast<double>(query.shape.slotBytes));
-  return steps * channels * std::max(1.0, perChannel);
+  // A step's first slot is its hop (or, for an independent step, the call's
+  // latency): the pieces are the slots after it, which pipeline.
+  return steps * (channels * std::max(1.0, perChannel) - 1);
 }
 
 CostTerms ring(const CostQuery& query) {

@@ -11,15 +11,15 @@
 //   hops       hand-offs on the critical path, each waiting for a peer;
 //   netHops    those that cross the network;
 //   steps      steps that pass no slot (none of today's algorithms has any);
-//   pieces     FIFO slots a rank passes in all, each a step of the executor;
+//   pieces     FIFO slots a rank passes beyond each step's first (a step's
+//              first slot is its hop; the later ones pipeline behind it);
 //   chained    whether each piece waits on one peer (rings, trees, chains)
 //              rather than on whichever of many is ready: a chained piece
 //              costs a hand-off (a switch when ranks outnumber cores), an
 //              independent one only the executor's step;
 //   copyBytes  bytes of the call's buffers this rank copies (into a slot
 //              or out of one: the slots themselves stay in cache);
-//   reduceBytes bytes of the call's buffers it reduces (reductions between
-//              slots and scratch, in cache, are not counted);
+//   reduceBytes bytes it writes by reducing (into scratch or a slot too);
 //   netBytes   bytes one node sends over the network in one direction.
 // and time = call + hops * hop + netHops * netHop + steps * step
 //          + pieces * (chained ? (crowded ? switch : hop) : step)
@@ -41,23 +41,23 @@ namespace weft {
 struct CostConstants {
   // A call's fixed cost whatever the algorithm: posting it, the worker
   // taking it up, completion (a 1-rank all-reduce of 8 bytes).
-  double callMicros = 1.0;
+  double callMicros = 0.15;
   // One hand-off between two ranks of a node, each on a core of its own: a
   // step of a 2-rank all-reduce, send to the peer's wait returning.
-  double hopMicros = 2.0;
+  double hopMicros = 0.15;
   // The same when a node's ranks outnumber its cores, so the peer has to be
   // scheduled first (a yield to another thread on one core).
-  double switchMicros = 2.5;
+  double switchMicros = 2.7;
   // What the executor spends on one slot when it does not wait for it (not
   // measured by the calibration: a rank with slots of several peers ready
   // is hard to stage alone).
   double stepMicros = 0.3;
   // One core copying, counted once per byte copied.
-  double copyGBps = 27.0;
+  double copyGBps = 30.0;
   // One core reducing two float operands into a third: bytes written.
-  double reduceGBps = 12.5;
+  double reduceGBps = 15.0;
   // All of a node's cores copying at once, in total (the memory's limit).
-  double nodeCopyGBps = 40.0;
+  double nodeCopyGBps = 33.0;
   // One hand-off over the network (socket transport, its proxy included).
   double netMicros = 30.0;
   // One node's network bandwidth per direction, when the topology knows no
@@ -105,8 +105,9 @@ double costMicros(const CostQuery& query, const CostTerms& terms);
 
 // Helpers for the algorithms' cost functions.
 namespace cost {
-// FIFO slots that `steps` steps of `stepBytes` each pass, over all channels
-// (each channel moves its share of every step, at least one slot).
+// FIFO slots beyond the first that `steps` steps of `stepBytes` each pass,
+// over all channels (each channel moves its share of every step, at least
+// one slot).
 double pieces(const CostQuery& query, double steps, double stepBytes);
 // The flat ring over every rank (ring.cc's plans): all-reduce,
 // reduce-scatter, all-gather, and the chains of broadcast and reduce.

@@ -28,15 +28,14 @@ Plan buildOneShotPlan(const PlanRequest& request) {
   return plan;
 }
 
-// One hop; the input copied into n-1 slots, n-1 reductions of which the
-// first reads the input and the last writes the output (the others stay in
-// scratch); every rank of a node sends S to every rank of the others.
+// One hop; the input copied into n-1 slots and n-1 reductions of the whole
+// buffer; every rank of a node sends S to every rank of the others.
 bool oneShotCost(const CostQuery& query, CostTerms* terms) {
   double n = query.shape.nranks, l = query.shape.ranksPerNode, S = static_cast<double>(query.bytes);
   CostTerms& t = *terms;
   (query.shape.nNodes > 1 ? t.netHops : t.hops) = n > 1 ? 1 : 0;
   t.copyBytes = n > 1 ? (n - 1) * S : S;
-  t.reduceBytes = n > 1 ? 2 * S : 0;
+  t.reduceBytes = (n - 1) * S;
   t.netBytes = l * (n - l) * S;
   t.pieces = cost::pieces(query, 2 * (n - 1), S);
   return true;

@@ -26,9 +26,9 @@ const AlgorithmEntry kRegistry[] = {
      "reduce-scatter then all-gather straight between every pair: the ring's bytes in two hops", kBlocked,
      buildTwoShotPlan, twoShotCost},
     {Algorithm::Tree, "tree",
-     "double binary tree: each half of the buffer reduced up one tree and broadcast back down it; "
-     "about 2 log2(n) hops",
-     bit(Collective::AllReduce), buildTreePlan, treeCost},
+     "all-reduce: double binary tree, each half of the buffer reduced up one tree and broadcast back down "
+     "it, about 2 log2(n) hops; broadcast and reduce: one binary tree rooted at the root, log2(n) hops",
+     bit(Collective::AllReduce) | kRooted, buildTreePlan, treeCost},
     {Algorithm::Direct, "direct",
      "every block straight from the rank that has it to the rank that wants it: one hop, no byte moved twice",
      bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan, directCost},

@@ -17,6 +17,9 @@
 // empty, and then only tree 0 moves anything (8 bytes: one tree, 2 log2 n
 // hops). Nothing goes by address: a leaf's in-place output is written while
 // its parent may still read its input.
+//
+// Broadcast and reduce (rootedTreeSteps below) use one tree rooted at the
+// root: the same down and up halves over the whole buffer.
 #include <algorithm>
 
 #include "algorithms/plan_builder.h"
@@ -29,23 +32,32 @@ using namespace plan_builder;
 
 namespace {
 
-// One tree's steps for the rank, over block `block`.
-void treeSteps(int parent, const std::vector<int>& children, int block, std::vector<Step>& steps) {
-  // Up: reduce the children into this rank's block.
+// Up: reduce the children into this rank's block and pass it to the parent
+// (the root writes the result; final: the reduction's last write).
+void upSteps(int parent, const std::vector<int>& children, int block, bool final, std::vector<Step>& steps) {
   ChunkRef acc = in(block);
   for (size_t i = 0; i < children.size(); ++i) {
     bool last = i + 1 == children.size();
     if (last && parent >= 0) {
       steps.push_back(makeStep(StepOp::RecvReduceSend, children[i], parent, acc, {}, false, block));
     } else if (last) {
-      steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, out(block), true, block));
+      steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, out(block), final, block));
     } else {
       steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, scratch(), false, block));
       acc = scratch();
     }
   }
-  if (children.empty()) steps.push_back(makeStep(StepOp::Send, -1, parent, in(block), {}, false, block));
-  // Down: the result from the parent (the root has it already), on to each child.
+  if (children.empty()) {
+    if (parent >= 0)
+      steps.push_back(makeStep(StepOp::Send, -1, parent, in(block), {}, false, block));
+    else
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(block), out(block), final, block));
+  }
+}
+
+// Down: the result from the parent (the root has it in its output already),
+// on to each child.
+void downSteps(int parent, const std::vector<int>& children, int block, std::vector<Step>& steps) {
   size_t first = 0;
   if (parent >= 0) {
     if (children.empty()) {
@@ -59,26 +71,71 @@ void treeSteps(int parent, const std::vector<int>& children, int block, std::vec
     steps.push_back(makeStep(StepOp::Send, -1, children[i], out(block), {}, false, block));
 }
 
+// Broadcast and reduce: one binary tree rooted at the root, over ring
+// positions counted from the root's (position p's children are 2p+1 and
+// 2p+2), so a call takes floor(log2 n) hops instead of the chain's n-1.
+// Every rank first hands its ring successor the call's description and
+// checks its predecessor's (before that predecessor's data, if it sends any,
+// else in its last slice), as gather and scatter do: a
+// rank that disagrees about the root is found in the call (the executor
+// takes such a token early whenever the channel would otherwise wait).
+void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const std::vector<int>& positionOf,
+                     std::vector<Step>& steps) {
+  int n = request.nranks, self = positionOf[static_cast<size_t>(request.rank)];
+  int rootAt = positionOf[static_cast<size_t>(request.root)];
+  int p = (self - rootAt + n) % n;
+  auto rankAt = [&](int q) { return ring[static_cast<size_t>((q + rootAt) % n)]; };
+  int parent = p == 0 ? -1 : rankAt((p - 1) / 2);
+  std::vector<int> children;
+  for (int c : {2 * p + 1, 2 * p + 2})
+    if (c < n) children.push_back(rankAt(c));
+  int next = ring[static_cast<size_t>((self + 1) % n)], prev = ring[static_cast<size_t>((self - 1 + n) % n)];
+  // Data from the ring predecessor follows its token in one FIFO: then the
+  // token is checked first, as in ring.cc.
+  bool broadcast = request.collective == Collective::Broadcast;
+  bool dataFromPrev = broadcast ? parent == prev : std::find(children.begin(), children.end(), prev) != children.end();
+  steps.push_back(tokenStep(StepOp::Notify, next, false));
+  if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
+  if (broadcast) {
+    if (parent < 0) {
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+      for (int child : children) steps.push_back(publishing(makeStep(StepOp::Send, -1, child, in(0), {})));
+    } else {
+      downSteps(parent, children, 0, steps);
+    }
+  } else {
+    upSteps(parent, children, 0, true, steps);
+  }
+  if (!dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, true));
+}
+
 }  // namespace
 
 Plan buildTreePlan(const PlanRequest& request) {
   int nranks = request.nranks;
-  Plan plan = newPlan(request, Algorithm::Tree, nranks > 1 ? 2 : 1);
+  bool rooted = collectiveHasRoot(request.collective);
+  Plan plan = newPlan(request, Algorithm::Tree, nranks > 1 && !rooted ? 2 : 1);
   std::vector<Step> steps;
   if (nranks == 1) {
-    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), true));
+    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), request.collective != Collective::Broadcast));
   } else {
     // Tree positions are places in the ring (the topology's order).
     RingOrder ring = request.rings.empty() ? identityRing(nranks) : request.rings.front();
     std::vector<int> positionOf(static_cast<size_t>(nranks));
     for (int p = 0; p < nranks; ++p) positionOf[static_cast<size_t>(ring[p])] = p;
-    DoubleTree trees = buildDoubleTree(nranks);
-    int self = positionOf[static_cast<size_t>(request.rank)];
-    for (int t = 0; t < 2; ++t) {
-      int parent = trees.parent[t][self];
-      std::vector<int> children;
-      for (int child : trees.children[t][self]) children.push_back(ring[child]);
-      treeSteps(parent < 0 ? -1 : ring[parent], children, t, steps);
+    if (collectiveHasRoot(request.collective)) {
+      rootedTreeSteps(request, ring, positionOf, steps);
+    } else {
+      DoubleTree trees = buildDoubleTree(nranks);
+      int self = positionOf[static_cast<size_t>(request.rank)];
+      for (int t = 0; t < 2; ++t) {
+        int parent = trees.parent[t][self];
+        std::vector<int> children;
+        for (int child : trees.children[t][self]) children.push_back(ring[child]);
+        int up = parent < 0 ? -1 : ring[parent];
+        upSteps(up, children, t, true, steps);
+        downSteps(up, children, t, steps);
+      }
     }
   }
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
@@ -86,23 +143,37 @@ Plan buildTreePlan(const PlanRequest& request) {
   return plan;
 }
 
-// Each half of the buffer goes up one tree and down again: 2 depth hops per
-// tree, the trees one after the other on a rank (4 depth hops, 2 when the
-// second half is empty: fewer elements than ranks, counted as floats). A
-// rank reduces about the buffer once (two children's halves, as the inner
-// node of one tree) and copies it about one and a half times; over the network a node
-// sends and receives about 2 S.
+// All-reduce: each half of the buffer goes up one tree and down again: 2
+// depth hops per tree, the trees one after the other on a rank (4 depth
+// hops, 2 when the second half is empty: fewer elements than ranks, counted
+// as floats). A rank reduces about the buffer once (two children's halves,
+// as the inner node of one tree) and copies it about one and a half times;
+// over the network a node sends and receives about 2 S.
+// Broadcast and reduce: depth hops; an inner node passes every slot to (or
+// reduces it from) two children, so it moves twice the buffer where the
+// chain's ranks move it once.
 bool treeCost(const CostQuery& query, CostTerms* terms) {
-  if (query.collective != Collective::AllReduce) return false;
   int n = query.shape.nranks;
   double S = static_cast<double>(query.bytes), depth = cost::treeDepth(n);
-  bool oneTree = query.bytes / 2 < static_cast<size_t>(n) * sizeof(float);
   CostTerms& t = *terms;
-  (query.shape.nNodes > 1 ? t.netHops : t.hops) = (oneTree ? 2 : 4) * depth;
+  t.chained = true;
+  bool network = query.shape.nNodes > 1;
+  if (query.collective == Collective::Broadcast || query.collective == Collective::Reduce) {
+    (network ? t.netHops : t.hops) = depth;
+    if (query.collective == Collective::Broadcast)
+      t.copyBytes = 2 * S;
+    else
+      t.reduceBytes = 2 * S;
+    t.netBytes = 2 * S;
+    t.pieces = cost::pieces(query, 2, S);
+    return true;
+  }
+  if (query.collective != Collective::AllReduce) return false;
+  bool oneTree = query.bytes / 2 < static_cast<size_t>(n) * sizeof(float);
+  (network ? t.netHops : t.hops) = (oneTree ? 2 : 4) * depth;
   t.reduceBytes = S;
   t.copyBytes = 1.5 * S;
   t.netBytes = 2 * S;
-  t.chained = true;
   t.pieces = cost::pieces(query, 6, S / 2);
   return true;
 }

@@ -70,7 +70,7 @@ bool twoShotCost(const CostQuery& query, CostTerms* terms) {
   CostTerms& t = *terms;
   (query.shape.nNodes > 1 ? t.netHops : t.hops) = n > 1 ? halves : 0;
   t.copyBytes = (reduces ? moved : 0) + (gathers ? moved + S / n : 0);
-  t.reduceBytes = reduces && n > 1 ? 2 * S / n : 0;
+  t.reduceBytes = reduces ? moved : 0;
   t.netBytes = halves * l * (n - l) / n * S;
   t.pieces = cost::pieces(query, 2 * halves * (n - 1), S / n);
   return true;

@@ -277,6 +277,8 @@ double handoffMicros(bool oneCore) {
     while (turn.load(std::memory_order_acquire) != want)
       if (oneCore) sched_yield();
   };
+  // Both sides on threads of their own, so that pinning ends with them.
+  double seconds = 0;
   std::thread peer([&] {
     pin();
     for (int i = 0; i < kRounds; ++i) {
@@ -284,13 +286,16 @@ double handoffMicros(bool oneCore) {
       turn.store(0, std::memory_order_release);
     }
   });
-  pin();
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kRounds; ++i) {
-    turn.store(1, std::memory_order_release);
-    wait(0);
-  }
-  double seconds = secondsSince(start);
+  std::thread self([&] {
+    pin();
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kRounds; ++i) {
+      turn.store(1, std::memory_order_release);
+      wait(0);
+    }
+    seconds = secondsSince(start);
+  });
+  self.join();
   peer.join();
   return seconds / (2.0 * kRounds) * 1e6;
 }
@@ -313,6 +318,9 @@ double allReduceMicros(size_t bytes, const char* algo, bool oneCore) {
     double best = 1e30;
     int calls = static_cast<int>(std::clamp<size_t>((size_t{64} << 20) / (bytes + 4096), 20, 2000));
     for (int round = 0; round < 5; ++round) {
+      // Both ranks start together: an all-reduce as a barrier.
+      weftAllReduce(in.data(), out.data(), 1, weftFloat32, weftSum, comm, nullptr);
+      weftCommSynchronize(comm);
       auto start = std::chrono::steady_clock::now();
       for (int i = 0; i < calls; ++i) weftAllReduce(in.data(), out.data(), count, weftFloat32, weftSum, comm, nullptr);
       weftCommSynchronize(comm);

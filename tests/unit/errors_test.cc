@@ -257,6 +257,20 @@ TEST(Errors, ReduceWithDifferentRootsFailsInTheCallItself) {
   expectRootMismatchFound(4, RankMode::Processes, Rooted::Reduce, {1, 1, 2, 1}, 1 << 22);
 }
 
+// The tree's broadcast and reduce: data moves along the tree, not the ring,
+// and the ring tokens still find a disagreement in the call.
+TEST(Errors, TreeBroadcastAndReduceWithDifferentRootsFailInTheCallItself) {
+  setenv("WEFT_ALGO", "tree", 1);
+  for (Rooted which : {Rooted::Broadcast, Rooted::Reduce}) {
+    expectRootMismatchFound(2, RankMode::Processes, which, {0, 1});
+    expectRootMismatchFound(3, RankMode::Threads, which, {0, 1, 2});
+    expectRootMismatchFound(5, RankMode::Threads, which, {0, 0, 0, 0, 3});
+    expectRootMismatchFound(4, RankMode::Threads, which, {1, 2, 3, 0}, 1 << 22);  // nobody believes to be root
+    expectRootMismatchFound(4, RankMode::Processes, which, {2, 2, 2, 1}, 1 << 22);
+  }
+  unsetenv("WEFT_ALGO");
+}
+
 TEST(Errors, GatherAndScatterWithDifferentRootsFailInTheCallItself) {
   for (Rooted which : {Rooted::Gather, Rooted::Scatter}) {
     expectRootMismatchFound(2, RankMode::Processes, which, {0, 1});
