@@ -54,8 +54,8 @@ void ringSizes(benchmark::internal::Benchmark* b) {
   b->Args({16384, static_cast<int>(weft::Algorithm::Ring), 0});
   for (int n : {8, 1024, 16384}) b->Args({n, static_cast<int>(weft::Algorithm::Ring), 3});  // broadcast
   for (int n : {8, 64, 1024}) b->Args({n, static_cast<int>(weft::Algorithm::TwoShot), 0});
-  for (int n = 8; n <= 16384; n *= 8) b->Args({n, static_cast<int>(weft::Algorithm::Tree), 0});
-  for (int n = 16; n <= 16384; n *= 8) b->Args({n, static_cast<int>(weft::Algorithm::Hierarchical), 0});
+  for (int n : {8, 64, 512, 4096, 16384}) b->Args({n, static_cast<int>(weft::Algorithm::Tree), 0});
+  for (int n : {16, 128, 1024, 8192, 16384}) b->Args({n, static_cast<int>(weft::Algorithm::Hierarchical), 0});
 }
 BENCHMARK(BM_BuildOwnPlan)->ArgNames({"ranks", "algo", "coll"})->Apply(ringSizes)->Unit(benchmark::kMillisecond);
 
