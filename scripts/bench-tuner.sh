@@ -35,7 +35,7 @@ case $mode in
     ranks=${count:-8}
     nodes=$ranks
     "$here/netns.sh" up wtune$$ "$nodes" >/dev/null
-    run() { "$here/netns.sh" run wtune$$ "$nodes" 1 -- env WEFT_ALGO="${WEFT_ALGO:-}" "$perf" "${sweep[@]}" | sed -n '/^=== rank 1/q;p'; }
+    run() { "$here/netns.sh" run wtune$$ "$nodes" 1 -- env WEFT_ALGO="${WEFT_ALGO:-}" "$perf" "${sweep[@]}" | sed -n '/^=== rank 1/q;p' || true; }
     ;;
   *) echo "usage: bench-tuner.sh shm [RANKS] | netns [NODES]" >&2; exit 2 ;;
 esac
