@@ -55,4 +55,9 @@ std::string describeCpuSet(const cpu_set_t& set) {
   return out;
 }
 
+int affinityCpuCount() {
+  cpu_set_t cpus;
+  return sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+}
+
 }  // namespace weft

@@ -16,6 +16,9 @@ bool parseCpuList(const std::string& text, cpu_set_t* set);
 // current affinity; false when unknown or the intersection is empty.
 bool numaNodeCpus(int numa, cpu_set_t* set);
 
+// CPUs this thread may run on (its affinity mask); 1 when unknown.
+int affinityCpuCount();
+
 // "0-3,8" for messages.
 std::string describeCpuSet(const cpu_set_t& set);
 

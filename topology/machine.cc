@@ -359,6 +359,12 @@ int MachineTopology::gpuByBusId(const std::string& busId) const {
   return -1;
 }
 
+double MachineTopology::fastestNicGBps() const {
+  double best = 0;
+  for (int nic : nics) best = std::max(best, nodes[nic].nicGBps);
+  return best;
+}
+
 std::string MachineTopology::describe() const {
   std::string out;
   std::vector<std::pair<int, int>> stack{{0, 0}};

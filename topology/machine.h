@@ -57,6 +57,8 @@ struct MachineTopology {
   int gpuByBusId(const std::string& busId) const;
   // The tree as text, one node per line.
   std::string describe() const;
+  // The port speed of the fastest NIC, GB/s (0 when no NIC speed is known).
+  double fastestNicGBps() const;
 };
 
 // Discovers the machine: from xmlFile when given, else live. Errors name the

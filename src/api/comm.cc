@@ -62,16 +62,6 @@ struct LocalRing {
   std::string problem;  // non-empty: no usable topology
 };
 
-// The port speed of the fastest NIC of this machine's topology (0 when it
-// knows none): a node's network bandwidth for the cost model.
-double fastestNicGBps() {
-  ProcessTopology machine = processTopology();
-  double best = 0;
-  if (machine.topo)
-    for (int nic : machine.topo->nics) best = std::max(best, machine.topo->nodes[nic].nicGBps);
-  return best;
-}
-
 // This node's ring from the machine graph: each rank's device is the NUMA
 // node it runs on (where its host buffers are).
 LocalRing localRing(const std::vector<int>& local, const std::vector<int>& numaOfRank, int maxChannels) {
@@ -182,9 +172,9 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
   hosts[rank].cudaDevice = options.cudaDevice;
   snprintf(hosts[rank].gpuBusId, sizeof(hosts[rank].gpuBusId), "%s", gpu.busId.c_str());
-  cpu_set_t affinity;
-  hosts[rank].cores = sched_getaffinity(0, sizeof(affinity), &affinity) == 0 ? CPU_COUNT(&affinity) : 1;
-  hosts[rank].nicGBps = fastestNicGBps();
+  hosts[rank].cores = affinityCpuCount();
+  ProcessTopology machine = processTopology();
+  hosts[rank].nicGBps = machine.topo ? machine.topo->fastestNicGBps() : 0;
   hosts[rank].costs = costs.value();
   WEFT_CHECK(comm->bootstrap->allGather(hosts.data(), sizeof(HostInfo)));
   faultPoint("init.hosts", rank);
@@ -339,8 +329,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
   int64_t spin = envInt(EnvParam::SpinCount);
   if (spin < 0) {
-    cpu_set_t cpus;
-    int cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    int cores = hosts[rank].cores;
     spin = static_cast<int64_t>(local.size()) > cores ? 10 : 200;
     WEFT_INFO(kLogInit, "rank %d: %zu ranks on this node, %d cores: spinning %lld polls before yielding", rank,
               local.size(), cores, static_cast<long long>(spin));

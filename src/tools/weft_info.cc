@@ -28,6 +28,7 @@
 #include "core/env.h"
 #include "exec/copy.h"
 #include "exec/reduce.h"
+#include "topology/affinity.h"
 #include "topology/machine.h"
 #include "topology/search.h"
 #include "weft/weft.h"
@@ -67,11 +68,6 @@ std::string timeText(double micros) {
   if (micros >= 1e6) return format("%.2f s", micros * 1e-6);
   if (micros >= 1e3) return format("%.2f ms", micros * 1e-3);
   return format("%.1f us", micros);
-}
-
-int processCpus() {
-  cpu_set_t cpus;
-  return sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
 }
 
 int printInfo(bool markdown) {
@@ -136,9 +132,7 @@ int printTune(const TuneArgs& args) {
     }
     const MachineTopology& machine = topo.value();
     source = args.topo;
-    double nic = 0;
-    for (int n : machine.nics) nic = std::max(nic, machine.nodes[n].nicGBps);
-    if (nic > 0) config.constants.netGBps = nic;
+    if (machine.fastestNicGBps() > 0) config.constants.netGBps = machine.fastestNicGBps();
     // The ring of one node's ranks over its GPUs (one rank per GPU, wrapping
     // around), as weft-topo --ranks builds it.
     if (!machine.gpus.empty() && config.forcedChannels <= 0) {
@@ -151,7 +145,7 @@ int printTune(const TuneArgs& args) {
   }
   for (int r = 0; r < args.nranks; ++r)
     config.nodeOfRank.push_back(static_cast<int>(static_cast<long long>(r) * args.nodes / args.nranks));
-  config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : processCpus(),
+  config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
                            static_cast<size_t>(envInt(EnvParam::BufferSize)));
   Tuner tuner(config);
   std::vector<Collective> collectives;
@@ -342,7 +336,7 @@ int calibrate(const std::string& out) {
   fprintf(stderr, "weft-info: measuring copy and reduce bandwidth through a %zu-byte slot...\n", paths.slot);
   c.copyGBps = bestRate(paths.big, [&] { paths.copyThrough(); }) * 2;  // two copies a pass
   c.reduceGBps = bestRate(paths.big, [&] { paths.reduceThrough(); });
-  int cpus = processCpus();
+  int cpus = affinityCpuCount();
   {
     std::vector<SlotPaths> each(static_cast<size_t>(cpus));
     std::atomic<int> ready{0};
