@@ -122,8 +122,7 @@ Plan buildHierarchicalPlan(const PlanRequest& request) {
 // the ring's entry stands for it.
 bool hierarchicalCost(const CostQuery& query, CostTerms* terms) {
   const CostShape& shape = query.shape;
-  if (query.collective != Collective::AllReduce || shape.nNodes <= 1 || shape.ranksPerNode <= 1 || !shape.uniformNodes)
-    return false;
+  if (shape.nNodes <= 1 || shape.ranksPerNode <= 1 || !shape.uniformNodes) return false;
   double n = shape.nranks, m = shape.nNodes, l = shape.ranksPerNode, S = static_cast<double>(query.bytes);
   CostTerms& t = *terms;
   t.hops = 2 * (l - 1);

@@ -56,6 +56,12 @@ std::string algorithmNames() {
   return names;
 }
 
+Status checkForcedAlgorithm(const std::string& name) {
+  if (name.empty() || findAlgorithm(name) != nullptr) return Status::ok();
+  return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: no such algorithm; expected one of %s", name.c_str(),
+                    algorithmNames().c_str());
+}
+
 std::string supportedCollectives(const AlgorithmEntry& entry) {
   std::string out;
   for (Collective c : {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather, Collective::Broadcast,

@@ -12,6 +12,7 @@
 
 #include "algorithms/cost_model.h"
 #include "algorithms/plan.h"
+#include "core/status.h"
 
 namespace weft {
 
@@ -22,9 +23,10 @@ struct AlgorithmEntry {
   // The collectives it builds plans for, as a bit per Collective.
   uint32_t collectives;
   Plan (*build)(const PlanRequest& request);
-  // What a call costs (cost_model.h), for a collective it supports; false
-  // when it does not build this shape better than another entry would (the
-  // hierarchical algorithm on one node, which is the flat ring there).
+  // What a call costs (cost_model.h); called only for the collectives the
+  // entry supports. False when it does not build this shape better than
+  // another entry would (the hierarchical algorithm on one node, which is
+  // the flat ring there).
   bool (*cost)(const CostQuery& query, CostTerms* terms);
 
   bool supports(Collective collective) const { return (collectives >> static_cast<int>(collective)) & 1u; }
@@ -36,6 +38,9 @@ const AlgorithmEntry& algorithmEntry(Algorithm id);
 const AlgorithmEntry* findAlgorithm(std::string_view name);
 // "ring, oneshot, twoshot": for messages that list the valid names.
 std::string algorithmNames();
+// WEFT_ALGO's value: empty (the tuner chooses) or a registry name; else an
+// error that lists the valid ones.
+Status checkForcedAlgorithm(const std::string& name);
 // The collectives an entry supports, as "AllReduce, Broadcast, ...".
 std::string supportedCollectives(const AlgorithmEntry& entry);
 

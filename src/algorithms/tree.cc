@@ -168,7 +168,6 @@ bool treeCost(const CostQuery& query, CostTerms* terms) {
     t.pieces = cost::pieces(query, 2, S);
     return true;
   }
-  if (query.collective != Collective::AllReduce) return false;
   bool oneTree = query.bytes / 2 < static_cast<size_t>(n) * sizeof(float);
   (network ? t.netHops : t.hops) = (oneTree ? 2 : 4) * depth;
   t.reduceBytes = S;

@@ -25,9 +25,8 @@ namespace weft {
 struct TunerConfig {
   int nranks = 1;
   int rank = 0;              // plans are this rank's programs
-  int maxChannels = 1;       // channels the transport was built with
+  int maxChannels = 1;       // channels the transport was built with (what the topology search found)
   int forcedChannels = 0;    // WEFT_NCHANNELS, 0 = choose
-  int searchChannels = 1;    // what the topology search found the ring carries
   std::string forcedAlgo;    // WEFT_ALGO (a registry name, any case)
   bool verifyPlans = false;  // WEFT_VERIFY_PLANS, or a Debug build
   // Channel c of a ring plan follows rings[c % rings.size()].

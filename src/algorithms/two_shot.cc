@@ -55,13 +55,10 @@ Plan buildTwoShotPlan(const PlanRequest& request) {
 
 // Two hops for an all-reduce (one for either half alone), no chain: a
 // rank takes whichever peer's slot is ready. Reduce-scatter copies n-1
-// input blocks into slots and reduces in scratch, touching the buffers for
-// its own block only; all-gather copies its block into n-1 slots and n-1
-// blocks out into the output.
+// input blocks into slots and reduces the n-1 blocks it receives into its
+// own (in scratch, but every reduction counts); all-gather copies its block
+// into n-1 slots and n-1 blocks out into the output.
 bool twoShotCost(const CostQuery& query, CostTerms* terms) {
-  if (query.collective != Collective::AllReduce && query.collective != Collective::ReduceScatter &&
-      query.collective != Collective::AllGather)
-    return false;
   double n = query.shape.nranks, l = query.shape.ranksPerNode, S = static_cast<double>(query.bytes);
   double moved = (n - 1) / n * S;  // each half moves (n-1) of n blocks per rank
   bool reduces = query.collective != Collective::AllGather;

@@ -226,9 +226,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   tunerConfig.maxChannels = std::max(1, std::min(tunerConfig.forcedChannels, 16));
   tunerConfig.rank = rank;
   tunerConfig.forcedAlgo = envString(EnvParam::Algo);
-  if (!tunerConfig.forcedAlgo.empty() && findAlgorithm(tunerConfig.forcedAlgo) == nullptr)
-    return WEFT_ERROR(weftInvalidArgument, "WEFT_ALGO=%s: no such algorithm; expected one of %s",
-                      tunerConfig.forcedAlgo.c_str(), algorithmNames().c_str());
+  WEFT_CHECK(checkForcedAlgorithm(tunerConfig.forcedAlgo));
 #ifdef NDEBUG
   tunerConfig.verifyPlans = envInt(EnvParam::VerifyPlans) != 0;
 #else
@@ -251,7 +249,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   std::vector<RingPlace> places(static_cast<size_t>(nranks));
   places[rank] = place;
   WEFT_CHECK(comm->bootstrap->allGather(places.data(), sizeof(RingPlace)));
-  std::vector<int> ringKey = agreedRingKeys(nodeOfRank, numaOfRank, places, &tunerConfig.searchChannels);
+  int searchChannels = 1;
+  std::vector<int> ringKey = agreedRingKeys(nodeOfRank, numaOfRank, places, &searchChannels);
   RingOrder ring = multiNodeRingOrder(nodeOfRank, ringKey);
   tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
   tunerConfig.nodeOfRank = nodeOfRank;
@@ -266,14 +265,13 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   }
   if (nic > 0) tunerConfig.constants.netGBps = nic;
   tunerConfig.shape = costShape(nranks, nodeOfRank, fewestCores, static_cast<size_t>(envInt(EnvParam::BufferSize)));
-  if (tunerConfig.forcedChannels <= 0)
-    tunerConfig.maxChannels = std::min(tunerConfig.searchChannels, Tuner::kMaxChannels);
+  if (tunerConfig.forcedChannels <= 0) tunerConfig.maxChannels = std::min(searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
     for (int r : ring) text += format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
     WEFT_INFO(kLogGraph, "ring over %d ranks on %d node(s):%s", nranks, nNodes, text.c_str());
     WEFT_INFO(kLogGraph, "this node: %s", mine.problem.empty() ? mine.description.c_str() : "no topology");
-    int channels = tunerConfig.forcedChannels > 0 ? tunerConfig.forcedChannels : tunerConfig.searchChannels;
+    int channels = tunerConfig.forcedChannels > 0 ? tunerConfig.forcedChannels : searchChannels;
     for (int c = 0; c < std::min(channels, Tuner::kMaxChannels); ++c)
       WEFT_INFO(kLogGraph, "channel %d: ring%s%s", c, c % 2 == 0 ? "" : " backwards",
                 tunerConfig.forcedChannels > 0 ? " (WEFT_NCHANNELS)" : "");

@@ -116,9 +116,9 @@ int printTune(const TuneArgs& args) {
   config.nranks = args.nranks;
   config.constants = constants.value();
   config.forcedAlgo = envString(EnvParam::Algo);
-  if (!config.forcedAlgo.empty() && findAlgorithm(config.forcedAlgo) == nullptr) {
-    fprintf(stderr, "weft-info --tune: WEFT_ALGO=%s: no such algorithm; expected one of %s\n",
-            config.forcedAlgo.c_str(), algorithmNames().c_str());
+  Status algo = checkForcedAlgorithm(config.forcedAlgo);
+  if (!algo.isOk()) {
+    fprintf(stderr, "weft-info --tune: %s\n", algo.message().c_str());
     return 2;
   }
   config.forcedChannels = static_cast<int>(envInt(EnvParam::Nchannels));
