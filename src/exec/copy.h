@@ -13,6 +13,10 @@ namespace weft {
 constexpr size_t kStreamingMinBytes = 8u << 20;
 
 void copyStreaming(void* dst, const void* src, size_t bytes);
+// memcpy with the source read a prefetch distance ahead (kPrefetchBytes):
+// for a source in memory (a large input) copied into a slot that stays in
+// cache.
+void copyPrefetching(void* dst, const void* src, size_t bytes);
 // Orders streaming stores before the operation is reported complete.
 void streamingFence();
 

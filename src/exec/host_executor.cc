@@ -126,7 +126,8 @@ class CollectiveRun {
     const char* in = static_cast<const char*>(op.send);
     const char* out = static_cast<const char*>(op.recv);
     bool aliased = in != nullptr && out != nullptr && in < out + outputBytes && out < in + outputBytes;
-    streaming_ = outputBytes >= kStreamingMinBytes && !aliased;
+    large_ = outputBytes >= kStreamingMinBytes;
+    streaming_ = large_ && !aliased;
     // Which steps may publish by address is the plan's to say (Step::flags).
     zeroCopy_ = context.transports != nullptr && context.sendsByAddress(op.count * geometry_.typeBytes);
     for (size_t i = 0; i < steps_.size(); ++i)
@@ -281,6 +282,11 @@ class CollectiveRun {
     // dst = a ⊕ b, divided for the final step of an average; produced in
     // scratch when the output is streamed, straight into dst otherwise.
     auto reduceToOutput = [&](const void* a, const void* b) {
+      if (toOutput && !divide) {  // one pass: reduced a chunk at a time in cache, streamed out
+        reduceStreaming(reduce_, geometry_.typeBytes, dst, nullptr, a, b, n);
+        unfencedStreaming_ = true;
+        return;
+      }
       char* result = toOutput ? scratch_ : dst;
       reduce_(result, a, b, n);
       if (divide) divide_(result, n, plan_.nranks);
@@ -291,6 +297,8 @@ class CollectiveRun {
       case StepOp::Send:
         if (byAddress)
           address = src;
+        else if (large_)
+          copyPrefetching(outgoing, src, bytes);  // src is in memory, not in cache
         else
           memcpy(outgoing, src, bytes);
         break;
@@ -316,6 +324,10 @@ class CollectiveRun {
         if (byAddress) {
           reduceToOutput(src, incoming);
           address = dst;
+        } else if (toOutput && !divide) {
+          // Into the outgoing slot and the output in one pass.
+          reduceStreaming(reduce_, geometry_.typeBytes, dst, outgoing, src, incoming, n);
+          unfencedStreaming_ = true;
         } else {
           // Reduced into the outgoing slot (in cache), copied out from there.
           reduce_(outgoing, src, incoming, n);
@@ -361,6 +373,7 @@ class CollectiveRun {
   size_t iteration_ = 0;
   size_t stepIndex_ = 0;
   int blockedPeer_ = -1;
+  bool large_ = false;  // far larger than the caches: inputs are read from memory
   bool streaming_ = false;
   bool zeroCopy_ = false;
   bool unfencedStreaming_ = false;

@@ -1,13 +1,17 @@
 // Reductions for every type and op, the narrow-float conversions' rounding,
-// and agreement between the generic and the AVX2 kernels.
+// and agreement between the generic kernels and every vector set (AVX2,
+// AVX-512, AVX-512 FP16) this CPU runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <random>
 #include <vector>
 
 #include "exec/float_convert.h"
+#include "core/types.h"
 #include "exec/reduce.h"
 
 namespace weft {
@@ -133,38 +137,118 @@ TEST(Reduce, NarrowFloatsRoundOnceAfterComputingInFloat) {
   EXPECT_EQ(e5m2ToFloat(reduce(weftFloat8e5m2, weftMin, f1, f2)[0]), -8.0f);
 }
 
-TEST(Reduce, VectorKernelsMatchTheGenericOnesBitForBit) {
-  const ReduceKernels* avx2 = avx2ReduceKernels();
-  if (avx2 == nullptr || reduceKernels().isa != std::string("avx2"))
-    GTEST_SKIP() << "this CPU or build has no AVX2/F16C kernels (using " << reduceKernels().isa << ")";
+size_t widthOf(int type) { return typeSize(static_cast<weftDataType_t>(type)); }
+
+// Element i of x and y agree bit for bit, or are both NaN (payloads may
+// legitimately differ between instruction sets).
+bool sameElement(int type, const char* x, const char* y) {
+  size_t width = widthOf(type);
+  if (memcmp(x, y, width) == 0) return true;
+  uint16_t hx = 0, hy = 0;
+  memcpy(&hx, x, std::min<size_t>(width, 2));
+  memcpy(&hy, y, std::min<size_t>(width, 2));
+  switch (type) {
+    case weftFloat16: return std::isnan(halfToFloat(hx)) && std::isnan(halfToFloat(hy));
+    case weftBfloat16: return std::isnan(bf16ToFloat(hx)) && std::isnan(bf16ToFloat(hy));
+    case weftFloat32: {
+      float fx, fy;
+      memcpy(&fx, x, 4);
+      memcpy(&fy, y, 4);
+      return std::isnan(fx) && std::isnan(fy);
+    }
+    case weftFloat64: {
+      double dx, dy;
+      memcpy(&dx, x, 8);
+      memcpy(&dy, y, 8);
+      return std::isnan(dx) && std::isnan(dy);
+    }
+    default: return false;
+  }
+}
+
+// Every kernel set this CPU runs against the generic one, on n elements at
+// byte offset `skew` from a 64-byte boundary.
+void compareSets(int type, const std::vector<char>& a, const std::vector<char>& b, size_t n, size_t skew) {
   const ReduceKernels& generic = genericReduceKernels();
-  std::mt19937_64 random(42);
-  size_t n = 1031;  // not a multiple of any vector width
-  for (int type = 0; type < weftNumTypes; ++type) {
-    size_t bytes = n * 8;
-    std::vector<char> a(bytes), b(bytes), x(bytes), y(bytes);
-    for (auto& c : a) c = static_cast<char>(random());
-    for (auto& c : b) c = static_cast<char>(random());
+  size_t width = widthOf(type);
+  std::vector<char> x(n * width + 64), y(n * width + 64);
+  for (const ReduceKernels* set : availableReduceKernels()) {
+    if (set == &generic) continue;
     for (int op = 0; op < weftNumOps; ++op) {
       generic.reduce[type][op](x.data(), a.data(), b.data(), n);
-      avx2->reduce[type][op](y.data(), a.data(), b.data(), n);
-      // NaN payloads may legitimately differ; compare values that are not NaN.
-      for (size_t i = 0; i < n; ++i) {
-        size_t width = type == weftFloat16 || type == weftBfloat16                        ? 2
-                       : (type == weftFloat32 || type == weftInt32 || type == weftUint32) ? 4
-                       : (type == weftFloat64 || type == weftInt64 || type == weftUint64) ? 8
-                                                                                          : 1;
-        if (memcmp(&x[i * width], &y[i * width], width) == 0) continue;
-        if (type == weftFloat16) {
-          uint16_t hx, hy;
-          memcpy(&hx, &x[i * 2], 2);
-          memcpy(&hy, &y[i * 2], 2);
-          if (std::isnan(halfToFloat(hx)) && std::isnan(halfToFloat(hy))) continue;
+      set->reduce[type][op](y.data() + skew, a.data(), b.data(), n);
+      for (size_t i = 0; i < n; ++i)
+        if (!sameElement(type, &x[i * width], &y[skew + i * width])) {
+          ADD_FAILURE() << set->isa << ": type " << typeName(static_cast<weftDataType_t>(type)) << " op "
+                        << redOpName(static_cast<weftRedOp_t>(op)) << " element " << i << " of " << n << " differs";
+          break;
         }
-        ADD_FAILURE() << "type " << type << " op " << op << " element " << i << " differs";
-        break;
-      }
     }
+  }
+}
+
+TEST(Reduce, EveryKernelSetMatchesTheGenericOneBitForBit) {
+  std::vector<const ReduceKernels*> sets = availableReduceKernels();
+  std::string names;
+  for (const ReduceKernels* set : sets) names += std::string(" ") + set->isa;
+  if (sets.size() < 2) GTEST_SKIP() << "this CPU or build runs only the generic kernels";
+  EXPECT_EQ(sets.back(), &reduceKernels()) << "the set in use is the last available one:" << names;
+  std::mt19937_64 random(42);
+  // Lengths that are no multiple of any vector width or prefetch block, and
+  // long enough to take the prefetching paths.
+  for (size_t n : {size_t{1}, size_t{31}, size_t{1031}, size_t{5003}}) {
+    for (int type = 0; type < weftNumTypes; ++type) {
+      size_t bytes = n * 8;
+      std::vector<char> a(bytes), b(bytes);
+      for (auto& c : a) c = static_cast<char>(random());
+      for (auto& c : b) c = static_cast<char>(random());
+      compareSets(type, a, b, n, n % 3 == 0 ? 0 : 2);
+    }
+  }
+}
+
+// The 16-bit floats exhaustively on one side: every binary16 and bfloat16
+// value (subnormals, infinities, NaNs, both zeros) against values that make
+// ties, overflow, underflow and cancellation.
+TEST(Reduce, EveryKernelSetMatchesTheGenericOneOnEverySixteenBitFloat) {
+  if (availableReduceKernels().size() < 2) GTEST_SKIP() << "this CPU or build runs only the generic kernels";
+  std::mt19937_64 random(7);
+  for (int type : {static_cast<int>(weftFloat16), static_cast<int>(weftBfloat16)}) {
+    std::vector<uint16_t> partners{0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x0400, 0x3c00, 0xbc00, 0x3c01,
+                                   0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x0080, 0x8080, 0x7f7f, 0x3f80,
+                                   0x3f81, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0x0040, 0x807f};
+    for (int k = 0; k < 16; ++k) partners.push_back(static_cast<uint16_t>(random()));
+    size_t n = 65536 * partners.size();
+    std::vector<char> a(n * 2), b(n * 2);
+    for (size_t p = 0; p < partners.size(); ++p)
+      for (uint32_t v = 0; v < 65536; ++v) {
+        uint16_t x = static_cast<uint16_t>(v), y = partners[p];
+        memcpy(&a[(p * 65536 + v) * 2], &x, 2);
+        memcpy(&b[(p * 65536 + v) * 2], &y, 2);
+      }
+    compareSets(type, a, b, n, 0);
+    compareSets(type, b, a, n, 0);  // and with the operands the other way round
+  }
+}
+
+TEST(Reduce, StreamingReductionWritesBothDestinations) {
+  std::mt19937 random(3);
+  for (size_t n : {size_t{0}, size_t{3}, size_t{700}, size_t{100003}}) {
+    std::vector<float> a(n), b(n), want(n), streamed(n + 16, -1.0f), copy(n, -1.0f), alone(n + 16, -1.0f);
+    for (size_t i = 0; i < n; ++i) {
+      a[i] = static_cast<float>(random() % 1000);
+      b[i] = static_cast<float>(random() % 1000);
+      want[i] = a[i] + b[i];
+    }
+    ReduceFn sum = reduceFunction(weftFloat32, weftSum);
+    // An output that is not 64-byte aligned, with and without the copy.
+    reduceStreaming(sum, 4, streamed.data() + 1, copy.data(), a.data(), b.data(), n);
+    reduceStreaming(sum, 4, alone.data() + 3, nullptr, a.data(), b.data(), n);
+    EXPECT_EQ(std::vector<float>(streamed.begin() + 1, streamed.begin() + 1 + static_cast<long>(n)), want);
+    EXPECT_EQ(copy, want);
+    EXPECT_EQ(std::vector<float>(alone.begin() + 3, alone.begin() + 3 + static_cast<long>(n)), want);
+    EXPECT_EQ(streamed[0], -1.0f) << "nothing written before the output";
+    EXPECT_EQ(streamed[n + 1], -1.0f) << "nothing written past the output";
   }
 }
 
