@@ -1,6 +1,11 @@
 #include "topology/affinity.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -53,6 +58,21 @@ std::string describeCpuSet(const cpu_set_t& set) {
     cpu = last;
   }
   return out;
+}
+
+std::string cpuVendor() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return "";
+  char vendor[13];
+  memcpy(vendor, &ebx, 4);
+  memcpy(vendor + 4, &edx, 4);
+  memcpy(vendor + 8, &ecx, 4);
+  vendor[12] = '\0';
+  return vendor;
+#else
+  return "";
+#endif
 }
 
 int affinityCpuCount() {

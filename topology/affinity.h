@@ -19,6 +19,10 @@ bool numaNodeCpus(int numa, cpu_set_t* set);
 // CPUs this thread may run on (its affinity mask); 1 when unknown.
 int affinityCpuCount();
 
+// The CPU's vendor string from CPUID ("GenuineIntel", "AuthenticAMD"); empty
+// off x86.
+std::string cpuVendor();
+
 // "0-3,8" for messages.
 std::string describeCpuSet(const cpu_set_t& set);
 

@@ -47,9 +47,11 @@ const EnvParamInfo kTable[] = {
      "always copy through shared memory: cross-memory attach measured 3x slower than memcpy."},
     {EnvParam::ZeroCopyThreshold, "WEFT_ZERO_COPY_THRESHOLD", "1048576",
      "Smallest message in bytes that thread ranks send by address (WEFT_ZERO_COPY)."},
-    {EnvParam::ZeroCopyMax, "WEFT_ZERO_COPY_MAX", "16777216",
-     "Largest message sent by address. Beyond the caches the receiver would read the peer's "
-     "buffer from memory, which the FIFO path avoids (it hands data over cache to cache)."},
+    {EnvParam::ZeroCopyMax, "WEFT_ZERO_COPY_MAX", "-1",
+     "Largest message sent by address. -1 chooses from the CPU, as measured: 16 MiB on AMD "
+     "(beyond the caches the FIFO path, which hands data over cache to cache, was faster), no "
+     "limit on Intel (a line from another core's cache costs as much as one from memory there, "
+     "and by address saves the copy into the slot)."},
     {EnvParam::SpinCount, "WEFT_SPIN_COUNT", "-1",
      "Busy-poll iterations (~27 ns each) before a waiting rank yields its core. -1 chooses: 200 "
      "when every rank of the node has a core of its own, 10 when ranks outnumber cores (the peer "
