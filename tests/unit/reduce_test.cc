@@ -63,6 +63,52 @@ TEST(FloatConvert, Fp8RoundTripsAndSaturates) {
   EXPECT_TRUE(std::isnan(e4m3ToFloat(floatToE4m3(std::nanf("")))));
 }
 
+// The bit-twiddling conversions against the float-arithmetic definition, on
+// every float whose low 12 bits take values that decide rounding (zero, one,
+// just under and over a half, all ones) with every upper 20 bits: every
+// exponent, every rounding position of every format, ties, sticky bits,
+// overflow and both subnormal ranges; then random floats.
+template <int kE, int kM, bool kIeee, bool kSat>
+void expectSameAsReference(const char* name) {
+  auto check = [&](uint32_t bits) {
+    float value = bitsFloat(bits);
+    uint32_t fast = floatToNarrow<kE, kM, kIeee, kSat>(value);
+    uint32_t slow = floatToNarrowReference<kE, kM, kIeee, kSat>(value);
+    if (fast != slow) {
+      ADD_FAILURE() << name << ": float 0x" << std::hex << bits << " gives 0x" << fast << ", the definition 0x" << slow;
+      return false;
+    }
+    return true;
+  };
+  for (uint32_t high = 0; high < (1u << 20); ++high)
+    for (uint32_t low : {0x000u, 0x001u, 0x7ffu, 0x800u, 0x801u, 0xfffu})
+      if (!check((high << 12) | low)) return;
+  std::mt19937 random(11);
+  for (int i = 0; i < 2000000; ++i)
+    if (!check(static_cast<uint32_t>(random()))) return;
+}
+
+TEST(FloatConvert, NarrowingMatchesItsDefinitionEverywhere) {
+  expectSameAsReference<5, 10, true, false>("binary16");
+  expectSameAsReference<4, 3, false, true>("e4m3");
+  expectSameAsReference<5, 2, true, true>("e5m2");
+}
+
+TEST(FloatConvert, E4m3DecodesToItsValue) {
+  for (uint32_t bits = 0; bits < 256; ++bits) {
+    int exponent = (bits >> 3) & 0xf, mantissa = bits & 7;
+    float sign = (bits & 0x80) ? -1.0f : 1.0f;
+    float value = e4m3ToFloat(static_cast<uint8_t>(bits));
+    if (exponent == 0xf && mantissa == 7) {
+      EXPECT_TRUE(std::isnan(value));
+      continue;
+    }
+    float want = exponent == 0 ? sign * std::ldexp(static_cast<float>(mantissa), -9)
+                               : sign * std::ldexp(1.0f + mantissa / 8.0f, exponent - 7);
+    EXPECT_EQ(floatBits(value), floatBits(want)) << "e4m3 0x" << std::hex << bits;
+  }
+}
+
 template <typename T>
 std::vector<T> reduce(weftDataType_t type, weftRedOp_t op, const std::vector<T>& a, const std::vector<T>& b,
                       const ReduceKernels& kernels = reduceKernels()) {
