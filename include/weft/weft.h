@@ -169,6 +169,15 @@ weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weft
  * In place when sendbuff == recvbuff. */
 weftResult_t weftAllToAll(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftComm_t comm,
                           weftStream_t stream);
+/* All-to-all with a count and a displacement (in elements) per peer, as in
+ * MPI_Alltoallv: sendcounts[j] elements from sendbuff + sdispls[j] go to rank
+ * j, and recvcounts[i] elements from rank i land at recvbuff + rdispls[i].
+ * Each array has nranks entries. Rank i's sendcounts[j] must equal rank j's
+ * recvcounts[i]; a mismatch is reported by the receiving rank, naming both
+ * counts. The send and receive regions must not overlap (no in-place form). */
+weftResult_t weftAllToAllv(const void* sendbuff, const size_t* sendcounts, const size_t* sdispls, void* recvbuff,
+                           const size_t* recvcounts, const size_t* rdispls, weftDataType_t datatype, weftComm_t comm,
+                           weftStream_t stream);
 /* Gather: every rank's count elements into block i of the root's recvbuff
  * (nranks x count; other ranks may pass NULL). In place at the root when
  * sendbuff == recvbuff + root * count. */

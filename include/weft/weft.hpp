@@ -192,6 +192,25 @@ class Communicator {
           comm_);
     return last();
   }
+  // Per-peer counts and displacements (elements), size() entries each; every
+  // block must lie inside its span.
+  template <typename T>
+  Work allToAllv(std::span<const T> send, std::span<const size_t> sendCounts, std::span<const size_t> sendDispls,
+                 std::span<T> recv, std::span<const size_t> recvCounts, std::span<const size_t> recvDispls) {
+    size_t n = static_cast<size_t>(size());
+    requireSize(sendCounts.size() == n && sendDispls.size() == n && recvCounts.size() == n && recvDispls.size() == n,
+                "allToAllv: counts and displacements must have size() entries each");
+    for (size_t peer = 0; peer < n; ++peer)
+      requireSize((sendCounts[peer] == 0 ||
+                   (sendDispls[peer] <= send.size() && sendCounts[peer] <= send.size() - sendDispls[peer])) &&
+                      (recvCounts[peer] == 0 ||
+                       (recvDispls[peer] <= recv.size() && recvCounts[peer] <= recv.size() - recvDispls[peer])),
+                  "allToAllv: a block lies outside its span");
+    check(weftAllToAllv(send.data(), sendCounts.data(), sendDispls.data(), recv.data(), recvCounts.data(),
+                        recvDispls.data(), dataTypeOf<T>(), comm_, nullptr),
+          comm_);
+    return last();
+  }
   // recv: size() x send.size() at the root (ignored, may be empty, elsewhere).
   template <typename T>
   Work gather(std::span<const T> send, std::span<T> recv, int root) {

@@ -1,6 +1,7 @@
 // Argument checks and posting for every collective and send/recv. An
 // argument error is reported before anything is enqueued, so the
 // communicator stays usable.
+#include <algorithm>
 #include <cstdint>
 
 #include "api/comm.h"
@@ -178,6 +179,63 @@ weftResult_t weftAllToAll(const void* sendbuff, void* recvbuff, size_t count, we
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, comm->nranks, datatype));
   return postCollective(comm, Collective::AllToAll, sendbuff, recvbuff, count, datatype, weftSum, -1,
                         count * typeSize(datatype) * comm->nranks);
+}
+
+weftResult_t weftAllToAllv(const void* sendbuff, const size_t* sendcounts, const size_t* sdispls, void* recvbuff,
+                           const size_t* recvcounts, const size_t* rdispls, weftDataType_t datatype, weftComm_t comm,
+                           weftStream_t stream) {
+  const char* call = "weftAllToAllv";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
+  int n = comm->nranks;
+  size_t elementBytes = typeSize(datatype);
+  // Each side's extent [lo, hi) in elements over every non-empty block.
+  struct Side {
+    const char* name;
+    const void* buffer;
+    const size_t* counts;
+    const size_t* displs;
+    size_t lo = SIZE_MAX, hi = 0;
+  } sides[2] = {{"sendbuff", sendbuff, sendcounts, sdispls}, {"recvbuff", recvbuff, recvcounts, rdispls}};
+  for (Side& side : sides) {
+    bool isSend = &side == &sides[0];
+    if (side.counts == nullptr || side.displs == nullptr)
+      return rejectCall(comm, WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s or %s is NULL", comm->rank, call,
+                                         isSend ? "sendcounts" : "recvcounts", isSend ? "sdispls" : "rdispls"));
+    for (int peer = 0; peer < n; ++peer) {
+      size_t count = side.counts[peer], displ = side.displs[peer];
+      if (count == 0) continue;
+      if (displ > SIZE_MAX / elementBytes - count)
+        return rejectCall(comm, WEFT_ERROR(weftInvalidArgument,
+                                           "rank %d: %s: the block of %zu elements at displacement %zu for rank %d "
+                                           "in %s overflows size_t",
+                                           comm->rank, call, count, displ, peer, side.name));
+      side.lo = std::min(side.lo, displ);
+      side.hi = std::max(side.hi, displ + count);
+    }
+    if (side.hi > 0) WEFT_RETURN_IF(comm, checkBuffer(comm, call, side.name, side.buffer, side.hi, 1, datatype));
+  }
+  const char* sendBase = static_cast<const char*>(sendbuff);
+  const char* recvBase = static_cast<const char*>(recvbuff);
+  if (sides[0].hi > 0 && sides[1].hi > 0 &&
+      sendBase + sides[0].lo * elementBytes < recvBase + sides[1].hi * elementBytes &&
+      recvBase + sides[1].lo * elementBytes < sendBase + sides[0].hi * elementBytes)
+    return rejectCall(comm, WEFT_ERROR(weftInvalidArgument,
+                                       "rank %d: %s: the send and receive regions overlap; weftAllToAllv has no "
+                                       "in-place form",
+                                       comm->rank, call));
+  // One message each way between every pair, empty ones included, so that a
+  // count one rank sends and its peer does not expect is seen (the message
+  // header carries the count) instead of leaving a receive waiting. One group:
+  // every pair progresses at once.
+  weftGroupStart();
+  for (int peer = 0; peer < n; ++peer) {
+    char* into = recvcounts[peer] == 0 ? nullptr : const_cast<char*>(recvBase) + rdispls[peer] * elementBytes;
+    char* from = sendcounts[peer] == 0 ? nullptr : const_cast<char*>(sendBase) + sdispls[peer] * elementBytes;
+    postPointToPoint(Collective::Recv, into, recvcounts[peer], datatype, peer, comm, stream);
+    postPointToPoint(Collective::Send, from, sendcounts[peer], datatype, peer, comm, stream);
+  }
+  return weftGroupEnd();
 }
 
 weftResult_t weftGather(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,

@@ -54,7 +54,7 @@ TEST(CppApi, WorkHandlesCompleteInOrderAndErrorsThrow) {
   EXPECT_EQ(ok.load(), 3);
 }
 
-// All-to-all, gather and scatter through the typed spans.
+// All-to-all (even and uneven), gather and scatter through the typed spans.
 TEST(CppApi, AllToAllGatherAndScatterMoveBlocksWhereTheyBelong) {
   UniqueId id = UniqueId::create();
   std::vector<std::thread> ranks;
@@ -69,6 +69,21 @@ TEST(CppApi, AllToAllGatherAndScatterMoveBlocksWhereTheyBelong) {
         EXPECT_EQ(recv[2 * j], 10 * j + r);
         EXPECT_EQ(recv[2 * j + 1], 100 + j);
       }
+      // Uneven: rank r sends j + 1 copies of 10r + j to rank j, packed.
+      std::vector<size_t> sendCounts, sendDispls, recvCounts(3, static_cast<size_t>(r) + 1), recvDispls;
+      std::vector<int32_t> vsend, vrecv(3 * (static_cast<size_t>(r) + 1), -1);
+      for (int j = 0; j < 3; ++j) {
+        sendDispls.push_back(vsend.size());
+        sendCounts.push_back(static_cast<size_t>(j) + 1);
+        vsend.insert(vsend.end(), static_cast<size_t>(j) + 1, 10 * r + j);
+        recvDispls.push_back(static_cast<size_t>(j) * (static_cast<size_t>(r) + 1));
+      }
+      comm.allToAllv<int32_t>(vsend, sendCounts, sendDispls, vrecv, recvCounts, recvDispls).wait();
+      for (int j = 0; j < 3; ++j)
+        for (int k = 0; k <= r; ++k) EXPECT_EQ(vrecv[static_cast<size_t>(j * (r + 1) + k)], 10 * j + r);
+      std::vector<size_t> tooFar = recvDispls;
+      tooFar[2] = vrecv.size();
+      EXPECT_THROW(comm.allToAllv<int32_t>(vsend, sendCounts, sendDispls, vrecv, recvCounts, tooFar), Error);
       std::vector<int64_t> mine{r, r * r}, all(r == 1 ? 6 : 0);
       comm.gather<int64_t>(std::span<const int64_t>(mine), std::span<int64_t>(all), 1).wait();
       if (r == 1) EXPECT_EQ(all, (std::vector<int64_t>{0, 0, 1, 1, 2, 4}));
