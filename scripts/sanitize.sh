@@ -15,7 +15,7 @@ preset=${1:?usage: scripts/sanitize.sh asan|tsan}
 case $preset in
   asan)
     # Everything but the heaviest collective matrix, which runs in three of its shapes.
-    suites=(plan_verifier_test exact_data_test reduce_test bootstrap_test net_test errors_test p2p_test comm_split_test
+    suites=(plan_verifier_test exact_data_test reduce_test bootstrap_test net_test errors_test p2p_test premul_test comm_split_test
             config_test cpp_api_test bucket_layout_test bucketer_test collectives_test)
     filter='*3ranks_threads*:*4ranks_processes*:*nodes1*'
     export ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:abort_on_error=0
@@ -27,7 +27,7 @@ case $preset in
     # one-shot (each 3 to 4 minutes under TSan on 2 cores; the ring and
     # two-shot forced shapes and the 4- and 5-thread ones would add as much
     # again each). Each run gets 4 times the launcher's limit.
-    suites=(p2p_test comm_split_test bucketer_test collectives_test errors_test)
+    suites=(p2p_test premul_test comm_split_test bucketer_test collectives_test errors_test)
     filter='*/3ranks_threads:*/3ranks_threads_oneshot_ch2_slot4096'
     export WEFT_TEST_TIMEOUT_SCALE=4
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
@@ -42,7 +42,7 @@ status=0
 for suite in "${suites[@]}"; do
   args=()
   [[ $suite == collectives_test || $preset == tsan ]] && args=(--gtest_filter="$filter")
-  [[ $suite == p2p_test && $preset == tsan ]] && args=(--gtest_filter='*threads*')
+  [[ ($suite == p2p_test || $suite == premul_test) && $preset == tsan ]] && args=(--gtest_filter='*threads*')
   [[ $suite == comm_split_test && $preset == tsan ]] && args=()
   [[ $suite == bucketer_test && $preset == tsan ]] && args=(--gtest_filter='-*AdoptsTheOrder*')  # that one forks
   [[ $suite == errors_test && $preset == tsan ]] && args=(--gtest_filter='*ByAddress*:*SilentPeer*')

@@ -78,6 +78,19 @@ typedef enum {
 
 typedef enum { weftSum = 0, weftProd = 1, weftMax = 2, weftMin = 3, weftAvg = 4, weftNumOps = 5 } weftRedOp_t;
 
+/* A reduction op made on a communicator: PreMulSum multiplies each rank's
+ * input by that rank's scalar (in the datatype's arithmetic, rounded once)
+ * before summing, as NCCL's does. The scalar is read when the op is created
+ * (weftScalarHostImmediate) or each time an operation using it runs
+ * (weftScalarDevice: *scalar must stay valid; on a host communicator it is
+ * host memory). Usable with the communicator's all-reduce, reduce-scatter and
+ * reduce of that datatype, on every rank alike (a rank that sums where
+ * another pre-multiplies gets a mismatch error). */
+typedef enum { weftScalarDevice = 0, weftScalarHostImmediate = 1 } weftScalarResidence_t;
+weftResult_t weftRedOpCreatePreMulSum(weftRedOp_t* op, void* scalar, weftDataType_t datatype,
+                                      weftScalarResidence_t residence, weftComm_t comm);
+weftResult_t weftRedOpDestroy(weftRedOp_t op, weftComm_t comm);
+
 /* Version and errors. */
 weftResult_t weftGetVersion(int* version);
 const char* weftGetErrorString(weftResult_t result);

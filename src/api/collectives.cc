@@ -2,7 +2,9 @@
 // argument error is reported before anything is enqueued, so the
 // communicator stays usable.
 #include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <cstring>
 
 #include "api/comm.h"
 #include "core/logging.h"
@@ -31,10 +33,25 @@ Status checkCommon(weftComm* comm, const char* call, weftDataType_t type, weftSt
   return Status::ok();
 }
 
-Status checkOp(weftComm* comm, const char* call, weftRedOp_t op) {
-  if (!validRedOp(op))
-    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: op %d is not a weftRedOp_t", comm->rank, call,
-                      static_cast<int>(op));
+// The PreMulSum op behind handle op, or null when op is not one of comm's.
+const PreMulSumOp* preMulSumOf(weftComm* comm, weftRedOp_t op) {
+  int index = static_cast<int>(op) - weftNumOps;
+  if (index < 0 || index >= static_cast<int>(comm->preMulSums.size())) return nullptr;
+  const PreMulSumOp& made = comm->preMulSums[static_cast<size_t>(index)];
+  return made.live ? &made : nullptr;
+}
+
+Status checkOp(weftComm* comm, const char* call, weftRedOp_t op, weftDataType_t type) {
+  if (validRedOp(op)) return Status::ok();
+  const PreMulSumOp* made = preMulSumOf(comm, op);
+  if (made == nullptr)
+    return WEFT_ERROR(weftInvalidArgument,
+                      "rank %d: %s: op %d is neither a weftRedOp_t nor a live op made by "
+                      "weftRedOpCreatePreMulSum on this communicator",
+                      comm->rank, call, static_cast<int>(op));
+  if (made->type != type)
+    return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: op %d was made for %s, but the call's datatype is %s",
+                      comm->rank, call, static_cast<int>(op), typeName(made->type), typeName(type));
   return Status::ok();
 }
 
@@ -72,6 +89,12 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
   desc.count = count;
   desc.type = type;
   desc.op = op;
+  if (const PreMulSumOp* made = validRedOp(op) ? nullptr : preMulSumOf(comm, op)) {
+    desc.op = weftSum;
+    desc.preMulSum = true;
+    desc.preMulScalar = made->scalar;
+    desc.preMulScalarAt = made->scalarAt;
+  }
   desc.root = root;
   Result<const Plan*> plan = comm->tuner->plan(collective, bytesOnWire, root);
   if (!plan.isOk()) return rejectCall(comm, plan.status());
@@ -115,7 +138,7 @@ weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count, w
   const char* call = "weftAllReduce";
   WEFT_RETURN_IF(nullptr, checkComm(comm));
   WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
-  WEFT_RETURN_IF(comm, checkOp(comm, call, op));
+  WEFT_RETURN_IF(comm, checkOp(comm, call, op, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
   return postCollective(comm, Collective::AllReduce, sendbuff, recvbuff, count, datatype, op, -1,
@@ -127,7 +150,7 @@ weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
   const char* call = "weftReduceScatter";
   WEFT_RETURN_IF(nullptr, checkComm(comm));
   WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
-  WEFT_RETURN_IF(comm, checkOp(comm, call, op));
+  WEFT_RETURN_IF(comm, checkOp(comm, call, op, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, recvcount, comm->nranks, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, recvcount, 1, datatype));
   return postCollective(comm, Collective::ReduceScatter, sendbuff, recvbuff, recvcount, datatype, op, -1,
@@ -162,7 +185,7 @@ weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weft
   const char* call = "weftReduce";
   WEFT_RETURN_IF(nullptr, checkComm(comm));
   WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, stream));
-  WEFT_RETURN_IF(comm, checkOp(comm, call, op));
+  WEFT_RETURN_IF(comm, checkOp(comm, call, op, datatype));
   WEFT_RETURN_IF(comm, checkRank(comm, call, "root", root));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
   if (comm->rank == root) WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
@@ -262,6 +285,53 @@ weftResult_t weftScatter(const void* sendbuff, void* recvbuff, size_t count, wef
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
   return postCollective(comm, Collective::Scatter, sendbuff, recvbuff, count, datatype, weftSum, root,
                         count * typeSize(datatype) * comm->nranks);
+}
+
+weftResult_t weftRedOpCreatePreMulSum(weftRedOp_t* op, void* scalar, weftDataType_t datatype,
+                                      weftScalarResidence_t residence, weftComm_t comm) {
+  const char* call = "weftRedOpCreatePreMulSum";
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  WEFT_RETURN_IF(comm, checkCommon(comm, call, datatype, nullptr));
+  if (op == nullptr || scalar == nullptr)
+    return rejectCall(comm, WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s is NULL", comm->rank, call,
+                                       op == nullptr ? "op" : "scalar"));
+  if (residence != weftScalarDevice && residence != weftScalarHostImmediate)
+    return rejectCall(comm, WEFT_ERROR(weftInvalidArgument,
+                                       "rank %d: %s: residence %d is neither weftScalarDevice nor "
+                                       "weftScalarHostImmediate",
+                                       comm->rank, call, static_cast<int>(residence)));
+  PreMulSumOp made;
+  made.live = true;
+  made.type = datatype;
+  if (residence == weftScalarHostImmediate)
+    memcpy(&made.scalar, scalar, typeSize(datatype));
+  else
+    made.scalarAt = scalar;
+  // A destroyed op's slot is reused; handles stay below INT_MAX.
+  size_t index = 0;
+  while (index < comm->preMulSums.size() && comm->preMulSums[index].live) ++index;
+  if (index == comm->preMulSums.size()) {
+    if (index >= static_cast<size_t>(INT32_MAX - weftNumOps))
+      return rejectCall(comm, WEFT_ERROR(weftInternalError, "rank %d: %s: too many ops", comm->rank, call));
+    comm->preMulSums.push_back(made);
+  } else {
+    comm->preMulSums[index] = made;
+  }
+  *op = static_cast<weftRedOp_t>(weftNumOps + static_cast<int>(index));
+  return weftSuccess;
+}
+
+weftResult_t weftRedOpDestroy(weftRedOp_t op, weftComm_t comm) {
+  WEFT_RETURN_IF(nullptr, checkComm(comm));
+  if (preMulSumOf(comm, op) == nullptr)
+    return rejectCall(comm, WEFT_ERROR(weftInvalidArgument,
+                                       "rank %d: weftRedOpDestroy: op %d is not a live op made by "
+                                       "weftRedOpCreatePreMulSum on this communicator",
+                                       comm->rank, static_cast<int>(op)));
+  // Operations already posted carry their own copy of the scalar (or of its
+  // address), so destroying the op does not change them.
+  comm->preMulSums[static_cast<size_t>(op - weftNumOps)].live = false;
+  return weftSuccess;
 }
 
 weftResult_t weftSend(const void* sendbuff, size_t count, weftDataType_t datatype, int peer, weftComm_t comm,

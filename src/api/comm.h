@@ -14,6 +14,15 @@
 #include "exec/host_executor.h"
 #include "transports/transports.h"
 
+namespace weft {
+struct PreMulSumOp {
+  bool live = false;
+  weftDataType_t type = weftFloat32;
+  uint64_t scalar = 0;             // the value's bits (weftScalarHostImmediate)
+  const void* scalarAt = nullptr;  // read when an operation runs (weftScalarDevice)
+};
+}  // namespace weft
+
 struct weftComm {
   int rank = 0;
   int nranks = 0;
@@ -33,6 +42,9 @@ struct weftComm {
 
   std::mutex errorMutex;
   std::string lastError;
+
+  // Ops made by weftRedOpCreatePreMulSum: handle weftNumOps + index.
+  std::vector<weft::PreMulSumOp> preMulSums;
 
   // Each rank's "host:pid" and liveness service (see bootstrap/liveness.h).
   std::vector<std::string> rankHosts;

@@ -17,12 +17,19 @@ namespace {
 
 size_t ceilDiv(size_t a, size_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
 
+// The slot header's op for a PreMulSum (a sum after scaling): told apart
+// from a plain sum, so that ranks that disagree fail.
+constexpr int kPreMulSumRedop = 0x40;
+const char* headerOpName(int op) {
+  return op == kPreMulSumRedop ? "premulsum" : redOpName(static_cast<weftRedOp_t>(op));
+}
+
 SlotHeader headerFor(const OpDesc& op, size_t bytes) {
   SlotHeader header{};
   header.magic = kSlotMagic;
   header.collective = static_cast<uint8_t>(op.collective == Collective::Recv ? Collective::Send : op.collective);
   header.datatype = static_cast<uint8_t>(op.type);
-  header.redop = static_cast<uint8_t>(op.op);
+  header.redop = static_cast<uint8_t>(op.preMulSum ? kPreMulSumRedop : op.op);
   header.algorithm = op.plan ? static_cast<uint8_t>(op.plan->algorithm) : 0;
   header.root = op.root;
   header.bytes = static_cast<uint32_t>(bytes);
@@ -38,8 +45,8 @@ std::string describeCall(Collective collective, size_t count, int type, int op, 
                   typeName(static_cast<weftDataType_t>(type)), static_cast<unsigned long long>(opSeq));
   bool reduces = collectiveReduces(collective);
   return format("%s(count=%zu, %s%s%s, root=%d) call #%llu", collectiveName(collective), count,
-                typeName(static_cast<weftDataType_t>(type)), reduces ? ", " : "",
-                reduces ? redOpName(static_cast<weftRedOp_t>(op)) : "", root, static_cast<unsigned long long>(opSeq));
+                typeName(static_cast<weftDataType_t>(type)), reduces ? ", " : "", reduces ? headerOpName(op) : "", root,
+                static_cast<unsigned long long>(opSeq));
 }
 
 // What a slot from peer must look like for this rank's operation.
@@ -60,7 +67,7 @@ Status checkHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int ra
       rank, peer,
       describeCall(static_cast<Collective>(got.collective), got.count, got.datatype, got.redop, got.root, got.opSeq)
           .c_str(),
-      describeCall(op.collective, op.count, op.type, op.op, op.root, op.opSeq).c_str());
+      describeCall(op.collective, op.count, op.type, want.redop, op.root, op.opSeq).c_str());
 }
 
 // How a collective's buffers are cut: nBlocks blocks of blockCount elements,
@@ -522,7 +529,8 @@ class GroupRun {
           *done = true;
           return Status::ok();
         }
-        const OpDesc& op = ops[nextCollective_++];
+        OpDesc& op = ops[nextCollective_++];
+        if (op.preMulSum) preMultiply(op);
         for (int c = 0; c < op.plan->nChannels; ++c) channels_.emplace_back(op, context_, c, scratch_[c].data());
       }
       bool allDone = true;
@@ -557,8 +565,25 @@ class GroupRun {
   }
 
  private:
+  // A PreMulSum's scaling, as the operation starts (so that an input another
+  // operation before it writes is read after that one, and a scalar read by
+  // address is read now): the scaled input goes to a buffer of the group's,
+  // which becomes the operation's input. The plan then sums.
+  void preMultiply(OpDesc& op) {
+    size_t count = op.count;
+    if (op.collective == Collective::ReduceScatter) count *= static_cast<size_t>(context_.nranks);
+    size_t bytes = count * typeSize(op.type);
+    if (bytes == 0) return;
+    uint64_t scalar = op.preMulScalar;
+    if (op.preMulScalarAt != nullptr) memcpy(&scalar, op.preMulScalarAt, typeSize(op.type));
+    preMultiplied_.resize(bytes);
+    scaleFunction(op.type)(preMultiplied_.data(), op.send, count, &scalar);
+    op.send = preMultiplied_.data();
+  }
+
   const ExecutorContext& context_;
   std::vector<std::vector<char>>& scratch_;
+  std::vector<char> preMultiplied_;  // the scaled input of the PreMulSum running now
   std::vector<P2pRun> p2p_;
   std::vector<int> earlier_;  // per p2p run: the run before it on the same peer and direction, or -1
   size_t firstPending_ = 0;   // p2p runs before this one are done

@@ -29,6 +29,12 @@ struct OpDesc {
   size_t count = 0;
   weftDataType_t type = weftFloat32;
   weftRedOp_t op = weftSum;
+  // weftRedOpCreatePreMulSum's op: the input is multiplied by the scalar
+  // (scalarAt's value when set, read as the operation starts; else
+  // preMulScalar's bits) before a sum.
+  bool preMulSum = false;
+  uint64_t preMulScalar = 0;
+  const void* preMulScalarAt = nullptr;
   int root = -1;
   int peer = -1;               // send/recv
   uint64_t opSeq = 0;          // collectives: index among this comm's collectives; p2p: per-peer index

@@ -17,10 +17,14 @@ namespace weft {
 using ReduceFn = void (*)(void* dst, const void* a, const void* b, size_t n);
 // dst[i] = dst[i] / divisor, rounded once, for weftAvg's final write.
 using DivideFn = void (*)(void* dst, size_t n, int divisor);
+// dst[i] = src[i] * scalar (the type's arithmetic, rounded once; integers
+// wrap), for a PreMulSum's input. scalar points at one element of the type.
+using ScaleFn = void (*)(void* dst, const void* src, size_t n, const void* scalar);
 
 struct ReduceKernels {
   ReduceFn reduce[weftNumTypes][weftNumOps];
   DivideFn divide[weftNumTypes];
+  ScaleFn scale[weftNumTypes];
   const char* isa;  // "generic", "avx2", "avx512" or "avx512+fp16"
 };
 
@@ -36,6 +40,7 @@ const ReduceKernels& reduceKernels();
 
 inline ReduceFn reduceFunction(weftDataType_t type, weftRedOp_t op) { return reduceKernels().reduce[type][op]; }
 inline DivideFn divideFunction(weftDataType_t type) { return reduceKernels().divide[type]; }
+inline ScaleFn scaleFunction(weftDataType_t type) { return reduceKernels().scale[type]; }
 
 // dst = a op b, with dst written by non-temporal stores (dst is an output far
 // larger than the caches), and copy, when not null, given the same values by
