@@ -51,15 +51,24 @@ inline float halfToFloat(uint16_t value) {
 // round the magnitude to the format's quantum at its exponent, nearest even);
 // floatToNarrow does the same with integer arithmetic on the bits, about two
 // orders of magnitude faster, and the unit tests hold the two equal.
+// The codes of a narrow format, shared by both conversions below.
+template <int kExpBits, int kManBits, bool kIeeeSpecials>
+struct NarrowFormat {
+  static constexpr int kBias = (1 << (kExpBits - 1)) - 1;
+  static constexpr uint32_t kSignShift = kExpBits + kManBits;
+  static constexpr int kMaxExp = kIeeeSpecials ? (1 << kExpBits) - 2 - kBias : (1 << kExpBits) - 1 - kBias;
+  static constexpr uint32_t kMaxMantissa = kIeeeSpecials ? (1u << kManBits) - 1 : (1u << kManBits) - 2;
+  static constexpr uint32_t kMaxCode = (static_cast<uint32_t>(kMaxExp + kBias) << kManBits) | kMaxMantissa;
+  static constexpr uint32_t kInfCode = static_cast<uint32_t>((1 << kExpBits) - 1) << kManBits;
+  static constexpr uint32_t kNanCode = kIeeeSpecials ? kInfCode | (1u << (kManBits - 1)) : (1u << kSignShift) - 1;
+};
+
 template <int kExpBits, int kManBits, bool kIeeeSpecials, bool kSaturate>
 inline uint32_t floatToNarrowReference(float value) {
-  constexpr int kBias = (1 << (kExpBits - 1)) - 1;
-  constexpr uint32_t kSignShift = kExpBits + kManBits;
-  constexpr int kMaxExp = kIeeeSpecials ? (1 << kExpBits) - 2 - kBias : (1 << kExpBits) - 1 - kBias;
-  constexpr uint32_t kMaxMantissa = kIeeeSpecials ? (1u << kManBits) - 1 : (1u << kManBits) - 2;
-  constexpr uint32_t kMaxCode = (static_cast<uint32_t>(kMaxExp + kBias) << kManBits) | kMaxMantissa;
-  constexpr uint32_t kInfCode = static_cast<uint32_t>((1 << kExpBits) - 1) << kManBits;
-  constexpr uint32_t kNanCode = kIeeeSpecials ? kInfCode | (1u << (kManBits - 1)) : (1u << kSignShift) - 1;
+  using F = NarrowFormat<kExpBits, kManBits, kIeeeSpecials>;
+  constexpr int kBias = F::kBias, kMaxExp = F::kMaxExp;
+  constexpr uint32_t kSignShift = F::kSignShift, kMaxMantissa = F::kMaxMantissa, kMaxCode = F::kMaxCode,
+                     kInfCode = F::kInfCode, kNanCode = F::kNanCode;
   uint32_t bits = floatBits(value);
   uint32_t sign = (bits >> 31) << kSignShift;
   float magnitude = std::fabs(value);
@@ -91,14 +100,10 @@ inline uint32_t floatToNarrowReference(float value) {
 
 template <int kExpBits, int kManBits, bool kIeeeSpecials, bool kSaturate>
 inline uint32_t floatToNarrow(float value) {
-  constexpr int kBias = (1 << (kExpBits - 1)) - 1;
-  constexpr uint32_t kSignShift = kExpBits + kManBits;
-  constexpr int kMaxExp = kIeeeSpecials ? (1 << kExpBits) - 2 - kBias : (1 << kExpBits) - 1 - kBias;
-  constexpr uint32_t kMaxMantissa = kIeeeSpecials ? (1u << kManBits) - 1 : (1u << kManBits) - 2;
-  constexpr uint32_t kMaxCode = (static_cast<uint32_t>(kMaxExp + kBias) << kManBits) | kMaxMantissa;
-  constexpr uint32_t kInfCode = static_cast<uint32_t>((1 << kExpBits) - 1) << kManBits;
-  constexpr uint32_t kNanCode = kIeeeSpecials ? kInfCode | (1u << (kManBits - 1)) : (1u << kSignShift) - 1;
-  constexpr uint32_t kOverflowCode = (kSaturate || !kIeeeSpecials) ? kMaxCode : kInfCode;
+  using F = NarrowFormat<kExpBits, kManBits, kIeeeSpecials>;
+  constexpr int kBias = F::kBias;
+  constexpr uint32_t kSignShift = F::kSignShift, kMaxCode = F::kMaxCode, kNanCode = F::kNanCode;
+  constexpr uint32_t kOverflowCode = (kSaturate || !kIeeeSpecials) ? kMaxCode : F::kInfCode;
   constexpr int kMinNormalExp = 1 - kBias;
   constexpr int kShift = 23 - kManBits;
   uint32_t bits = floatBits(value);
