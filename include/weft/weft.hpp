@@ -192,6 +192,16 @@ class Communicator {
           comm_);
     return last();
   }
+  // A PreMulSum op for T with this rank's scalar (read now), for the
+  // reductions of this communicator; destroyOp frees it.
+  template <typename T>
+  weftRedOp_t preMulSum(T scalar) {
+    weftRedOp_t op;
+    check(weftRedOpCreatePreMulSum(&op, &scalar, dataTypeOf<T>(), weftScalarHostImmediate, comm_), comm_);
+    return op;
+  }
+  void destroyOp(weftRedOp_t op) { check(weftRedOpDestroy(op, comm_), comm_); }
+
   // Per-peer counts and displacements (elements), size() entries each; every
   // block must lie inside its span.
   template <typename T>

@@ -81,6 +81,13 @@ TEST(CppApi, AllToAllGatherAndScatterMoveBlocksWhereTheyBelong) {
       comm.allToAllv<int32_t>(vsend, sendCounts, sendDispls, vrecv, recvCounts, recvDispls).wait();
       for (int j = 0; j < 3; ++j)
         for (int k = 0; k <= r; ++k) EXPECT_EQ(vrecv[static_cast<size_t>(j * (r + 1) + k)], 10 * j + r);
+      // PreMulSum: rank r scales by r + 1, so the sum of 1s is 1 + 2 + 3.
+      weftRedOp_t scaled = comm.preMulSum<double>(static_cast<double>(r) + 1);
+      std::vector<double> ones(5, 1.0), sums(5, 0);
+      comm.allReduce<double>(std::span<const double>(ones), std::span<double>(sums), scaled).wait();
+      EXPECT_EQ(sums, std::vector<double>(5, 6.0));
+      comm.destroyOp(scaled);
+      EXPECT_THROW(comm.destroyOp(scaled), Error);
       std::vector<size_t> tooFar = recvDispls;
       tooFar[2] = vrecv.size();
       EXPECT_THROW(comm.allToAllv<int32_t>(vsend, sendCounts, sendDispls, vrecv, recvCounts, tooFar), Error);
