@@ -348,6 +348,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               zeroCopyMax == std::numeric_limits<int64_t>::max() ? "any size" : "16 MiB");
   }
   context.zeroCopyMax = static_cast<size_t>(zeroCopyMax);
+  if (envIsSet(EnvParam::TraceFile) && !envString(EnvParam::TraceFile).empty()) {
+    context.tracer = std::make_shared<Tracer>(envString(EnvParam::TraceFile), rank, nranks);
+    WEFT_INFO(kLogInit, "rank %d: tracing collectives to %s", rank, context.tracer->path().c_str());
+  }
   context.bindWorker = bindThreads;
   context.workerCpus = rankCpus;
   if (context.bindWorker)

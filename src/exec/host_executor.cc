@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "core/clock.h"
 #include "core/logging.h"
 #include "core/types.h"
 #include "core/waiter.h"
@@ -300,6 +301,7 @@ class CollectiveRun {
       if (result != dst) writeOut(result);
     };
     const void* address = nullptr;  // what a by-address send points the receiver at
+    uint64_t traceStart = context_.tracer ? monotonicNanos() : 0;
     switch (step.op) {
       case StepOp::Send:
         if (byAddress)
@@ -364,6 +366,12 @@ class CollectiveRun {
       }
       to->post(header);
     }
+    if (context_.tracer)
+      context_.tracer->event(1 + channel_, stepOpName(step.op), traceStart, monotonicNanos(),
+                             format("\"bytes\": %zu, \"block\": %d, \"slice\": %zu, \"recvPeer\": %d, "
+                                    "\"sendPeer\": %d%s",
+                                    bytes, step.block, iteration_, step.recvPeer, step.sendPeer,
+                                    byAddress ? ", \"byAddress\": true" : ""));
     *ran = true;
     return Status::ok();
   }
@@ -530,6 +538,7 @@ class GroupRun {
           return Status::ok();
         }
         OpDesc& op = ops[nextCollective_++];
+        if (context_.tracer) collectiveStart_ = monotonicNanos();
         if (op.preMulSum) preMultiply(op);
         for (int c = 0; c < op.plan->nChannels; ++c) channels_.emplace_back(op, context_, c, scratch_[c].data());
       }
@@ -543,6 +552,7 @@ class GroupRun {
       }
       if (!allDone) return Status::ok();
       if (channels_[0].streaming()) streamingFence();
+      if (context_.tracer) traceCollective(ops[nextCollective_ - 1]);
       channels_.clear();
     }
   }
@@ -565,6 +575,15 @@ class GroupRun {
   }
 
  private:
+  void traceCollective(const OpDesc& op) {
+    context_.tracer->event(0, collectiveName(op.collective), collectiveStart_, monotonicNanos(),
+                           format("\"call\": %llu, \"count\": %zu, \"type\": \"%s\", \"op\": \"%s\", \"root\": %d, "
+                                  "\"algorithm\": \"%s\", \"channels\": %d",
+                                  static_cast<unsigned long long>(op.opSeq), op.count, typeName(op.type),
+                                  op.preMulSum ? "premulsum" : redOpName(op.op), op.root,
+                                  algorithmName(op.plan->algorithm), op.plan->nChannels));
+  }
+
   // A PreMulSum's scaling, as the operation starts (so that an input another
   // operation before it writes is read after that one, and a scalar read by
   // address is read now): the scaled input goes to a buffer of the group's,
@@ -584,6 +603,7 @@ class GroupRun {
   const ExecutorContext& context_;
   std::vector<std::vector<char>>& scratch_;
   std::vector<char> preMultiplied_;  // the scaled input of the PreMulSum running now
+  uint64_t collectiveStart_ = 0;     // when the running collective started (traced runs)
   std::vector<P2pRun> p2p_;
   std::vector<int> earlier_;  // per p2p run: the run before it on the same peer and direction, or -1
   size_t firstPending_ = 0;   // p2p runs before this one are done

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "algorithms/plan.h"
+#include "exec/trace.h"
 #include "exec/call_ref.h"
 #include "core/status.h"
 #include "transports/transports.h"
@@ -58,6 +59,8 @@ struct ExecutorContext {
   bool zeroCopy = true;
   size_t zeroCopyThreshold = 1u << 20;
   size_t zeroCopyMax = 16u << 20;
+  // WEFT_TRACE_FILE's recorder; null when off.
+  std::shared_ptr<Tracer> tracer;
   // CPUs the worker thread is bound to (the rank's NUMA node); empty: unbound.
   cpu_set_t workerCpus;
   bool bindWorker = false;
