@@ -227,8 +227,11 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   faultPoint("shm.mapped", rank);
   gatherStatus = bootstrap.allGather(state.data(), 1);
   if (leader) shm->segment_.unlink();
-  WEFT_CHECK(localStatus);
+  // A peer that died here makes the leader unlink the segment early, and a
+  // slower rank then fails to open it: the gather's error, which names the
+  // dead rank, is the cause to report.
   WEFT_CHECK(gatherStatus);
+  WEFT_CHECK(localStatus);
   for (int r : localRanks)
     if (!state[r])
       return WEFT_ERROR(weftSystemError, "rank %d: rank %d could not map the node's shared memory", rank, r);
