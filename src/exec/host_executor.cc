@@ -21,6 +21,7 @@ size_t ceilDiv(size_t a, size_t b) { return b == 0 ? 0 : (a + b - 1) / b; }
 // The slot header's op for a PreMulSum (a sum after scaling): told apart
 // from a plain sum, so that ranks that disagree fail.
 constexpr int kPreMulSumRedop = 0x40;
+int wireOp(const OpDesc& op) { return op.preMulSum ? kPreMulSumRedop : op.op; }
 const char* headerOpName(int op) {
   return op == kPreMulSumRedop ? "premulsum" : redOpName(static_cast<weftRedOp_t>(op));
 }
@@ -30,7 +31,7 @@ SlotHeader headerFor(const OpDesc& op, size_t bytes) {
   header.magic = kSlotMagic;
   header.collective = static_cast<uint8_t>(op.collective == Collective::Recv ? Collective::Send : op.collective);
   header.datatype = static_cast<uint8_t>(op.type);
-  header.redop = static_cast<uint8_t>(op.preMulSum ? kPreMulSumRedop : op.op);
+  header.redop = static_cast<uint8_t>(wireOp(op));
   header.algorithm = op.plan ? static_cast<uint8_t>(op.plan->algorithm) : 0;
   header.root = op.root;
   header.bytes = static_cast<uint32_t>(bytes);
@@ -576,12 +577,12 @@ class GroupRun {
 
  private:
   void traceCollective(const OpDesc& op) {
-    context_.tracer->event(0, collectiveName(op.collective), collectiveStart_, monotonicNanos(),
-                           format("\"call\": %llu, \"count\": %zu, \"type\": \"%s\", \"op\": \"%s\", \"root\": %d, "
-                                  "\"algorithm\": \"%s\", \"channels\": %d",
-                                  static_cast<unsigned long long>(op.opSeq), op.count, typeName(op.type),
-                                  op.preMulSum ? "premulsum" : redOpName(op.op), op.root,
-                                  algorithmName(op.plan->algorithm), op.plan->nChannels));
+    context_.tracer->event(
+        0, collectiveName(op.collective), collectiveStart_, monotonicNanos(),
+        format("\"call\": %llu, \"count\": %zu, \"type\": \"%s\", \"op\": \"%s\", \"root\": %d, "
+               "\"algorithm\": \"%s\", \"channels\": %d",
+               static_cast<unsigned long long>(op.opSeq), op.count, typeName(op.type), headerOpName(wireOp(op)),
+               op.root, algorithmName(op.plan->algorithm), op.plan->nChannels));
   }
 
   // A PreMulSum's scaling, as the operation starts (so that an input another
