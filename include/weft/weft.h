@@ -123,11 +123,14 @@ typedef struct {
   /* 1: several ranks may use one GPU (for testing; the default refuses it,
    * naming both ranks). Unset: WEFT_ALLOW_SHARED_GPU. */
   int allowSharedGpu;
+  /* How long (milliseconds) a wait on a peer may make no progress before the
+   * operation fails with weftTimeout; unset: WEFT_TIMEOUT seconds. */
+  int timeoutMs;
 } weftConfig_t;
 #define WEFT_CONFIG_INITIALIZER                                                                               \
   {                                                                                                           \
     sizeof(weftConfig_t), WEFT_CONFIG_MAGIC, WEFT_VERSION_CODE, WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT, \
-        WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT                                                          \
+        WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT, WEFT_CONFIG_UNDEF_INT                                   \
   }
 /* config may be NULL (all defaults). */
 weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId commId, int rank,

@@ -306,7 +306,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       netConfig.nChannels = shmConfig.nChannels;
       netConfig.slotBytes = shmConfig.slotBytes;
       netConfig.nSlots = shmConfig.nSlots;
-      netConfig.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
+      netConfig.timeoutNanos = options.timeoutNanos;
       netConfig.numaNode = hosts[rank].numa;
       netConfig.localIndex = localIndex;
       netConfig.bindProxy = bindThreads;
@@ -325,7 +325,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.nranks = nranks;
   context.transports = comm->transports.get();
   context.abortFlag = &comm->abortFlag;
-  context.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
+  context.timeoutNanos = options.timeoutNanos;
   int64_t spin = envInt(EnvParam::SpinCount);
   if (spin < 0) {
     int cores = hosts[rank].cores;

@@ -9,6 +9,7 @@ namespace weft {
 Result<CommOptions> resolveConfig(const weftConfig_t* config) {
   CommOptions options;
   options.allowSharedGpu = envInt(EnvParam::AllowSharedGpu) != 0;
+  options.timeoutNanos = static_cast<uint64_t>(envInt(EnvParam::Timeout)) * 1000000000ull;
   if (config == nullptr) return options;
   // The fields up to allowSharedGpu are version 0.1's; a larger size is a
   // later header, whose extra fields this library does not know.
@@ -39,6 +40,14 @@ Result<CommOptions> resolveConfig(const weftConfig_t* config) {
     if (config->allowSharedGpu != 0 && config->allowSharedGpu != 1)
       return WEFT_ERROR(weftInvalidArgument, "config.allowSharedGpu=%d: expected 0 or 1", config->allowSharedGpu);
     options.allowSharedGpu = config->allowSharedGpu == 1;
+  }
+  // timeoutMs joined the struct after allowSharedGpu; a config built against the
+  // header without it is shorter, and the field is not read.
+  if (config->size >= offsetof(weftConfig_t, timeoutMs) + sizeof(int) && config->timeoutMs != WEFT_CONFIG_UNDEF_INT) {
+    if (config->timeoutMs < 1)
+      return WEFT_ERROR(weftInvalidArgument, "config.timeoutMs=%d: expected a positive number of milliseconds",
+                        config->timeoutMs);
+    options.timeoutNanos = static_cast<uint64_t>(config->timeoutMs) * 1000000ull;
   }
   return options;
 }

@@ -2,6 +2,7 @@
 // every rank's answer (several ranks on one GPU).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct CommOptions {
   bool blocking = true;
   int maxChannels = 0;  // 0: no cap beyond the tuner's
   bool allowSharedGpu = false;
+  uint64_t timeoutNanos = 0;  // 0: WEFT_TIMEOUT
 };
 
 // NULL is all defaults. A config not made with WEFT_CONFIG_INITIALIZER, or a

@@ -46,7 +46,7 @@ class Waiter {
         lastCheck_ = now;
         WEFT_CHECK(check_());
         if (timeoutNanos_ != 0 && now - start_ > timeoutNanos_)
-          return WEFT_ERROR(weftTimeout, "%s: no progress for %.0f s (WEFT_TIMEOUT)", what,
+          return WEFT_ERROR(weftTimeout, "%s: no progress for %.3g s (WEFT_TIMEOUT, or the config's timeoutMs)", what,
                             static_cast<double>(timeoutNanos_) * 1e-9);
       }
     }

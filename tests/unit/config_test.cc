@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -57,6 +59,7 @@ TEST(Config, DefaultsAndEveryFieldChecked) {
       {[](weftConfig_t* c) { c->maxChannels = 0; }, "config.maxChannels=0"},
       {[](weftConfig_t* c) { c->maxChannels = 17; }, "config.maxChannels=17"},
       {[](weftConfig_t* c) { c->allowSharedGpu = 5; }, "config.allowSharedGpu=5"},
+      {[](weftConfig_t* c) { c->timeoutMs = 0; }, "config.timeoutMs=0"},
   };
   for (const Case& c : cases) {
     weftConfig_t bad = WEFT_CONFIG_INITIALIZER;
@@ -140,6 +143,47 @@ TEST(Config, ChannelCapHoldsAgainstWeftNchannels) {
     });
   for (auto& t : threads) t.join();
   for (int r = 0; r < 3; ++r) EXPECT_EQ(failures[r], "") << "rank " << r;
+}
+
+TEST(Config, TimeoutComesFromTheConfigElseWeftTimeout) {
+  std::string before = getenv("WEFT_TIMEOUT") != nullptr ? getenv("WEFT_TIMEOUT") : "";
+  unsetenv("WEFT_TIMEOUT");
+  EXPECT_EQ(resolveConfig(nullptr).value().timeoutNanos, 300ull * 1000000000ull);
+  setenv("WEFT_TIMEOUT", "7", 1);
+  EXPECT_EQ(resolveConfig(nullptr).value().timeoutNanos, 7ull * 1000000000ull);
+  weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+  EXPECT_EQ(resolveConfig(&config).value().timeoutNanos, 7ull * 1000000000ull);
+  config.timeoutMs = 1500;
+  EXPECT_EQ(resolveConfig(&config).value().timeoutNanos, 1500ull * 1000000ull);
+  // A config from the header before timeoutMs ends before the field: what
+  // lies past its size is not read.
+  config.size = offsetof(weftConfig_t, timeoutMs);
+  EXPECT_EQ(resolveConfig(&config).value().timeoutNanos, 7ull * 1000000000ull);
+  if (before.empty())
+    unsetenv("WEFT_TIMEOUT");
+  else
+    setenv("WEFT_TIMEOUT", before.c_str(), 1);
+}
+
+// A peer that never posts its half: the waiting rank fails with weftTimeout
+// after config.timeoutMs, not WEFT_TIMEOUT's five minutes.
+TEST(Config, ASilentPeerTimesOutAfterTimeoutMs) {
+  weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+  config.timeoutMs = 400;
+  Inited inited = initThreads(2, &config);
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(inited.results[r], weftSuccess) << inited.errors[r];
+  std::vector<float> data(1024, 1.0f);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(weftAllReduce(data.data(), data.data(), data.size(), weftFloat32, weftSum, inited.comms[0], nullptr),
+            weftSuccess);
+  EXPECT_EQ(weftCommSynchronize(inited.comms[0]), weftTimeout);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(seconds, 0.35);
+  EXPECT_LT(seconds, 30.0);
+  EXPECT_NE(std::string(weftGetLastError(inited.comms[0])).find("no progress"), std::string::npos)
+      << weftGetLastError(inited.comms[0]);
+  weftCommAbort(inited.comms[0]);
+  weftCommAbort(inited.comms[1]);
 }
 
 TEST(Config, ABadConfigMakesNoCommunicator) {
