@@ -86,56 +86,60 @@ def ddp_worker(rank, n, results):
     put(results, rank, out)
 
 
-def fsdp_worker(rank, n, results):
+def on_both(mode, rank, n, results, body):
+    """body(rank, n) once on weft and once on gloo; both results go back."""
     out = {}
     for backend in ("weft", "gloo"):
-        path = shared_path(f"fsdp-{backend}")
-        init(rank, n, path, backend)
-        # Integers below 2^24 throughout, so every sum is exact in float32.
-        shard = torch.arange(1000, dtype=torch.float32) % 97 + rank  # this rank's shard of the flat parameters
-        full = torch.empty(1000 * n)
-        for step in range(STEPS):
-            dist.all_gather_into_tensor(full, shard)  # unshard
-            grad = full * (rank + 1) + step  # a gradient of the full parameters
-            gshard = torch.empty(1000)
-            dist.reduce_scatter_tensor(gshard, grad, op=dist.ReduceOp.SUM)  # each rank gets its shard's sum
-            shard = torch.remainder(shard + gshard, 1024)
-        out[backend] = (full.clone(), shard.clone())
+        init(rank, n, shared_path(f"{mode}-{backend}"), backend)
+        out[backend] = body(rank, n)
         dist.destroy_process_group()
     put(results, rank, out)
+
+
+def fsdp_steps(rank, n):
+    # Integers below 2^24 throughout, so every sum is exact in float32.
+    shard = torch.arange(1000, dtype=torch.float32) % 97 + rank  # this rank's shard of the flat parameters
+    full = torch.empty(1000 * n)
+    for step in range(STEPS):
+        dist.all_gather_into_tensor(full, shard)  # unshard
+        grad = full * (rank + 1) + step  # a gradient of the full parameters
+        gshard = torch.empty(1000)
+        dist.reduce_scatter_tensor(gshard, grad, op=dist.ReduceOp.SUM)  # each rank gets its shard's sum
+        shard = torch.remainder(shard + gshard, 1024)
+    return full.clone(), shard.clone()
+
+
+def pipeline_steps(rank, n):
+    torch.manual_seed(rank)
+    w = torch.randint(-4, 4, (32, 32)).float() / 8
+    seen = []
+    for micro in range(STEPS):
+        # forward: stage 0 makes the activation, each stage applies its weight
+        act = torch.full((4, 32), float(micro + 1) / 4) if rank == 0 else torch.empty(4, 32)
+        if rank > 0:
+            dist.recv(act, rank - 1)
+        act = act @ w
+        if rank < n - 1:
+            dist.send(act, rank + 1)
+        # backward: gradients flow back, sent and received in batches
+        grad = torch.ones(4, 32) / 8 if rank == n - 1 else torch.empty(4, 32)
+        if rank < n - 1:
+            for req in dist.batch_isend_irecv([dist.P2POp(dist.irecv, grad, rank + 1)]):
+                req.wait()
+        back = grad @ w.t()
+        if rank > 0:
+            for req in dist.batch_isend_irecv([dist.P2POp(dist.isend, back, rank - 1)]):
+                req.wait()
+        seen.append(torch.cat([act.reshape(-1), back.reshape(-1)]))
+    return torch.stack(seen)
+
+
+def fsdp_worker(rank, n, results):
+    on_both("fsdp", rank, n, results, fsdp_steps)
 
 
 def pipeline_worker(rank, n, results):
-    out = {}
-    for backend in ("weft", "gloo"):
-        path = shared_path(f"pipeline-{backend}")
-        init(rank, n, path, backend)
-        torch.manual_seed(rank)
-        w = torch.randint(-4, 4, (32, 32)).float() / 8
-        seen = []
-        for micro in range(STEPS):
-            # forward: stage 0 makes the activation, each stage applies its weight
-            act = torch.full((4, 32), float(micro + 1) / 4) if rank == 0 else torch.empty(4, 32)
-            if rank > 0:
-                dist.recv(act, rank - 1)
-            act = act @ w
-            if rank < n - 1:
-                dist.send(act, rank + 1)
-            # backward: gradients flow back, sent and received in one batch
-            grad = torch.ones(4, 32) / 8 if rank == n - 1 else torch.empty(4, 32)
-            ops = []
-            if rank < n - 1:
-                ops.append(dist.P2POp(dist.irecv, grad, rank + 1))
-            for req in dist.batch_isend_irecv(ops) if ops else []:
-                req.wait()
-            back = grad @ w.t()
-            if rank > 0:
-                for req in dist.batch_isend_irecv([dist.P2POp(dist.isend, back, rank - 1)]):
-                    req.wait()
-            seen.append(torch.cat([act.reshape(-1), back.reshape(-1)]))
-        out[backend] = torch.stack(seen)
-        dist.destroy_process_group()
-    put(results, rank, out)
+    on_both("pipeline", rank, n, results, pipeline_steps)
 
 
 def kill_worker(rank, n, results):

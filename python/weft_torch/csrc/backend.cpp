@@ -511,13 +511,7 @@ class WeftBackend : public c10d::Backend {
     checkList(outputs[0], in, "allgather", "output");
     auto work = newWork(OpType::ALLGATHER, "allgather", outputs[0]);
     at::Tensor src = input(in, work);
-    at::Tensor flat = at::empty({getSize() * in.numel()}, in.options());
-    work->keep_.push_back(flat);
-    std::vector<at::Tensor> outs = outputs[0];
-    work->copyOut_ = [flat, outs]() {
-      for (size_t i = 0; i < outs.size(); ++i)
-        outs[i].copy_(flat.narrow(0, i * outs[i].numel(), outs[i].numel()).view_as(outs[i]));
-    };
+    at::Tensor flat = flatOutput(work, outputs[0], in);
     Elements e = moving(in);
     post(work, [&](weftComm_t comm) {
       return weftAllGather(src.data_ptr(), flat.data_ptr(), e.count, e.type, comm, nullptr);
@@ -570,10 +564,7 @@ class WeftBackend : public c10d::Backend {
     checkList(inputs[0], out, "reduce_scatter", "input");
     Reducing r = reducing(out, opts.reduceOp, "reduce_scatter");
     auto work = newWork(OpType::REDUCE_SCATTER, "reduce_scatter", {out});
-    std::vector<at::Tensor> flats;
-    for (const at::Tensor& t : inputs[0]) flats.push_back(t.reshape({-1}));
-    at::Tensor flat = at::cat(flats);
-    work->keep_.push_back(flat);
+    at::Tensor flat = concatenated(work, inputs[0]);
     Inout o = outputOf(out, work);
     post(work, [&](weftComm_t comm) {
       return withOp(comm, r, [&](weftRedOp_t op) {
@@ -710,26 +701,11 @@ class WeftBackend : public c10d::Backend {
                                         const c10d::GatherOptions& opts) override {
     const at::Tensor& in = single(inputs, "gather");
     int root = checkRoot(opts.rootRank, "gather");
-    bool isRoot = root == getRank();
-    if (isRoot) {
-      TORCH_CHECK(outputs.size() == 1, "weft: gather: the root expects one output list, got ", outputs.size());
-      checkList(outputs[0], in, "gather", "output");
-    } else {
-      TORCH_CHECK(outputs.empty() || (outputs.size() == 1 && outputs[0].empty()),
-                  "weft: gather: only the root passes output tensors");
-    }
+    bool isRoot = rootList(outputs, in, root, "gather", "output");
     auto work = newWork(OpType::GATHER, "gather", isRoot ? outputs[0] : std::vector<at::Tensor>{});
     at::Tensor src = input(in, work);
     at::Tensor flat;
-    if (isRoot) {
-      flat = at::empty({getSize() * in.numel()}, in.options());
-      work->keep_.push_back(flat);
-      std::vector<at::Tensor> outs = outputs[0];
-      work->copyOut_ = [flat, outs]() {
-        for (size_t i = 0; i < outs.size(); ++i)
-          const_cast<at::Tensor&>(outs[i]).copy_(flat.narrow(0, i * outs[i].numel(), outs[i].numel()).view_as(outs[i]));
-      };
-    }
+    if (isRoot) flat = flatOutput(work, outputs[0], in);
     Elements e = moving(in);
     post(work, [&](weftComm_t comm) {
       return weftGather(src.data_ptr(), isRoot ? flat.data_ptr() : nullptr, e.count, e.type, root, comm, nullptr);
@@ -741,22 +717,10 @@ class WeftBackend : public c10d::Backend {
                                          const c10d::ScatterOptions& opts) override {
     const at::Tensor& out = single(outputs, "scatter");
     int root = checkRoot(opts.rootRank, "scatter");
-    bool isRoot = root == getRank();
-    if (isRoot) {
-      TORCH_CHECK(inputs.size() == 1, "weft: scatter: the root expects one input list, got ", inputs.size());
-      checkList(inputs[0], out, "scatter", "input");
-    } else {
-      TORCH_CHECK(inputs.empty() || (inputs.size() == 1 && inputs[0].empty()),
-                  "weft: scatter: only the root passes input tensors");
-    }
+    bool isRoot = rootList(inputs, out, root, "scatter", "input");
     auto work = newWork(OpType::SCATTER, "scatter", {out});
     at::Tensor flat;
-    if (isRoot) {
-      std::vector<at::Tensor> flats;
-      for (const at::Tensor& t : inputs[0]) flats.push_back(t.reshape({-1}));
-      flat = at::cat(flats);
-      work->keep_.push_back(flat);
-    }
+    if (isRoot) flat = concatenated(work, inputs[0]);
     Inout o = outputOf(out, work);
     Elements e = moving(out);
     post(work, [&](weftComm_t comm) {
@@ -915,6 +879,42 @@ class WeftBackend : public c10d::Backend {
     rc = call(op);
     weftRedOpDestroy(op, comm);
     return rc;
+  }
+
+  // The root's list (others pass none): true at the root.
+  bool rootList(const std::vector<std::vector<at::Tensor>>& lists, const at::Tensor& ref, int root, const char* call,
+                const char* what) const {
+    if (root != getRank()) {
+      TORCH_CHECK(lists.empty() || (lists.size() == 1 && lists[0].empty()), "weft: ", call, ": only the root passes ",
+                  what, " tensors");
+      return false;
+    }
+    TORCH_CHECK(lists.size() == 1, "weft: ", call, ": the root expects one ", what, " list, got ", lists.size());
+    checkList(lists[0], ref, call, what);
+    return true;
+  }
+
+  // One flat buffer for a list of world-size outputs like ref, copied into
+  // them on completion.
+  static at::Tensor flatOutput(const c10::intrusive_ptr<WeftWork>& work, const std::vector<at::Tensor>& outs,
+                               const at::Tensor& ref) {
+    at::Tensor flat = at::empty({static_cast<int64_t>(outs.size()) * ref.numel()}, ref.options());
+    work->keep_.push_back(flat);
+    work->copyOut_ = [flat, outs]() {
+      for (size_t i = 0; i < outs.size(); ++i)
+        outs[i].copy_(flat.narrow(0, static_cast<int64_t>(i) * outs[i].numel(), outs[i].numel()).view_as(outs[i]));
+    };
+    return flat;
+  }
+
+  // A list of inputs as one contiguous buffer, kept until completion.
+  static at::Tensor concatenated(const c10::intrusive_ptr<WeftWork>& work, const std::vector<at::Tensor>& list) {
+    std::vector<at::Tensor> flats;
+    flats.reserve(list.size());
+    for (const at::Tensor& t : list) flats.push_back(t.reshape({-1}));
+    at::Tensor flat = at::cat(flats);
+    work->keep_.push_back(flat);
+    return flat;
   }
 
   // An input weft only reads: contiguous, kept until completion.
