@@ -24,7 +24,8 @@ const EnvParamInfo kTable[] = {
     {EnvParam::SocketFamily, "WEFT_SOCKET_FAMILY", "",
      "AF_INET or AF_INET6 to restrict the interface search to one address family."},
     {EnvParam::Timeout, "WEFT_TIMEOUT", "300",
-     "Seconds any wait for a peer may last before the operation fails with weftTimeout."},
+     "Seconds any wait for a peer may last before the operation fails with weftTimeout "
+     "(weftConfig_t.timeoutMs overrides it per communicator)."},
     {EnvParam::Nchannels, "WEFT_NCHANNELS", "0",
      "Channels (independent rings, one host thread each) per collective; 0 lets the tuner "
      "choose."},
