@@ -143,18 +143,21 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Posts under the lock; on a refused call throws with weft's message and
   // posts nothing (the communicator stays usable).
   void post(const c10::intrusive_ptr<WeftWork>& work, const std::function<weftResult_t(weftComm_t)>& call) {
-    std::lock_guard<std::mutex> lock(postMutex_);
-    if (dead_.load()) throwBackend(std::string("weft: ") + work->name_ + ": " + deadWhy());
-    weftResult_t rc = call(comm_);
-    if (rc != weftSuccess) throwBackend(std::string("weft: ") + work->name_ + " refused: " + lastError());
-    unsigned long long seq = 0;
-    weftCommGetSeq(comm_, &seq);
-    work->seq_ = seq;
-    if (coalescing_) {
-      work->inGroup_ = true;
-      coalesced_.push_back(work);
-      return;
+    {
+      std::lock_guard<std::mutex> lock(postMutex_);
+      if (dead_.load()) throwBackend(std::string("weft: ") + work->name_ + ": " + deadWhy());
+      weftResult_t rc = call(comm_);
+      if (rc != weftSuccess) throwBackend(std::string("weft: ") + work->name_ + " refused: " + lastError());
+      unsigned long long seq = 0;
+      weftCommGetSeq(comm_, &seq);
+      work->seq_ = seq;
+      if (coalescing_) {
+        work->inGroup_ = true;
+        coalesced_.push_back(work);
+        return;
+      }
     }
+    // Outside the lock: completing runs the future's callbacks, which may post.
     track(work);
   }
 
@@ -185,10 +188,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
       for (auto& work : works) {
         work->inGroup_ = false;
         groupWork->outputs_.insert(groupWork->outputs_.end(), work->outputs_.begin(), work->outputs_.end());
-        track(work);
       }
-      track(groupWork);
     }
+    for (auto& work : works) track(work);
+    track(groupWork);
     return groupWork;
   }
 
@@ -539,12 +542,7 @@ class WeftBackend : public c10d::Backend {
     for (size_t i = 0; i < inputs.size(); ++i)
       checkPair(outputs[i], inputs[i], getSize(), "allgather_into_tensor_coalesced", "output", "input");
     auto work = newWork(OpType::ALLGATHER_INTO_TENSOR_COALESCED, "allgather_into_tensor_coalesced", outputs);
-    std::vector<at::Tensor> srcs;
-    std::vector<Inout> outs;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      srcs.push_back(input(inputs[i], work));
-      outs.push_back(outputOf(outputs[i], work));
-    }
+    auto [srcs, outs] = buffersOf(inputs, outputs, work);
     post(work, [&](weftComm_t comm) {
       weftGroupStart();
       for (size_t i = 0; i < inputs.size(); ++i) {
@@ -600,12 +598,7 @@ class WeftBackend : public c10d::Backend {
       rs.push_back(reducing(outputs[i], opts.reduceOp, "reduce_scatter_tensor_coalesced"));
     }
     auto work = newWork(OpType::REDUCE_SCATTER_TENSOR_COALESCED, "reduce_scatter_tensor_coalesced", outputs);
-    std::vector<at::Tensor> srcs;
-    std::vector<Inout> outs;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      srcs.push_back(input(inputs[i], work));
-      outs.push_back(outputOf(outputs[i], work));
-    }
+    auto [srcs, outs] = buffersOf(inputs, outputs, work);
     post(work, [&](weftComm_t comm) {
       weftGroupStart();
       for (size_t i = 0; i < inputs.size(); ++i)
@@ -915,6 +908,18 @@ class WeftBackend : public c10d::Backend {
     at::Tensor flat = at::cat(flats);
     work->keep_.push_back(flat);
     return flat;
+  }
+
+  // The coalesced forms: each input's contiguous buffer and each output's.
+  std::pair<std::vector<at::Tensor>, std::vector<Inout>> buffersOf(const std::vector<at::Tensor>& inputs,
+                                                                   const std::vector<at::Tensor>& outputs,
+                                                                   const c10::intrusive_ptr<WeftWork>& work) {
+    std::pair<std::vector<at::Tensor>, std::vector<Inout>> buffers;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      buffers.first.push_back(input(inputs[i], work));
+      buffers.second.push_back(outputOf(outputs[i], work));
+    }
+    return buffers;
   }
 
   // An input weft only reads: contiguous, kept until completion.
