@@ -102,4 +102,21 @@ bool directCost(const CostQuery& query, CostTerms* terms) {
   return true;
 }
 
+Plan buildPointToPointPlan(Collective direction, int nranks, int rank, int peer) {
+  PlanRequest request;
+  request.collective = direction;
+  request.nranks = nranks;
+  request.rank = rank;
+  Plan plan = newPlan(request, Algorithm::Direct, 1);
+  plan.emptyMessages = true;
+  plan.concurrent = true;
+  // A send's buffer is the caller's until the call completes, and the call
+  // completes only when the receiver has read it: it may go by address.
+  if (direction == Collective::Send)
+    plan.addChannel({publishing(makeStep(StepOp::Send, -1, peer, in(0), {}))});
+  else
+    plan.addChannel({makeStep(StepOp::Recv, peer, -1, {}, out(0))});
+  return plan;
+}
+
 }  // namespace weft

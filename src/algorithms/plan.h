@@ -133,6 +133,15 @@ struct Plan {
   BufferShape outputShape = BufferShape::AllBlocks;
   // Scratch chunks the program uses (each one FIFO slot long); 0 or 1.
   int scratchChunks = 0;
+  // Send and receive: every step moves at least one slot, an empty one for
+  // a call of no elements (a zero-count message still matches one receive).
+  // Collectives of no elements move nothing.
+  bool emptyMessages = false;
+  // Runs alongside the other concurrent plans of its group (sends and
+  // receives, whose posting order must not deadlock), in posting order per
+  // peer and direction, before the group's ordered plans (collectives),
+  // which run one after another.
+  bool concurrent = false;
   std::vector<Step> steps;                // every channel's, back to back
   std::vector<uint32_t> channelStart{0};  // channel c is steps[channelStart[c], channelStart[c + 1])
 
@@ -142,6 +151,14 @@ struct Plan {
   std::span<Step> channel(int c) { return {steps.data() + channelStart[c], steps.data() + channelStart[c + 1]}; }
   // Appends the next channel's steps.
   void addChannel(const std::vector<Step>& channelSteps);
+  // Elements of the input and the output buffer for a call of `count` (the
+  // count argument of the call: per rank where the geometry is PerRank).
+  size_t inputElements(size_t count) const {
+    return geometry == BlockGeometry::PerRank && inputShape == BufferShape::AllBlocks ? count * nBlocks : count;
+  }
+  size_t outputElements(size_t count) const {
+    return geometry == BlockGeometry::PerRank && outputShape == BufferShape::AllBlocks ? count * nBlocks : count;
+  }
   // Bytes the program occupies (what a rank holds per cached plan).
   size_t bytes() const { return sizeof(Plan) + steps.capacity() * sizeof(Step) + channelStart.capacity() * 4; }
   std::string describe(int channel) const;

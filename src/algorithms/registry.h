@@ -60,6 +60,11 @@ bool treeCost(const CostQuery& query, CostTerms* terms);
 Plan buildDirectPlan(const PlanRequest& request);
 bool directCost(const CostQuery& query, CostTerms* terms);
 Plan buildHierarchicalPlan(const PlanRequest& request);
+
+// Send and receive are plans too (not registry entries: there is nothing to
+// choose): one step on channel 0 to or from peer, with emptyMessages and
+// concurrent set. A group of them runs as their plans side by side.
+Plan buildPointToPointPlan(Collective direction, int nranks, int rank, int peer);
 bool hierarchicalCost(const CostQuery& query, CostTerms* terms);
 
 }  // namespace weft

@@ -164,4 +164,21 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
   return owned_.back().get();
 }
 
+const Plan* Tuner::pointToPointPlan(Collective direction, int peer) {
+  size_t index = 2 * static_cast<size_t>(peer) + (direction == Collective::Send ? 1 : 0);
+  Slot* slots = p2pSlots_.load(std::memory_order_acquire);
+  if (slots != nullptr)
+    if (const Plan* cached = slots[index].load(std::memory_order_acquire)) return cached;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (ownedP2pSlots_ == nullptr) {
+    ownedP2pSlots_ = std::make_unique<Slot[]>(2 * static_cast<size_t>(config_.nranks));
+    p2pSlots_.store(ownedP2pSlots_.get(), std::memory_order_release);
+  }
+  Slot& slot = ownedP2pSlots_[index];
+  if (const Plan* cached = slot.load(std::memory_order_acquire)) return cached;
+  owned_.push_back(std::make_unique<const Plan>(buildPointToPointPlan(direction, config_.nranks, config_.rank, peer)));
+  slot.store(owned_.back().get(), std::memory_order_release);
+  return owned_.back().get();
+}
+
 }  // namespace weft

@@ -58,6 +58,9 @@ class Tuner {
   // proven (every rank's program built and run by the verifier); a plan that
   // fails is a bug, reported as weftInternalError.
   Result<const Plan*> plan(Collective collective, size_t bytes, int root);
+  // This rank's plan for a send to or a receive from peer (Send or Recv);
+  // built on first use, then found without a lock.
+  const Plan* pointToPointPlan(Collective direction, int peer);
   // Every candidate for a call of `bytes` bytes, cheapest first (what a
   // decision weighs; WEFT_ALGO and WEFT_NCHANNELS narrow it).
   std::vector<TuneCandidate> candidates(Collective collective, size_t bytes) const;
@@ -88,6 +91,9 @@ class Tuner {
   std::unique_ptr<Slot[]> slots_;
   std::unique_ptr<std::atomic<Slot*>[]> rootTables_;
   std::vector<std::unique_ptr<Slot[]>> ownedTables_;
+  // Send and receive plans, 2 per peer (made on the first send or receive).
+  std::atomic<Slot*> p2pSlots_{nullptr};
+  std::unique_ptr<Slot[]> ownedP2pSlots_;
 };
 
 }  // namespace weft

@@ -126,6 +126,7 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
   desc.count = count;
   desc.type = datatype;
   desc.peer = peer;
+  desc.plan = comm->tuner->pointToPointPlan(direction, peer);
   return postOperation(comm, desc);
 }
 

@@ -50,7 +50,7 @@ void assignSequence(weftComm* comm, OpDesc& op) {
     op.opSeq = comm->recvCalls[op.peer]++;
   else
     op.opSeq = comm->collectiveCalls++;
-  if (op.plan != nullptr)
+  if (!op.plan->concurrent)
     WEFT_TRACE(kLogColl, "rank %d: call #%llu %s count=%zu %s %s root=%d: %s plan, %d channel(s)", comm->rank,
                static_cast<unsigned long long>(op.opSeq), collectiveName(op.collective), op.count, typeName(op.type),
                redOpName(op.op), op.root, algorithmName(op.plan->algorithm), op.plan->nChannels);
