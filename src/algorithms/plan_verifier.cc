@@ -1,5 +1,6 @@
 #include "algorithms/plan_verifier.h"
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 
@@ -8,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace weft {
@@ -21,29 +23,53 @@ struct Value {
   std::vector<uint16_t> counts;  // contributions per rank
 };
 
+// A slice of memory: (space, chunk, iteration). Input and output are
+// separate spaces, or one space in place (input chunk j and output chunk j
+// are the same memory: the own-block variants of all-gather, reduce-scatter,
+// gather and scatter included). Scratch is one slot reused by every slice.
+enum Space { kInputSpace, kOutputSpace, kScratchSpace };
+using Loc = std::tuple<int, int, int>;
+
+// A message in a FIFO: its value, the sender's vector clock (causal runs),
+// and for one sent by address, the loan of the sender's memory that the
+// receiver reads when it takes the message.
+struct Message {
+  Value value;
+  int loan = -1;
+  std::vector<uint32_t> clock;
+};
+
+// Memory lent by address: which rank reads it, and when it did (the
+// receiver's own clock after the taking step; 0 until then).
+struct Loan {
+  int owner = -1;
+  int receiver = -1;
+  uint32_t takenAt = 0;
+};
+
 struct RankState {
-  std::map<int, Value> input, output, scratch;
-  size_t next = 0;  // index into the flattened step list
+  std::map<Loc, Value> memory;            // what has been written (input holds the rank's own data until overwritten)
+  std::map<Loc, std::vector<int>> loans;  // slices lent by address and not yet known to be read
+  std::vector<uint32_t> clock;            // causal runs: what this rank knows of every rank's progress
+  size_t next = 0;                        // index into the flattened step list
 };
 
 class Verifier {
  public:
-  Verifier(const PlanSet& plans, int channel, int fifoSlots, int iterations)
-      : plans_(plans), plan_(plans.front()), channel_(channel), fifoSlots_(fifoSlots), iterations_(iterations) {}
+  Verifier(const PlanSet& plans, int channel, int fifoSlots, int iterations, bool inPlace)
+      : plans_(plans),
+        plan_(plans.front()),
+        channel_(channel),
+        fifoSlots_(fifoSlots),
+        iterations_(iterations),
+        inPlace_(inPlace),
+        causal_(plans.front().nranks <= kCausalMaxRanks) {}
 
   Status run() {
     int n = plan_.nranks;
     ranks_.resize(static_cast<size_t>(n));
-    for (int r = 0; r < n; ++r) {
-      for (int j = 0; j < plan_.nBlocks; ++j) {
-        if (plan_.inputShape == BufferShape::OwnBlock && j != ownBlock(r)) continue;
-        Value v;
-        v.block = j;
-        v.counts.assign(static_cast<size_t>(n), 0);
-        v.counts[r] = 1;
-        ranks_[r].input[j] = v;
-      }
-    }
+    if (causal_)
+      for (RankState& state : ranks_) state.clock.assign(static_cast<size_t>(n), 0);
     size_t total = 0;
     for (int r = 0; r < n; ++r) total += plans_[r].channel(channel_).size() * iterations_;
     size_t done = 0;
@@ -77,6 +103,31 @@ class Verifier {
   using FifoKey = std::tuple<int, int>;  // from, to
 
   int ownBlock(int rank) const { return plan_.nBlocks == 1 ? 0 : rank; }
+
+  static const char* bufferName(BufferId id) {
+    return id == BufferId::Input ? "input" : id == BufferId::Output ? "output" : "scratch";
+  }
+
+  Loc locate(ChunkRef ref, int iteration) const {
+    if (ref.buffer == BufferId::Scratch) return {kScratchSpace, ref.chunk, 0};
+    int space = ref.buffer == BufferId::Input && !inPlace_ ? kInputSpace : kOutputSpace;
+    return {space, ref.chunk, iteration};
+  }
+
+  // What rank's input chunk holds before anything writes it.
+  Value original(int rank, int chunk, int iteration) const {
+    Value v;
+    v.block = chunk;
+    v.iteration = iteration;
+    v.counts.assign(static_cast<size_t>(plan_.nranks), 0);
+    v.counts[rank] = 1;
+    return v;
+  }
+
+  bool holdsInput(int rank, int chunk) const {
+    if (plan_.inputShape == BufferShape::OwnBlock) return chunk == ownBlock(rank);
+    return chunk >= 0 && chunk < plan_.nBlocks;
+  }
 
   Status fail(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
     std::string prefix = format("plan %s/%s nranks=%d root=%d channel %d: ", collectiveName(plan_.collective),
@@ -115,16 +166,6 @@ class Verifier {
     return true;
   }
 
-  std::map<int, Value>* bufferOf(int rank, BufferId id) {
-    switch (id) {
-      case BufferId::Input: return &ranks_[rank].input;
-      case BufferId::Output: return &ranks_[rank].output;
-      case BufferId::Scratch: return &ranks_[rank].scratch;
-      case BufferId::None: return nullptr;
-    }
-    return nullptr;
-  }
-
   // The executor has as many one-slot scratch chunks as the plan declares.
   Status checkScratch(int rank, ChunkRef ref) {
     if (ref.buffer == BufferId::Scratch && (ref.chunk < 0 || ref.chunk >= plans_[rank].scratchChunks))
@@ -135,22 +176,32 @@ class Verifier {
 
   Status read(int rank, ChunkRef ref, int iteration, Value* out) {
     WEFT_CHECK(checkScratch(rank, ref));
-    std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
-    if (buffer == nullptr) return fail("rank %d reads no buffer", rank);
-    auto it = buffer->find(ref.chunk);
-    if (it == buffer->end()) return fail("rank %d reads chunk %d of a buffer that does not hold it", rank, ref.chunk);
+    if (ref.buffer == BufferId::None) return fail("rank %d reads no buffer", rank);
+    RankState& state = ranks_[rank];
+    auto it = state.memory.find(locate(ref, iteration));
+    if (ref.buffer == BufferId::Input) {
+      if (!holdsInput(rank, ref.chunk))
+        return fail("rank %d reads chunk %d of a buffer that does not hold it", rank, ref.chunk);
+      *out = original(rank, ref.chunk, iteration);
+      if (it != state.memory.end() && (it->second.block != out->block || it->second.counts != out->counts))
+        return fail(
+            "rank %d reads input chunk %d in iteration %d after it was overwritten (in place, output chunk %d is "
+            "the same memory)",
+            rank, ref.chunk, iteration, ref.chunk);
+      return Status::ok();
+    }
+    if (it == state.memory.end())
+      return fail("rank %d reads chunk %d of a buffer that does not hold it", rank, ref.chunk);
     *out = it->second;
-    if (ref.buffer != BufferId::Input && out->iteration != iteration)
+    if (out->iteration != iteration)
       return fail("rank %d reads chunk %d written in iteration %d during iteration %d", rank, ref.chunk, out->iteration,
                   iteration);
-    out->iteration = iteration;
     return Status::ok();
   }
 
-  Status write(int rank, ChunkRef ref, const Value& value) {
+  Status write(int rank, ChunkRef ref, const Value& value, int iteration) {
     WEFT_CHECK(checkScratch(rank, ref));
-    std::map<int, Value>* buffer = bufferOf(rank, ref.buffer);
-    if (buffer == nullptr) return fail("rank %d writes no buffer", rank);
+    if (ref.buffer == BufferId::None) return fail("rank %d writes no buffer", rank);
     if (ref.buffer == BufferId::Output) {
       // All-to-all: output chunk j holds rank j's block for this rank.
       int want = plan_.collective == Collective::AllToAll ? rank : ref.chunk;
@@ -161,7 +212,26 @@ class Verifier {
         return fail("rank %d writes chunk %d, but its output holds only block %d", rank, ref.chunk, ownBlock(rank));
     }
     if (ref.buffer == BufferId::Input) return fail("rank %d writes into its input", rank);
-    (*buffer)[ref.chunk] = value;
+    Loc loc = locate(ref, iteration);
+    RankState& state = ranks_[rank];
+    // Memory lent by address may be written again only once the write is
+    // known to follow the receiver's read: through messages, whatever the
+    // timing (causal runs), or in the order this run took (large ones).
+    auto lent = state.loans.find(loc);
+    if (lent != state.loans.end()) {
+      for (int id : lent->second) {
+        const Loan& loan = loans_[static_cast<size_t>(id)];
+        bool ordered = loan.takenAt != 0 && (!causal_ || state.clock[loan.receiver] >= loan.takenAt);
+        if (!ordered)
+          return fail(
+              "rank %d overwrites %s chunk %d in iteration %d while rank %d may still read it by address "
+              "(%s)",
+              rank, bufferName(ref.buffer), ref.chunk, iteration, loan.receiver,
+              loan.takenAt == 0 ? "it has not taken the message" : "no message orders the write after its read");
+      }
+      state.loans.erase(lent);
+    }
+    state.memory[loc] = value;
     return Status::ok();
   }
 
@@ -177,10 +247,21 @@ class Verifier {
   Status execute(int rank, const Step& step, int iteration) {
     if (tokenIdle(step, iteration)) return Status::ok();
     Value received, operand, result;
+    int takingLoan = -1;
+    // After the receive (below), this step is one event of this rank.
+    auto tick = [&] {
+      uint32_t now = causal_ ? ++ranks_[rank].clock[rank] : 1;
+      if (takingLoan >= 0) loans_[static_cast<size_t>(takingLoan)].takenAt = now;
+    };
     if (stepReceives(step.op)) {
       auto& queue = fifos_[{step.recvPeer, rank}];
-      received = queue.front();
+      Message message = std::move(queue.front());
       queue.pop_front();
+      received = message.value;
+      if (causal_)
+        for (size_t i = 0; i < message.clock.size(); ++i)
+          ranks_[rank].clock[i] = std::max(ranks_[rank].clock[i], message.clock[i]);
+      if (message.loan >= 0) takingLoan = message.loan;
       // A token is sent in one slice and may be awaited in another.
       if (step.op != StepOp::Await && received.iteration != iteration)
         return fail("rank %d received a message of iteration %d in iteration %d", rank, received.iteration, iteration);
@@ -189,12 +270,13 @@ class Verifier {
             "rank %d: %s from rank %d received %s", rank, stepOpName(step.op), step.recvPeer,
             received.block == kTokenBlock ? "a token where data was expected" : "data where a token was expected");
     }
+    tick();
     if (stepIsToken(step.op)) {
       if (step.op == StepOp::Notify) {
         Value token;
         token.block = kTokenBlock;
         token.iteration = iteration;
-        fifos_[{rank, step.sendPeer}].push_back(token);
+        fifos_[{rank, step.sendPeer}].push_back(Message{token, -1, ranks_[rank].clock});
       }
       return Status::ok();
     }
@@ -225,8 +307,25 @@ class Verifier {
     // A RecvReduceSend with a dst leaves its partial sum there (to publish
     // it by address): a write like any other.
     bool writesDst = stepWrites(step.op) || (step.op == StepOp::RecvReduceSend && step.dst.buffer != BufferId::None);
-    if (writesDst) WEFT_CHECK(write(rank, step.dst, result));
-    if (stepSends(step.op)) fifos_[{rank, step.sendPeer}].push_back(result);
+    if (writesDst) WEFT_CHECK(write(rank, step.dst, result, iteration));
+    if (stepSends(step.op)) {
+      Message message{result, -1, ranks_[rank].clock};
+      // By address the receiver reads the sender's memory (Send: its source;
+      // the others: what they just wrote), which nothing may overwrite until
+      // the message is taken.
+      if ((step.flags & kMayPublishAddress) != 0) {
+        ChunkRef published = step.op == StepOp::Send ? step.src : step.dst;
+        if (published.buffer == BufferId::None)
+          return fail("rank %d: %s may publish by address but names no buffer to publish", rank, stepOpName(step.op));
+        if (published.buffer == BufferId::Scratch)
+          return fail("rank %d: %s publishes scratch by address, which the next slice overwrites", rank,
+                      stepOpName(step.op));
+        message.loan = static_cast<int>(loans_.size());
+        loans_.push_back({rank, step.sendPeer, 0});
+        ranks_[rank].loans[locate(published, iteration)].push_back(message.loan);
+      }
+      fifos_[{rank, step.sendPeer}].push_back(message);
+    }
     return Status::ok();
   }
 
@@ -241,18 +340,31 @@ class Verifier {
     return fail("deadlock with %d-slot FIFOs:%s", fifoSlots_, blocked.c_str());
   }
 
+  // Every slice of the output chunk holds exactly these contributions.
   Status expect(int rank, int chunk, const std::vector<uint16_t>& counts) {
     if (chunk < 0) return fail("rank %d: no output chunk to check", rank);
-    auto it = ranks_[rank].output.find(chunk);
-    if (it == ranks_[rank].output.end()) return fail("rank %d never writes output chunk %d", rank, chunk);
-    if (it->second.counts != counts) {
-      std::string got;
-      for (size_t i = 0; i < counts.size(); ++i)
-        if (it->second.counts[i] != counts[i])
-          got += format(" rank %zu: %u (expected %u);", i, it->second.counts[i], counts[i]);
-      return fail("rank %d output chunk %d has the wrong contributions:%s", rank, chunk, got.c_str());
+    for (int iteration = 0; iteration < iterations_; ++iteration) {
+      const std::map<Loc, Value>& memory = ranks_[rank].memory;
+      auto it = memory.find({kOutputSpace, chunk, iteration});
+      Value held;
+      if (it != memory.end()) {
+        held = it->second;
+      } else if (inPlace_ && holdsInput(rank, chunk)) {
+        held = original(rank, chunk, iteration);  // in place, never written: still the input
+      } else {
+        return fail("rank %d never writes output chunk %d in iteration %d", rank, chunk, iteration);
+      }
+      if (held.counts != counts) {
+        std::string got;
+        for (size_t i = 0; i < counts.size(); ++i)
+          if (held.counts[i] != counts[i]) got += format(" rank %zu: %u (expected %u);", i, held.counts[i], counts[i]);
+        return fail("rank %d output chunk %d has the wrong contributions in iteration %d:%s", rank, chunk, iteration,
+                    got.c_str());
+      }
+      if (held.iteration != iteration)
+        return fail("rank %d output chunk %d holds iteration %d's value in iteration %d", rank, chunk, held.iteration,
+                    iteration);
     }
-    if (it->second.iteration != iterations_ - 1) return fail("rank %d output chunk %d is stale", rank, chunk);
     return Status::ok();
   }
 
@@ -295,14 +407,19 @@ class Verifier {
   int channel_;
   int fifoSlots_;
   int iterations_;
+  bool inPlace_;
+  // Vector clocks cost n per message: kept up to this many ranks.
+  static constexpr int kCausalMaxRanks = 128;
+  bool causal_;
   std::vector<RankState> ranks_;
-  std::map<FifoKey, std::deque<Value>> fifos_;
+  std::vector<Loan> loans_;
+  std::map<FifoKey, std::deque<Message>> fifos_;
   Status error_;
 };
 
 }  // namespace
 
-Status verifyPlans(const PlanSet& plans, int fifoSlots, int iterations) {
+Status verifyPlans(const PlanSet& plans, int fifoSlots, int iterations, bool inPlace) {
   if (plans.empty() || static_cast<int>(plans.size()) != plans.front().nranks)
     return WEFT_ERROR(weftInternalError, "%zu rank programs for nranks=%d", plans.size(),
                       plans.empty() ? 0 : plans.front().nranks);
@@ -320,7 +437,18 @@ Status verifyPlans(const PlanSet& plans, int fifoSlots, int iterations) {
                         plan.nChannels);
   }
   for (int channel = 0; channel < first.nChannels; ++channel)
-    WEFT_CHECK(Verifier(plans, channel, fifoSlots, iterations).run());
+    WEFT_CHECK(Verifier(plans, channel, fifoSlots, iterations, inPlace).run());
+  return Status::ok();
+}
+
+Status verifyPlansEveryWay(const PlanSet& plans) {
+  for (bool inPlace : {false, true})
+    for (int slots : {kMinFifoSlots, 8}) {
+      Status status = verifyPlans(plans, slots, 2, inPlace);
+      if (!status.isOk())
+        return Status(status.code(), format("%s (%s, %d-slot FIFOs)", status.message().c_str(),
+                                            inPlace ? "in place" : "out of place", slots));
+    }
   return Status::ok();
 }
 

@@ -150,7 +150,7 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
   request.rings = config_.rings;
   request.nodeOfRank = config_.nodeOfRank;
   if (config_.verifyPlans) {
-    Status proven = verifyPlans(buildPlanSet(entry, request));
+    Status proven = verifyPlansEveryWay(buildPlanSet(entry, request));
     if (!proven.isOk())
       return WEFT_ERROR(weftInternalError, "rank %d: the %s plan for %s on %d ranks failed verification: %s",
                         config_.rank, entry.name, collectiveName(collective), config_.nranks, proven.message().c_str());

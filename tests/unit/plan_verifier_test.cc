@@ -55,11 +55,12 @@ TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
             for (const auto& rings :
                  {std::vector<RingOrder>{}, std::vector<RingOrder>{ring, RingOrder(ring.rbegin(), ring.rend())}}) {
               PlanSet plans = buildPlanSet(entry, request(collective, n, root, channels, rings));
-              for (int slots : {kMinFifoSlots, 8}) {
-                Status status = verifyPlans(plans, slots, 2);
-                ASSERT_TRUE(status.isOk()) << entry.name << ": " << status.message();
-                ++proven;
-              }
+              for (bool inPlace : {false, true})
+                for (int slots : {kMinFifoSlots, 8}) {
+                  Status status = verifyPlans(plans, slots, 2, inPlace);
+                  ASSERT_TRUE(status.isOk()) << entry.name << (inPlace ? " in place: " : ": ") << status.message();
+                  ++proven;
+                }
             }
           }
         }
@@ -228,6 +229,55 @@ TEST(PlanVerifier, RejectsProgramsOfDifferentCalls) {
   Status status = verifyPlans(plans);
   ASSERT_FALSE(status.isOk());
   EXPECT_NE(status.message().find("disagrees with rank 0's about the call"), std::string::npos) << status.message();
+}
+
+// In place, input chunk j and output chunk j are one piece of memory: a
+// rank that receives into output chunk 1 before it sends input chunk 1 sends
+// what it received. Out of place the same program is correct.
+TEST(PlanVerifier, InPlaceRejectsReadingInputThatAnOutputWriteReplaced) {
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Direct), request(Collective::AllToAll, 2, -1, 1));
+  std::span<Step> steps = plans[0].channel(0);
+  ASSERT_EQ(steps.size(), 3u);  // copy own block, send, receive
+  std::swap(steps[1], steps[2]);
+  EXPECT_TRUE(verifyPlans(plans, kMinFifoSlots, 2, false).isOk());
+  Status status = verifyPlans(plans, kMinFifoSlots, 2, true);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("rank 0 reads input chunk 1 in iteration 0 after it was overwritten"),
+            std::string::npos)
+      << status.message();
+}
+
+// All-to-all sends copy into the slot: by address, the receiver of input
+// chunk j could still be reading it when, in place, the sender receives its
+// peer's block into the same memory. Nothing orders the two (each rank sends
+// before it receives), although in this run rank 1 happens to read first.
+TEST(PlanVerifier, RejectsOverwritingMemoryLentByAddressWithoutAMessageOrderingIt) {
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Direct), request(Collective::AllToAll, 2, -1, 1));
+  for (Step& step : plans[0].channel(0))
+    if (step.op == StepOp::Send) step.flags |= kMayPublishAddress;
+  EXPECT_TRUE(verifyPlans(plans, kMinFifoSlots, 2, false).isOk());
+  Status status = verifyPlans(plans, kMinFifoSlots, 2, true);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("overwrites output chunk 1 in iteration 0 while rank 1 may still read it by address"),
+            std::string::npos)
+      << status.message();
+  EXPECT_NE(status.message().find("no message orders the write after its read"), std::string::npos) << status.message();
+}
+
+TEST(PlanVerifier, RejectsPublishingScratchByAddress) {
+  PlanSet plans = ringSet(Collective::AllReduce, 3);
+  bool changed = false;
+  for (Step& step : plans[1].channel(0))
+    if (step.op == StepOp::RecvReduceSend) {
+      step.dst = {BufferId::Scratch, 0};
+      step.flags |= kMayPublishAddress;
+      changed = true;
+    }
+  ASSERT_TRUE(changed);
+  plans[1].scratchChunks = 1;
+  Status status = verifyPlans(plans);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("publishes scratch by address"), std::string::npos) << status.message();
 }
 
 TEST(PlanVerifier, DescribesPlansReadably) {
