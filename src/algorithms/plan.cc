@@ -83,7 +83,9 @@ std::string Plan::describe(int c) const {
   std::string out = format("%s/%s rank %d channel %d:", collectiveName(collective), algorithmName(algorithm), rank, c);
   for (const Step& step : channel(c)) {
     out += format(" %s(", stepOpName(step.op));
-    if (stepReceives(step.op)) out += format("from %d ", step.recvPeer);
+    if (stepReceives(step.op))
+      out +=
+          stepFansIn(step) ? format("from %d,%d ", step.recvPeer, step.recvPeer2) : format("from %d ", step.recvPeer);
     out += chunkText(step.src);
     if (step.op == StepOp::LocalReduce) out += "," + chunkText(step.src2);
     out += "->" + chunkText(step.dst);

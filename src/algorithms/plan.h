@@ -86,6 +86,11 @@ struct Step {
   StepOp op = StepOp::Copy;
   uint8_t flags = 0;      // StepFlag
   int16_t recvPeer = -1;  // rank received from, for steps that receive
+  // Fan-in (a tree node with two children): a second rank received from in
+  // the same step, its slot reduced in after recvPeer's, so both are awaited
+  // together. Reducing steps only (RecvReduceSend, RecvReduceCopy,
+  // RecvReduceCopySend); -1 otherwise.
+  int16_t recvPeer2 = -1;
   int16_t sendPeer = -1;  // rank sent to, for steps that send
   ChunkRef src;           // operand read (sent, or reduced with what arrives)
   // Where the result is written. A RecvReduceSend that publishes its partial
@@ -103,6 +108,7 @@ struct Step {
   bool onLastSlice = false;
 };
 static_assert(std::is_trivially_copyable_v<Step>, "plans are copied to device memory as they are");
+inline bool stepFansIn(const Step& step) { return step.recvPeer2 >= 0; }
 
 // How chunk indices map onto a buffer: all blocks (chunk j at j*blockCount),
 // or only this rank's block (reduce-scatter output, all-gather input).

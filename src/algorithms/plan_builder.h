@@ -40,6 +40,13 @@ inline Step publishing(Step step) {
   return step;
 }
 
+// A reducing step that also receives from peer2 and reduces that in after
+// its recvPeer's slot (see Step::recvPeer2).
+inline Step fanningIn(Step step, int peer2) {
+  step.recvPeer2 = static_cast<int16_t>(peer2);
+  return step;
+}
+
 inline Step tokenStep(StepOp op, int peer, bool onLastSlice) {
   Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
   step.onLastSlice = onLastSlice;

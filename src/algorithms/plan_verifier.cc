@@ -156,6 +156,20 @@ class Verifier {
       }
       if (fifos_[{step.recvPeer, rank}].empty()) return false;
     }
+    if (stepFansIn(step)) {
+      bool reducing = step.op == StepOp::RecvReduceSend || step.op == StepOp::RecvReduceCopy ||
+                      step.op == StepOp::RecvReduceCopySend;
+      if (!reducing) {
+        error_ = fail("rank %d: %s cannot fan in (only reducing steps that receive can)", rank, stepOpName(step.op));
+        return std::nullopt;
+      }
+      if (!validPeer(step.recvPeer2, rank) || step.recvPeer2 == step.recvPeer) {
+        error_ = fail("rank %d: %s fans in from invalid peer %d (first peer %d)", rank, stepOpName(step.op),
+                      step.recvPeer2, step.recvPeer);
+        return std::nullopt;
+      }
+      if (fifos_[{step.recvPeer2, rank}].empty()) return false;
+    }
     if (stepSends(step.op)) {
       if (!validPeer(step.sendPeer, rank)) {
         error_ = fail("rank %d: %s sends to invalid peer %d", rank, stepOpName(step.op), step.sendPeer);
@@ -247,30 +261,38 @@ class Verifier {
   Status execute(int rank, const Step& step, int iteration) {
     if (tokenIdle(step, iteration)) return Status::ok();
     Value received, operand, result;
-    int takingLoan = -1;
-    // After the receive (below), this step is one event of this rank.
-    auto tick = [&] {
+    // After the receives (below), this step is one event of this rank.
+    auto tick = [&](const std::vector<int>& takingLoans) {
       uint32_t now = causal_ ? ++ranks_[rank].clock[rank] : 1;
-      if (takingLoan >= 0) loans_[static_cast<size_t>(takingLoan)].takenAt = now;
+      for (int loan : takingLoans) loans_[static_cast<size_t>(loan)].takenAt = now;
     };
-    if (stepReceives(step.op)) {
-      auto& queue = fifos_[{step.recvPeer, rank}];
+    std::vector<int> takingLoans;
+    // Takes the message at the head of from's FIFO.
+    auto take = [&](int from, Value* value) -> Status {
+      auto& queue = fifos_[{from, rank}];
       Message message = std::move(queue.front());
       queue.pop_front();
-      received = message.value;
+      *value = message.value;
       if (causal_)
         for (size_t i = 0; i < message.clock.size(); ++i)
           ranks_[rank].clock[i] = std::max(ranks_[rank].clock[i], message.clock[i]);
-      if (message.loan >= 0) takingLoan = message.loan;
+      if (message.loan >= 0) takingLoans.push_back(message.loan);
       // A token is sent in one slice and may be awaited in another.
-      if (step.op != StepOp::Await && received.iteration != iteration)
-        return fail("rank %d received a message of iteration %d in iteration %d", rank, received.iteration, iteration);
-      if ((received.block == kTokenBlock) != (step.op == StepOp::Await))
+      if (step.op != StepOp::Await && value->iteration != iteration)
+        return fail("rank %d received a message of iteration %d in iteration %d", rank, value->iteration, iteration);
+      if ((value->block == kTokenBlock) != (step.op == StepOp::Await))
         return fail(
-            "rank %d: %s from rank %d received %s", rank, stepOpName(step.op), step.recvPeer,
-            received.block == kTokenBlock ? "a token where data was expected" : "data where a token was expected");
+            "rank %d: %s from rank %d received %s", rank, stepOpName(step.op), from,
+            value->block == kTokenBlock ? "a token where data was expected" : "data where a token was expected");
+      return Status::ok();
+    };
+    if (stepReceives(step.op)) WEFT_CHECK(take(step.recvPeer, &received));
+    if (stepFansIn(step)) {
+      Value second;
+      WEFT_CHECK(take(step.recvPeer2, &second));
+      WEFT_CHECK(combine(rank, received, second, &received));
     }
-    tick();
+    tick(takingLoans);
     if (stepIsToken(step.op)) {
       if (step.op == StepOp::Notify) {
         Value token;

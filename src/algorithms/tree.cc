@@ -8,9 +8,9 @@
 // inner in, and the ring's bandwidth is hard to beat.
 //
 // Per rank and tree: a leaf sends its block to its parent and receives the
-// result; an inner node reduces its children's blocks into its own (the
-// partial in scratch while a second child is awaited), sends the partial up,
-// then passes the result down to each child. Children are reduced in the
+// result; an inner node reduces its children's blocks into its own in one
+// fan-in step (both children awaited together), sends the partial up, then
+// passes the result down to each child. Children are reduced in the
 // order topology/search.h lists them, so the bits are the same on every
 // rank for one tree shape. Tree 0's steps come before tree 1's in the
 // channel; a block shorter than the rank count leaves the second block
@@ -33,26 +33,21 @@ using namespace plan_builder;
 namespace {
 
 // Up: reduce the children into this rank's block and pass it to the parent
-// (the root writes the result; final: the reduction's last write).
+// (the root writes the result; final: the reduction's last write). Two
+// children are one fan-in step: both slots awaited together, reduced in the
+// order listed.
 void upSteps(int parent, const std::vector<int>& children, int block, bool final, std::vector<Step>& steps) {
-  ChunkRef acc = in(block);
-  for (size_t i = 0; i < children.size(); ++i) {
-    bool last = i + 1 == children.size();
-    if (last && parent >= 0) {
-      steps.push_back(makeStep(StepOp::RecvReduceSend, children[i], parent, acc, {}, false, block));
-    } else if (last) {
-      steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, out(block), final, block));
-    } else {
-      steps.push_back(makeStep(StepOp::RecvReduceCopy, children[i], -1, acc, scratch(), false, block));
-      acc = scratch();
-    }
-  }
   if (children.empty()) {
     if (parent >= 0)
       steps.push_back(makeStep(StepOp::Send, -1, parent, in(block), {}, false, block));
     else
       steps.push_back(makeStep(StepOp::Copy, -1, -1, in(block), out(block), final, block));
+    return;
   }
+  Step step = parent >= 0 ? makeStep(StepOp::RecvReduceSend, children[0], parent, in(block), {}, false, block)
+                          : makeStep(StepOp::RecvReduceCopy, children[0], -1, in(block), out(block), final, block);
+  if (children.size() > 1) step = fanningIn(step, children[1]);
+  steps.push_back(step);
 }
 
 // Down: the result from the parent (the root has it in its output already),

@@ -143,6 +143,19 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
     WEFT_CHECK(checkSlotHeader(*header, op_, bytes, context_.rank, step.recvPeer));
     incoming = from->payload();
   }
+  // Fan-in: the second child's slot must be there too.
+  RecvConnector* from2 = nullptr;
+  const void* incoming2 = nullptr;
+  if (stepFansIn(step)) {
+    from2 = context_.transports->recvFrom(step.recvPeer2, channel_);
+    const SlotHeader* header = from2->tryHeader();
+    if (header == nullptr) {
+      blockedPeer_ = step.recvPeer2;
+      return Status::ok();
+    }
+    WEFT_CHECK(checkSlotHeader(*header, op_, bytes, context_.rank, step.recvPeer2));
+    incoming2 = from2->payload();
+  }
   SendConnector* to = nullptr;
   void* outgoing = nullptr;
   // By address: the receiver reads this rank's buffer, where the plan
@@ -159,6 +172,13 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
   }
   char* dst = step.dst.buffer != BufferId::None && !empty ? pointer(step.dst, lo) : nullptr;
   const char* src = step.src.buffer != BufferId::None && !empty ? pointer(step.src, lo) : nullptr;
+  if (from2 != nullptr && !empty) {
+    // src ⊕ first, in the channel's scratch slot; the step then goes on as
+    // if that were its operand and the second slot what it received.
+    reduce_(scratch_, src, incoming, n);
+    src = scratch_;
+    incoming = incoming2;
+  }
   bool divide = step.final && op_.op == weftAvg && plan_.nranks > 1;
   // Writes to the output go through writeOut: streamed when the output is
   // large. Reduced values are produced in cache (the outgoing slot or the
@@ -235,6 +255,7 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
     case StepOp::Await: break;  // tryToken
   }
   if (from != nullptr) from->release();
+  if (from2 != nullptr) from2->release();
   if (to != nullptr) {
     SlotHeader header = slotHeaderFor(op_, bytes);
     if (byAddress) {

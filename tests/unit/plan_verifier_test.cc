@@ -280,6 +280,37 @@ TEST(PlanVerifier, RejectsPublishingScratchByAddress) {
   EXPECT_NE(status.message().find("publishes scratch by address"), std::string::npos) << status.message();
 }
 
+// A tree node with two children reduces both in one fan-in step (the
+// double binary tree's inner nodes, and rooted trees' with two children).
+TEST(PlanVerifier, TreeNodesWithTwoChildrenFanIn) {
+  for (Collective collective : {Collective::AllReduce, Collective::Reduce}) {
+    PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Tree), request(collective, 7, 0, 1));
+    int fanIns = 0;
+    for (const Plan& plan : plans)
+      for (const Step& step : plan.channel(0)) fanIns += stepFansIn(step) ? 1 : 0;
+    EXPECT_GT(fanIns, 0) << collectiveName(collective);
+    EXPECT_TRUE(verifyPlansEveryWay(plans).isOk());
+  }
+  Plan plan = buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::Reduce, 3, 0, 1))[0];
+  EXPECT_NE(plan.describe(0).find("from 1,2"), std::string::npos) << plan.describe(0);
+}
+
+TEST(PlanVerifier, RejectsAFanInFromOnePeerTwiceOrOnAStepThatDoesNotReduce) {
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::Reduce, 3, 0, 1));
+  PlanSet twice = plans;
+  for (Step& step : twice[0].channel(0))
+    if (stepFansIn(step)) step.recvPeer2 = step.recvPeer;
+  Status status = verifyPlans(twice);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("fans in from invalid peer"), std::string::npos) << status.message();
+  PlanSet notReducing = plans;
+  for (Step& step : notReducing[1].channel(0))
+    if (step.op == StepOp::Send) step.recvPeer2 = 2;
+  status = verifyPlans(notReducing);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("cannot fan in"), std::string::npos) << status.message();
+}
+
 TEST(PlanVerifier, DescribesPlansReadably) {
   Plan plan = ringSet(Collective::AllReduce, 2)[0];
   std::string text = plan.describe(0);
