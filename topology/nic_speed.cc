@@ -9,8 +9,6 @@
 
 #if WEFT_HAVE_IBVERBS
 #include <infiniband/verbs.h>
-
-#include "transports/net/ib/ib_logic.h"
 #endif
 
 namespace weft {
@@ -34,6 +32,32 @@ std::string firstLine(const std::string& path) {
 }
 
 }  // namespace
+
+int verbsPortSpeedMbps(int activeSpeed, int activeWidth) {
+  // Per-lane rates of the verbs speed codes (SDR .. NDR), in Mb/s.
+  int lane = 0;
+  switch (activeSpeed) {
+    case 1: lane = 2500; break;
+    case 2: lane = 5000; break;
+    case 4:
+    case 8: lane = 10000; break;
+    case 16: lane = 14000; break;
+    case 32: lane = 25000; break;
+    case 64: lane = 50000; break;
+    case 128: lane = 100000; break;
+    default: lane = 0;
+  }
+  int lanes = 0;
+  switch (activeWidth) {
+    case 1: lanes = 1; break;
+    case 2: lanes = 4; break;
+    case 4: lanes = 8; break;
+    case 8: lanes = 12; break;
+    case 16: lanes = 2; break;
+    default: lanes = 0;
+  }
+  return lane * lanes;
+}
 
 double ibRateGBps(const std::string& rate) {
   char* end = nullptr;
@@ -82,7 +106,7 @@ std::map<std::string, double> verbsNicSpeeds() {
       for (int port = 1; port <= device.phys_port_cnt; ++port) {
         ibv_port_attr attr{};
         if (ibv_query_port(context, static_cast<uint8_t>(port), &attr) != 0 || attr.state != IBV_PORT_ACTIVE) continue;
-        double gbps = ib::portSpeedMbps(attr.active_speed, attr.active_width) / 8000.0;
+        double gbps = verbsPortSpeedMbps(attr.active_speed, attr.active_width) / 8000.0;
         std::string name = ibv_get_device_name(list[d]);
         if (gbps > speeds[name]) speeds[name] = gbps;
       }

@@ -8,6 +8,10 @@
 
 namespace weft {
 
+// Mb/s of an RDMA port from ibv_port_attr's active_speed and active_width
+// codes (the net transport's IB plugin reads them too).
+int verbsPortSpeedMbps(int activeSpeed, int activeWidth);
+
 // "400 Gb/sec (4X NDR)" (an RDMA port's rate file) in GB/s; 0 when unreadable.
 double ibRateGBps(const std::string& rate);
 

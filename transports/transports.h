@@ -1,67 +1,88 @@
 // What the executor talks to: for every peer and channel a send and a
-// receive connector, from the shm transport for ranks of this node and from
-// the net transport for ranks of other nodes.
+// receive connector, from the transport the selection list chose for that
+// peer at init (transport.h). The node's shared state (the first fatal
+// error, who is still there, each rank's progress) is the shm transport's,
+// which every communicator of more than one rank has.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "transports/net/net_transport.h"
 #include "transports/shm/shm_transport.h"
+#include "transports/transport.h"
 
 namespace weft {
 
+// What this rank knows about a peer when transports are chosen (from the
+// bootstrap's exchange of host facts), the same on both sides of a pair.
+struct PeerFacts {
+  bool sameHost = false;  // one host identity: shared memory reaches it
+};
+
+// An entry of the selection list: a transport that can connect this rank
+// to the peers it accepts. The first entry that accepts a peer reaches it.
+struct TransportEntry {
+  const char* name;
+  bool (*canConnect)(const PeerFacts& peer);
+};
+enum TransportIndex : int8_t { kShmTransport = 0, kNetTransport = 1 };
+// In order of preference: shm (ranks of this node), net (everyone).
+std::span<const TransportEntry> transportList();
+// The index in transportList() of the entry that reaches peer.
+int chooseTransport(const PeerFacts& peer);
+
 class Transports {
  public:
-  Transports(std::unique_ptr<ShmTransport> shm, std::unique_ptr<NetTransport> net, std::vector<bool> remote,
-             size_t slotBytes)
-      : shm_(std::move(shm)), net_(std::move(net)), remote_(std::move(remote)), slotBytes_(slotBytes) {}
+  // transports[i] is transportList()[i]'s instance (null where no peer uses
+  // it); transportOf[peer] indexes it (shm for this rank itself).
+  Transports(std::vector<std::unique_ptr<Transport>> transports, std::vector<int8_t> transportOf, size_t slotBytes);
 
-  SendConnector* sendTo(int peer, int channel) const {
-    return remote_[peer] ? net_->sendTo(peer, channel) : shm_->sendTo(peer, channel);
-  }
-  RecvConnector* recvFrom(int peer, int channel) const {
-    return remote_[peer] ? net_->recvFrom(peer, channel) : shm_->recvFrom(peer, channel);
-  }
+  SendConnector* sendTo(int peer, int channel) const { return of(peer).sendTo(peer, channel); }
+  RecvConnector* recvFrom(int peer, int channel) const { return of(peer).recvFrom(peer, channel); }
   // Bytes in one slot, the same on every connector and every rank.
   size_t slotBytes() const { return slotBytes_; }
   // True when peer is a thread of this process (its buffers are addressable).
-  bool sameProcess(int peer) const { return !remote_[peer] && shm_->sameProcess(peer); }
+  bool sameProcess(int peer) const { return of(peer).sameProcess(peer); }
   // True when peer is on another node (reached over the network).
-  bool remote(int peer) const { return remote_[peer]; }
+  bool remote(int peer) const { return of(peer).crossesNodes(); }
+  // The name of the transport that reaches peer ("shm", "net").
+  const char* transportName(int peer) const { return of(peer).name(); }
   // Peer, which this rank waits for, is still there.
-  Status checkPeerAlive(int peer) const { return remote_[peer] ? net_->checkPeer(peer) : shm_->checkPeerAlive(peer); }
+  Status checkPeerAlive(int peer) const { return of(peer).checkPeerAlive(peer); }
   // A fatal error another rank of this node reported.
-  bool peerFailed(Status* status) const { return shm_->peerFailed(status); }
-  // Records this rank's fatal error for its node and closes its network
-  // connections, so that every rank waiting on it fails at once.
+  bool peerFailed(Status* status) const { return node_->peerFailed(status); }
   // This rank's last completed call, published for the node (see ShmTransport::progressOf).
   void publishProgress(int rank, uint64_t callRef) const {
-    if (std::atomic<uint64_t>* slot = shm_->progressOf(rank)) slot->store(callRef, std::memory_order_release);
+    if (std::atomic<uint64_t>* slot = node_->progressOf(rank)) slot->store(callRef, std::memory_order_release);
   }
   // A rank of this node's last completed call; false for ranks of other nodes.
   bool progressOf(int rank, uint64_t* callRef) const {
-    std::atomic<uint64_t>* slot = shm_->progressOf(rank);
+    std::atomic<uint64_t>* slot = node_->progressOf(rank);
     if (slot == nullptr) return false;
     *callRef = slot->load(std::memory_order_acquire);
     return true;
   }
   // This rank's executor failed and runs nothing more (called by the thread
   // that ran its steps, never while a step runs).
-  void markStopped() const { shm_->markStopped(); }
-  // Peer will not read this rank's buffers any more (see ShmTransport::readsNoMore).
-  bool readsNoMore(int peer) const { return remote_[peer] || shm_->readsNoMore(peer); }
+  void markStopped() const { node_->markStopped(); }
+  // Peer will not read this rank's buffers any more (see Transport::readsNoMore).
+  bool readsNoMore(int peer) const { return of(peer).readsNoMore(peer); }
   // The ranks of this node (sorted), this one included.
-  const std::vector<int>& localRanks() const { return shm_->localRanks(); }
-  void reportFatal(int rank, weftResult_t code, const std::string& message) {
-    shm_->reportFatal(rank, code, message);
-    if (net_) net_->abortConnections();
-  }
+  const std::vector<int>& localRanks() const { return node_->localRanks(); }
+  // Records this rank's fatal error for its node and closes every
+  // transport's connections, so that every rank waiting on it fails at once.
+  void reportFatal(int rank, weftResult_t code, const std::string& message);
 
  private:
-  std::unique_ptr<ShmTransport> shm_;
-  std::unique_ptr<NetTransport> net_;
-  std::vector<bool> remote_;
+  const Transport& of(int peer) const { return *transports_[static_cast<size_t>(transportOf_[peer])]; }
+
+  std::vector<std::unique_ptr<Transport>> transports_;
+  std::vector<int8_t> transportOf_;
+  ShmTransport* node_ = nullptr;
   size_t slotBytes_;
 };
 

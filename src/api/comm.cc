@@ -201,10 +201,12 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
                       "rank %d: GPU communicators (cudaDevice %d, %s at %s) need the CUDA executor, which this version "
                       "of weft does not have yet; use a host communicator (cudaDevice unset or -1)",
                       rank, gpu.ordinal, gpu.name.c_str(), gpu.busId.c_str());
-  // Nodes: ranks with one host identity share memory; the others are
-  // reached over the network.
+  // Nodes: ranks with one host identity. Each peer is reached by the first
+  // transport of the selection list that can connect to it (shared memory
+  // inside the node, the network across nodes).
   std::vector<int> local, nodeOfRank(static_cast<size_t>(nranks));
   std::vector<bool> remote(static_cast<size_t>(nranks), false);
+  std::vector<int8_t> transportOf(static_cast<size_t>(nranks), kShmTransport);
   int nNodes = 0;
   for (int r = 0; r < nranks; ++r) {
     nodeOfRank[r] = r;
@@ -214,8 +216,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
         break;
       }
     if (nodeOfRank[r] == r) ++nNodes;
-    remote[r] = strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) != 0;
-    if (!remote[r]) local.push_back(r);
+    PeerFacts facts;
+    facts.sameHost = strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) == 0;
+    if (r != rank) transportOf[r] = static_cast<int8_t>(chooseTransport(facts));
+    remote[r] = transportOf[r] == kNetTransport;
+    if (transportOf[r] == kShmTransport) local.push_back(r);
   }
   int localIndex = static_cast<int>(std::find(local.begin(), local.end(), rank) - local.begin());
 
@@ -317,7 +322,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       faultPoint("init.net", rank);
       net = created.take();
     }
-    comm->transports = std::make_unique<Transports>(shm.take(), std::move(net), remote, shmConfig.slotBytes);
+    std::vector<std::unique_ptr<Transport>> transports(transportList().size());
+    transports[kShmTransport] = shm.take();
+    transports[kNetTransport] = std::move(net);
+    comm->transports = std::make_unique<Transports>(std::move(transports), transportOf, shmConfig.slotBytes);
   }
   comm->tuner = std::make_unique<Tuner>(tunerConfig);
   ExecutorContext context;

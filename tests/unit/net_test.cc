@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/launcher.h"
+#include "topology/nic_speed.h"
 #include "transports/net/ib/ib_logic.h"
 #include "transports/net/net_plugin.h"
 #include "weft/weft.h"
@@ -66,11 +67,11 @@ TEST(IbLogic, RoceGidChoicePrefersV2WithAnIpv4MappedAddress) {
 }
 
 TEST(IbLogic, PortSpeedFromVerbsCodes) {
-  EXPECT_EQ(ib::portSpeedMbps(32, 2), 100000);   // EDR x4
-  EXPECT_EQ(ib::portSpeedMbps(64, 2), 200000);   // HDR x4
-  EXPECT_EQ(ib::portSpeedMbps(128, 2), 400000);  // NDR x4
-  EXPECT_EQ(ib::portSpeedMbps(1, 1), 2500);      // SDR x1
-  EXPECT_EQ(ib::portSpeedMbps(0, 2), 0);
+  EXPECT_EQ(verbsPortSpeedMbps(32, 2), 100000);   // EDR x4
+  EXPECT_EQ(verbsPortSpeedMbps(64, 2), 200000);   // HDR x4
+  EXPECT_EQ(verbsPortSpeedMbps(128, 2), 400000);  // NDR x4
+  EXPECT_EQ(verbsPortSpeedMbps(1, 1), 2500);      // SDR x1
+  EXPECT_EQ(verbsPortSpeedMbps(0, 2), 0);
 }
 
 TEST(IbLogic, MessagesSplitOverQueuePairsCoverEveryByteOnce) {

@@ -493,7 +493,7 @@ RecvConnector* NetTransport::recvFrom(int peer, int channel) const {
   return recvConnectors_[static_cast<size_t>(channel) * nranks_ + peer].get();
 }
 
-Status NetTransport::checkPeer(int peer) const {
+Status NetTransport::checkPeerAlive(int peer) const {
   for (int c = 0; c < config_.nChannels; ++c) {
     for (const auto* list : {&sends_, &recvs_}) {
       NetConnection* connection = (*list)[static_cast<size_t>(c) * nranks_ + peer].get();

@@ -30,6 +30,7 @@
 #include "bootstrap/bootstrap.h"
 #include "transports/connector.h"
 #include "transports/net/net_plugin.h"
+#include "transports/transport.h"
 
 namespace weft {
 
@@ -48,22 +49,24 @@ struct NetConfig {
 
 class NetConnection;
 
-class NetTransport {
+class NetTransport : public Transport {
  public:
   // Collective over the bootstrap: every rank calls it, remote[r] is true
   // for ranks on other nodes (this rank connects to each of them on every
   // channel, in both directions).
   static Result<std::unique_ptr<NetTransport>> create(Bootstrap& bootstrap, const std::vector<bool>& remote, int rank,
                                                       const NetConfig& config, const std::atomic<bool>* abortFlag);
-  ~NetTransport();
+  ~NetTransport() override;
 
-  SendConnector* sendTo(int peer, int channel) const;
-  RecvConnector* recvFrom(int peer, int channel) const;
+  const char* name() const override { return "net"; }
+  bool crossesNodes() const override { return true; }
+  SendConnector* sendTo(int peer, int channel) const override;
+  RecvConnector* recvFrom(int peer, int channel) const override;
   // An error naming peer and its address when a connection with it broke.
-  Status checkPeer(int peer) const;
+  Status checkPeerAlive(int peer) const override;
   // Closes every connection (after a fatal error) so that peers waiting on
   // this rank fail at once instead of at their timeout.
-  void abortConnections();
+  void abortConnections() override;
 
   // Wakes the proxy thread (a slot was posted, or someone waits).
   void kick();

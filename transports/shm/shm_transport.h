@@ -12,6 +12,7 @@
 #include "bootstrap/bootstrap.h"
 #include "transports/connector.h"
 #include "transports/shm/shm_segment.h"
+#include "transports/transport.h"
 
 namespace weft {
 
@@ -34,16 +35,20 @@ struct ShmConfig {
   int nSlots = 8;
 };
 
-class ShmTransport {
+// Besides its connectors, the node's shared state: the first fatal error,
+// which ranks are still there, and each rank's progress.
+class ShmTransport : public Transport {
  public:
   // Collective over the bootstrap: localRanks are the ranks sharing this node
   // (sorted), rank is ours.
   static Result<std::unique_ptr<ShmTransport>> create(Bootstrap& bootstrap, const std::vector<int>& localRanks,
                                                       int rank, const ShmConfig& config);
-  ~ShmTransport();
+  ~ShmTransport() override;
 
-  SendConnector* sendTo(int peer, int channel) const;
-  RecvConnector* recvFrom(int peer, int channel) const;
+  const char* name() const override { return "shm"; }
+  bool crossesNodes() const override { return false; }
+  SendConnector* sendTo(int peer, int channel) const override;
+  RecvConnector* recvFrom(int peer, int channel) const override;
   const ShmConfig& config() const { return config_; }
 
   // Records the first fatal error of the node and wakes every waiting rank.
@@ -52,15 +57,14 @@ class ShmTransport {
   bool peerFailed(Status* status) const;
   // Checks that peer, which this rank is waiting for, is still there: its
   // process alive and its communicator not destroyed.
-  Status checkPeerAlive(int peer) const;
-  // True when peer is a thread of this process (its buffers are addressable).
-  bool sameProcess(int peer) const;
+  Status checkPeerAlive(int peer) const override;
+  bool sameProcess(int peer) const override;
   // This rank's executor failed: from now on it reads no peer's buffer.
   void markStopped();
   // Peer (of this node) will not read this rank's buffers any more: it
   // failed or destroyed its communicator. A sender by address that fails
   // waits for this (or for its slots to drain) before its call returns.
-  bool readsNoMore(int peer) const;
+  bool readsNoMore(int peer) const override;
   // Marks this rank as gone (communicator destroyed) for peers still waiting.
   void markDeparted();
   // Each local rank's last completed call (a CallRef), in the node's shared

@@ -65,32 +65,6 @@ int chooseGidIndex(const std::string& portDir, int requested) {
   return ipv6 >= 0 ? ipv6 : 0;
 }
 
-int portSpeedMbps(int activeSpeed, int activeWidth) {
-  // Per-lane rates of the verbs speed codes (SDR .. NDR), in Mb/s.
-  int lane = 0;
-  switch (activeSpeed) {
-    case 1: lane = 2500; break;
-    case 2: lane = 5000; break;
-    case 4:
-    case 8: lane = 10000; break;
-    case 16: lane = 14000; break;
-    case 32: lane = 25000; break;
-    case 64: lane = 50000; break;
-    case 128: lane = 100000; break;
-    default: lane = 0;
-  }
-  int lanes = 0;
-  switch (activeWidth) {
-    case 1: lanes = 1; break;
-    case 2: lanes = 4; break;
-    case 4: lanes = 8; break;
-    case 8: lanes = 12; break;
-    case 16: lanes = 2; break;
-    default: lanes = 0;
-  }
-  return lane * lanes;
-}
-
 std::vector<Chunk> splitAcrossQps(size_t bytes, int nQps) {
   nQps = std::max(1, nQps);
   size_t per = (bytes + nQps - 1) / nQps;

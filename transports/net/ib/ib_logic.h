@@ -23,9 +23,6 @@ bool hcaMatches(const std::string& filter, const std::string& device, int port);
 // get 0.
 int chooseGidIndex(const std::string& portDir, int requested);
 
-// Mb/s of a port from ibv_port_attr's active_speed and active_width codes.
-int portSpeedMbps(int activeSpeed, int activeWidth);
-
 struct Chunk {
   size_t offset;
   size_t bytes;

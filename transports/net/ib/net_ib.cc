@@ -38,6 +38,7 @@
 #include "core/env.h"
 #include "core/logging.h"
 #include "core/socket.h"
+#include "topology/nic_speed.h"
 #include "transports/net/ib/ib_logic.h"
 #include "transports/net/net_plugin.h"
 
@@ -276,7 +277,7 @@ weftResult_t ibInit(weftNetLogFn_t) {
       }
       p.guid = deviceAttr.node_guid;
       p.port = port;
-      p.speedMbps = ib::portSpeedMbps(portAttr.active_speed, portAttr.active_width);
+      p.speedMbps = verbsPortSpeedMbps(portAttr.active_speed, portAttr.active_width);
       p.ptrSupport = WEFT_NET_PTR_HOST;
       p.maxComms = 65536;
       p.maxRecvs = kFifoDepth;
