@@ -102,7 +102,8 @@ struct Step {
   // The block this step moves; it decides how many elements the executor
   // moves (blocks may differ in length). The verifier checks it.
   int32_t block = 0;
-  // The last write of a reduced value: weftAvg divides here.
+  // The last write of a reduced value: weftAvg divides here (a Recv that
+  // writes a sum reduced elsewhere divides it too).
   bool final = false;
   // Tokens only: in the channel's last slice instead of its first.
   bool onLastSlice = false;

@@ -3,6 +3,7 @@
 // builder code using these, plus its line in registry.cc.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "algorithms/plan.h"
@@ -51,6 +52,19 @@ inline Step tokenStep(StepOp op, int peer, bool onLastSlice) {
   Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
   step.onLastSlice = onLastSlice;
   return step;
+}
+
+// The tokens of a rooted plan (see StepOp::Notify): this rank tells its ring
+// successor the call's description first, and checks its predecessor's
+// before the first data that predecessor sends it (in one FIFO the token
+// comes first), or in its last slice when it sends none.
+inline void withRingTokens(int next, int prev, std::vector<Step>& steps) {
+  auto fromPrev = std::find_if(steps.begin(), steps.end(), [&](const Step& step) {
+    return stepReceives(step.op) && (step.recvPeer == prev || step.recvPeer2 == prev);
+  });
+  bool data = fromPrev != steps.end();
+  steps.insert(fromPrev, tokenStep(StepOp::Await, prev, !data));
+  steps.insert(steps.begin(), tokenStep(StepOp::Notify, next, false));
 }
 
 // Appends the steps that reduce block `block` over all ranks in rank order

@@ -34,8 +34,10 @@ const AlgorithmEntry kRegistry[] = {
      bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan, directCost},
     {Algorithm::Hierarchical, "hierarchical",
      "reduce-scatter inside each node, all-reduce across nodes between the ranks holding the same slice "
-     "(rails), all-gather inside each node: the network carries the minimum (the flat ring on one node)",
-     bit(Collective::AllReduce), buildHierarchicalPlan, hierarchicalCost},
+     "(rails), all-gather inside each node: the network carries the minimum (the flat ring on one node); "
+     "reduce-scatter, all-gather, broadcast and reduce likewise over rails",
+     bit(Collective::AllReduce) | bit(Collective::ReduceScatter) | bit(Collective::AllGather) | kRooted,
+     buildHierarchicalPlan, hierarchicalCost},
 };
 
 }  // namespace

@@ -216,7 +216,15 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
       else
         memcpy(outgoing, src, bytes);
       break;
-    case StepOp::Recv: writeOut(incoming); break;
+    case StepOp::Recv:
+      if (divide) {  // a reduced value received whole, written for the last time here
+        memcpy(scratch_, incoming, bytes);
+        divide_(scratch_, n, plan_.nranks);
+        writeOut(scratch_);
+      } else {
+        writeOut(incoming);
+      }
+      break;
     case StepOp::RecvSend:
       writeOut(incoming);
       if (byAddress)

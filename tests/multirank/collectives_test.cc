@@ -71,7 +71,9 @@ std::vector<Config> configs() {
       Config{5, RankMode::Nodes, "ring", "2", "4096"},
       // Hierarchical on 2 nodes x 2 ranks: its three phases (one node, and
       // nodes of unequal size, take the flat ring; the verifier proves both).
-      Config{4, RankMode::Nodes, "hierarchical", "0", "131072"}};
+      Config{4, RankMode::Nodes, "hierarchical", "0", "131072"},
+      // ... and on 3 nodes x 2 ranks (a rail's middle), two channels.
+      Config{6, RankMode::Nodes, "hierarchical", "2", "131072"}};
   static std::deque<std::string> upper;  // the Configs point into it (a deque never moves them)
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
     list.push_back(Config{3, RankMode::Threads, entry.name, "2", "4096"});

@@ -72,7 +72,8 @@ TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
 
 // Nodes of L ranks each, M nodes, ranks of a node contiguous in the ring (as
 // communicators order them) but shuffled inside it; the ring backwards on
-// odd channels. One node, one rank per node, and nodes of unequal size fall
+// odd channels; every collective the entry builds, roots at both ends and
+// in the middle, in and out of place. One node, one rank per node, and nodes of unequal size fall
 // back to the flat ring, which must be proven too.
 TEST(PlanVerifier, HierarchicalPlansAreCorrectForNodesOfEveryShape) {
   std::mt19937 rng(11);
@@ -91,12 +92,16 @@ TEST(PlanVerifier, HierarchicalPlansAreCorrectForNodesOfEveryShape) {
       ring.insert(ring.end(), members.begin(), members.end());
     }
     int n = next;
-    for (int channels : {1, 2}) {
-      PlanRequest r = request(Collective::AllReduce, n, -1, channels, {ring, RingOrder(ring.rbegin(), ring.rend())});
-      r.nodeOfRank = nodeOfRank;
-      PlanSet plans = buildPlanSet(entry, r);
-      Status status = verifyPlans(plans, kMinFifoSlots, 2);
-      ASSERT_TRUE(status.isOk()) << nodeSizes.size() << " nodes: " << status.message();
+    for (Collective collective : kCollectives) {
+      if (!entry.supports(collective)) continue;
+      for (int root : rooted(collective) ? std::vector<int>{0, n / 2, n - 1} : std::vector<int>{-1})
+        for (int channels : {1, 2}) {
+          PlanRequest r = request(collective, n, root, channels, {ring, RingOrder(ring.rbegin(), ring.rend())});
+          r.nodeOfRank = nodeOfRank;
+          PlanSet plans = buildPlanSet(entry, r);
+          Status status = verifyPlansEveryWay(plans);
+          ASSERT_TRUE(status.isOk()) << nodeSizes.size() << " nodes: " << status.message();
+        }
     }
   };
   for (int m = 1; m <= 6; ++m)
