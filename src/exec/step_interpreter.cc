@@ -131,31 +131,28 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
   size_t n = empty ? 0 : hi - lo;
   size_t bytes = n * geometry_.typeBytes;
 
+  // The slot from peer, if it is there (checked against this call).
   RecvConnector* from = nullptr;
-  const void* incoming = nullptr;
-  if (stepReceives(step.op)) {
-    from = context_.transports->recvFrom(step.recvPeer, channel_);
-    const SlotHeader* header = from->tryHeader();
-    if (header == nullptr) {
-      blockedPeer_ = step.recvPeer;
-      return Status::ok();
-    }
-    WEFT_CHECK(checkSlotHeader(*header, op_, bytes, context_.rank, step.recvPeer));
-    incoming = from->payload();
-  }
-  // Fan-in: the second child's slot must be there too.
   RecvConnector* from2 = nullptr;
+  const void* incoming = nullptr;
   const void* incoming2 = nullptr;
-  if (stepFansIn(step)) {
-    from2 = context_.transports->recvFrom(step.recvPeer2, channel_);
-    const SlotHeader* header = from2->tryHeader();
-    if (header == nullptr) {
-      blockedPeer_ = step.recvPeer2;
+  auto arrived = [&](int peer, RecvConnector** connector, const void** payload, bool* there) -> Status {
+    *connector = context_.transports->recvFrom(peer, channel_);
+    const SlotHeader* header = (*connector)->tryHeader();
+    *there = header != nullptr;
+    if (!*there) {
+      blockedPeer_ = peer;
       return Status::ok();
     }
-    WEFT_CHECK(checkSlotHeader(*header, op_, bytes, context_.rank, step.recvPeer2));
-    incoming2 = from2->payload();
-  }
+    WEFT_CHECK(checkSlotHeader(*header, op_, bytes, context_.rank, peer));
+    *payload = (*connector)->payload();
+    return Status::ok();
+  };
+  bool there = true;
+  if (stepReceives(step.op)) WEFT_CHECK(arrived(step.recvPeer, &from, &incoming, &there));
+  // Fan-in: the second child's slot must be there too.
+  if (there && stepFansIn(step)) WEFT_CHECK(arrived(step.recvPeer2, &from2, &incoming2, &there));
+  if (!there) return Status::ok();
   SendConnector* to = nullptr;
   void* outgoing = nullptr;
   // By address: the receiver reads this rank's buffer, where the plan
