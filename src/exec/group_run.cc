@@ -24,7 +24,9 @@ bool concurrentSends(const Plan& plan) { return stepSends(plan.channel(0).front(
 
 Status GroupRun::start() {
   concurrent_.clear();
+  concurrentOp_.clear();
   concurrentPeer_.clear();
+  if (context_.tracer) groupStart_ = monotonicNanos();
   concurrentSends_.clear();
   channels_.clear();
   nextOrdered_ = 0;
@@ -37,6 +39,7 @@ Status GroupRun::start() {
     bool sends = concurrentSends(*op.plan);
     if (peer != context_.rank) {
       concurrent_.emplace_back(op, context_, 0, nullptr);
+      concurrentOp_.push_back(&op);
       concurrentPeer_.push_back(peer);
       concurrentSends_.push_back(sends);
       continue;
@@ -81,6 +84,7 @@ Status GroupRun::progress(bool* progressed, bool* done) {
     }
     WEFT_CHECK(run.progress(progressed));
     concurrentStreamed_ = concurrentStreamed_ || run.streaming();
+    if (run.done() && context_.tracer) traceCall(*concurrentOp_[i], groupStart_);
     if (!run.done()) {
       concurrentDone = false;
       blockedOn_.push_back(run.blockedPeer());
@@ -113,7 +117,7 @@ Status GroupRun::progress(bool* progressed, bool* done) {
     }
     if (!allDone) return Status::ok();
     if (channels_[0].streaming()) streamingFence();
-    if (context_.tracer) traceCollective(ops[nextOrdered_ - 1]);
+    if (context_.tracer) traceCall(ops[nextOrdered_ - 1], collectiveStart_);
     channels_.clear();
   }
 }
@@ -131,9 +135,15 @@ std::vector<SendConnector*> GroupRun::unreadByAddress() const {
   return unread;
 }
 
-void GroupRun::traceCollective(const OpDesc& op) {
+void GroupRun::traceCall(const OpDesc& op, uint64_t start) {
+  if (op.plan->concurrent) {
+    context_.tracer->event(0, collectiveName(op.collective), start, monotonicNanos(),
+                           format("\"message\": %llu, \"count\": %zu, \"type\": \"%s\", \"peer\": %d",
+                                  static_cast<unsigned long long>(op.opSeq), op.count, typeName(op.type), op.peer));
+    return;
+  }
   context_.tracer->event(
-      0, collectiveName(op.collective), collectiveStart_, monotonicNanos(),
+      0, collectiveName(op.collective), start, monotonicNanos(),
       format("\"call\": %llu, \"count\": %zu, \"type\": \"%s\", \"op\": \"%s\", \"root\": %d, "
              "\"algorithm\": \"%s\", \"channels\": %d",
              static_cast<unsigned long long>(op.opSeq), op.count, typeName(op.type), headerOpName(wireOp(op)), op.root,

@@ -33,15 +33,18 @@ class GroupRun {
   std::vector<SendConnector*> unreadByAddress() const;
 
  private:
-  void traceCollective(const OpDesc& op);
+  // One call event on the trace's lane 0, from start to now.
+  void traceCall(const OpDesc& op, uint64_t start);
   void preMultiply(OpDesc& op);
 
   const ExecutorContext& context_;
   std::vector<std::vector<char>>& scratch_;
   std::vector<char> preMultiplied_;  // the scaled input of the PreMulSum running now
   uint64_t collectiveStart_ = 0;     // when the running collective started (traced runs)
+  uint64_t groupStart_ = 0;          // when the group started (traced runs: its concurrent plans' start)
   // The concurrent plans' runs, with the peer and direction of each.
   std::vector<ChannelRun> concurrent_;
+  std::vector<const OpDesc*> concurrentOp_;
   std::vector<int> concurrentPeer_;
   std::vector<bool> concurrentSends_;
   std::vector<int> earlier_;          // per concurrent run: the run before it on the same peer and direction, or -1
