@@ -100,8 +100,8 @@ struct Layout {
     return nodes[static_cast<size_t>((node % m + m) % m)][static_cast<size_t>((local % l + l) % l)];
   }
   std::vector<int> rail() const {
-    std::vector<int> members;
-    for (int j = 0; j < m; ++j) members.push_back(at(j, local));
+    std::vector<int> members(static_cast<size_t>(m));
+    for (int j = 0; j < m; ++j) members[static_cast<size_t>(j)] = at(j, local);
     return members;
   }
   // Locate rank r: its node and local index.
@@ -164,9 +164,9 @@ void reduceScatterSteps(const Layout& g, std::vector<Step>& steps) {
 // All-gather: every rank's block to its rail, then around each node.
 void allGatherSteps(const Layout& g, int rank, std::vector<Step>& steps) {
   steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
-  std::vector<int> railBlocks;
-  for (int j = 0; j < g.m; ++j) railBlocks.push_back(g.at(j, g.local));
-  ringAllGather(g.rail(), g.node, railBlocks, steps);
+  // Rail member j holds block g.at(j, local): its own rank's.
+  std::vector<int> rail = g.rail();
+  ringAllGather(rail, g.node, rail, steps);
   const std::vector<int>& members = g.nodes[static_cast<size_t>(g.node)];
   for (int s = 0; s < g.m; ++s) {
     int j = ((g.node - s) % g.m + g.m) % g.m;
