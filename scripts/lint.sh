@@ -19,7 +19,7 @@ if [[ ${#unformatted[@]} -gt 0 ]]; then
 fi
 echo "lint: ${#sources[@]} files formatted"
 [[ -f $build/compile_commands.json ]] || cmake -S . -B "$build" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
-mapfile -t library < <(git ls-files 'src/*.cc' 'transports/*.cc' 'topology/*.cc' | grep -v '_absent.cc$')
+mapfile -t library < <(git ls-files 'src/*.cc' 'transports/*.cc' 'topology/*.cc' 'sim/*.cc' | grep -v '_absent.cc$')
 # In parallel, one process a core; the output of any finding is printed.
 printf '%s\n' "${library[@]}" | xargs -P "$(nproc)" -n 4 clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option 2>/dev/null >"$build/clang-tidy.log" || {
   grep -E "error:|warning:" -A3 "$build/clang-tidy.log" | head -60

@@ -1,0 +1,201 @@
+// weft-sim: what a collective costs on a modelled machine, from weft's own
+// plans (sim/replay.h).
+//   weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto] [--channels C]
+//            [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U] [--copy-gbps G] [--reduce-gbps G]
+//            [--step-us U] [--slot BYTES] [--slots K]
+// prints per size the algorithm, the simulated time, algbw and busbw
+// (nccl-tests' factors), and the busiest link with its utilisation. With
+// --algo auto (the default) the tuner's choice for that machine shape runs.
+#include <strings.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "algorithms/registry.h"
+#include "algorithms/tuner.h"
+#include "core/logging.h"
+#include "core/types.h"
+#include "sim/replay.h"
+
+using namespace weft;
+
+namespace {
+
+constexpr Collective kCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
+                                       Collective::Broadcast, Collective::Reduce,        Collective::AllToAll,
+                                       Collective::Gather,    Collective::Scatter};
+
+int usage(const char* why) {
+  if (why != nullptr) fprintf(stderr, "weft-sim: %s\n", why);
+  fprintf(stderr,
+          "usage: weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto]\n"
+          "                [--channels C] [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U]\n"
+          "                [--copy-gbps G] [--reduce-gbps G] [--step-us U] [--slot BYTES] [--slots K]\n"
+          "  replays weft's plans for the collective on the modelled machine (ranks in M equal nodes;\n"
+          "  links of a node and between nodes with latency and bandwidth; a core per rank) and prints\n"
+          "  per size the simulated time, algbw, busbw and the busiest link\n");
+  return 2;
+}
+
+bool parseSize(const char* text, size_t* out) {
+  char* end = nullptr;
+  double value = strtod(text, &end);
+  if (end == text || value < 0) return false;
+  double scale = 1;
+  if (*end == 'K' || *end == 'k') scale = 1024, ++end;
+  if (*end == 'M' || *end == 'm') scale = 1024.0 * 1024, ++end;
+  if (*end == 'G' || *end == 'g') scale = 1024.0 * 1024 * 1024, ++end;
+  if (*end != '\0') return false;
+  *out = static_cast<size_t>(value * scale);
+  return true;
+}
+
+bool parseNumber(const char* text, double* out) {
+  char* end = nullptr;
+  *out = strtod(text, &end);
+  return end != text && *end == '\0' && *out > 0;
+}
+
+double busFactor(Collective c, int n) {
+  switch (c) {
+    case Collective::AllReduce: return 2.0 * (n - 1) / n;
+    case Collective::Broadcast:
+    case Collective::Reduce: return 1.0;
+    default: return static_cast<double>(n - 1) / n;
+  }
+}
+
+std::string sizeText(size_t bytes) {
+  if (bytes >= (1u << 30) && bytes % (1u << 30) == 0) return format("%zu GiB", bytes >> 30);
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return format("%zu MiB", bytes >> 20);
+  if (bytes >= 1024 && bytes % 1024 == 0) return format("%zu KiB", bytes >> 10);
+  return format("%zu B", bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int nranks = 2, nodes = 1, channels = 0;
+  std::string coll = "allreduce", algo = "auto";
+  size_t lo = 8, hi = 64u << 20, factor = 4;
+  sim::MachineModel machine;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return usage(nullptr);
+    if (i + 1 >= argc) return usage(("missing the value of " + arg).c_str());
+    const char* value = argv[++i];
+    double number = 0;
+    bool ok = true;
+    if (arg == "--nranks") {
+      ok = parseNumber(value, &number);
+      nranks = static_cast<int>(number);
+    } else if (arg == "--nodes") {
+      ok = parseNumber(value, &number);
+      nodes = static_cast<int>(number);
+    } else if (arg == "--channels") {
+      ok = parseNumber(value, &number);
+      channels = static_cast<int>(number);
+    } else if (arg == "--coll") {
+      coll = value;
+    } else if (arg == "--algo") {
+      algo = value;
+    } else if (arg == "--bytes") {
+      std::string text = value;
+      size_t a = text.find(':'), b = text.rfind(":x");
+      if (a == std::string::npos || b == std::string::npos || b <= a) return usage("--bytes takes LO:HI:xF");
+      ok = parseSize(text.substr(0, a).c_str(), &lo) && parseSize(text.substr(a + 1, b - a - 1).c_str(), &hi) &&
+           parseSize(text.substr(b + 2).c_str(), &factor) && factor >= 2 && lo > 0 && hi >= lo;
+    } else if (arg == "--link-gbps") {
+      ok = parseNumber(value, &machine.intraNode.gbps);
+    } else if (arg == "--link-us") {
+      ok = parseNumber(value, &machine.intraNode.latencyMicros);
+    } else if (arg == "--net-gbps") {
+      ok = parseNumber(value, &machine.network.gbps);
+    } else if (arg == "--net-us") {
+      ok = parseNumber(value, &machine.network.latencyMicros);
+    } else if (arg == "--copy-gbps") {
+      ok = parseNumber(value, &machine.copyGBps);
+    } else if (arg == "--reduce-gbps") {
+      ok = parseNumber(value, &machine.reduceGBps);
+    } else if (arg == "--step-us") {
+      ok = parseNumber(value, &machine.stepMicros);
+    } else if (arg == "--slot") {
+      ok = parseSize(value, &machine.slotBytes) && machine.slotBytes >= 4096 && machine.slotBytes % 64 == 0;
+    } else if (arg == "--slots") {
+      ok = parseNumber(value, &number) && number >= 2;
+      machine.nSlots = static_cast<int>(number);
+    } else {
+      return usage(("unknown option " + arg).c_str());
+    }
+    if (!ok) return usage(("bad value for " + arg + ": " + value).c_str());
+  }
+  if (nranks < 1 || nodes < 1 || nranks % nodes != 0) return usage("--nranks must be a multiple of --nodes");
+  const Collective* found = nullptr;
+  for (const Collective& c : kCollectives)
+    if (strcasecmp(coll.c_str(), collectiveName(c)) == 0) found = &c;
+  if (found == nullptr) {
+    std::string names;
+    for (Collective c : kCollectives) names += (names.empty() ? "" : ", ") + std::string(collectiveName(c));
+    return usage(("--coll " + coll + ": expected one of " + names).c_str());
+  }
+  Collective collective = *found;
+  const AlgorithmEntry* forced = nullptr;
+  if (strcasecmp(algo.c_str(), "auto") != 0) {
+    forced = findAlgorithm(algo);
+    if (forced == nullptr) return usage(("--algo " + algo + ": expected auto or one of " + algorithmNames()).c_str());
+    if (!forced->supports(collective))
+      return usage(format("--algo %s does not build %s", forced->name, collectiveName(collective)).c_str());
+  }
+  machine.nranks = nranks;
+  for (int r = 0; r < nranks; ++r) machine.nodeOfRank.push_back(r / (nranks / nodes));
+
+  TunerConfig config;
+  config.nranks = nranks;
+  config.nodeOfRank = machine.nodeOfRank;
+  config.maxChannels = channels > 0 ? channels : 1;
+  config.forcedChannels = channels;
+  config.shape = costShape(nranks, machine.nodeOfRank, nranks / nodes, machine.slotBytes);
+  Tuner tuner(config);
+
+  printf("# weft-sim: %s on %d rank(s), %d node(s); node links %.3g us %.3g GB/s, network %.3g us %.3g GB/s,\n",
+         collectiveName(collective), nranks, nodes, machine.intraNode.latencyMicros, machine.intraNode.gbps,
+         machine.network.latencyMicros, machine.network.gbps);
+  printf("# a core per rank: copy %.3g GB/s, reduce %.3g GB/s, %.3g us per step; slots %zu B x %d\n", machine.copyGBps,
+         machine.reduceGBps, machine.stepMicros, machine.slotBytes, machine.nSlots);
+  printf("%12s %16s %12s %10s %10s  %s\n", "bytes", "algorithm", "time (us)", "algbw", "busbw", "busiest link");
+  const size_t typeBytes = 4;  // float32
+  bool perRank =
+      collective != Collective::AllReduce && collective != Collective::Broadcast && collective != Collective::Reduce;
+  for (size_t bytes = lo; bytes <= hi; bytes *= factor) {
+    size_t count = bytes / typeBytes / (perRank ? static_cast<size_t>(nranks) : 1);
+    const AlgorithmEntry* entry = forced;
+    int useChannels = channels > 0 ? channels : 1;
+    if (entry == nullptr) {
+      TuneCandidate decision = tuner.decide(collective, bytes);
+      entry = decision.entry;
+      useChannels = decision.channels;
+    }
+    PlanRequest request;
+    request.collective = collective;
+    request.nranks = nranks;
+    request.root = collectiveHasRoot(collective) ? 0 : -1;
+    request.nChannels = useChannels;
+    request.nodeOfRank = machine.nodeOfRank;
+    sim::ReplayResult result;
+    Status status = sim::replay(buildPlanSet(*entry, request), count, weftFloat32, machine, &result);
+    if (!status.isOk()) {
+      fprintf(stderr, "weft-sim: %s\n", status.message().c_str());
+      return 1;
+    }
+    double algbw = result.micros > 0 ? static_cast<double>(bytes) / (result.micros * 1e3) : 0;
+    printf("%12s %14s/%d %12.2f %10.3f %10.3f  %s%s\n", sizeText(bytes).c_str(), entry->name, useChannels,
+           result.micros, algbw, algbw * busFactor(collective, nranks),
+           result.busiestLink.empty() ? "none" : result.busiestLink.c_str(),
+           result.busiestLink.empty() ? "" : format(" (%.0f%% busy)", 100 * result.busiestLinkUtilisation).c_str());
+    if (bytes > hi / factor) break;
+  }
+  return 0;
+}
