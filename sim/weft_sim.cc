@@ -1,5 +1,9 @@
 // weft-sim: what a collective costs on a modelled machine, from weft's own
 // plans (sim/replay.h).
+//   weft-sim kv [--model NAME[,NAME...]] [--tokens T[,T...]] [--requests R[,R...]]
+//               [--link RATE[,RATE...]] [--latency-ms L] [--prefill-ms-per-layer P]
+// prints KV-cache bytes and transfer times (sim/kv_cache.h); without
+// options, the prefill/decode table for Llama 3 8B and 405B.
 //   weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto] [--channels C]
 //            [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U] [--copy-gbps G] [--reduce-gbps G]
 //            [--step-us U] [--slot BYTES] [--slots K]
@@ -12,12 +16,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "algorithms/registry.h"
 #include "algorithms/tuner.h"
 #include "core/logging.h"
 #include "core/types.h"
+#include "sim/kv_cache.h"
 #include "sim/replay.h"
 
 using namespace weft;
@@ -75,9 +82,101 @@ std::string sizeText(size_t bytes) {
   return format("%zu B", bytes);
 }
 
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+int kvUsage(const char* why) {
+  if (why != nullptr) fprintf(stderr, "weft-sim kv: %s\n", why);
+  fprintf(stderr,
+          "usage: weft-sim kv [--model NAME[,NAME...]] [--tokens T[,T...]] [--requests R[,R...]]\n"
+          "                   [--link RATE[,RATE...]] [--latency-ms L] [--prefill-ms-per-layer P]\n"
+          "  KV-cache bytes (2 x KV heads x head dim x 2 bytes per token and layer, FP16) and the time to\n"
+          "  move them; tokens take K (1024) suffixes, rates Gbps (100Gbps, 400G, 1.6Tbps).\n"
+          "  models: llama3-8b, llama3-70b, llama3-405b\n");
+  return 2;
+}
+
+// weft-sim kv: every (model, tokens, requests) row, the bytes and the
+// transfer time over each link.
+int kvMain(int argc, char** argv) {
+  std::vector<std::string> models = {"llama3-8b", "llama3-405b"};
+  std::vector<double> tokens = {1024, 8192}, requests = {1, 100}, links = {100, 400, 800};
+  double latencyMs = 0, prefillMs = 0;
+  bool table = true;  // the default rows: 1K x 1, 8K x 1, 8K x 100
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return kvUsage(nullptr);
+    if (i + 1 >= argc) return kvUsage(("missing the value of " + arg).c_str());
+    std::string value = argv[++i];
+    if (arg == "--model") {
+      models = splitList(value);
+      for (const std::string& m : models)
+        if (!sim::findKvModel(m)) return kvUsage(("unknown model " + m).c_str());
+    } else if (arg == "--tokens" || arg == "--requests") {
+      std::vector<double> list;
+      for (const std::string& item : splitList(value)) {
+        size_t n = 0;
+        if (!parseSize(item.c_str(), &n) || n == 0) return kvUsage(("bad value for " + arg + ": " + item).c_str());
+        list.push_back(static_cast<double>(n));
+      }
+      (arg == "--tokens" ? tokens : requests) = list;
+      table = false;
+    } else if (arg == "--link") {
+      links.clear();
+      for (const std::string& item : splitList(value)) {
+        std::optional<double> gbps = sim::parseLinkGbps(item);
+        if (!gbps) return kvUsage(("bad link rate " + item).c_str());
+        links.push_back(*gbps);
+      }
+    } else if (arg == "--latency-ms") {
+      if (!parseNumber(value.c_str(), &latencyMs)) return kvUsage(("bad value for " + arg).c_str());
+    } else if (arg == "--prefill-ms-per-layer") {
+      if (!parseNumber(value.c_str(), &prefillMs)) return kvUsage(("bad value for " + arg).c_str());
+    } else {
+      return kvUsage(("unknown option " + arg).c_str());
+    }
+  }
+  if (links.empty()) return kvUsage("no link rate");
+  printf(
+      "# KV cache, FP16: bytes per token and layer = 2 x KV heads x head dim x 2; GB = 1e9 bytes; tokens: K = 1024\n");
+  printf("# transfer time = bytes x 8 / rate%s%s\n", latencyMs > 0 ? " + latency" : "",
+         prefillMs > 0 ? "; pipelined: what is left after the prefill when each layer leaves as it is computed" : "");
+  printf("%-12s %8s %9s %12s %10s", "model", "tokens", "requests", "bytes/token", "GB");
+  for (double gbps : links) printf(" %11s", format("%gGbps s", gbps).c_str());
+  if (prefillMs > 0)
+    for (double gbps : links) printf(" %13s", format("%gG piped s", gbps).c_str());
+  printf("\n");
+  for (const std::string& name : models) {
+    sim::KvModel model = *sim::findKvModel(name);
+    for (double t : tokens)
+      for (double r : requests) {
+        if (table && t == 1024 && r != 1) continue;  // the table's rows: 1K x 1, 8K x 1, 8K x 100
+        double bytes = sim::kvBytes(model, t, r);
+        printf("%-12s %8.0f %9.0f %12.0f %10.3f", model.name.c_str(), t, r,
+               sim::kvBytesPerTokenLayer(model) * model.layers, bytes / 1e9);
+        for (double gbps : links) printf(" %11.3f", sim::transferSeconds(bytes, gbps, latencyMs / 1e3));
+        if (prefillMs > 0)
+          for (double gbps : links)
+            printf(" %13.3f", sim::exposedSecondsPipelined(model, bytes, gbps, prefillMs / 1e3, latencyMs / 1e3));
+        printf("\n");
+      }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "kv") == 0) return kvMain(argc, argv);
   int nranks = 2, nodes = 1, channels = 0;
   std::string coll = "allreduce", algo = "auto";
   size_t lo = 8, hi = 64u << 20, factor = 4;

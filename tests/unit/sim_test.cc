@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "algorithms/registry.h"
+#include "sim/kv_cache.h"
 #include "sim/replay.h"
 
 namespace weft::sim {
@@ -119,6 +120,58 @@ TEST(Sim, ADeadlockingPlanIsReportedWhereItWaits) {
   Status s = replay(plans, 1024, weftFloat32, m, &r);
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("deadlocked: rank 0 channel 0 at recv"), std::string::npos) << s.message();
+}
+
+// The prefill/decode table: Llama 3 8B and 405B, FP16, 1K and 8K tokens,
+// 100 concurrent requests. The table rounds (bytes to one significant
+// figure, two for 0.13 GB; times from the rounded bytes); the exact figures
+// are within 8% of it.
+TEST(SimKv, TheLlamaTableIsReproduced) {
+  KvModel small = *findKvModel("llama3-8b"), large = *findKvModel("LLAMA3-405B");
+  EXPECT_EQ(kvBytesPerTokenLayer(small), 4096);  // 2 x 8 KV heads x 128 x 2 bytes
+  EXPECT_EQ(kvBytesPerTokenLayer(large), 4096);
+  EXPECT_EQ(small.layers, 32);
+  EXPECT_EQ(large.layers, 126);
+  struct Row {
+    const KvModel& model;
+    double tokens, requests, tableGB;
+  };
+  for (const Row& row : {Row{small, 1024, 1, 0.13}, Row{large, 1024, 1, 0.5}, Row{small, 8192, 1, 1.0},
+                         Row{large, 8192, 1, 4.0}, Row{small, 8192, 100, 100}, Row{large, 8192, 100, 400}}) {
+    double gb = kvBytes(row.model, row.tokens, row.requests) / 1e9;
+    EXPECT_NEAR(gb, row.tableGB, row.tableGB * 0.08) << row.model.name << " " << row.tokens << " x " << row.requests;
+  }
+  // The table's times, from its rounded bytes: 100 GB and 400 GB.
+  EXPECT_DOUBLE_EQ(transferSeconds(100e9, 100), 8.0);
+  EXPECT_DOUBLE_EQ(transferSeconds(400e9, 100), 32.0);
+  EXPECT_DOUBLE_EQ(transferSeconds(100e9, 400), 2.0);
+  EXPECT_DOUBLE_EQ(transferSeconds(400e9, 400), 8.0);
+  EXPECT_DOUBLE_EQ(transferSeconds(100e9, 800), 1.0);
+  EXPECT_DOUBLE_EQ(transferSeconds(400e9, 800), 4.0);
+  EXPECT_NEAR(kvBytes(small, 8192, 100) * 8 / 100e9, 8.59, 0.01);  // the exact bytes at 100 Gbps
+}
+
+// Pipelined with the prefill a layer at a time: a link faster than the
+// prefill leaves one layer's transfer exposed; a slower one, what it has
+// not moved when the prefill ends.
+TEST(SimKv, PipeliningWithThePrefillHidesAllButWhatTheLinkCannotKeepUpWith) {
+  KvModel model = *findKvModel("llama3-70b");
+  double bytes = kvBytes(model, 8192, 1);
+  double total = transferSeconds(bytes, 100), perLayer = total / model.layers;
+  EXPECT_NEAR(exposedSecondsPipelined(model, bytes, 100, perLayer * 2), perLayer, 1e-12);
+  double slowPrefill = perLayer / 2;
+  EXPECT_NEAR(exposedSecondsPipelined(model, bytes, 100, slowPrefill), total - (model.layers - 1) * slowPrefill, 1e-12);
+  EXPECT_NEAR(exposedSecondsPipelined(model, bytes, 100, perLayer * 2, 0.005), perLayer + 0.005, 1e-12);
+}
+
+TEST(SimKv, LinkRatesAndModelNamesAreParsed) {
+  EXPECT_EQ(parseLinkGbps("100Gbps"), 100);
+  EXPECT_EQ(parseLinkGbps("400G"), 400);
+  EXPECT_EQ(parseLinkGbps("1.6Tbps"), 1600);
+  EXPECT_EQ(parseLinkGbps("800"), 800);
+  EXPECT_FALSE(parseLinkGbps("fast").has_value());
+  EXPECT_FALSE(parseLinkGbps("100 furlongs").has_value());
+  EXPECT_FALSE(findKvModel("llama2-7b").has_value());
 }
 
 }  // namespace
