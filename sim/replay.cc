@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "core/logging.h"
 #include "core/types.h"
 #include "exec/geometry.h"
+#include "exec/trace.h"
 
 namespace weft::sim {
 namespace {
@@ -36,8 +38,11 @@ struct Cursor {
 
 class Replay {
  public:
-  Replay(const PlanSet& plans, size_t count, weftDataType_t type, const MachineModel& machine)
+  Replay(const PlanSet& plans, size_t count, weftDataType_t type, const MachineModel& machine,
+         const std::string& tracePath)
       : plans_(plans), machine_(machine), n_(plans.front().nranks), nChannels_(plans.front().nChannels) {
+    if (!tracePath.empty())
+      for (int r = 0; r < n_; ++r) tracers_.push_back(std::make_unique<Tracer>(tracePath, r, n_));
     op_.count = count;
     op_.type = type;
     op_.plan = &plans.front();
@@ -70,6 +75,16 @@ class Replay {
     }
     double end = 0;
     for (const Cursor& cursor : cursors_) end = std::max(end, cursor.time);
+    for (size_t r = 0; r < tracers_.size(); ++r) {
+      double rankEnd = 0;
+      for (int c = 0; c < nChannels_; ++c) rankEnd = std::max(rankEnd, cursors_[r * nChannels_ + c].time);
+      const Plan& plan = plans_[r];
+      tracers_[r]->event(
+          0, collectiveName(plan.collective), 0, static_cast<uint64_t>(rankEnd * 1e3),
+          format("\"count\": %zu, \"type\": \"%s\", \"root\": %d, \"algorithm\": \"%s\", "
+                 "\"channels\": %d, \"simulated\": true",
+                 op_.count, typeName(op_.type), plan.root, algorithmName(plan.algorithm), plan.nChannels));
+    }
     result->micros = end;
     result->messages = messages_;
     double busiest = -1;
@@ -133,6 +148,11 @@ class Replay {
     }
     if (fansIn) work += reduceMicros(b);
     double end = start + work;
+    if (!tracers_.empty())
+      tracers_[static_cast<size_t>(rank)]->event(
+          1 + channel, stepOpName(step.op), static_cast<uint64_t>(start * 1e3), static_cast<uint64_t>(end * 1e3),
+          format("\"bytes\": %zu, \"block\": %d, \"slice\": %zu, \"recvPeer\": %d, \"sendPeer\": %d", bytes, step.block,
+                 iteration, step.recvPeer, step.sendPeer));
     cursor->time = end;
     coreFree_[static_cast<size_t>(rank)] = end;
     for (Fifo* f : {in1, in2})
@@ -184,12 +204,13 @@ class Replay {
   std::map<std::tuple<int, int, int>, Fifo> fifos_;
   std::map<std::tuple<int, int, int>, Link> links_;  // (network?, from, to)
   uint64_t messages_ = 0;
+  std::vector<std::unique_ptr<Tracer>> tracers_;  // written when the replay ends
 };
 
 }  // namespace
 
 Status replay(const PlanSet& plans, size_t count, weftDataType_t type, const MachineModel& machine,
-              ReplayResult* result) {
+              ReplayResult* result, const std::string& tracePath) {
   if (plans.empty() || static_cast<int>(plans.size()) != plans.front().nranks)
     return WEFT_ERROR(weftInvalidArgument, "replay: %zu rank programs for nranks=%d", plans.size(),
                       plans.empty() ? 0 : plans.front().nranks);
@@ -197,7 +218,7 @@ Status replay(const PlanSet& plans, size_t count, weftDataType_t type, const Mac
       machine.intraNode.gbps <= 0 || machine.network.gbps <= 0)
     return WEFT_ERROR(weftInvalidArgument, "replay: the machine model needs slots, and rates above 0");
   *result = ReplayResult{};
-  return Replay(plans, count, type, machine).run(result);
+  return Replay(plans, count, type, machine, tracePath).run(result);
 }
 
 }  // namespace weft::sim

@@ -58,8 +58,12 @@ struct ReplayResult {
 
 // Replays plans (every rank's program for one call of `count` elements of
 // `type`) on machine. A plan set that cannot complete (a deadlock) is an
-// error naming where each rank waits.
+// error naming where each rank waits. tracePath (empty: none): a
+// Chrome-trace JSON per rank of the simulated call and its steps, in the
+// format of WEFT_TRACE_FILE (exec/trace.h; "%r" becomes the rank, else
+// ".<rank>" is appended), so a measured run and its prediction open side by
+// side.
 Status replay(const PlanSet& plans, size_t count, weftDataType_t type, const MachineModel& machine,
-              ReplayResult* result);
+              ReplayResult* result, const std::string& tracePath = "");
 
 }  // namespace weft::sim

@@ -6,7 +6,7 @@
 // options, the prefill/decode table for Llama 3 8B and 405B.
 //   weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto] [--channels C]
 //            [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U] [--copy-gbps G] [--reduce-gbps G]
-//            [--step-us U] [--slot BYTES] [--slots K]
+//            [--step-us U] [--slot BYTES] [--slots K] [--trace FILE]
 // prints per size the algorithm, the simulated time, algbw and busbw
 // (nccl-tests' factors), and the busiest link with its utilisation. With
 // --algo auto (the default) the tuner's choice for that machine shape runs.
@@ -41,9 +41,11 @@ int usage(const char* why) {
           "usage: weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto]\n"
           "                [--channels C] [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U]\n"
           "                [--copy-gbps G] [--reduce-gbps G] [--step-us U] [--slot BYTES] [--slots K]\n"
+          "                [--trace FILE]\n"
           "  replays weft's plans for the collective on the modelled machine (ranks in M equal nodes;\n"
           "  links of a node and between nodes with latency and bandwidth; a core per rank) and prints\n"
-          "  per size the simulated time, algbw, busbw and the busiest link\n");
+          "  per size the simulated time, algbw, busbw and the busiest link; --trace writes the simulated\n"
+          "  steps of one size as WEFT_TRACE_FILE does (%%r: the rank)\n");
   return 2;
 }
 
@@ -178,7 +180,7 @@ int kvMain(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "kv") == 0) return kvMain(argc, argv);
   int nranks = 2, nodes = 1, channels = 0;
-  std::string coll = "allreduce", algo = "auto";
+  std::string coll = "allreduce", algo = "auto", trace;
   size_t lo = 8, hi = 64u << 20, factor = 4;
   sim::MachineModel machine;
   for (int i = 1; i < argc; ++i) {
@@ -201,6 +203,8 @@ int main(int argc, char** argv) {
       coll = value;
     } else if (arg == "--algo") {
       algo = value;
+    } else if (arg == "--trace") {
+      trace = value;
     } else if (arg == "--bytes") {
       std::string text = value;
       size_t a = text.find(':'), b = text.rfind(":x");
@@ -232,6 +236,7 @@ int main(int argc, char** argv) {
     if (!ok) return usage(("bad value for " + arg + ": " + value).c_str());
   }
   if (nranks < 1 || nodes < 1 || nranks % nodes != 0) return usage("--nranks must be a multiple of --nodes");
+  if (!trace.empty() && lo != hi) return usage("--trace needs one size (--bytes S:S:x2)");
   const Collective* found = nullptr;
   for (const Collective& c : kCollectives)
     if (strcasecmp(coll.c_str(), collectiveName(c)) == 0) found = &c;
@@ -284,7 +289,7 @@ int main(int argc, char** argv) {
     request.nChannels = useChannels;
     request.nodeOfRank = machine.nodeOfRank;
     sim::ReplayResult result;
-    Status status = sim::replay(buildPlanSet(*entry, request), count, weftFloat32, machine, &result);
+    Status status = sim::replay(buildPlanSet(*entry, request), count, weftFloat32, machine, &result, trace);
     if (!status.isOk()) {
       fprintf(stderr, "weft-sim: %s\n", status.message().c_str());
       return 1;
