@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libhwloc-dev hwloc libxml2-dev libibverbs-dev
-          libssl-dev libopenmpi-dev openmpi-bin libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev iproute2
+          libssl-dev nlohmann-json3-dev libopenmpi-dev openmpi-bin libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev iproute2
           python3 python3-venv python3-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -50,7 +50,7 @@ class Replay {
     nodeOf_ = machine.nodeOfRank;
     if (nodeOf_.size() != static_cast<size_t>(n_)) nodeOf_.assign(static_cast<size_t>(n_), 0);
     cursors_.assign(static_cast<size_t>(n_) * nChannels_, Cursor{});
-    coreFree_.assign(static_cast<size_t>(n_), 0.0);
+    coreFree_.assign(static_cast<size_t>(n_) * (machine.enginePerChannel ? nChannels_ : 1), 0.0);
   }
 
   Status run(ReplayResult* result) {
@@ -129,7 +129,8 @@ class Replay {
     Fifo* out = sends ? &fifo(rank, step.sendPeer, channel) : nullptr;
     if ((in1 && in1->queue.empty()) || (in2 && in2->queue.empty()) || (out && out->freeSlots.empty())) return false;
 
-    double start = std::max(cursor->time, coreFree_[static_cast<size_t>(rank)]);
+    size_t engine = machine_.enginePerChannel ? static_cast<size_t>(rank) * nChannels_ + channel : rank;
+    double start = std::max(cursor->time, coreFree_[engine]);
     if (in1) start = std::max(start, in1->queue.front().arrival);
     if (in2) start = std::max(start, in2->queue.front().arrival);
     if (out) start = std::max(start, out->freeSlots.front());
@@ -154,7 +155,7 @@ class Replay {
           format("\"bytes\": %zu, \"block\": %d, \"slice\": %zu, \"recvPeer\": %d, \"sendPeer\": %d", bytes, step.block,
                  iteration, step.recvPeer, step.sendPeer));
     cursor->time = end;
-    coreFree_[static_cast<size_t>(rank)] = end;
+    coreFree_[engine] = end;
     for (Fifo* f : {in1, in2})
       if (f != nullptr) {
         f->queue.pop_front();

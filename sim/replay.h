@@ -43,8 +43,11 @@ struct MachineModel {
   double copyGBps = 20;            // one core copying
   double reduceGBps = 10;          // one core reducing (bytes written)
   double stepMicros = 0.1;         // a step's fixed cost
-  size_t slotBytes = 128 * 1024;   // FIFO slot
-  int nSlots = 8;                  // slots per FIFO
+  // The host executor drives every channel of a rank from one thread; a GPU
+  // runs a thread block per channel, each with these rates of its own.
+  bool enginePerChannel = false;
+  size_t slotBytes = 128 * 1024;  // FIFO slot
+  int nSlots = 8;                 // slots per FIFO
 };
 
 struct ReplayResult {

@@ -4,7 +4,8 @@
 //               [--link RATE[,RATE...]] [--latency-ms L] [--prefill-ms-per-layer P]
 // prints KV-cache bytes and transfer times (sim/kv_cache.h); without
 // options, the prefill/decode table for Llama 3 8B and 405B.
-//   weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto] [--channels C]
+//   weft-sim [--cluster PRESET|SPEC.json] [--nranks N] [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto]
+//   [--channels C]
 //            [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U] [--copy-gbps G] [--reduce-gbps G]
 //            [--step-us U] [--slot BYTES] [--slots K] [--trace FILE]
 // prints per size the algorithm, the simulated time, algbw and busbw
@@ -24,6 +25,7 @@
 #include "algorithms/tuner.h"
 #include "core/logging.h"
 #include "core/types.h"
+#include "sim/cluster.h"
 #include "sim/kv_cache.h"
 #include "sim/replay.h"
 
@@ -38,14 +40,16 @@ constexpr Collective kCollectives[] = {Collective::AllReduce, Collective::Reduce
 int usage(const char* why) {
   if (why != nullptr) fprintf(stderr, "weft-sim: %s\n", why);
   fprintf(stderr,
-          "usage: weft-sim --nranks N [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto]\n"
+          "usage: weft-sim [--cluster PRESET|SPEC.json] [--nranks N] [--nodes M] [--coll NAME]\n"
+          "                [--bytes LO:HI:xF] [--algo NAME|auto]\n"
           "                [--channels C] [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U]\n"
           "                [--copy-gbps G] [--reduce-gbps G] [--step-us U] [--slot BYTES] [--slots K]\n"
           "                [--trace FILE]\n"
           "  replays weft's plans for the collective on the modelled machine (ranks in M equal nodes;\n"
           "  links of a node and between nodes with latency and bandwidth; a core per rank) and prints\n"
           "  per size the simulated time, algbw, busbw and the busiest link; --trace writes the simulated\n"
-          "  steps of one size as WEFT_TRACE_FILE does (%%r: the rank)\n");
+          "  steps of one size as WEFT_TRACE_FILE does (%%r: the rank). Presets: host-2core (the tuner's\n"
+          "  constants), dgx-h100, dgx-h100-pod (--nodes sets the nodes); the options after it override it\n");
   return 2;
 }
 
@@ -183,6 +187,21 @@ int main(int argc, char** argv) {
   std::string coll = "allreduce", algo = "auto", trace;
   size_t lo = 8, hi = 64u << 20, factor = 4;
   sim::MachineModel machine;
+  // --cluster first: the other options change what it says.
+  int clusterRanksPerNode = 0;
+  bool ranksGiven = false;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (strcmp(argv[i], "--cluster") == 0) {
+      Result<sim::Cluster> cluster = sim::loadCluster(argv[i + 1]);
+      if (!cluster.isOk()) {
+        fprintf(stderr, "weft-sim: %s\n", cluster.status().message().c_str());
+        return 2;
+      }
+      machine = cluster.value().machine;
+      nodes = cluster.value().nodes;
+      clusterRanksPerNode = cluster.value().ranksPerNode;
+      nranks = machine.nranks;
+    }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") return usage(nullptr);
@@ -190,9 +209,12 @@ int main(int argc, char** argv) {
     const char* value = argv[++i];
     double number = 0;
     bool ok = true;
-    if (arg == "--nranks") {
+    if (arg == "--cluster") {
+      // read above
+    } else if (arg == "--nranks") {
       ok = parseNumber(value, &number);
       nranks = static_cast<int>(number);
+      ranksGiven = true;
     } else if (arg == "--nodes") {
       ok = parseNumber(value, &number);
       nodes = static_cast<int>(number);
@@ -235,6 +257,7 @@ int main(int argc, char** argv) {
     }
     if (!ok) return usage(("bad value for " + arg + ": " + value).c_str());
   }
+  if (clusterRanksPerNode > 0 && !ranksGiven) nranks = nodes * clusterRanksPerNode;
   if (nranks < 1 || nodes < 1 || nranks % nodes != 0) return usage("--nranks must be a multiple of --nodes");
   if (!trace.empty() && lo != hi) return usage("--trace needs one size (--bytes S:S:x2)");
   const Collective* found = nullptr;
@@ -254,6 +277,7 @@ int main(int argc, char** argv) {
       return usage(format("--algo %s does not build %s", forced->name, collectiveName(collective)).c_str());
   }
   machine.nranks = nranks;
+  machine.nodeOfRank.clear();
   for (int r = 0; r < nranks; ++r) machine.nodeOfRank.push_back(r / (nranks / nodes));
 
   TunerConfig config;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "algorithms/registry.h"
+#include "sim/cluster.h"
 #include "sim/kv_cache.h"
 #include "sim/replay.h"
 
@@ -120,6 +121,54 @@ TEST(Sim, ADeadlockingPlanIsReportedWhereItWaits) {
   Status s = replay(plans, 1024, weftFloat32, m, &r);
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("deadlocked: rank 0 channel 0 at recv"), std::string::npos) << s.message();
+}
+
+TEST(SimCluster, ASpecOverridesThePresetItNames) {
+  Result<Cluster> c = parseClusterSpec(R"({"version": 1, "preset": "dgx-h100", "nodes": 3,
+      "network": {"gbps": 50}, "rank": {"stepUs": 0.25}, "fifo": {"slots": 4}})");
+  ASSERT_TRUE(c.isOk()) << c.status().message();
+  EXPECT_EQ(c.value().nodes, 3);
+  EXPECT_EQ(c.value().ranksPerNode, 8);
+  EXPECT_EQ(c.value().machine.nranks, 24);
+  EXPECT_EQ(c.value().machine.nodeOfRank[23], 2);
+  EXPECT_EQ(c.value().machine.network.gbps, 50);
+  EXPECT_EQ(c.value().machine.network.latencyMicros, 5.0);  // the preset's
+  EXPECT_EQ(c.value().machine.intraNode.gbps, 450);
+  EXPECT_EQ(c.value().machine.stepMicros, 0.25);
+  EXPECT_EQ(c.value().machine.nSlots, 4);
+  EXPECT_TRUE(c.value().machine.enginePerChannel);
+}
+
+TEST(SimCluster, BadSpecsNameWhatIsWrong) {
+  auto message = [](const char* text) {
+    Result<Cluster> c = parseClusterSpec(text);
+    return c.isOk() ? std::string("accepted") : c.status().message();
+  };
+  EXPECT_NE(message(R"({"nodes": 2})").find("\"version\": 1 is required"), std::string::npos);
+  EXPECT_NE(message(R"({"version": 1, "gpus": 8})").find("unknown field \"gpus\""), std::string::npos);
+  EXPECT_NE(message(R"({"version": 1, "network": {"gbps": 0}})").find("network needs"), std::string::npos);
+  EXPECT_NE(message(R"({"version": 1, "preset": "dgx-a100"})").find("no cluster preset dgx-a100"), std::string::npos);
+  EXPECT_NE(message(R"({"version": 1, "nodes": "two"})").find("cluster spec:"), std::string::npos);
+  EXPECT_NE(message("[1, 2").find("not a JSON object"), std::string::npos);
+  for (const std::string& preset : clusterPresets()) EXPECT_TRUE(loadCluster(preset).isOk()) << preset;
+  EXPECT_FALSE(loadCluster("/nonexistent/spec.json").isOk());
+}
+
+// A GPU runs a block per channel: channels then do not queue for one engine.
+TEST(SimCluster, EnginesPerChannelRunChannelsSideBySide) {
+  MachineModel shared = linksOnly(2, 1.0, 1000.0, 64 * 1024);
+  shared.copyGBps = shared.reduceGBps = 10;
+  MachineModel perChannel = shared;
+  perChannel.enginePerChannel = true;
+  PlanRequest request;
+  request.collective = Collective::AllReduce;
+  request.nranks = 2;
+  request.nChannels = 4;
+  PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Ring), request);
+  ReplayResult a, b;
+  ASSERT_TRUE(replay(plans, 1 << 22, weftFloat32, shared, &a).isOk());
+  ASSERT_TRUE(replay(plans, 1 << 22, weftFloat32, perChannel, &b).isOk());
+  EXPECT_LT(b.micros, a.micros / 2);
 }
 
 // The prefill/decode table: Llama 3 8B and 405B, FP16, 1K and 8K tokens,

@@ -1,0 +1,46 @@
+// Clusters for weft-sim: the machine a replay runs on, from a spec file or
+// a preset. A spec is JSON (format version 1), every field optional over
+// the preset or defaults it names:
+//   {
+//     "version": 1,
+//     "preset": "host-2core",            // start from a preset (optional)
+//     "nodes": 2, "ranksPerNode": 4,
+//     "intraNode": {"latencyUs": 0.2, "gbps": 10},   // a link between two ranks of a node
+//     "network":   {"latencyUs": 10,  "gbps": 12.5}, // a node's link to another node, each way
+//     "rank": {"copyGBps": 20, "reduceGBps": 10, "stepUs": 0.1,   // one rank's engine,
+//              "enginePerChannel": false},                        // or each channel's (GPU blocks)
+//     "fifo": {"slotBytes": 131072, "slots": 8}
+//   }
+// Rates are GB/s (1e9 bytes per second), latencies microseconds.
+// Presets: host-2core (the tuner's cost constants: the shipped defaults, or
+// WEFT_TUNE_FILE's, as weft-info --calibrate measures them), dgx-h100 (8
+// GPUs on NVSwitch; its rates are guesses, not yet calibrated), dgx-h100-pod (nodes of 8 such GPUs, 8 x 400 Gbit/s NICs
+// a node on a rail-optimised fabric; "nodes" sets how many).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "sim/replay.h"
+
+namespace weft::sim {
+
+struct Cluster {
+  std::string name;
+  int nodes = 1;
+  int ranksPerNode = 2;
+  MachineModel machine;  // nranks and nodeOfRank follow nodes x ranksPerNode
+};
+
+std::vector<std::string> clusterPresets();
+// A preset by name.
+Result<Cluster> presetCluster(const std::string& name);
+// A spec's text (JSON); errors name the field.
+Result<Cluster> parseClusterSpec(const std::string& json);
+// A preset name, or the path of a spec file.
+Result<Cluster> loadCluster(const std::string& nameOrPath);
+// Fills machine.nranks and nodeOfRank from nodes and ranksPerNode.
+void layOut(Cluster* cluster);
+
+}  // namespace weft::sim
