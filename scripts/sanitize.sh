@@ -37,11 +37,15 @@ esac
 plugins=$(ls /usr/lib/x86_64-linux-gnu/hwloc/hwloc_*.so 2>/dev/null | tr '\n' ':' || true)
 cmake --preset "$preset" >/dev/null
 cmake --build "build-$preset" -j "$(nproc)" --target "${suites[@]}"
-export WEFT_TIMEOUT=60 WEFT_SOCKET_IFNAME=lo
+export WEFT_TIMEOUT=60 WEFT_SOCKET_IFNAME=lo WEFT_TEST_VERIFIER_RANKS=12
 status=0
 for suite in "${suites[@]}"; do
   args=()
   [[ $suite == collectives_test || $preset == tsan ]] && args=(--gtest_filter="$filter")
+  # The verifier's sweeps are arithmetic over the same code at every size:
+  # under ASan's allocator the 1..64-rank sweep and the 1024-rank rings would
+  # take most of the suite's time, so it sweeps 1..12 ranks and skips those.
+  [[ $suite == plan_verifier_test ]] && args=(--gtest_filter='-*UpTo1024Ranks*')
   [[ ($suite == p2p_test || $suite == premul_test) && $preset == tsan ]] && args=(--gtest_filter='*threads*')
   [[ $suite == comm_split_test && $preset == tsan ]] && args=()
   [[ $suite == bucketer_test && $preset == tsan ]] && args=(--gtest_filter='-*AdoptsTheOrder*')  # that one forks

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <random>
+#include <utility>
 
 #include "algorithms/plan.h"
 #include "algorithms/plan_verifier.h"
@@ -42,11 +44,15 @@ PlanRequest request(Collective collective, int n, int root, int channels, std::v
 // Every algorithm in the registry, every collective it supports, 1..64
 // ranks, roots at both ends and in the middle, one and two channels, the
 // identity ring and a shuffled one (with the reversed ring on odd channels,
-// as communicators build them), FIFOs of 2 and 8 slots.
+// as communicators build them), FIFOs of 2 and 8 slots, and in place.
+// WEFT_TEST_VERIFIER_RANKS lowers the 64 (the sanitizer builds run the same
+// code on fewer ranks: their allocator makes the full sweep take minutes).
 TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
   int proven = 0;
+  int maxRanks = 64;
+  if (const char* limit = getenv("WEFT_TEST_VERIFIER_RANKS")) maxRanks = std::clamp(atoi(limit), 1, 64);
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
-    for (int n = 1; n <= 64; ++n) {
+    for (int n = 1; n <= maxRanks; ++n) {
       for (Collective collective : kCollectives) {
         if (!entry.supports(collective)) continue;
         for (int root : rooted(collective) ? std::vector<int>{0, n / 2, n - 1} : std::vector<int>{-1}) {
@@ -55,19 +61,20 @@ TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
             for (const auto& rings :
                  {std::vector<RingOrder>{}, std::vector<RingOrder>{ring, RingOrder(ring.rbegin(), ring.rend())}}) {
               PlanSet plans = buildPlanSet(entry, request(collective, n, root, channels, rings));
-              for (bool inPlace : {false, true})
-                for (int slots : {kMinFifoSlots, 8}) {
-                  Status status = verifyPlans(plans, slots, 2, inPlace);
-                  ASSERT_TRUE(status.isOk()) << entry.name << (inPlace ? " in place: " : ": ") << status.message();
-                  ++proven;
-                }
+              // In place with the smallest FIFOs (aliasing does not depend on the depth).
+              for (auto [inPlace, slots] :
+                   {std::pair{false, kMinFifoSlots}, std::pair{false, 8}, std::pair{true, kMinFifoSlots}}) {
+                Status status = verifyPlans(plans, slots, 2, inPlace);
+                ASSERT_TRUE(status.isOk()) << entry.name << (inPlace ? " in place: " : ": ") << status.message();
+                ++proven;
+              }
             }
           }
         }
       }
     }
   }
-  EXPECT_GT(proven, 1000);
+  EXPECT_GT(proven, maxRanks * 15);
 }
 
 // Nodes of L ranks each, M nodes, ranks of a node contiguous in the ring (as
