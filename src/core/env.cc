@@ -40,7 +40,8 @@ const EnvParamInfo kTable[] = {
      "The tuner's cost constants ('name = value' lines, as weft-info --calibrate writes them); unset: the shipped "
      "defaults. Ranks use rank 0's."},
     {EnvParam::TraceFile, "WEFT_TRACE_FILE", "",
-     "Writes a Chrome-trace (Perfetto) JSON of every collective and send/receive and each of its steps per channel to this path "
+     "Writes a Chrome-trace (Perfetto) JSON of every collective and send/receive and each of its steps per channel to "
+     "this path "
      "when the communicator is destroyed: %r becomes the rank, else '.<rank>' is appended when there are several."},
     {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
