@@ -33,10 +33,6 @@ using namespace weft;
 
 namespace {
 
-constexpr Collective kCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
-                                       Collective::Broadcast, Collective::Reduce,        Collective::AllToAll,
-                                       Collective::Gather,    Collective::Scatter};
-
 int usage(const char* why) {
   if (why != nullptr) fprintf(stderr, "weft-sim: %s\n", why);
   fprintf(stderr,
@@ -260,14 +256,8 @@ int main(int argc, char** argv) {
   if (clusterRanksPerNode > 0 && !ranksGiven) nranks = nodes * clusterRanksPerNode;
   if (nranks < 1 || nodes < 1 || nranks % nodes != 0) return usage("--nranks must be a multiple of --nodes");
   if (!trace.empty() && lo != hi) return usage("--trace needs one size (--bytes S:S:x2)");
-  const Collective* found = nullptr;
-  for (const Collective& c : kCollectives)
-    if (strcasecmp(coll.c_str(), collectiveName(c)) == 0) found = &c;
-  if (found == nullptr) {
-    std::string names;
-    for (Collective c : kCollectives) names += (names.empty() ? "" : ", ") + std::string(collectiveName(c));
-    return usage(("--coll " + coll + ": expected one of " + names).c_str());
-  }
+  const Collective* found = findPlannedCollective(coll);
+  if (found == nullptr) return usage(("--coll " + coll + ": expected one of " + plannedCollectiveNames()).c_str());
   Collective collective = *found;
   const AlgorithmEntry* forced = nullptr;
   if (strcasecmp(algo.c_str(), "auto") != 0) {

@@ -49,8 +49,6 @@ class Transports {
   bool sameProcess(int peer) const { return of(peer).sameProcess(peer); }
   // True when peer is on another node (reached over the network).
   bool remote(int peer) const { return of(peer).crossesNodes(); }
-  // The name of the transport that reaches peer ("shm", "net").
-  const char* transportName(int peer) const { return of(peer).name(); }
   // Peer, which this rank waits for, is still there.
   Status checkPeerAlive(int peer) const { return of(peer).checkPeerAlive(peer); }
   // A fatal error another rank of this node reported.

@@ -147,8 +147,7 @@ void reduceScatterSteps(const Layout& g, std::vector<Step>& steps) {
     // Rail step s reduces the block of rail position q-1-s: inside the node
     // the ring over node (q-1-s)'s blocks brings this node's partial.
     int j = ((q - 1 - s) % g.m + g.m) % g.m;
-    std::vector<int> blockOf(static_cast<size_t>(g.l));
-    for (int k = 0; k < g.l; ++k) blockOf[static_cast<size_t>(k)] = g.at(j, k);
+    const std::vector<int>& blockOf = g.nodes[static_cast<size_t>(j)];  // each rank's block is its own
     Step last = openRingReduceScatter(members, i, blockOf, steps);
     int block = last.block;
     if (s == 0) {
@@ -170,8 +169,7 @@ void allGatherSteps(const Layout& g, int rank, std::vector<Step>& steps) {
   const std::vector<int>& members = g.nodes[static_cast<size_t>(g.node)];
   for (int s = 0; s < g.m; ++s) {
     int j = ((g.node - s) % g.m + g.m) % g.m;
-    std::vector<int> blockOf(static_cast<size_t>(g.l));
-    for (int k = 0; k < g.l; ++k) blockOf[static_cast<size_t>(k)] = g.at(j, k);
+    const std::vector<int>& blockOf = g.nodes[static_cast<size_t>(j)];  // each rank's block is its own
     ringAllGather(members, g.local, blockOf, steps);
   }
 }
@@ -196,8 +194,7 @@ void broadcastSteps(const Layout& g, int rank, int root, std::vector<Step>& step
     else
       steps.push_back(makeStep(StepOp::RecvSend, from, railNext, {}, out(i)));
   }
-  std::vector<int> blockOf(static_cast<size_t>(g.l));
-  for (int k = 0; k < g.l; ++k) blockOf[static_cast<size_t>(k)] = k;
+  std::vector<int> blockOf = identityRing(g.l);  // local rank k: block k
   ringAllGather(g.nodes[static_cast<size_t>(q)], i, blockOf, steps);
 }
 
@@ -210,8 +207,7 @@ void reduceSteps(const Layout& g, int rank, int root, std::vector<Step>& steps) 
   int q = g.node, i = g.local;
   int p = ((q - rootNode - 1) % g.m + g.m) % g.m;  // the chain starts after the root's node, ends on it
   int railNext = g.at(q + 1, i), railPrev = g.at(q - 1, i);
-  std::vector<int> blockOf(static_cast<size_t>(g.l));
-  for (int k = 0; k < g.l; ++k) blockOf[static_cast<size_t>(k)] = k;
+  std::vector<int> blockOf = identityRing(g.l);  // local rank k: block k
   Step last = openRingReduceScatter(g.nodes[static_cast<size_t>(q)], i, blockOf, steps);
   Step step;
   if (p == 0) {

@@ -1,10 +1,34 @@
 #include "algorithms/plan.h"
 
+#include <strings.h>
+
 #include "algorithms/registry.h"
 
 #include "core/status.h"
 
 namespace weft {
+
+namespace {
+constexpr Collective kPlannedCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
+                                              Collective::Broadcast, Collective::Reduce,        Collective::AllToAll,
+                                              Collective::Gather,    Collective::Scatter};
+}  // namespace
+
+std::span<const Collective> plannedCollectives() { return kPlannedCollectives; }
+
+const Collective* findPlannedCollective(std::string_view name) {
+  for (const Collective& c : kPlannedCollectives) {
+    std::string_view known = collectiveName(c);
+    if (known.size() == name.size() && strncasecmp(known.data(), name.data(), name.size()) == 0) return &c;
+  }
+  return nullptr;
+}
+
+std::string plannedCollectiveNames() {
+  std::string names;
+  for (Collective c : kPlannedCollectives) names += (names.empty() ? "" : ", ") + std::string(collectiveName(c));
+  return names;
+}
 
 const char* collectiveName(Collective collective) {
   switch (collective) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -34,6 +35,13 @@ enum class Collective : uint8_t {
 enum class Algorithm : uint8_t { Ring, OneShot, TwoShot, Tree, Direct, Hierarchical };
 
 const char* collectiveName(Collective collective);
+// The collectives that have algorithms (all but send and receive), in
+// enumeration order; what the tools list and take by name.
+std::span<const Collective> plannedCollectives();
+// One of them by name, ignoring case; nullptr when there is none.
+const Collective* findPlannedCollective(std::string_view name);
+// "AllReduce, ReduceScatter, ...": for messages that list the valid names.
+std::string plannedCollectiveNames();
 // Broadcast, reduce, gather and scatter have a root.
 bool collectiveHasRoot(Collective collective);
 // All-reduce, reduce-scatter and reduce combine values with an op.

@@ -25,9 +25,7 @@ bool concurrentSends(const Plan& plan) { return stepSends(plan.channel(0).front(
 Status GroupRun::start() {
   concurrent_.clear();
   concurrentOp_.clear();
-  concurrentPeer_.clear();
   if (context_.tracer) groupStart_ = monotonicNanos();
-  concurrentSends_.clear();
   channels_.clear();
   nextOrdered_ = 0;
   concurrentStreamed_ = false;
@@ -40,8 +38,6 @@ Status GroupRun::start() {
     if (peer != context_.rank) {
       concurrent_.emplace_back(op, context_, 0, nullptr);
       concurrentOp_.push_back(&op);
-      concurrentPeer_.push_back(peer);
-      concurrentSends_.push_back(sends);
       continue;
     }
     (sends ? selfSends : selfRecvs).push_back(&op);
@@ -62,7 +58,8 @@ Status GroupRun::start() {
   std::vector<int> lastOf(2 * static_cast<size_t>(context_.nranks), -1);
   earlier_.assign(concurrent_.size(), -1);
   for (size_t i = 0; i < concurrent_.size(); ++i) {
-    int& last = lastOf[2 * static_cast<size_t>(concurrentPeer_[i]) + (concurrentSends_[i] ? 1 : 0)];
+    const Plan& plan = *concurrentOp_[i]->plan;
+    int& last = lastOf[2 * static_cast<size_t>(concurrentPeer(plan)) + (concurrentSends(plan) ? 1 : 0)];
     earlier_[i] = last;
     last = static_cast<int>(i);
   }

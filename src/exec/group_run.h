@@ -42,11 +42,9 @@ class GroupRun {
   std::vector<char> preMultiplied_;  // the scaled input of the PreMulSum running now
   uint64_t collectiveStart_ = 0;     // when the running collective started (traced runs)
   uint64_t groupStart_ = 0;          // when the group started (traced runs: its concurrent plans' start)
-  // The concurrent plans' runs, with the peer and direction of each.
+  // The concurrent plans' runs, and the operation of each.
   std::vector<ChannelRun> concurrent_;
   std::vector<const OpDesc*> concurrentOp_;
-  std::vector<int> concurrentPeer_;
-  std::vector<bool> concurrentSends_;
   std::vector<int> earlier_;          // per concurrent run: the run before it on the same peer and direction, or -1
   size_t firstPending_ = 0;           // concurrent runs before this one are done
   bool concurrentStreamed_ = false;   // a concurrent run wrote with streaming stores (fenced once at the end)

@@ -37,10 +37,6 @@ using namespace weft;
 
 namespace {
 
-constexpr Collective kCollectives[] = {Collective::AllReduce, Collective::ReduceScatter, Collective::AllGather,
-                                       Collective::Broadcast, Collective::Reduce,        Collective::AllToAll,
-                                       Collective::Gather,    Collective::Scatter};
-
 int usage(FILE* out, int code) {
   fprintf(out,
           "usage: weft-info [--markdown]\n"
@@ -148,15 +144,15 @@ int printTune(const TuneArgs& args) {
   config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
                            static_cast<size_t>(envInt(EnvParam::BufferSize)));
   Tuner tuner(config);
-  std::vector<Collective> collectives;
-  for (Collective c : kCollectives)
-    if (args.collective.empty() || strcasecmp(args.collective.c_str(), collectiveName(c)) == 0)
-      collectives.push_back(c);
-  if (collectives.empty()) {
-    std::string names;
-    for (Collective c : kCollectives) names += (names.empty() ? "" : ", ") + std::string(collectiveName(c));
-    fprintf(stderr, "weft-info --tune: --collective %s: expected one of %s\n", args.collective.c_str(), names.c_str());
-    return 2;
+  std::vector<Collective> collectives(plannedCollectives().begin(), plannedCollectives().end());
+  if (!args.collective.empty()) {
+    const Collective* named = findPlannedCollective(args.collective);
+    if (named == nullptr) {
+      fprintf(stderr, "weft-info --tune: --collective %s: expected one of %s\n", args.collective.c_str(),
+              plannedCollectiveNames().c_str());
+      return 2;
+    }
+    collectives = {*named};
   }
   const CostShape& shape = tuner.config().shape;
   printf("# weft tuner decisions: %d ranks on %d node(s) (at most %d per node), %d core(s) per node, %s\n",
