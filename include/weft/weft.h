@@ -158,6 +158,13 @@ weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError);
 /* Waits for all work enqueued on comm; returns its first error. */
 weftResult_t weftCommSynchronize(weftComm_t comm);
 
+/* Memory of the device GPU communicators use: cudaMalloc on the current
+ * CUDA device, or, with WEFT_DEVICE=emulated, emulated device 0's memory
+ * (host memory the emulated device knows as its own). A GPU communicator
+ * refuses buffers that are not memory of its device. */
+weftResult_t weftMemAlloc(void** ptr, size_t size);
+weftResult_t weftMemFree(void* ptr);
+
 /* Per-operation completion (what the C++ work handles sit on). Every call
  * posted on comm gets the next sequence number; weftCommGetSeq returns the
  * latest. Operations complete in order, so waiting for seq waits for all

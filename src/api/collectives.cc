@@ -27,6 +27,12 @@ Status checkCommon(weftComm* comm, const char* call, weftDataType_t type, weftSt
   if (!validType(type))
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: datatype %d is not a weftDataType_t", comm->rank, call,
                       static_cast<int>(type));
+  if (comm->device) {
+    Status usable = comm->device->checkStream(stream);
+    if (!usable.isOk())
+      return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s", comm->rank, call, usable.message().c_str());
+    return Status::ok();
+  }
   if (stream != nullptr)
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: stream must be NULL for a host communicator (got %p)",
                       comm->rank, call, stream);
@@ -70,6 +76,12 @@ Status checkBuffer(weftComm* comm, const char* call, const char* name, const voi
   if (reinterpret_cast<uintptr_t>(buffer) % elementBytes != 0)
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s=%p is not aligned to the %zu-byte size of %s", comm->rank,
                       call, name, buffer, elementBytes, typeName(type));
+  // A device communicator's buffers are memory of its device.
+  if (comm->device) {
+    Status onDevice = comm->device->checkBuffer(buffer, count * multiplier * elementBytes);
+    if (!onDevice.isOk())
+      return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s: %s", comm->rank, call, name, onDevice.message().c_str());
+  }
   return Status::ok();
 }
 
@@ -81,8 +93,9 @@ Status checkRank(weftComm* comm, const char* call, const char* name, int value) 
 }
 
 weftResult_t postCollective(weftComm* comm, Collective collective, const void* send, void* recv, size_t count,
-                            weftDataType_t type, weftRedOp_t op, int root, size_t bytesOnWire) {
+                            weftDataType_t type, weftRedOp_t op, int root, size_t bytesOnWire, weftStream_t stream) {
   OpDesc desc;
+  desc.stream = stream;
   desc.collective = collective;
   desc.send = send;
   desc.recv = recv;
@@ -126,6 +139,7 @@ weftResult_t postPointToPoint(Collective direction, void* buffer, size_t count, 
   desc.count = count;
   desc.type = datatype;
   desc.peer = peer;
+  desc.stream = stream;
   desc.plan = comm->tuner->pointToPointPlan(direction, peer);
   return postOperation(comm, desc);
 }
@@ -143,7 +157,7 @@ weftResult_t weftAllReduce(const void* sendbuff, void* recvbuff, size_t count, w
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
   return postCollective(comm, Collective::AllReduce, sendbuff, recvbuff, count, datatype, op, -1,
-                        count * typeSize(datatype));
+                        count * typeSize(datatype), stream);
 }
 
 weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount, weftDataType_t datatype,
@@ -155,7 +169,7 @@ weftResult_t weftReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, recvcount, comm->nranks, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, recvcount, 1, datatype));
   return postCollective(comm, Collective::ReduceScatter, sendbuff, recvbuff, recvcount, datatype, op, -1,
-                        recvcount * typeSize(datatype) * comm->nranks);
+                        recvcount * typeSize(datatype) * comm->nranks, stream);
 }
 
 weftResult_t weftAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, weftDataType_t datatype,
@@ -166,7 +180,7 @@ weftResult_t weftAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, sendcount, 1, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, sendcount, comm->nranks, datatype));
   return postCollective(comm, Collective::AllGather, sendbuff, recvbuff, sendcount, datatype, weftSum, -1,
-                        sendcount * typeSize(datatype) * comm->nranks);
+                        sendcount * typeSize(datatype) * comm->nranks, stream);
 }
 
 weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
@@ -178,7 +192,7 @@ weftResult_t weftBroadcast(const void* sendbuff, void* recvbuff, size_t count, w
   if (comm->rank == root) WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
   return postCollective(comm, Collective::Broadcast, sendbuff, recvbuff, count, datatype, weftSum, root,
-                        count * typeSize(datatype));
+                        count * typeSize(datatype), stream);
 }
 
 weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftRedOp_t op,
@@ -191,7 +205,7 @@ weftResult_t weftReduce(const void* sendbuff, void* recvbuff, size_t count, weft
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, 1, datatype));
   if (comm->rank == root) WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
   return postCollective(comm, Collective::Reduce, sendbuff, recvbuff, count, datatype, op, root,
-                        count * typeSize(datatype));
+                        count * typeSize(datatype), stream);
 }
 
 weftResult_t weftAllToAll(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, weftComm_t comm,
@@ -202,7 +216,7 @@ weftResult_t weftAllToAll(const void* sendbuff, void* recvbuff, size_t count, we
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, comm->nranks, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, comm->nranks, datatype));
   return postCollective(comm, Collective::AllToAll, sendbuff, recvbuff, count, datatype, weftSum, -1,
-                        count * typeSize(datatype) * comm->nranks);
+                        count * typeSize(datatype) * comm->nranks, stream);
 }
 
 weftResult_t weftAllToAllv(const void* sendbuff, const size_t* sendcounts, const size_t* sdispls, void* recvbuff,
@@ -272,7 +286,7 @@ weftResult_t weftGather(const void* sendbuff, void* recvbuff, size_t count, weft
   if (comm->rank == root)
     WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, comm->nranks, datatype));
   return postCollective(comm, Collective::Gather, sendbuff, recvbuff, count, datatype, weftSum, root,
-                        count * typeSize(datatype) * comm->nranks);
+                        count * typeSize(datatype) * comm->nranks, stream);
 }
 
 weftResult_t weftScatter(const void* sendbuff, void* recvbuff, size_t count, weftDataType_t datatype, int root,
@@ -285,7 +299,7 @@ weftResult_t weftScatter(const void* sendbuff, void* recvbuff, size_t count, wef
     WEFT_RETURN_IF(comm, checkBuffer(comm, call, "sendbuff", sendbuff, count, comm->nranks, datatype));
   WEFT_RETURN_IF(comm, checkBuffer(comm, call, "recvbuff", recvbuff, count, 1, datatype));
   return postCollective(comm, Collective::Scatter, sendbuff, recvbuff, count, datatype, weftSum, root,
-                        count * typeSize(datatype) * comm->nranks);
+                        count * typeSize(datatype) * comm->nranks, stream);
 }
 
 weftResult_t weftRedOpCreatePreMulSum(weftRedOp_t* op, void* scalar, weftDataType_t datatype,

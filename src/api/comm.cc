@@ -12,6 +12,7 @@
 #include "api/comm.h"
 #include "api/config.h"
 #include "cuda/cuda_device.h"
+#include "device/device_executor.h"
 #include "core/env.h"
 #include "core/fault.h"
 #include "core/logging.h"
@@ -129,7 +130,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (!id.isOk()) return id.status();
   // A GPU communicator's device must exist before this rank joins the others.
   CudaDeviceInfo gpu;
-  if (options.cudaDevice >= 0) {
+  if (options.cudaDevice >= 0 && device::emulatedDeviceSelected()) {
+    gpu.ordinal = options.cudaDevice;
+    gpu.busId = format("emulated:%d", options.cudaDevice);
+    gpu.name = "emulated device";
+  } else if (options.cudaDevice >= 0) {
     Result<CudaDeviceInfo> device = queryCudaDevice(options.cudaDevice);
     if (!device.isOk())
       return WEFT_ERROR(device.status().code(), "rank %d: %s", rank, device.status().message().c_str());
@@ -196,11 +201,22 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
                         hosts[r].cudaDevice >= 0 ? "a GPU" : "host memory");
   }
   WEFT_CHECK(checkGpuSharing(gpuOfRank, cudaDeviceOfRank, options.allowSharedGpu));
-  if (options.cudaDevice >= 0)
-    return WEFT_ERROR(weftInvalidUsage,
-                      "rank %d: GPU communicators (cudaDevice %d, %s at %s) need the CUDA executor, which this version "
-                      "of weft does not have yet; use a host communicator (cudaDevice unset or -1)",
-                      rank, gpu.ordinal, gpu.name.c_str(), gpu.busId.c_str());
+  bool samePeerProcess = true;
+  for (int r = 0; r < nranks; ++r)
+    samePeerProcess = samePeerProcess && hosts[r].pid == hosts[rank].pid &&
+                      strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) == 0;
+  if (options.cudaDevice >= 0) {
+    for (int r = 0; r < nranks; ++r)
+      if (strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) != 0)
+        return WEFT_ERROR(weftInvalidUsage,
+                          "rank %d: GPU communicators span one node in this version of weft (rank %d is on another "
+                          "node); the net transport from GPU memory is not built yet",
+                          rank, r);
+    Result<std::shared_ptr<device::Runtime>> runtime = device::runtimeFor(options.cudaDevice);
+    if (!runtime.isOk())
+      return WEFT_ERROR(runtime.status().code(), "rank %d: %s", rank, runtime.status().message().c_str());
+    comm->device = runtime.value();
+  }
   // Nodes: ranks with one host identity. Each peer is reached by the first
   // transport of the selection list that can connect to it (shared memory
   // inside the node, the network across nodes).
@@ -368,14 +384,34 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               comm->transports && nNodes > 1 ? " and net proxy" : "", hosts[rank].numa,
               describeCpuSet(context.workerCpus).c_str());
   context.explainTimeout = [comm](const Status& timeout) { return explainTimeout(comm, timeout); };
-  comm->executor = std::make_unique<HostExecutor>(context);
+  if (comm->device) {
+    DeviceExecutorConfig deviceConfig;
+    deviceConfig.slotBytes = static_cast<size_t>(envInt(EnvParam::BufferSize));
+    deviceConfig.llSlotBytes = std::min<size_t>(8192, deviceConfig.slotBytes);
+    deviceConfig.llThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::LlThreshold)));
+    std::string protocol = envString(EnvParam::DeviceProtocol);
+    if (protocol == "simple")
+      deviceConfig.forceProtocol = 0;
+    else if (protocol == "ll" || protocol == "LL")
+      deviceConfig.forceProtocol = 1;
+    else if (!protocol.empty())
+      return WEFT_ERROR(weftInvalidArgument, "WEFT_DEVICE_PROTOCOL=%s: expected simple, ll or empty", protocol.c_str());
+    deviceConfig.samePeerProcess = samePeerProcess;
+    Result<std::unique_ptr<DeviceExecutor>> executor =
+        DeviceExecutor::create(context, comm->device, *comm->bootstrap, deviceConfig);
+    if (!executor.isOk()) return executor.status();
+    comm->executor = executor.take();
+  } else {
+    comm->executor = std::make_unique<HostExecutor>(context);
+  }
   comm->liveTransports = comm->transports.get();
   comm->liveExecutor = comm->executor.get();
   comm->sendCalls.assign(static_cast<size_t>(nranks), 0);
   comm->recvCalls.assign(static_cast<size_t>(nranks), 0);
   faultPoint("init.done", rank);
-  WEFT_INFO(kLogInit, "rank %d/%d initialised on host memory (pid %d, %d node(s), %zu rank(s) on this one)", rank,
-            nranks, getpid(), nNodes, local.size());
+  WEFT_INFO(kLogInit, "rank %d/%d initialised on %s (pid %d, %d node(s), %zu rank(s) on this one)", rank, nranks,
+            comm->device ? format("%s device %d", comm->device->name(), options.cudaDevice).c_str() : "host memory",
+            getpid(), nNodes, local.size());
   return Status::ok();
 }
 

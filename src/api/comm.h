@@ -11,6 +11,7 @@
 #include "api/config.h"
 #include "bootstrap/bootstrap.h"
 #include "bootstrap/liveness.h"
+#include "device/runtime.h"
 #include "exec/host_executor.h"
 #include "transports/transports.h"
 
@@ -30,7 +31,10 @@ struct weftComm {
   std::unique_ptr<weft::Bootstrap> bootstrap;
   std::unique_ptr<weft::Tuner> tuner;
   std::unique_ptr<weft::Transports> transports;  // null for one rank
-  std::unique_ptr<weft::HostExecutor> executor;
+  std::unique_ptr<weft::Executor> executor;      // host or device
+  // Device communicators: the device's runtime (CUDA or emulated); null for
+  // host communicators.
+  std::shared_ptr<weft::device::Runtime> device;
   std::atomic<bool> abortFlag{false};
   bool aborted = false;
 
@@ -50,7 +54,7 @@ struct weftComm {
   std::vector<std::string> rankHosts;
   std::vector<weft::SocketAddress> livenessAddresses;
   // Set once init has made them: read by the liveness thread.
-  std::atomic<weft::HostExecutor*> liveExecutor{nullptr};
+  std::atomic<weft::Executor*> liveExecutor{nullptr};
   std::atomic<weft::Transports*> liveTransports{nullptr};
 
   // Calls currently inside the library on this communicator. weftCommAbort

@@ -31,7 +31,7 @@ std::string rankList(const std::vector<int>& ranks) {
 }  // namespace
 
 void reportLiveness(weftComm* comm, LivenessReply* reply) {
-  HostExecutor* executor = comm->liveExecutor.load(std::memory_order_acquire);
+  Executor* executor = comm->liveExecutor.load(std::memory_order_acquire);
   if (executor != nullptr) {
     reply->lastCompleted = executor->lastCompleted();
     reply->inProgress = executor->inProgress();

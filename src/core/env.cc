@@ -99,6 +99,14 @@ const EnvParamInfo kTable[] = {
     {EnvParam::FaultInject, "WEFT_FAULT_INJECT", "",
      "Testing only: point@rank[:stop] makes that rank kill (or stop) itself at a named fault "
      "point (docs/reliability.md lists them). Empty: no fault."},
+    {EnvParam::Device, "WEFT_DEVICE", "",
+     "GPU communicators' device: empty for CUDA, \"emulated\" for the emulated device (thread blocks "
+     "as host threads over host memory standing in for device memory; ranks in one process)."},
+    {EnvParam::DeviceProtocol, "WEFT_DEVICE_PROTOCOL", "",
+     "GPU communicators: \"simple\" or \"ll\" forces that protocol for every operation; empty: LL up to "
+     "WEFT_LL_THRESHOLD bytes, simple above."},
+    {EnvParam::LlThreshold, "WEFT_LL_THRESHOLD", "65536",
+     "GPU communicators: operations up to this many bytes use the low-latency protocol."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

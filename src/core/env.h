@@ -39,6 +39,9 @@ enum class EnvParam {
   IbQpsPerConnection,
   AllowSharedGpu,
   FaultInject,
+  Device,
+  DeviceProtocol,
+  LlThreshold,
   Count  // number of parameters; not a parameter
 };
 

@@ -11,16 +11,6 @@
 #include "exec/reduce.h"
 
 namespace weft {
-namespace {
-
-// A concurrent plan's peer and direction: those of its one step.
-int concurrentPeer(const Plan& plan) {
-  const Step& step = plan.channel(0).front();
-  return stepSends(step.op) ? step.sendPeer : step.recvPeer;
-}
-bool concurrentSends(const Plan& plan) { return stepSends(plan.channel(0).front().op); }
-
-}  // namespace
 
 Status GroupRun::start() {
   concurrent_.clear();

@@ -17,6 +17,7 @@
 
 #include "core/status.h"
 #include "exec/call_ref.h"
+#include "exec/executor.h"
 #include "exec/op_desc.h"
 
 namespace weft {
@@ -28,27 +29,27 @@ class GroupRun;
 // call at once instead of paying a thread hand-off, ~1 us plus a futex wake),
 // or a caller blocked in wait(). Large groups always go to the worker, so a
 // big call still returns at once and overlaps with the caller's compute.
-class HostExecutor {
+class HostExecutor final : public Executor {
  public:
   explicit HostExecutor(const ExecutorContext& context);
-  ~HostExecutor();
+  ~HostExecutor() override;
 
   // Enqueues a group of operations (the last must have lastInGroup set);
   // returns the sequence number that completes with the group.
-  uint64_t submit(const OpDesc* ops, size_t count);
+  uint64_t submit(const OpDesc* ops, size_t count) override;
   // Waits until every operation up to seq has completed.
-  Status wait(uint64_t seq);
+  Status wait(uint64_t seq) override;
   // True when seq has completed (or the executor has failed).
-  bool test(uint64_t seq) const;
+  bool test(uint64_t seq) const override;
   // The first error of asynchronous work, sticky.
-  Status asyncError() const;
-  uint64_t submitted() const;
+  Status asyncError() const override;
+  uint64_t submitted() const override;
   // Stops the worker; queued work fails with weftInvalidUsage.
-  void stop();
+  void stop() override;
   // The call of the last completed group, and of the group running now
   // (kNoCall when idle); readable from any thread.
-  CallRef lastCompleted() const { return lastCompleted_.load(std::memory_order_acquire); }
-  CallRef inProgress() const { return inProgress_.load(std::memory_order_acquire); }
+  CallRef lastCompleted() const override { return lastCompleted_.load(std::memory_order_acquire); }
+  CallRef inProgress() const override { return inProgress_.load(std::memory_order_acquire); }
 
   // Groups up to this many bytes may run on the calling thread. Handing a
   // call to the worker costs a wake-up, and on oversubscribed cores a

@@ -40,6 +40,9 @@ struct OpDesc {
   // gradient bucket posted from the backward pass: that thread has compute
   // to get back to, and must not wait there for a peer that is behind).
   bool background = false;
+  // Device communicators: the stream (cudaStream_t) the operation is
+  // ordered on; NULL for host communicators.
+  void* stream = nullptr;
 };
 
 struct ExecutorContext {

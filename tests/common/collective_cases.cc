@@ -17,7 +17,42 @@ const char* collName(Coll c) {
 }
 bool reduces(Coll c) { return c == Coll::AllReduce || c == Coll::ReduceScatter || c == Coll::Reduce; }
 
+const BufferSpace* bufferSpace = nullptr;
+
+// A case's buffer, in the chosen space, zeroed.
+class Store {
+ public:
+  explicit Store(size_t bytes) { assign(bytes); }
+  ~Store() { drop(); }
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  void assign(size_t bytes) {
+    drop();
+    bytes_ = bytes;
+    if (bufferSpace != nullptr) {
+      data_ = static_cast<char*>(bufferSpace->allocate(bytes));
+      if (data_ != nullptr) memset(data_, 0, bytes);
+    } else {
+      host_.assign(bytes, 0);
+      data_ = host_.data();
+    }
+  }
+  char* data() { return data_; }
+  size_t size() const { return bytes_; }
+
+ private:
+  void drop() {
+    if (bufferSpace != nullptr && data_ != nullptr) bufferSpace->release(data_);
+    data_ = nullptr;
+  }
+  std::vector<char> host_;
+  char* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 }  // namespace
+
+void setBufferSpace(const BufferSpace* space) { bufferSpace = space; }
 
 std::string describe(const Case& c) {
   char text[160];
@@ -49,7 +84,8 @@ std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
   size_t sendCount = manySend ? count * n : count;
   size_t recvCount = manyRecv ? count * n : count;
   if (c.inPlace && c.coll == Coll::Scatter) recvCount = sendCount;  // the root's slice of its send buffer
-  std::vector<char> sendStore(std::max<size_t>(sendCount, 1) * tb), recvStore(std::max<size_t>(recvCount, 1) * tb);
+  Store sendStore(std::max<size_t>(sendCount, 1) * tb), recvStore(std::max<size_t>(recvCount, 1) * tb);
+  if (sendStore.data() == nullptr || recvStore.data() == nullptr) return describe(c) + ": cannot allocate buffers";
   char* send = sendStore.data();
   char* recv = recvStore.data();
   // Poison the output so stale data cannot pass.
@@ -65,7 +101,7 @@ std::string runCase(weftComm_t comm, int rank, int n, const Case& c) {
     case Coll::ReduceScatter:
       if (c.inPlace) {
         send = recv = recvStore.data();
-        recvStore.assign(std::max<size_t>(sendCount, 1) * tb, 0);
+        recvStore.assign(std::max<size_t>(sendCount, 1) * tb);
         send = recvStore.data();
         recv = send + static_cast<size_t>(rank) * count * tb;
       }

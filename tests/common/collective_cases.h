@@ -22,6 +22,15 @@ struct Case {
 };
 
 std::string describe(const Case& c);
+
+// Where runCase puts its buffers: host memory by default; device suites
+// set memory their device accepts and the host can read and write (the
+// emulated device's weftMemAlloc, CUDA managed memory).
+struct BufferSpace {
+  void* (*allocate)(size_t bytes);
+  void (*release)(void* p);
+};
+void setBufferSpace(const BufferSpace* space);  // nullptr: host memory
 // Every case for nranks ranks, over the given counts (roots cycle).
 std::vector<Case> allCases(int nranks, const std::vector<size_t>& counts = {0, 1, 7, 1023, (1u << 20) + 3});
 // Runs one case on this rank; "" when the output is exactly right.

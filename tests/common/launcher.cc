@@ -14,9 +14,17 @@
 namespace weft::test {
 namespace {
 
-std::string runOne(const weftUniqueId& id, int rank, int nranks, const RankBody& body) {
+std::string runOne(const weftUniqueId& id, int rank, int nranks, const RankBody& body, bool device = false) {
   weftComm_t comm = nullptr;
-  weftResult_t result = weftCommInitRank(&comm, nranks, id, rank);
+  weftResult_t result;
+  if (device) {
+    weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+    config.cudaDevice = 0;
+    config.allowSharedGpu = 1;
+    result = weftCommInitRankConfig(&comm, nranks, id, rank, &config);
+  } else {
+    result = weftCommInitRank(&comm, nranks, id, rank);
+  }
   if (result != weftSuccess)
     return std::string("weftCommInitRank failed: ") + weftGetErrorString(result) + ": " + weftGetLastError(nullptr);
   std::string error;
@@ -131,7 +139,7 @@ std::vector<std::string> runProcesses(int nranks, const RankBody& body, int time
   return failures;
 }
 
-std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeoutSeconds) {
+std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeoutSeconds, bool device) {
   std::vector<std::string> failures;
   weftUniqueId id;
   if (weftGetUniqueId(&id) != weftSuccess) {
@@ -140,7 +148,7 @@ std::vector<std::string> runThreads(int nranks, const RankBody& body, int timeou
   }
   std::vector<std::future<std::string>> results;
   for (int r = 0; r < nranks; ++r)
-    results.push_back(std::async(std::launch::async, [&, r] { return runOne(id, r, nranks, body); }));
+    results.push_back(std::async(std::launch::async, [&, r] { return runOne(id, r, nranks, body, device); }));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
   for (int r = 0; r < nranks; ++r) {
     if (results[r].wait_until(deadline) != std::future_status::ready) {
@@ -162,7 +170,8 @@ std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& bod
   if (const char* scale = getenv("WEFT_TEST_TIMEOUT_SCALE"); scale != nullptr && atoi(scale) > 1)
     timeoutSeconds *= atoi(scale);
   switch (mode) {
-    case RankMode::Threads: return runThreads(nranks, body, timeoutSeconds);
+    case RankMode::Threads: return runThreads(nranks, body, timeoutSeconds, false);
+    case RankMode::DeviceThreads: return runThreads(nranks, body, timeoutSeconds, true);
     case RankMode::Processes: return runProcesses(nranks, body, timeoutSeconds, 0);
     case RankMode::Nodes: return runProcesses(nranks, body, timeoutSeconds, 2);
     case RankMode::Nodes1: return runProcesses(nranks, body, timeoutSeconds, 1);

@@ -13,11 +13,13 @@ namespace weft::test {
 
 // Nodes: processes in pairs, each pair with its own WEFT_HOSTID, so ranks of
 // different pairs connect through the net transport (over loopback).
-// Nodes1: every process a node of its own.
-enum class RankMode { Threads, Processes, Nodes, Nodes1 };
+// Nodes1: every process a node of its own. DeviceThreads: threads whose
+// communicators are GPU communicators sharing device 0 (cudaDevice 0,
+// allowSharedGpu 1): the emulated device under WEFT_DEVICE=emulated.
+enum class RankMode { Threads, Processes, Nodes, Nodes1, DeviceThreads };
 
 inline const char* modeName(RankMode mode) {
-  static const char* kNames[] = {"threads", "processes", "nodes", "nodes1"};
+  static const char* kNames[] = {"threads", "processes", "nodes", "nodes1", "device_threads"};
   return kNames[static_cast<int>(mode)];
 }
 

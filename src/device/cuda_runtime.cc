@@ -1,0 +1,150 @@
+// The CUDA runtime under the device executor: device memory by cudaMalloc,
+// mapped pinned host memory for what host and device both read, launches of
+// kernel.cu's interpreter, events for completion, and CUDA IPC handles for
+// FIFOs shared with ranks in other processes (ranks that are threads of one
+// process use the pointer as it is).
+#include <cuda_runtime.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/logging.h"
+#include "device/kernel.h"
+#include "device/runtime.h"
+
+namespace weft::device {
+namespace {
+
+Status cudaFailure(cudaError_t rc, const char* what, int device) {
+  cudaGetLastError();
+  return WEFT_ERROR(weftUnhandledCudaError, "cudaDevice %d: %s failed: %s (%s)", device, what, cudaGetErrorString(rc),
+                    cudaGetErrorName(rc));
+}
+
+#define WEFT_CUDA(call, what)                                       \
+  do {                                                              \
+    cudaError_t rc_ = (call);                                       \
+    if (rc_ != cudaSuccess) return cudaFailure(rc_, what, device_); \
+  } while (0)
+
+class CudaRuntime final : public Runtime {
+ public:
+  explicit CudaRuntime(int device) : device_(device) {}
+  const char* name() const override { return "CUDA"; }
+  int device() const override { return device_; }
+
+  Result<void*> allocate(size_t bytes) override {
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    void* p = nullptr;
+    WEFT_CUDA(cudaMalloc(&p, std::max<size_t>(bytes, 1)), "cudaMalloc");
+    WEFT_CUDA(cudaMemset(p, 0, std::max<size_t>(bytes, 1)), "cudaMemset");
+    return p;
+  }
+  void free(void* p) override {
+    if (p != nullptr) cudaFree(p);
+  }
+  Result<void*> allocateShared(size_t bytes) override {
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    void* p = nullptr;
+    WEFT_CUDA(cudaHostAlloc(&p, std::max<size_t>(bytes, 1), cudaHostAllocMapped | cudaHostAllocPortable),
+              "cudaHostAlloc");
+    memset(p, 0, std::max<size_t>(bytes, 1));
+    return p;  // unified addressing: the same pointer on the device
+  }
+  void freeShared(void* p) override {
+    if (p != nullptr) cudaFreeHost(p);
+  }
+  Status toDevice(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return Status::ok();
+    WEFT_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to the device");
+    return Status::ok();
+  }
+  Status toHost(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return Status::ok();
+    WEFT_CUDA(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+    return Status::ok();
+  }
+
+  Status checkBuffer(const void* p, size_t bytes) const override {
+    cudaPointerAttributes attributes{};
+    cudaError_t rc = cudaPointerGetAttributes(&attributes, p);
+    if (rc != cudaSuccess) {
+      cudaGetLastError();
+      return WEFT_ERROR(weftInvalidArgument, "%p is not memory CUDA knows (%s)", p, cudaGetErrorString(rc));
+    }
+    if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
+      return WEFT_ERROR(weftInvalidArgument, "%p (%zu bytes) is %s memory, not memory of cudaDevice %d", p, bytes,
+                        attributes.type == cudaMemoryTypeHost ? "pinned host" : "unregistered host", device_);
+    if (attributes.type == cudaMemoryTypeDevice && attributes.device != device_)
+      return WEFT_ERROR(weftInvalidArgument, "%p is memory of cudaDevice %d, but this communicator uses cudaDevice %d",
+                        p, attributes.device, device_);
+    return Status::ok();
+  }
+  Status checkStream(void*) const override { return Status::ok(); }
+  Result<void*> createStream() override {
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    cudaStream_t stream = nullptr;
+    WEFT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    return static_cast<void*>(stream);
+  }
+  void destroyStream(void* stream) override { cudaStreamDestroy(static_cast<cudaStream_t>(stream)); }
+  bool nullStreamIsOwn() const override { return false; }
+
+  Status launch(const Work* work, int blocks, void* stream) override {
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    WEFT_CUDA(launchGroupKernel(work, blocks, static_cast<cudaStream_t>(stream)), "launching the group kernel");
+    return Status::ok();
+  }
+  Result<Event> record(void* stream) override {
+    cudaEvent_t event = nullptr;
+    WEFT_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    WEFT_CUDA(cudaEventRecord(event, static_cast<cudaStream_t>(stream)), "cudaEventRecord");
+    return Event{event, 0};
+  }
+  Status streamWait(void* stream, const Event& event) override {
+    WEFT_CUDA(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event.handle), 0),
+              "cudaStreamWaitEvent");
+    return Status::ok();
+  }
+  Result<bool> done(const Event& event) override {
+    cudaError_t rc = cudaEventQuery(static_cast<cudaEvent_t>(event.handle));
+    if (rc == cudaSuccess) return true;
+    if (rc == cudaErrorNotReady) {
+      cudaGetLastError();
+      return false;
+    }
+    return cudaFailure(rc, "the group kernel", device_);
+  }
+  void releaseEvent(const Event& event) override { cudaEventDestroy(static_cast<cudaEvent_t>(event.handle)); }
+
+  Result<MemoryHandle> exportMemory(void* p) override {
+    MemoryHandle handle;
+    handle.pid = getpid();
+    handle.kind = 2;
+    handle.address = reinterpret_cast<uint64_t>(p);
+    cudaIpcMemHandle_t ipc;
+    WEFT_CUDA(cudaIpcGetMemHandle(&ipc, p), "cudaIpcGetMemHandle");
+    static_assert(sizeof(ipc) <= sizeof(handle.ipc));
+    memcpy(handle.ipc, &ipc, sizeof(ipc));
+    return handle;
+  }
+  Result<void*> importMemory(const MemoryHandle& handle) override {
+    if (handle.pid == getpid()) return reinterpret_cast<void*>(handle.address);
+    cudaIpcMemHandle_t ipc;
+    memcpy(&ipc, handle.ipc, sizeof(ipc));
+    void* p = nullptr;
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    WEFT_CUDA(cudaIpcOpenMemHandle(&p, ipc, cudaIpcMemLazyEnablePeerAccess), "cudaIpcOpenMemHandle");
+    return p;
+  }
+  void closeImported(void* p) override { cudaIpcCloseMemHandle(p); }
+
+ private:
+  int device_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<Runtime>> cudaRuntime(int ordinal) { return std::shared_ptr<Runtime>(new CudaRuntime(ordinal)); }
+
+}  // namespace weft::device

@@ -1,0 +1,455 @@
+#include "device/device_executor.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/types.h"
+#include "exec/call_match.h"
+#include "exec/geometry.h"
+
+namespace weft {
+
+using device::DeviceOp;
+using device::Fault;
+using device::FaultRecord;
+using device::Link;
+using device::Work;
+
+static_assert(sizeof(SlotHeader) == sizeof(device::WireHeader), "the device's slot header is the host's");
+
+DeviceExecutor::DeviceExecutor(const ExecutorContext& context, std::shared_ptr<device::Runtime> runtime,
+                               const DeviceExecutorConfig& config)
+    : context_(context), runtime_(std::move(runtime)), config_(config) {
+  shape_.slotBytes = config.slotBytes;
+  shape_.llSlotBytes = config.llSlotBytes;
+  // Ordered blocks (one per channel), a block per peer and direction of a
+  // group's messages, and one for copies to itself.
+  maxBlocks_ = context.maxChannels + 2 * context.nranks + 1;
+}
+
+Result<std::unique_ptr<DeviceExecutor>> DeviceExecutor::create(const ExecutorContext& context,
+                                                               std::shared_ptr<device::Runtime> runtime,
+                                                               Bootstrap& bootstrap,
+                                                               const DeviceExecutorConfig& config) {
+  std::unique_ptr<DeviceExecutor> executor(new DeviceExecutor(context, std::move(runtime), config));
+  WEFT_CHECK(executor->connect(bootstrap));
+  return executor;
+}
+
+Status DeviceExecutor::connect(Bootstrap& bootstrap) {
+  device::Runtime& rt = *runtime_;
+  int n = context_.nranks, channels = context_.maxChannels;
+  size_t fifoBytes = (shape_.bytes() + 255) & ~size_t{255};
+  size_t areaBytes = fifoBytes * static_cast<size_t>(n) * static_cast<size_t>(channels);
+  Result<void*> area = rt.allocate(areaBytes);
+  if (!area.isOk()) return area.status();
+  fifos_ = static_cast<char*>(area.value());
+  Result<void*> scratch = rt.allocate(static_cast<size_t>(maxBlocks_) * 4 * shape_.scratchSlotBytes());
+  if (!scratch.isOk()) return scratch.status();
+  scratch_ = static_cast<char*>(scratch.value());
+  Result<void*> counters = rt.allocate(2 * sizeof(uint64_t));
+  if (!counters.isOk()) return counters.status();
+  counters_ = static_cast<uint64_t*>(counters.value());
+  Result<void*> abortWord = rt.allocateShared(sizeof(uint32_t));
+  if (!abortWord.isOk()) return abortWord.status();
+  abortWord_ = static_cast<uint32_t*>(abortWord.value());
+  if (rt.nullStreamIsOwn()) {
+    Result<void*> stream = rt.createStream();
+    if (!stream.isOk()) return stream.status();
+    ownStream_ = stream.value();
+  }
+  // Every rank's FIFO area, mapped here.
+  std::vector<device::MemoryHandle> handles(static_cast<size_t>(n));
+  Result<device::MemoryHandle> mine = rt.exportMemory(fifos_);
+  if (!mine.isOk()) return mine.status();
+  handles[context_.rank] = mine.value();
+  WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(device::MemoryHandle)));
+  std::vector<Link> links(static_cast<size_t>(n) * static_cast<size_t>(channels));
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer == context_.rank) continue;
+    Result<void*> theirs = rt.importMemory(handles[peer]);
+    if (!theirs.isOk())
+      return WEFT_ERROR(theirs.status().code(), "rank %d: cannot map rank %d's FIFOs: %s", context_.rank, peer,
+                        theirs.status().message().c_str());
+    if (theirs.value() != reinterpret_cast<void*>(handles[peer].address)) imported_.push_back(theirs.value());
+    char* base = static_cast<char*>(theirs.value());
+    for (int c = 0; c < channels; ++c) {
+      Link& link = links[static_cast<size_t>(peer) * channels + c];
+      // My FIFO from peer on c is slot (peer, c) of my area; my FIFO to
+      // peer is slot (me, c) of theirs.
+      link.recv = reinterpret_cast<device::Fifo*>(fifos_ + (static_cast<size_t>(peer) * channels + c) * fifoBytes);
+      link.send =
+          reinterpret_cast<device::Fifo*>(base + (static_cast<size_t>(context_.rank) * channels + c) * fifoBytes);
+    }
+  }
+  Result<void*> table = rt.allocate(links.size() * sizeof(Link));
+  if (!table.isOk()) return table.status();
+  links_ = static_cast<Link*>(table.value());
+  WEFT_CHECK(rt.toDevice(links_, links.data(), links.size() * sizeof(Link)));
+  // Nobody sends before every peer has mapped the FIFOs it writes.
+  int token = 0;
+  std::vector<int> all(static_cast<size_t>(n));
+  all[context_.rank] = token;
+  WEFT_CHECK(bootstrap.allGather(all.data(), sizeof(int)));
+  WEFT_INFO(kLogInit, "rank %d: %s device %d: %d channel(s), FIFOs of %d x %zu bytes (LL %zu) from %d peer(s)",
+            context_.rank, rt.name(), rt.device(), channels, device::kFifoDepth, shape_.slotBytes, shape_.llSlotBytes,
+            n - 1);
+  return Status::ok();
+}
+
+DeviceExecutor::~DeviceExecutor() {
+  stop();
+  device::Runtime& rt = *runtime_;
+  for (auto& [plan, dp] : plans_) {
+    rt.free(dp.steps);
+    rt.free(dp.channelStart);
+  }
+  for (void* p : imported_) rt.closeImported(p);
+  rt.free(links_);
+  rt.free(fifos_);
+  rt.free(scratch_);
+  rt.free(counters_);
+  if (abortWord_ != nullptr) rt.freeShared(abortWord_);
+  if (ownStream_ != nullptr) rt.destroyStream(ownStream_);
+}
+
+bool DeviceExecutor::lowLatency(size_t bytes) const {
+  if (config_.forceProtocol >= 0) return config_.forceProtocol == 1;
+  return bytes <= config_.llThreshold;
+}
+
+Result<DeviceExecutor::DevicePlan> DeviceExecutor::devicePlan(const Plan* plan) {
+  auto it = plans_.find(plan);
+  if (it != plans_.end()) return it->second;
+  DevicePlan dp;
+  Result<void*> steps = runtime_->allocate(std::max<size_t>(1, plan->steps.size()) * sizeof(Step));
+  if (!steps.isOk()) return steps.status();
+  dp.steps = static_cast<Step*>(steps.value());
+  Result<void*> starts = runtime_->allocate(plan->channelStart.size() * sizeof(uint32_t));
+  if (!starts.isOk()) {
+    runtime_->free(dp.steps);
+    return starts.status();
+  }
+  dp.channelStart = static_cast<uint32_t*>(starts.value());
+  WEFT_CHECK(runtime_->toDevice(dp.steps, plan->steps.data(), plan->steps.size() * sizeof(Step)));
+  WEFT_CHECK(runtime_->toDevice(dp.channelStart, plan->channelStart.data(), plan->channelStart.size() * 4));
+  plans_[plan] = dp;
+  return dp;
+}
+
+uint64_t DeviceExecutor::submit(const OpDesc* ops, size_t count) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  submitted_ += count;  // sequence numbers count operations
+  uint64_t seq = submitted_;
+  launches_.emplace_back();
+  Launch& launch = launches_.back();
+  launch.seq = seq;
+  launch.ops.assign(ops, ops + count);
+  const OpDesc& last = ops[count - 1];
+  launch.call = makeCallRef(last.collective, last.plan && last.plan->concurrent ? last.peer : -1, last.opSeq);
+  if (context_.abortFlag != nullptr && context_.abortFlag->load()) __atomic_store_n(abortWord_, 1, __ATOMIC_RELEASE);
+  if (launches_.size() == 1) inProgress_.store(launch.call, std::memory_order_release);
+  if (failed_ || stopped_) return seq;  // completes at once, failing
+  Status status = launchGroup(ops, count, &launch);
+  if (!status.isOk()) fail(status);
+  return seq;
+}
+
+Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* launch) {
+  device::Runtime& rt = *runtime_;
+  void* stream = ops[0].stream;
+  for (size_t i = 1; i < count; ++i)
+    if (ops[i].stream != stream)
+      return WEFT_ERROR(weftInvalidUsage,
+                        "rank %d: a group's operations on one communicator must share a stream (%p and %p)",
+                        context_.rank, stream, ops[i].stream);
+  if (stream == nullptr && ownStream_ != nullptr) stream = ownStream_;
+
+  // Blocks: copies to itself, then one per (peer, direction) of the
+  // messages in posting order, then one per channel of the ordered ops.
+  std::vector<int> blockOfKey(2 * static_cast<size_t>(context_.nranks), -1);
+  std::vector<std::vector<int>> concurrentBlocks;
+  std::vector<const OpDesc*> selfSends, selfRecvs;
+  int orderedBlocks = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const Plan& plan = *ops[i].plan;
+    if (!plan.concurrent) {
+      orderedBlocks = std::max(orderedBlocks, plan.nChannels);
+      continue;
+    }
+    int peer = concurrentPeer(plan);
+    bool sends = concurrentSends(plan);
+    if (peer == context_.rank) {
+      (sends ? selfSends : selfRecvs).push_back(&ops[i]);
+      continue;
+    }
+    int& block = blockOfKey[2 * static_cast<size_t>(peer) + (sends ? 0 : 1)];
+    if (block < 0) {
+      block = static_cast<int>(concurrentBlocks.size());
+      concurrentBlocks.emplace_back();
+    }
+    concurrentBlocks[static_cast<size_t>(block)].push_back(static_cast<int>(i));
+  }
+  if (selfSends.size() != selfRecvs.size())
+    return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself",
+                      context_.rank, selfSends.size(), selfRecvs.size());
+  std::vector<Work::SelfCopy> copies;
+  for (size_t i = 0; i < selfSends.size(); ++i) {
+    size_t sendBytes = selfSends[i]->count * typeSize(selfSends[i]->type);
+    size_t recvBytes = selfRecvs[i]->count * typeSize(selfRecvs[i]->type);
+    if (sendBytes != recvBytes)
+      return WEFT_ERROR(weftInvalidUsage, "rank %d: send to itself of %zu bytes matched a receive of %zu bytes",
+                        context_.rank, sendBytes, recvBytes);
+    if (sendBytes > 0) copies.push_back({selfSends[i]->send, selfRecvs[i]->recv, sendBytes});
+  }
+  if (!copies.empty()) concurrentBlocks.insert(concurrentBlocks.begin(), std::vector<int>{});
+  int nConcurrent = static_cast<int>(concurrentBlocks.size());
+  int blocks = nConcurrent + orderedBlocks;
+  if (blocks > maxBlocks_)
+    return WEFT_ERROR(weftInternalError, "rank %d: a group needs %d blocks, more than the %d planned", context_.rank,
+                      blocks, maxBlocks_);
+
+  // The launch's description, in memory the device reads.
+  size_t opsAt = (sizeof(Work) + 63) & ~size_t{63};
+  size_t listAt = opsAt + count * sizeof(DeviceOp);
+  size_t startsAt = listAt + count * sizeof(int);
+  size_t copiesAt = (startsAt + (static_cast<size_t>(nConcurrent) + 1) * sizeof(int) + 15) & ~size_t{15};
+  size_t faultAt = (copiesAt + copies.size() * sizeof(Work::SelfCopy) + 63) & ~size_t{63};
+  size_t total = faultAt + sizeof(FaultRecord);
+  Result<void*> shared = rt.allocateShared(total);
+  if (!shared.isOk()) return shared.status();
+  launch->work = shared.value();
+  char* base = static_cast<char*>(launch->work);
+  auto* work = new (base) Work();
+  auto* dops = reinterpret_cast<DeviceOp*>(base + opsAt);
+  auto* list = reinterpret_cast<int*>(base + listAt);
+  auto* starts = reinterpret_cast<int*>(base + startsAt);
+  auto* selfCopies = reinterpret_cast<Work::SelfCopy*>(base + copiesAt);
+  launch->fault = new (base + faultAt) FaultRecord();
+
+  int premulOps = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const OpDesc& op = ops[i];
+    const Plan& plan = *op.plan;
+    Result<DevicePlan> dp = devicePlan(&plan);
+    if (!dp.isOk()) return dp.status();
+    DeviceOp& d = *new (&dops[i]) DeviceOp();
+    d.steps = dp.value().steps;
+    d.channelStart = dp.value().channelStart;
+    d.nChannels = plan.nChannels;
+    d.nranks = plan.nranks;
+    d.redop = op.op;
+    d.type = op.type;
+    d.in = static_cast<const char*>(op.send);
+    d.out = static_cast<char*>(op.recv);
+    size_t typeBytes = typeSize(op.type);
+    d.lowLatency = lowLatency(callBytes(op));
+    Geometry g = geometryFor(op, plan, d.lowLatency ? shape_.llSlotBytes : shape_.slotBytes);
+    d.count = g.count;
+    d.typeBytes = g.typeBytes;
+    d.blockCount = g.blockCount;
+    d.channelCount = g.channelCount;
+    d.sliceCount = g.sliceCount;
+    d.iterations = g.iterations;
+    d.clampToCount = g.clampToCount;
+    d.inputAllBlocks = plan.inputShape == BufferShape::AllBlocks;
+    d.outputAllBlocks = plan.outputShape == BufferShape::AllBlocks;
+    d.emptyMessages = plan.emptyMessages;
+    d.average = op.op == weftAvg && plan.nranks > 1;
+    d.byAddress = config_.samePeerProcess && context_.sendsByAddress(op.count * typeBytes);
+    d.concurrent = plan.concurrent;
+    d.matchRedop = collectiveReduces(op.collective);
+    d.matchRoot = collectiveHasRoot(op.collective);
+    d.matchAlgorithm = true;
+    SlotHeader header = slotHeaderFor(op, 0);
+    memcpy(&d.header, &header, sizeof(header));
+    if (op.preMulSum) {
+      size_t elements = plan.inputElements(op.count);
+      if (elements > 0) {
+        Result<void*> scaled = rt.allocate(elements * typeBytes);
+        if (!scaled.isOk()) return scaled.status();
+        launch->premul.push_back(scaled.value());
+        d.preMulSum = true;
+        d.premulSource = d.in;
+        d.in = static_cast<const char*>(scaled.value());
+        d.premulElements = elements;
+        d.scalarBits = op.preMulScalar;
+        d.scalarAt = op.preMulScalarAt;
+        ++premulOps;
+      }
+    }
+  }
+  int at = 0;
+  for (int b = 0; b < nConcurrent; ++b) {
+    starts[b] = at;
+    for (int i : concurrentBlocks[static_cast<size_t>(b)]) list[at++] = i;
+  }
+  starts[nConcurrent] = at;
+  for (size_t i = 0; i < copies.size(); ++i) selfCopies[i] = copies[i];
+
+  work->ops = dops;
+  work->nOps = static_cast<int>(count);
+  work->rank = context_.rank;
+  work->nranks = context_.nranks;
+  work->maxChannels = context_.maxChannels;
+  work->links = links_;
+  work->shape = shape_;
+  work->scratch = scratch_;
+  work->nConcurrentBlocks = nConcurrent;
+  work->concurrentOps = list;
+  work->concurrentStart = starts;
+  work->nOrderedBlocks = orderedBlocks;
+  work->selfCopies = selfCopies;
+  work->nSelfCopies = static_cast<int>(copies.size());
+  work->concurrentDone = &counters_[0];
+  concurrentDone_ += static_cast<uint64_t>(nConcurrent);
+  work->concurrentTarget = concurrentDone_;
+  work->orderedBarrier = &counters_[1];
+  work->orderedBarrierBase = orderedMeetings_;
+  orderedMeetings_ += static_cast<uint64_t>(premulOps) * static_cast<uint64_t>(orderedBlocks);
+  work->fault = launch->fault;
+  work->abortFlag = abortWord_;
+  work->timeoutNanos = context_.timeoutNanos;
+  if (blocks == 0) return Status::ok();  // nothing to run (messages of no elements to itself)
+
+  // One communicator's launches run one after another whatever streams
+  // they are posted on: they share the links.
+  if (haveLastEvent_ && stream != lastStream_) WEFT_CHECK(rt.streamWait(stream, lastEvent_));
+  WEFT_CHECK(rt.launch(work, blocks, stream));
+  Result<device::Event> event = rt.record(stream);
+  if (!event.isOk()) return event.status();
+  launch->event = event.value();
+  launch->launched = true;
+  lastStream_ = stream;
+  lastEvent_ = launch->event;
+  haveLastEvent_ = true;
+  return Status::ok();
+}
+
+void DeviceExecutor::fail(const Status& status) const {
+  if (failed_) return;
+  failed_ = true;
+  error_ = status;
+}
+
+void DeviceExecutor::release(Launch& launch) const {
+  for (void* p : launch.premul) runtime_->free(p);
+  launch.premul.clear();
+  if (launch.work != nullptr) runtime_->freeShared(launch.work);
+  launch.work = nullptr;
+}
+
+// What the device reported for a launch that has finished.
+Status DeviceExecutor::finish(Launch& launch) const {
+  const FaultRecord& f = *launch.fault;
+  auto fault = static_cast<Fault>(__atomic_load_n(&f.fault, __ATOMIC_ACQUIRE));
+  if (fault == Fault::None) return Status::ok();
+  const OpDesc& op = launch.ops[static_cast<size_t>(std::max(0, f.op))];
+  std::string call = describeCallRef(makeCallRef(op.collective, op.plan->concurrent ? op.peer : -1, op.opSeq));
+  switch (fault) {
+    case Fault::Mismatch: {
+      SlotHeader got;
+      memcpy(&got, &f.got, sizeof(got));
+      return checkSlotHeader(got, op, f.bytes, context_.rank, f.peer);
+    }
+    case Fault::Aborted:
+      return WEFT_ERROR(weftInvalidUsage, "rank %d: %s was aborted on the device", context_.rank, call.c_str());
+    case Fault::Timeout: {
+      Status timeout =
+          f.peer >= 0 ? WEFT_ERROR(weftTimeout, "rank %d: %s timed out on the device after %.0f s waiting for rank %d",
+                                   context_.rank, call.c_str(), context_.timeoutNanos / 1e9, f.peer)
+                      : WEFT_ERROR(weftTimeout, "rank %d: %s timed out on the device after %.0f s", context_.rank,
+                                   call.c_str(), context_.timeoutNanos / 1e9);
+      return context_.explainTimeout ? context_.explainTimeout(timeout) : timeout;
+    }
+    default:
+      return WEFT_ERROR(weftInternalError, "rank %d: %s: unknown device fault %u", context_.rank, call.c_str(),
+                        f.fault);
+  }
+}
+
+Status DeviceExecutor::retire(uint64_t seq, bool blocking) const {
+  uint64_t started = monotonicNanos();
+  // The device enforces the timeout itself; this is for work that never
+  // started (a stream held up by other work).
+  uint64_t patience = context_.timeoutNanos == 0 ? 0 : 2 * context_.timeoutNanos + 5000000000ull;
+  uint64_t spins = 0;
+  while (!launches_.empty() && completed_ < seq) {
+    Launch& launch = launches_.front();
+    if (launch.launched) {
+      Result<bool> done = runtime_->done(launch.event);
+      if (!done.isOk()) {
+        fail(done.status());
+      } else if (!done.value()) {
+        if (!blocking) return Status::ok();
+        if (context_.abortFlag != nullptr && context_.abortFlag->load())
+          __atomic_store_n(abortWord_, 1, __ATOMIC_RELEASE);
+        if (patience != 0 && monotonicNanos() - started > patience) {
+          fail(WEFT_ERROR(weftTimeout, "rank %d: device work of group %llu did not finish in %.0f s", context_.rank,
+                          static_cast<unsigned long long>(launch.seq), patience / 1e9));
+          return error_;
+        }
+        if (++spins < 100)
+          std::this_thread::yield();
+        else
+          std::this_thread::sleep_for(std::chrono::microseconds(50));
+        continue;
+      }
+      runtime_->releaseEvent(launch.event);
+      Status status = finish(launch);
+      if (!status.isOk()) fail(status);
+    }
+    release(launch);
+    completed_ = launch.seq;
+    lastCompleted_.store(launch.call, std::memory_order_release);
+    launches_.pop_front();
+    inProgress_.store(launches_.empty() ? kNoCall : launches_.front().call, std::memory_order_release);
+  }
+  return failed_ ? error_ : Status::ok();
+}
+
+Status DeviceExecutor::wait(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return retire(seq, true);
+}
+
+bool DeviceExecutor::test(uint64_t seq) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  (void)retire(seq, false);
+  return failed_ || completed_ >= seq;
+}
+
+Status DeviceExecutor::asyncError() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  (void)retire(submitted_, false);
+  return failed_ ? error_ : Status::ok();
+}
+
+uint64_t DeviceExecutor::submitted() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return submitted_;
+}
+
+void DeviceExecutor::stop() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopped_) return;
+  stopped_ = true;
+  // Launches still waiting on peers end at their next poll.
+  if (!launches_.empty() && abortWord_ != nullptr && !failed_) {
+    // Let finished work finish; what still waits is stopped.
+    (void)retire(submitted_, false);
+    if (!launches_.empty()) __atomic_store_n(abortWord_, 1, __ATOMIC_RELEASE);
+  }
+  (void)retire(submitted_, true);
+  for (Launch& launch : launches_) release(launch);
+  launches_.clear();
+}
+
+CallRef DeviceExecutor::lastCompleted() const { return lastCompleted_.load(std::memory_order_acquire); }
+
+CallRef DeviceExecutor::inProgress() const { return inProgress_.load(std::memory_order_acquire); }
+
+}  // namespace weft

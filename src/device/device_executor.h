@@ -1,0 +1,118 @@
+// The device executor: runs a device communicator's groups as launches of
+// the device plan interpreter (interpreter.h) on the caller's stream, one
+// launch per group, one thread block per channel (and one per peer and
+// direction of the group's sends and receives). Calls return once their
+// launch is enqueued; wait() is a stream-ordered completion, polled.
+//
+// Connections: every rank allocates, in its own device memory, a FIFO from
+// each peer on each channel (work.h's Fifo), exports the allocation
+// (Runtime::exportMemory: a pointer within the process on the emulated
+// device, a CUDA IPC handle between processes on a GPU), and maps its
+// peers'; each link's sent/received counts live in device memory and
+// persist between launches. Plans are copied to device memory once, when
+// first used, and kept as long as the communicator (the tuner keeps them).
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "bootstrap/bootstrap.h"
+#include "device/runtime.h"
+#include "exec/executor.h"
+
+namespace weft {
+
+struct DeviceExecutorConfig {
+  size_t slotBytes = 131072;    // simple protocol payload per slot
+  size_t llSlotBytes = 8192;    // LL payload per slot
+  size_t llThreshold = 65536;   // operations up to this many bytes use LL
+  int forceProtocol = -1;       // 0 simple, 1 LL, -1 by size
+  bool samePeerProcess = true;  // every peer is a thread of this process
+};
+
+class DeviceExecutor final : public Executor {
+ public:
+  static Result<std::unique_ptr<DeviceExecutor>> create(const ExecutorContext& context,
+                                                        std::shared_ptr<device::Runtime> runtime, Bootstrap& bootstrap,
+                                                        const DeviceExecutorConfig& config);
+  ~DeviceExecutor() override;
+
+  uint64_t submit(const OpDesc* ops, size_t count) override;
+  Status wait(uint64_t seq) override;
+  bool test(uint64_t seq) const override;
+  Status asyncError() const override;
+  uint64_t submitted() const override;
+  void stop() override;
+  CallRef lastCompleted() const override;
+  CallRef inProgress() const override;
+
+  device::Runtime& runtime() { return *runtime_; }
+  // Whether an operation of this many bytes uses the LL protocol.
+  bool lowLatency(size_t bytes) const;
+
+ private:
+  struct DevicePlan {
+    Step* steps = nullptr;
+    uint32_t* channelStart = nullptr;
+  };
+  struct Launch {
+    uint64_t seq = 0;
+    device::Event event;
+    bool launched = false;
+    void* work = nullptr;  // shared memory: Work, ops, block lists, fault record
+    device::FaultRecord* fault = nullptr;
+    std::vector<void*> premul;  // device buffers of PreMulSum inputs
+    std::vector<OpDesc> ops;
+    CallRef call = kNoCall;
+  };
+
+  DeviceExecutor(const ExecutorContext& context, std::shared_ptr<device::Runtime> runtime,
+                 const DeviceExecutorConfig& config);
+  Status connect(Bootstrap& bootstrap);
+  Result<DevicePlan> devicePlan(const Plan* plan);
+  Status launchGroup(const OpDesc* ops, size_t count, Launch* launch);
+  // Completes the launches at the front that are done (all up to seq when
+  // blocking); under mutex_.
+  Status retire(uint64_t seq, bool blocking) const;
+  Status finish(Launch& launch) const;
+  void fail(const Status& status) const;
+  void release(Launch& launch) const;
+
+  ExecutorContext context_;
+  std::shared_ptr<device::Runtime> runtime_;
+  DeviceExecutorConfig config_;
+  device::FifoShape shape_;
+  int maxBlocks_ = 1;
+
+  char* fifos_ = nullptr;          // this rank's FIFOs from every peer (device memory)
+  std::vector<void*> imported_;    // peers' FIFO areas mapped here
+  device::Link* links_ = nullptr;  // device memory [peer * maxChannels + channel]
+  char* scratch_ = nullptr;        // device memory, maxBlocks_ * 4 scratch slots
+  uint64_t* counters_ = nullptr;   // device memory: concurrentDone, orderedBarrier
+  uint32_t* abortWord_ = nullptr;  // shared memory
+  void* ownStream_ = nullptr;      // where NULL-stream work goes, if the runtime has one
+  void* lastStream_ = nullptr;     // the stream of the last launch
+  device::Event lastEvent_;
+  bool haveLastEvent_ = false;
+  uint64_t concurrentDone_ = 0;   // concurrentDone once every launch so far has finished
+  uint64_t orderedMeetings_ = 0;  // orderedBarrier likewise
+  std::map<const Plan*, DevicePlan> plans_;
+
+  mutable std::mutex mutex_;
+  mutable std::deque<Launch> launches_;  // submitted, not yet retired, in order
+  uint64_t submitted_ = 0;
+  mutable uint64_t completed_ = 0;
+  // Read without the mutex (the liveness service asks while a wait that
+  // timed out holds it to explain who is silent).
+  mutable std::atomic<CallRef> lastCompleted_{kNoCall};
+  mutable std::atomic<CallRef> inProgress_{kNoCall};
+  mutable Status error_;
+  mutable bool failed_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace weft

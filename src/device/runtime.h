@@ -1,0 +1,90 @@
+// The device runtime under the device executor: memory, launches and
+// completion on one device. Two implementations: the CUDA runtime
+// (cuda_runtime.cc, builds with CUDA), and the emulated device (emulated.cc,
+// every build), where device memory is host memory the emulated allocator
+// hands out, a launch runs each thread block of the kernel as a host thread,
+// a stream runs its launches in order on a thread of its own, and memory
+// handles exchanged between ranks are pointers valid within the process.
+// WEFT_DEVICE=emulated selects the emulated device for GPU communicators.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "device/work.h"
+
+namespace weft::device {
+
+// A point in a stream's work, to wait for.
+struct Event {
+  void* handle = nullptr;  // cudaEvent_t, or the emulated stream
+  uint64_t ticket = 0;     // emulated: the launch's number in its stream
+};
+
+// What a rank publishes so that a peer can map a device allocation of its.
+struct MemoryHandle {
+  int32_t pid = 0;
+  uint32_t kind = 0;     // 1: emulated pointer, 2: CUDA IPC handle
+  uint64_t address = 0;  // the exporter's address (same process: usable as it is)
+  char ipc[64] = {};     // cudaIpcMemHandle_t
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  virtual const char* name() const = 0;
+  virtual int device() const = 0;
+
+  // Zeroed device memory.
+  virtual Result<void*> allocate(size_t bytes) = 0;
+  virtual void free(void* p) = 0;
+  // Host memory the device reads and writes (launch descriptions, fault
+  // records, the abort flag).
+  virtual Result<void*> allocateShared(size_t bytes) = 0;
+  virtual void freeShared(void* p) = 0;
+  // Synchronous copies between host and device memory.
+  virtual Status toDevice(void* dst, const void* src, size_t bytes) = 0;
+  virtual Status toHost(void* dst, const void* src, size_t bytes) = 0;
+
+  // weftInvalidArgument unless [p, p + bytes) is memory of this device.
+  virtual Status checkBuffer(const void* p, size_t bytes) const = 0;
+  // weftInvalidArgument unless stream can carry this device's work.
+  virtual Status checkStream(void* stream) const = 0;
+
+  // A stream of the runtime's own (the emulated device's only kind); the
+  // executor puts work posted with a NULL stream on one of these where
+  // nullStreamIsOwn() (the emulated device), else on the device's NULL stream.
+  virtual Result<void*> createStream() = 0;
+  virtual void destroyStream(void* stream) = 0;
+  virtual bool nullStreamIsOwn() const = 0;
+
+  // Runs `blocks` blocks of the interpreter over work (in shared memory) on
+  // stream, after everything enqueued there before.
+  virtual Status launch(const Work* work, int blocks, void* stream) = 0;
+  virtual Result<Event> record(void* stream) = 0;
+  // Work enqueued on stream after this waits for event.
+  virtual Status streamWait(void* stream, const Event& event) = 0;
+  virtual Result<bool> done(const Event& event) = 0;
+  virtual void releaseEvent(const Event& event) = 0;
+
+  // Sharing allocations with peers.
+  virtual Result<MemoryHandle> exportMemory(void* p) = 0;
+  virtual Result<void*> importMemory(const MemoryHandle& handle) = 0;
+  virtual void closeImported(void* p) = 0;
+};
+
+// The runtime for a communicator on device `ordinal`: emulated when
+// WEFT_DEVICE=emulated, CUDA otherwise (weftInvalidUsage in a build
+// without CUDA).
+Result<std::shared_ptr<Runtime>> runtimeFor(int ordinal);
+// Whether WEFT_DEVICE selects the emulated device.
+bool emulatedDeviceSelected();
+// The emulated device's runtime for ordinal (one per ordinal, process-wide).
+std::shared_ptr<Runtime> emulatedRuntime(int ordinal);
+// The CUDA runtime (cuda_runtime.cc), or weftInvalidUsage without CUDA.
+Result<std::shared_ptr<Runtime>> cudaRuntime(int ordinal);
+
+}  // namespace weft::device

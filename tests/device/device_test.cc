@@ -1,0 +1,371 @@
+// The device executor on the emulated device (WEFT_DEVICE=emulated): the
+// device code's element kernels against the host's, bit for bit; every
+// collective x type x op x in/out-of-place x count on 1-5 thread ranks
+// sharing emulated device 0, by the LL and the simple protocol and every
+// algorithm forced; groups of many messages in one launch; buffers that are
+// not device memory; a shared device refused by default; mismatched calls
+// and a silent peer.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "algorithms/registry.h"
+#include "common/collective_cases.h"
+#include "common/launcher.h"
+#include "device/elements.h"
+#include "exec/reduce.h"
+#include "weft/weft.h"
+
+namespace weft::test {
+namespace {
+
+void* deviceAllocate(size_t bytes) {
+  void* p = nullptr;
+  return weftMemAlloc(&p, bytes) == weftSuccess ? p : nullptr;
+}
+void deviceRelease(void* p) { weftMemFree(p); }
+const BufferSpace kDeviceSpace{deviceAllocate, deviceRelease};
+
+// Sets variables for a test and puts the old values back.
+class Env {
+ public:
+  void set(const char* name, const char* value) {
+    const char* old = getenv(name);
+    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+    setenv(name, value, 1);
+  }
+  ~Env() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second)
+        setenv(it->first.c_str(), it->second->c_str(), 1);
+      else
+        unsetenv(it->first.c_str());
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+class EmulatedDevice : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    env_.set("WEFT_DEVICE", "emulated");
+    setBufferSpace(&kDeviceSpace);
+  }
+  void TearDown() override { setBufferSpace(nullptr); }
+  Env env_;
+};
+
+// --- element kernels -------------------------------------------------------
+
+// Bits that cover every class of value: zeros, subnormals, normals,
+// infinities, NaNs, for every width.
+std::vector<char> randomBits(size_t bytes, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::vector<char> out(bytes);
+  for (char& b : out) b = static_cast<char>(gen());
+  return out;
+}
+
+// The same bits, or (floating types) both NaN: the host's SIMD kernels and
+// the device code may quiet a NaN's payload differently.
+bool sameOrBothNaN(int type, const char* p, const char* q) {
+  size_t tb = weftTypeSize(static_cast<weftDataType_t>(type));
+  if (memcmp(p, q, tb) == 0) return true;
+  auto asFloat = [&](const char* v) -> double {
+    switch (type) {
+      case weftFloat16: return halfToFloat(*reinterpret_cast<const uint16_t*>(v));
+      case weftBfloat16: return bf16ToFloat(*reinterpret_cast<const uint16_t*>(v));
+      case weftFloat8e4m3: return e4m3ToFloat(*reinterpret_cast<const uint8_t*>(v));
+      case weftFloat8e5m2: return e5m2ToFloat(*reinterpret_cast<const uint8_t*>(v));
+      case weftFloat32: return *reinterpret_cast<const float*>(v);
+      case weftFloat64: return *reinterpret_cast<const double*>(v);
+      default: return 0;  // integers: bits only
+    }
+  };
+  bool floating = type >= weftFloat16;  // weftFloat16 and every type after it
+  return floating && std::isnan(asFloat(p)) && std::isnan(asFloat(q));
+}
+
+TEST(DeviceElements, ReduceLikeTheHostForEveryTypeAndOp) {
+  for (int type = 0; type < weftNumTypes; ++type)
+    for (int op = 0; op < weftNumOps; ++op) {
+      size_t tb = weftTypeSize(static_cast<weftDataType_t>(type));
+      size_t n = 1021;  // a tail after the 16-byte packs
+      std::vector<char> a = randomBits(n * tb, 1 + type * 7 + op), b = randomBits(n * tb, 99 + type * 5 + op);
+      std::vector<char> host(n * tb), dev(n * tb);
+      reduceFunction(static_cast<weftDataType_t>(type), static_cast<weftRedOp_t>(op))(host.data(), a.data(), b.data(),
+                                                                                      n);
+      device::reduceSlice(dev.data(), a.data(), b.data(), n, type, op);
+      // Misaligned too (the element loop alone).
+      std::vector<char> devOff(n * tb + 16);
+      std::vector<char> aOff(n * tb + 16), bOff(n * tb + 16);
+      memcpy(aOff.data() + tb, a.data(), n * tb);
+      memcpy(bOff.data() + tb, b.data(), n * tb);
+      device::reduceSlice(devOff.data() + tb, aOff.data() + tb, bOff.data() + tb, n, type, op);
+      for (size_t i = 0; i < n; ++i) {
+        bool same = sameOrBothNaN(type, host.data() + i * tb, dev.data() + i * tb) &&
+                    sameOrBothNaN(type, host.data() + i * tb, devOff.data() + tb + i * tb);
+        ASSERT_TRUE(same) << "type " << type << " op " << op << " element " << i << ": a " << std::hex
+                          << +static_cast<uint8_t>(a[i * tb]) << " b " << +static_cast<uint8_t>(b[i * tb]) << " host "
+                          << +static_cast<uint8_t>(host[i * tb]) << " device " << +static_cast<uint8_t>(dev[i * tb]);
+      }
+    }
+}
+
+TEST(DeviceElements, DivideAndScaleLikeTheHost) {
+  for (int type = 0; type < weftNumTypes; ++type) {
+    size_t tb = weftTypeSize(static_cast<weftDataType_t>(type));
+    size_t n = 333;
+    std::vector<char> a = randomBits(n * tb, 7 + type);
+    std::vector<char> host = a, dev(n * tb);
+    divideFunction(static_cast<weftDataType_t>(type))(host.data(), n, 3);
+    device::divideSlice(dev.data(), a.data(), n, type, 3);
+    std::vector<char> scalarBits = randomBits(8, 3 + type);
+    uint64_t scalar = 0;
+    memcpy(&scalar, scalarBits.data(), tb);
+    std::vector<char> hostScaled(n * tb), devScaled(n * tb);
+    scaleFunction(static_cast<weftDataType_t>(type))(hostScaled.data(), a.data(), n, &scalar);
+    device::multiplySlice(devScaled.data(), a.data(), n, type, scalar);
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_TRUE(sameOrBothNaN(type, host.data() + i * tb, dev.data() + i * tb))
+          << "divide, type " << type << " element " << i;
+      ASSERT_TRUE(sameOrBothNaN(type, hostScaled.data() + i * tb, devScaled.data() + i * tb))
+          << "scale, type " << type << " element " << i;
+    }
+  }
+}
+
+// --- collectives -----------------------------------------------------------
+
+struct Shape {
+  int nranks;
+  const char* algo;      // WEFT_ALGO ("" for the tuner's)
+  const char* channels;  // WEFT_NCHANNELS
+  const char* buffsize;  // WEFT_BUFFSIZE (the simple protocol's slot)
+  const char* protocol;  // WEFT_DEVICE_PROTOCOL ("" by size)
+};
+
+class DeviceCollectives : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(DeviceCollectives, EveryCollectiveTypeOpAndCountIsExact) {
+  const Shape& shape = GetParam();
+  Env env;
+  env.set("WEFT_DEVICE", "emulated");
+  env.set("WEFT_ALGO", shape.algo);
+  env.set("WEFT_NCHANNELS", shape.channels);
+  env.set("WEFT_BUFFSIZE", shape.buffsize);
+  env.set("WEFT_DEVICE_PROTOCOL", shape.protocol);
+  setBufferSpace(&kDeviceSpace);
+  bool ll = std::string(shape.protocol) == "ll";
+  // LL moves 4 bytes of data per 8-byte word: its shapes stop at 64 Ki elements.
+  std::vector<Case> cases = allCases(shape.nranks, ll ? std::vector<size_t>{0, 1, 7, 1023, 65539}
+                                                      : std::vector<size_t>{0, 1, 7, 1023, (1u << 20) + 3});
+  auto failures = runRanks(shape.nranks, RankMode::DeviceThreads,
+                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
+  setBufferSpace(nullptr);
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+std::string shapeName(const ::testing::TestParamInfo<Shape>& info) {
+  const Shape& s = info.param;
+  std::string name = std::to_string(s.nranks) + "ranks";
+  if (s.algo[0]) name += std::string("_") + s.algo;
+  if (std::string(s.channels) != "0") name += std::string("_ch") + s.channels;
+  if (std::string(s.buffsize) != "131072") name += std::string("_slot") + s.buffsize;
+  if (s.protocol[0]) name += std::string("_") + s.protocol;
+  return name;
+}
+
+std::vector<Shape> shapes() {
+  std::vector<Shape> list = {{1, "", "0", "131072", ""},    {2, "", "0", "131072", ""}, {3, "", "0", "131072", ""},
+                             {4, "", "0", "131072", ""},    {5, "", "0", "131072", ""}, {3, "", "2", "4096", "ll"},
+                             {4, "", "2", "4096", "simple"}};
+  for (const AlgorithmEntry& entry : algorithmRegistry()) list.push_back(Shape{3, entry.name, "2", "4096", ""});
+  return list;
+}
+
+INSTANTIATE_TEST_SUITE_P(Emulated, DeviceCollectives, ::testing::ValuesIn(shapes()), shapeName);
+
+// --- groups, buffers, sharing, failures --------------------------------------
+
+// A group of sends and receives to every peer, each larger than a FIFO
+// holds, posted in an order that deadlocks unless the directions run apart,
+// with an all-reduce in the same group: one launch.
+TEST_F(EmulatedDevice, GroupOfManyMessagesAndACollectiveRunsInOneLaunch) {
+  env_.set("WEFT_BUFFSIZE", "4096");
+  const int n = 4;
+  const size_t count = 50000;  // 200 KB per message: many slots of 4 KiB
+  auto failures = runRanks(n, RankMode::DeviceThreads, [&](weftComm_t comm, int rank, int nranks) -> std::string {
+    std::vector<int32_t*> out(nranks), in(nranks);
+    for (int p = 0; p < nranks; ++p) {
+      out[p] = static_cast<int32_t*>(deviceAllocate(count * 4));
+      in[p] = static_cast<int32_t*>(deviceAllocate(count * 4));
+      for (size_t i = 0; i < count; ++i) out[p][i] = static_cast<int32_t>(rank * 1000003 + p * 7919 + i);
+    }
+    auto* sum = static_cast<int32_t*>(deviceAllocate(count * 4));
+    for (size_t i = 0; i < count; ++i) sum[i] = static_cast<int32_t>(rank + i);
+    weftGroupStart();
+    for (int p = 0; p < nranks; ++p) weftSend(out[p], count, weftInt32, p, comm, nullptr);
+    weftAllReduce(sum, sum, count, weftInt32, weftSum, comm, nullptr);
+    for (int p = nranks - 1; p >= 0; --p) weftRecv(in[p], count, weftInt32, p, comm, nullptr);
+    weftResult_t result = weftGroupEnd();
+    if (result == weftSuccess) result = weftCommSynchronize(comm);
+    std::string error;
+    if (result != weftSuccess) error = std::string(weftGetErrorString(result)) + ": " + weftGetLastError(comm);
+    for (int p = 0; p < nranks && error.empty(); ++p)
+      for (size_t i = 0; i < count; ++i)
+        if (in[p][i] != static_cast<int32_t>(p * 1000003 + rank * 7919 + i)) {
+          error = "message from rank " + std::to_string(p) + " wrong at " + std::to_string(i);
+          break;
+        }
+    for (size_t i = 0; i < count && error.empty(); ++i)
+      if (sum[i] != static_cast<int32_t>(nranks * (nranks - 1) / 2 + nranks * i))
+        error = "sum wrong at " + std::to_string(i);
+    for (int p = 0; p < nranks; ++p) {
+      deviceRelease(out[p]);
+      deviceRelease(in[p]);
+    }
+    deviceRelease(sum);
+    return error;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST_F(EmulatedDevice, HostBuffersAreRefusedAndTheCommunicatorStaysUsable) {
+  auto failures = runRanks(2, RankMode::DeviceThreads, [&](weftComm_t comm, int rank, int) -> std::string {
+    std::vector<float> host(64, 1.0f);
+    weftResult_t result = weftAllReduce(host.data(), host.data(), 64, weftFloat32, weftSum, comm, nullptr);
+    if (result != weftInvalidArgument) return "a host buffer was accepted";
+    std::string message = weftGetLastError(comm);
+    if (message.find("not memory of emulated device 0") == std::string::npos) return "unclear refusal: " + message;
+    auto* dev = static_cast<float*>(deviceAllocate(64 * 4));
+    // Past the end of its allocation.
+    result = weftAllReduce(dev, dev, 65, weftFloat32, weftSum, comm, nullptr);
+    if (result != weftInvalidArgument || std::string(weftGetLastError(comm)).find("past the end") == std::string::npos)
+      return "an overlong buffer was accepted: " + std::string(weftGetLastError(comm));
+    // A stream that is not the device's.
+    int notAStream = 0;
+    result = weftAllReduce(dev, dev, 64, weftFloat32, weftSum, comm, &notAStream);
+    if (result != weftInvalidArgument) return "a foreign stream was accepted";
+    for (int i = 0; i < 64; ++i) dev[i] = static_cast<float>(rank + 1);
+    result = weftAllReduce(dev, dev, 64, weftFloat32, weftSum, comm, nullptr);
+    if (result == weftSuccess) result = weftCommSynchronize(comm);
+    std::string error;
+    if (result != weftSuccess) error = std::string("after the refusals: ") + weftGetLastError(comm);
+    for (int i = 0; i < 64 && error.empty(); ++i)
+      if (dev[i] != 3.0f) error = "wrong sum after the refusals";
+    deviceRelease(dev);
+    return error;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST_F(EmulatedDevice, TwoRanksOnOneDeviceAreRefusedUnlessAllowed) {
+  weftUniqueId id;
+  ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
+  std::vector<std::string> messages(2);
+  std::vector<weftResult_t> results(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+      config.cudaDevice = 0;
+      config.allowSharedGpu = 0;
+      weftComm_t comm = nullptr;
+      results[r] = weftCommInitRankConfig(&comm, 2, id, r, &config);
+      messages[r] = weftGetLastError(nullptr);
+      if (results[r] == weftSuccess) weftCommDestroy(comm);
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(results[r], weftInvalidUsage) << messages[r];
+    EXPECT_NE(messages[r].find("ranks 0 and 1 both use GPU"), std::string::npos) << messages[r];
+  }
+}
+
+TEST_F(EmulatedDevice, MismatchedCallsFailNamingBoth) {
+  auto failures = runRanks(2, RankMode::DeviceThreads, [&](weftComm_t comm, int rank, int) -> std::string {
+    auto* dev = static_cast<float*>(deviceAllocate(1024 * 4));
+    size_t count = rank == 0 ? 1024 : 512;
+    weftResult_t result = weftAllReduce(dev, dev, count, weftFloat32, weftSum, comm, nullptr);
+    if (result == weftSuccess) result = weftCommSynchronize(comm);
+    std::string message = weftGetLastError(comm);
+    deviceRelease(dev);
+    if (result != weftInvalidUsage) return "expected weftInvalidUsage, got " + std::string(weftGetErrorString(result));
+    if (message.find("mismatched calls") == std::string::npos || message.find("count=1024") == std::string::npos ||
+        message.find("count=512") == std::string::npos)
+      return "unclear mismatch: " + message;
+    return "";
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST_F(EmulatedDevice, ASilentPeerMakesTheOthersTimeOut) {
+  env_.set("WEFT_TIMEOUT", "3");
+  auto start = std::chrono::steady_clock::now();
+  auto failures = runRanks(3, RankMode::DeviceThreads, [&](weftComm_t comm, int rank, int) -> std::string {
+    auto* dev = static_cast<float*>(deviceAllocate(4096 * 4));
+    std::string error;
+    if (rank == 2)
+      std::this_thread::sleep_for(std::chrono::seconds(8));  // never calls, and stays until the others gave up
+    if (rank != 2) {
+      weftResult_t result = weftAllReduce(dev, dev, 4096, weftFloat32, weftSum, comm, nullptr);
+      if (result == weftSuccess) result = weftCommSynchronize(comm);
+      std::string message = weftGetLastError(comm);
+      if (result != weftTimeout && result != weftRemoteError)
+        error = "expected a timeout, got " + std::string(weftGetErrorString(result)) + ": " + message;
+      else if (message.find("timed out") == std::string::npos)
+        error = "unclear timeout: " + message;
+    }
+    deviceRelease(dev);
+    return error;
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  EXPECT_LT(seconds, 30.0);
+}
+
+TEST_F(EmulatedDevice, PreMulSumScalesOnTheDevice) {
+  auto failures = runRanks(3, RankMode::DeviceThreads, [&](weftComm_t comm, int rank, int nranks) -> std::string {
+    const size_t count = 70001;
+    auto* dev = static_cast<float*>(deviceAllocate(count * 4));
+    for (size_t i = 0; i < count; ++i) dev[i] = static_cast<float>((i % 64) + rank);
+    float scalar = 0.5f;
+    weftRedOp_t op;
+    if (weftRedOpCreatePreMulSum(&op, &scalar, weftFloat32, weftScalarHostImmediate, comm) != weftSuccess)
+      return weftGetLastError(comm);
+    weftResult_t result = weftAllReduce(dev, dev, count, weftFloat32, op, comm, nullptr);
+    if (result == weftSuccess) result = weftCommSynchronize(comm);
+    std::string error;
+    if (result != weftSuccess) error = weftGetLastError(comm);
+    for (size_t i = 0; i < count && error.empty(); ++i) {
+      float want = 0.5f * static_cast<float>(nranks * (i % 64) + nranks * (nranks - 1) / 2);
+      if (dev[i] != want) error = "wrong at " + std::to_string(i);
+    }
+    weftRedOpDestroy(op, comm);
+    deviceRelease(dev);
+    return error;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
+  int local = 0;
+  EXPECT_EQ(weftMemFree(&local), weftInvalidArgument);
+  void* p = nullptr;
+  ASSERT_EQ(weftMemAlloc(&p, 100), weftSuccess);
+  EXPECT_EQ(weftMemFree(p), weftSuccess);
+}
+
+}  // namespace
+}  // namespace weft::test
