@@ -24,13 +24,25 @@ fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DWEFT_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" \
   >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-ninja -C build-gpu weft gpu_kernels_test gpu_bandwidth config_test topology_test weft-topo all_reduce_perf \
+ninja -C build-gpu weft gpu_kernels_test device_gpu_test device_test gpu_bandwidth gpu_all_reduce_perf config_test \
+  topology_test weft-topo all_reduce_perf \
   >"$out/build.log" 2>&1 || { grep -m20 -B2 -A8 "error" "$out/build.log"; exit 1; }
 status=0
 build-gpu/tests/gpu_kernels_test 2>&1 | tee "$out/gpu_kernels_test.log" | tail -5 || status=1
 build-gpu/tests/config_test 2>&1 | tee "$out/config_test.log" | tail -3 || status=1
+# The device executor's first GPU runs: the collective cases on 2-3 ranks
+# sharing the GPU, then the same interpreter on the emulated device.
+timeout 400 build-gpu/tests/device_gpu_test 2>&1 | tee "$out/device_gpu_test.log" | tail -8 || status=1
+WEFT_DEVICE=emulated timeout 300 build-gpu/tests/device_test --gtest_filter='DeviceElements.*:EmulatedDevice.*' 2>&1 |
+  tee "$out/device_test.log" | tail -3 || status=1
 build-gpu/tests/topology_test 2>&1 | tail -3 || status=1
 build-gpu/src/weft-topo 2>&1 | tee "$out/weft-topo.txt"
 build-gpu/perf/gpu_bandwidth -b $((1 << 30)) -n 20 2>&1 | tee "$out/gpu_bandwidth.txt"
+# B (device-to-device copy, bytes read + written per second) and weft's
+# all-reduce on 2 ranks sharing the GPU in the same call: target algbw >= 0.7 B/4 at 1 GiB.
+timeout 120 build-gpu/perf/gpu_all_reduce_perf -t 2 -b 8 -e $((1 << 30)) -f 8 -n 20 -w 5 2>&1 |
+  tee "$out/gpu_all_reduce_float.txt" || status=1
+timeout 120 build-gpu/perf/gpu_all_reduce_perf -t 2 -b $((1 << 30)) -e $((1 << 30)) -n 20 -w 5 -d bfloat16 2>&1 |
+  tee "$out/gpu_all_reduce_bf16.txt" || status=1
 build-gpu/perf/all_reduce_perf -t 2 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 | tee "$out/host_all_reduce.txt" | tail -12
 exit $status

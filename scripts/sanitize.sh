@@ -16,7 +16,7 @@ case $preset in
   asan)
     # Everything but the heaviest collective matrix, which runs in three of its shapes.
     suites=(plan_verifier_test exact_data_test reduce_test bootstrap_test net_test errors_test p2p_test premul_test comm_split_test
-            config_test cpp_api_test bucket_layout_test bucketer_test collectives_test)
+            config_test cpp_api_test bucket_layout_test bucketer_test collectives_test device_test)
     filter='*3ranks_threads*:*4ranks_processes*:*nodes1*'
     export ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:abort_on_error=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -29,7 +29,7 @@ case $preset in
     # two-shot forced shapes and the 4- and 5-thread ones would add as much
     # again each). Each run gets 4 times the launcher's limit.
     suites=(p2p_test premul_test comm_split_test bucketer_test collectives_test@3ranks_threads
-            collectives_test@3ranks_threads_oneshot_ch2_slot4096 errors_test)
+            collectives_test@3ranks_threads_oneshot_ch2_slot4096 errors_test device_test)
     export WEFT_TEST_TIMEOUT_SCALE=4
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     ;;
@@ -56,6 +56,12 @@ for entry in "${suites[@]}"; do
   [[ $suite == comm_split_test && $preset == tsan ]] && args=()
   [[ $suite == bucketer_test && $preset == tsan ]] && args=(--gtest_filter='-*AdoptsTheOrder*')  # that one forks
   [[ $suite == errors_test && $preset == tsan ]] && args=(--gtest_filter='*ByAddress*:*SilentPeer*')
+  # The emulated device: its blocks and streams are threads. Both sanitizers
+  # run the element kernels and the group, buffer, failure and PreMulSum
+  # tests (LL and simple, by address); ASan the 3-rank collective matrix too
+  # (under TSan each matrix shape takes 6 minutes of spinning blocks).
+  [[ $suite == device_test ]] && args=(--gtest_filter='DeviceElements.*:EmulatedDevice.*')
+  [[ $suite == device_test && $preset == asan ]] && args=(--gtest_filter='DeviceElements.*:EmulatedDevice.*:*/3ranks')
   echo "== $preset: $suite ${args[*]}"
   if ! LD_PRELOAD=$plugins timeout 1200 "build-$preset/tests/$suite" "${args[@]}" >"build-$preset/$log.log" 2>&1; then
     status=1

@@ -30,7 +30,7 @@ Status checkCommon(weftComm* comm, const char* call, weftDataType_t type, weftSt
   if (comm->device) {
     Status usable = comm->device->checkStream(stream);
     if (!usable.isOk())
-      return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s", comm->rank, call, usable.message().c_str());
+      return WEFT_ERROR(usable.code(), "rank %d: %s: %s", comm->rank, call, usable.message().c_str());
     return Status::ok();
   }
   if (stream != nullptr)

@@ -80,7 +80,26 @@ class CudaRuntime final : public Runtime {
                         p, attributes.device, device_);
     return Status::ok();
   }
-  Status checkStream(void*) const override { return Status::ok(); }
+  Status checkStream(void* stream) const override {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    cudaError_t rc = cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &capture);
+    if (rc != cudaSuccess) {
+      cudaGetLastError();
+      return WEFT_ERROR(weftInvalidArgument, "stream %p is not a usable CUDA stream: %s", stream,
+                        cudaGetErrorString(rc));
+    }
+    if (capture == cudaStreamCaptureStatusInvalidated)
+      return WEFT_ERROR(weftInvalidUsage, "stream %p is in a CUDA graph capture that has been invalidated", stream);
+    return Status::ok();
+  }
+  bool capturing(void* stream) const override {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &capture) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return capture == cudaStreamCaptureStatusActive;
+  }
   Result<void*> createStream() override {
     WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
     cudaStream_t stream = nullptr;

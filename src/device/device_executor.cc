@@ -50,7 +50,7 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   Result<void*> scratch = rt.allocate(static_cast<size_t>(maxBlocks_) * 4 * shape_.scratchSlotBytes());
   if (!scratch.isOk()) return scratch.status();
   scratch_ = static_cast<char*>(scratch.value());
-  Result<void*> counters = rt.allocate(2 * sizeof(uint64_t));
+  Result<void*> counters = rt.allocate(3 * sizeof(uint64_t));
   if (!counters.isOk()) return counters.status();
   counters_ = static_cast<uint64_t*>(counters.value());
   Result<void*> abortWord = rt.allocateShared(sizeof(uint32_t));
@@ -108,6 +108,8 @@ DeviceExecutor::~DeviceExecutor() {
     rt.free(dp.channelStart);
   }
   for (void* p : imported_) rt.closeImported(p);
+  for (void* p : captured_) rt.freeShared(p);
+  for (void* p : capturedDevice_) rt.free(p);
   rt.free(links_);
   rt.free(fifos_);
   rt.free(scratch_);
@@ -230,7 +232,6 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   auto* selfCopies = reinterpret_cast<Work::SelfCopy*>(base + copiesAt);
   launch->fault = new (base + faultAt) FaultRecord();
 
-  int premulOps = 0;
   for (size_t i = 0; i < count; ++i) {
     const OpDesc& op = ops[i];
     const Plan& plan = *op.plan;
@@ -278,7 +279,6 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
         d.premulElements = elements;
         d.scalarBits = op.preMulScalar;
         d.scalarAt = op.preMulScalarAt;
-        ++premulOps;
       }
     }
   }
@@ -305,16 +305,26 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   work->selfCopies = selfCopies;
   work->nSelfCopies = static_cast<int>(copies.size());
   work->concurrentDone = &counters_[0];
-  concurrentDone_ += static_cast<uint64_t>(nConcurrent);
-  work->concurrentTarget = concurrentDone_;
   work->orderedBarrier = &counters_[1];
-  work->orderedBarrierBase = orderedMeetings_;
-  orderedMeetings_ += static_cast<uint64_t>(premulOps) * static_cast<uint64_t>(orderedBlocks);
+  work->exited = &counters_[2];
+  work->nBlocks = blocks;
   work->fault = launch->fault;
   work->abortFlag = abortWord_;
   work->timeoutNanos = context_.timeoutNanos;
   if (blocks == 0) return Status::ok();  // nothing to run (messages of no elements to itself)
 
+  // Captured into a CUDA graph: the launch runs at each replay, its
+  // description (which holds no running count) kept as long as the
+  // communicator; nothing runs now, so the call completes at once.
+  if (rt.capturing(stream)) {
+    WEFT_CHECK(rt.launch(work, blocks, stream));
+    captured_.push_back(launch->work);
+    capturedFaults_.push_back(launch->fault);
+    for (void* p : launch->premul) capturedDevice_.push_back(p);
+    launch->work = nullptr;
+    launch->premul.clear();
+    return Status::ok();
+  }
   // One communicator's launches run one after another whatever streams
   // they are posted on: they share the links.
   if (haveLastEvent_ && stream != lastStream_) WEFT_CHECK(rt.streamWait(stream, lastEvent_));
@@ -336,6 +346,7 @@ void DeviceExecutor::fail(const Status& status) const {
 }
 
 void DeviceExecutor::release(Launch& launch) const {
+  // A captured launch's memory stays with the graphs (captured_).
   for (void* p : launch.premul) runtime_->free(p);
   launch.premul.clear();
   if (launch.work != nullptr) runtime_->freeShared(launch.work);
@@ -344,6 +355,7 @@ void DeviceExecutor::release(Launch& launch) const {
 
 // What the device reported for a launch that has finished.
 Status DeviceExecutor::finish(Launch& launch) const {
+  if (launch.work == nullptr) return Status::ok();  // captured: its faults show in the replays' results
   const FaultRecord& f = *launch.fault;
   auto fault = static_cast<Fault>(__atomic_load_n(&f.fault, __ATOMIC_ACQUIRE));
   if (fault == Fault::None) return Status::ok();
@@ -371,7 +383,25 @@ Status DeviceExecutor::finish(Launch& launch) const {
   }
 }
 
+// Faults of replayed graphs: the device records them in the captured
+// launch's description, where no event leads the host; they are looked for
+// whenever the host checks on its work.
+void DeviceExecutor::checkReplays() const {
+  for (const FaultRecord* f : capturedFaults_) {
+    uint32_t fault = __atomic_load_n(&f->fault, __ATOMIC_ACQUIRE);
+    if (fault == 0) continue;
+    const char* what = fault == static_cast<uint32_t>(Fault::Timeout)    ? "timed out"
+                       : fault == static_cast<uint32_t>(Fault::Mismatch) ? "received a slot of another call"
+                                                                         : "was aborted";
+    fail(WEFT_ERROR(fault == static_cast<uint32_t>(Fault::Timeout) ? weftTimeout : weftInvalidUsage,
+                    "rank %d: a replay of a call captured into a CUDA graph %s on the device (peer %d)", context_.rank,
+                    what, f->peer));
+    return;
+  }
+}
+
 Status DeviceExecutor::retire(uint64_t seq, bool blocking) const {
+  if (!capturedFaults_.empty() && !failed_) checkReplays();
   uint64_t started = monotonicNanos();
   // The device enforces the timeout itself; this is for work that never
   // started (a stream held up by other work).

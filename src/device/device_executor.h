@@ -79,6 +79,7 @@ class DeviceExecutor final : public Executor {
   // blocking); under mutex_.
   Status retire(uint64_t seq, bool blocking) const;
   Status finish(Launch& launch) const;
+  void checkReplays() const;
   void fail(const Status& status) const;
   void release(Launch& launch) const;
 
@@ -98,9 +99,13 @@ class DeviceExecutor final : public Executor {
   void* lastStream_ = nullptr;     // the stream of the last launch
   device::Event lastEvent_;
   bool haveLastEvent_ = false;
-  uint64_t concurrentDone_ = 0;   // concurrentDone once every launch so far has finished
-  uint64_t orderedMeetings_ = 0;  // orderedBarrier likewise
   std::map<const Plan*, DevicePlan> plans_;
+  // Launch descriptions (shared memory) and PreMulSum buffers (device
+  // memory) of launches captured into CUDA graphs, which may replay them
+  // as long as the communicator lives.
+  std::vector<void*> captured_;
+  std::vector<void*> capturedDevice_;
+  std::vector<const device::FaultRecord*> capturedFaults_;
 
   mutable std::mutex mutex_;
   mutable std::deque<Launch> launches_;  // submitted, not yet retired, in order

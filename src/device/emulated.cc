@@ -177,6 +177,7 @@ class EmulatedRuntime final : public Runtime {
     auto* s = static_cast<EmulatedStream*>(stream);
     return Event{s, s->enqueued()};
   }
+  bool capturing(void*) const override { return false; }
   Status streamWait(void* stream, const Event& event) override {
     if (stream == event.handle) return Status::ok();
     auto* s = static_cast<EmulatedStream*>(event.handle);

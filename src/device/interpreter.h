@@ -401,8 +401,8 @@ struct BlockRun {
   }
 };
 
-// What block `block` of a launch of `work` does (the kernel's body).
-WEFT_DEVICE_CODE inline void runBlock(const Work& work, int block) {
+// What block `block` of a launch of `work` does, up to its exit.
+WEFT_DEVICE_CODE inline void runBlockBody(const Work& work, int block) {
   size_t slot = work.shape.scratchSlotBytes();
   char* mine = work.scratch + static_cast<size_t>(block) * 4 * slot;
   BlockRun run{work, mine, mine + slot, mine + 2 * slot, mine + 3 * slot};
@@ -418,7 +418,7 @@ WEFT_DEVICE_CODE inline void runBlock(const Work& work, int block) {
   }
   int c = block - work.nConcurrentBlocks;
   Wait wait;
-  while (!blockAny(loadFlag(work.concurrentDone) >= work.concurrentTarget))
+  while (!blockAny(loadFlag(work.concurrentDone) >= static_cast<uint64_t>(work.nConcurrentBlocks)))
     if (!run.keepWaiting(wait, -1)) return;
   uint64_t meetings = 0;
   for (int i = 0; i < work.nOps; ++i) {
@@ -430,12 +430,24 @@ WEFT_DEVICE_CODE inline void runBlock(const Work& work, int block) {
       blockBarrier();
       if (laneIndex() == 0) addCounter(work.orderedBarrier, 1);
       ++meetings;
-      uint64_t target = work.orderedBarrierBase + meetings * static_cast<uint64_t>(work.nOrderedBlocks);
+      uint64_t target = meetings * static_cast<uint64_t>(work.nOrderedBlocks);
       Wait meet;
       while (!blockAny(loadFlag(work.orderedBarrier) >= target))
         if (!run.keepWaiting(meet, -1)) return;
     }
     if (c < o.nChannels && !run.runChannel(i, c)) return;
+  }
+}
+
+// The kernel's body: the block's work, then its exit counted; the last
+// block out zeroes the launch's counters for the next launch (or replay).
+WEFT_DEVICE_CODE inline void runBlock(const Work& work, int block) {
+  runBlockBody(work, block);
+  blockBarrier();
+  if (laneIndex() == 0 && addCounter(work.exited, 1) + 1 == static_cast<uint64_t>(work.nBlocks)) {
+    storeFlag(work.concurrentDone, 0);
+    storeFlag(work.orderedBarrier, 0);
+    storeFlag(work.exited, 0);
   }
 }
 

@@ -62,9 +62,10 @@ WEFT_DEVICE_CODE inline uint32_t loadFlag32(const uint32_t* p) {
 }
 // The first fault wins: 0 becomes v, anything else stays.
 WEFT_DEVICE_CODE inline bool claimWord32(uint32_t* p, uint32_t v) { return atomicCAS(p, 0u, v) == 0u; }
-WEFT_DEVICE_CODE inline void addCounter(uint64_t* p, uint64_t v) {
+// Adds v, after this thread's earlier writes; returns the value before.
+WEFT_DEVICE_CODE inline uint64_t addCounter(uint64_t* p, uint64_t v) {
   __threadfence_system();
-  atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+  return atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
 }
 // True on every lane when any lane passes true (a barrier too).
 WEFT_DEVICE_CODE inline bool blockAny(bool v) { return __syncthreads_or(v) != 0; }
@@ -114,7 +115,7 @@ inline bool claimWord32(uint32_t* p, uint32_t v) {
   uint32_t expected = 0;
   return __atomic_compare_exchange_n(p, &expected, v, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
-inline void addCounter(uint64_t* p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+inline uint64_t addCounter(uint64_t* p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 inline bool blockAny(bool v) { return v; }
 
 #endif

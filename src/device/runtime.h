@@ -65,6 +65,9 @@ class Runtime {
   // stream, after everything enqueued there before.
   virtual Status launch(const Work* work, int blocks, void* stream) = 0;
   virtual Result<Event> record(void* stream) = 0;
+  // Whether stream is being captured into a CUDA graph: its launches run
+  // when the graph is replayed, as often as it is, and never now.
+  virtual bool capturing(void* stream) const = 0;
   // Work enqueued on stream after this waits for event.
   virtual Status streamWait(void* stream, const Event& event) = 0;
   virtual Result<bool> done(const Event& event) = 0;

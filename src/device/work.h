@@ -151,12 +151,15 @@ struct Work {
   };
   const SelfCopy* selfCopies = nullptr;
   int nSelfCopies = 0;
-  uint64_t* concurrentDone = nullptr;  // counts finished concurrent blocks, across launches
-  uint64_t concurrentTarget = 0;       // its value once this launch's have finished
-  // The ordered blocks meet here after a PreMulSum's scaling: each adds one
-  // per meeting, across launches, from orderedBarrierBase.
+  // Counters in device memory, zero when a launch starts: finished
+  // concurrent blocks; the ordered blocks' meetings after a PreMulSum's
+  // scaling (each adds one per meeting); blocks that have exited. The last
+  // block to exit zeroes all three, so a launch's description holds no
+  // running count and a CUDA graph may replay it.
+  uint64_t* concurrentDone = nullptr;
   uint64_t* orderedBarrier = nullptr;
-  uint64_t orderedBarrierBase = 0;
+  uint64_t* exited = nullptr;
+  int nBlocks = 0;
   FaultRecord* fault = nullptr;         // host-visible
   const uint32_t* abortFlag = nullptr;  // host-visible: set by weftCommAbort
   uint64_t timeoutNanos = 0;
