@@ -29,8 +29,7 @@ Status checkCommon(weftComm* comm, const char* call, weftDataType_t type, weftSt
                       static_cast<int>(type));
   if (comm->device) {
     Status usable = comm->device->checkStream(stream);
-    if (!usable.isOk())
-      return WEFT_ERROR(usable.code(), "rank %d: %s: %s", comm->rank, call, usable.message().c_str());
+    if (!usable.isOk()) return WEFT_ERROR(usable.code(), "rank %d: %s: %s", comm->rank, call, usable.message().c_str());
     return Status::ok();
   }
   if (stream != nullptr)
