@@ -21,7 +21,10 @@ struct Wait {
 };
 
 struct BlockRun {
-  const Work& work;
+  // Copies, in each thread's registers and local memory: the launch's
+  // description lives in host memory the device reads over PCIe, once per
+  // block and once per operation rather than at every step.
+  Work work;
   char* scratch;  // slotBytes: fan-in partial sums, divisions
   char* llIn;     // LL: the first peer's unpacked slot
   char* llIn2;    // LL: the second peer's (fan-in)
@@ -33,14 +36,18 @@ struct BlockRun {
   bool lateTokenTaken = false;  // ... and taken early
   bool published = false;       // a slot went by address on this channel
 
-  WEFT_DEVICE_CODE const DeviceOp& op() const { return work.ops[opIndex]; }
+  DeviceOp current{};  // work.ops[opIndex]
+
+  WEFT_DEVICE_CODE const DeviceOp& op() const { return current; }
   WEFT_DEVICE_CODE Link& link(int peer) const {
     return work.links[static_cast<size_t>(peer) * static_cast<size_t>(work.maxChannels) + channel];
   }
 
-  // Records a fault (the first one wins) and says the block must stop.
-  WEFT_DEVICE_CODE bool fail(Fault fault, int peer) const {
-    if (laneIndex() == 0 && claimWord32(&work.fault->fault, static_cast<uint32_t>(fault))) {
+  // Records a fault (the first one wins) and says the block must stop. A
+  // wait the block votes on records from lane 0; a lane waiting alone (an
+  // LL word) records from itself.
+  WEFT_DEVICE_CODE bool fail(Fault fault, int peer, bool anyLane = false) const {
+    if ((anyLane || laneIndex() == 0) && claimWord32(&work.fault->fault, static_cast<uint32_t>(fault))) {
       work.fault->op = opIndex;
       work.fault->peer = peer;
       work.fault->step = stepIndex;
@@ -141,8 +148,9 @@ struct BlockRun {
     spinPause(wait.spins);
     if ((wait.spins & 15) != 0) return true;
     if (loadFlag32(&work.fault->fault) != 0) return false;
-    if (work.abortFlag != nullptr && loadFlag32(work.abortFlag) != 0) return fail(Fault::Aborted, peer);
-    if (work.timeoutNanos != 0 && clockNanos() - wait.start > work.timeoutNanos) return fail(Fault::Timeout, peer);
+    if (work.abortFlag != nullptr && loadFlag32(work.abortFlag) != 0) return fail(Fault::Aborted, peer, true);
+    if (work.timeoutNanos != 0 && clockNanos() - wait.start > work.timeoutNanos)
+      return fail(Fault::Timeout, peer, true);
     return true;
   }
 
@@ -358,6 +366,7 @@ struct BlockRun {
   // One channel of operation `index`, every slice.
   WEFT_DEVICE_CODE bool runChannel(int index, int c) {
     opIndex = index;
+    current = work.ops[index];
     channel = c;
     const DeviceOp& o = op();
     const Step* steps = o.steps + o.channelStart[c];
@@ -426,6 +435,7 @@ WEFT_DEVICE_CODE inline void runBlockBody(const Work& work, int block) {
     if (o.concurrent) continue;
     if (o.preMulSum) {
       run.opIndex = i;
+      run.current = o;
       run.scaleShare(o, o.premulElements, c, work.nOrderedBlocks);
       blockBarrier();
       if (laneIndex() == 0) addCounter(work.orderedBarrier, 1);
