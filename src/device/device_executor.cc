@@ -195,18 +195,8 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
     }
     concurrentBlocks[static_cast<size_t>(block)].push_back(static_cast<int>(i));
   }
-  if (selfSends.size() != selfRecvs.size())
-    return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself",
-                      context_.rank, selfSends.size(), selfRecvs.size());
-  std::vector<Work::SelfCopy> copies;
-  for (size_t i = 0; i < selfSends.size(); ++i) {
-    size_t sendBytes = selfSends[i]->count * typeSize(selfSends[i]->type);
-    size_t recvBytes = selfRecvs[i]->count * typeSize(selfRecvs[i]->type);
-    if (sendBytes != recvBytes)
-      return WEFT_ERROR(weftInvalidUsage, "rank %d: send to itself of %zu bytes matched a receive of %zu bytes",
-                        context_.rank, sendBytes, recvBytes);
-    if (sendBytes > 0) copies.push_back({selfSends[i]->send, selfRecvs[i]->recv, sendBytes});
-  }
+  std::vector<SelfCopy> copies;
+  WEFT_CHECK(pairSelfMessages(selfSends, selfRecvs, context_.rank, &copies));
   if (!copies.empty()) concurrentBlocks.insert(concurrentBlocks.begin(), std::vector<int>{});
   int nConcurrent = static_cast<int>(concurrentBlocks.size());
   int blocks = nConcurrent + orderedBlocks;
@@ -220,6 +210,7 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   size_t startsAt = listAt + count * sizeof(int);
   size_t copiesAt = (startsAt + (static_cast<size_t>(nConcurrent) + 1) * sizeof(int) + 15) & ~size_t{15};
   size_t faultAt = (copiesAt + copies.size() * sizeof(Work::SelfCopy) + 63) & ~size_t{63};
+  static_assert(sizeof(Work::SelfCopy) == sizeof(SelfCopy));
   size_t total = faultAt + sizeof(FaultRecord);
   Result<void*> shared = rt.allocateShared(total);
   if (!shared.isOk()) return shared.status();
@@ -288,7 +279,7 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
     for (int i : concurrentBlocks[static_cast<size_t>(b)]) list[at++] = i;
   }
   starts[nConcurrent] = at;
-  for (size_t i = 0; i < copies.size(); ++i) selfCopies[i] = copies[i];
+  for (size_t i = 0; i < copies.size(); ++i) selfCopies[i] = {copies[i].src, copies[i].dst, copies[i].bytes};
 
   work->ops = dops;
   work->nOps = static_cast<int>(count);

@@ -66,4 +66,20 @@ Status checkSlotHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, in
       describeCall(op.collective, op.count, op.type, want.redop, op.root, op.opSeq).c_str());
 }
 
+Status pairSelfMessages(const std::vector<const OpDesc*>& sends, const std::vector<const OpDesc*>& recvs, int rank,
+                        std::vector<SelfCopy>* copies) {
+  if (sends.size() != recvs.size())
+    return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself", rank,
+                      sends.size(), recvs.size());
+  for (size_t i = 0; i < sends.size(); ++i) {
+    size_t sendBytes = sends[i]->count * typeSize(sends[i]->type);
+    size_t recvBytes = recvs[i]->count * typeSize(recvs[i]->type);
+    if (sendBytes != recvBytes)
+      return WEFT_ERROR(weftInvalidUsage, "rank %d: send to itself of %zu bytes matched a receive of %zu bytes", rank,
+                        sendBytes, recvBytes);
+    if (sendBytes > 0) copies->push_back({sends[i]->send, recvs[i]->recv, sendBytes});
+  }
+  return Status::ok();
+}
+
 }  // namespace weft

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "core/status.h"
 #include "exec/op_desc.h"
@@ -24,5 +25,16 @@ SlotHeader slotHeaderFor(const OpDesc& op, size_t bytes);
 // Whether a slot from peer belongs to this rank's op (a slot of `bytes`
 // bytes); a mismatch is weftInvalidUsage naming both calls.
 Status checkSlotHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int rank, int peer);
+
+// A group's messages to itself pair up in posting order (the i-th send with
+// the i-th receive) and are plain copies. The copies to make (none for an
+// empty message), or weftInvalidUsage when the numbers or sizes differ.
+struct SelfCopy {
+  const void* src;
+  void* dst;
+  size_t bytes;
+};
+Status pairSelfMessages(const std::vector<const OpDesc*>& sends, const std::vector<const OpDesc*>& recvs, int rank,
+                        std::vector<SelfCopy>* copies);
 
 }  // namespace weft

@@ -32,17 +32,9 @@ Status GroupRun::start() {
     }
     (sends ? selfSends : selfRecvs).push_back(&op);
   }
-  if (selfSends.size() != selfRecvs.size())
-    return WEFT_ERROR(weftInvalidUsage, "rank %d: a group has %zu sends to itself but %zu receives from itself",
-                      context_.rank, selfSends.size(), selfRecvs.size());
-  for (size_t i = 0; i < selfSends.size(); ++i) {
-    size_t sendBytes = selfSends[i]->count * typeSize(selfSends[i]->type);
-    size_t recvBytes = selfRecvs[i]->count * typeSize(selfRecvs[i]->type);
-    if (sendBytes != recvBytes)
-      return WEFT_ERROR(weftInvalidUsage, "rank %d: send to itself of %zu bytes matched a receive of %zu bytes",
-                        context_.rank, sendBytes, recvBytes);
-    if (sendBytes > 0) memmove(selfRecvs[i]->recv, selfSends[i]->send, sendBytes);
-  }
+  std::vector<SelfCopy> copies;
+  WEFT_CHECK(pairSelfMessages(selfSends, selfRecvs, context_.rank, &copies));
+  for (const SelfCopy& copy : copies) memmove(copy.dst, copy.src, copy.bytes);
   // Messages to one peer in one direction go in posting order: each run
   // waits for the one posted before it on the same (peer, direction).
   std::vector<int> lastOf(2 * static_cast<size_t>(context_.nranks), -1);
