@@ -44,5 +44,8 @@ timeout 120 build-gpu/perf/gpu_all_reduce_perf -t 2 -b 8 -e $((1 << 30)) -f 8 -n
   tee "$out/gpu_all_reduce_float.txt" || status=1
 timeout 120 build-gpu/perf/gpu_all_reduce_perf -t 2 -b $((1 << 30)) -e $((1 << 30)) -n 20 -w 5 -d bfloat16 2>&1 |
   tee "$out/gpu_all_reduce_bf16.txt" || status=1
+# The nccl-tests-style binary on GPU buffers (CUDA managed memory), 2 ranks sharing the GPU.
+timeout 180 build-gpu/perf/all_reduce_perf -t 2 -g 1 -b 8 -e 256M -f 8 -n 20 -w 5 2>&1 |
+  tee "$out/all_reduce_perf_gpu.txt" | tail -14 || status=1
 build-gpu/perf/all_reduce_perf -t 2 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 | tee "$out/host_all_reduce.txt" | tail -12
 exit $status

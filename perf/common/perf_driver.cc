@@ -1,6 +1,9 @@
 #include "perf_driver.h"
 
 #include <getopt.h>
+#if defined(WEFT_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -49,6 +52,7 @@ struct Options {
   int compareMpi = 0;
   int bandwidthBound = 0;
   int compareGloo = 0;
+  int gpu = 0;  // buffers in device memory, GPU communicators
 };
 
 struct Process {
@@ -122,6 +126,9 @@ void usage(const char* argv0) {
       "  -C, --compare-mpi 0|1  also time Open MPI's equivalent collective on the same buffers\n"
       "                         (under mpirun, -t 1) and print it beside weft's with the ratio\n"
       "  -G, --compare-gloo 0|1 also time Gloo's all-reduce on the same buffers (TCP on loopback)\n"
+      "  -g, --gpu 0|1          GPU communicators (a device per rank, ranks beyond the devices\n"
+      "                         sharing them) on buffers of device memory: CUDA managed memory,\n"
+      "                         or emulated device 0's with WEFT_DEVICE=emulated\n"
       "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
       "                         buffers at once, and the bound algbw of this collective is printed\n"
       "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
@@ -144,10 +151,11 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
                                  {"compare-mpi", required_argument, nullptr, 'C'},
                                  {"bound", required_argument, nullptr, 'B'},
                                  {"compare-gloo", required_argument, nullptr, 'G'},
+                                 {"gpu", required_argument, nullptr, 'g'},
                                  {"help", no_argument, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:h", longOptions, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:h", longOptions, nullptr)) != -1) {
     switch (c) {
       case 'b': o->minBytes = parseSize(optarg); break;
       case 'e': o->maxBytes = parseSize(optarg); break;
@@ -161,6 +169,7 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       case 'C': o->compareMpi = atoi(optarg); break;
       case 'B': o->bandwidthBound = atoi(optarg); break;
       case 'G': o->compareGloo = atoi(optarg); break;
+      case 'g': o->gpu = atoi(optarg); break;
       case 'd': {
         o->types.clear();
         for (int t = 0; t < weftNumTypes; ++t)
@@ -227,12 +236,20 @@ struct Shared {
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // A job-wide barrier and maximum through weft itself (works for threads and processes alike).
-double maxOverRanks(weftComm_t comm, double value) {
-  double result = value;
-  CHECK_WEFT(comm, weftAllReduce(&result, &result, 1, weftFloat64, weftMax, comm, nullptr));
+// GPU communicators take device memory only: each rank's scalar for the
+// driver's own reductions (null on host communicators).
+thread_local double* deviceScalar = nullptr;
+
+double reduceScalar(weftComm_t comm, double value, weftRedOp_t op) {
+  double local = value;
+  double* result = deviceScalar != nullptr ? deviceScalar : &local;
+  *result = value;
+  CHECK_WEFT(comm, weftAllReduce(result, result, 1, weftFloat64, op, comm, nullptr));
   CHECK_WEFT(comm, weftCommSynchronize(comm));
-  return result;
+  return *result;
 }
+
+double maxOverRanks(weftComm_t comm, double value) { return reduceScalar(comm, value, weftMax); }
 // The job-wide count of wrong elements. Under mpirun (one rank a process)
 // MPI sums it, so that a broken weft cannot hide its own errors; thread
 // ranks sum through weft, and every rank also fails on its own count.
@@ -244,9 +261,43 @@ double sumOverRanks(const Shared& s, weftComm_t comm, double value) {
     return result;
   }
 #endif
-  CHECK_WEFT(comm, weftAllReduce(&result, &result, 1, weftFloat64, weftSum, comm, nullptr));
-  CHECK_WEFT(comm, weftCommSynchronize(comm));
-  return result;
+  return reduceScalar(comm, result, weftSum);
+}
+
+// Device memory the host reads and writes as well: the emulated device's
+// (WEFT_DEVICE=emulated), else CUDA managed memory.
+void* allocateDeviceMemory(size_t bytes) {
+  void* p = nullptr;
+  const char* device = getenv("WEFT_DEVICE");
+  bool emulated = device != nullptr && strcmp(device, "emulated") == 0;
+#if defined(WEFT_HAVE_CUDA)
+  if (!emulated) {
+    if (cudaMallocManaged(&p, bytes) != cudaSuccess) {
+      fprintf(stderr, "cudaMallocManaged of %zu bytes failed\n", bytes);
+      fflush(nullptr);
+      _exit(1);
+    }
+    return p;
+  }
+#endif
+  if (!emulated || weftMemAlloc(&p, bytes) != weftSuccess) {
+    fprintf(stderr, "-g 1: no device memory (%s)\n",
+            emulated ? weftGetLastError(nullptr) : "built without CUDA; set WEFT_DEVICE=emulated");
+    fflush(nullptr);
+    _exit(1);
+  }
+  return p;
+}
+void releaseDeviceMemory(void* p) {
+  const char* device = getenv("WEFT_DEVICE");
+#if defined(WEFT_HAVE_CUDA)
+  if (device == nullptr || strcmp(device, "emulated") != 0) {
+    cudaFree(p);
+    return;
+  }
+#endif
+  (void)device;
+  weftMemFree(p);
 }
 
 // A large buffer on huge pages where the kernel allows (THP in madvise
@@ -257,7 +308,17 @@ class HostBuffer {
  public:
   HostBuffer() = default;
   ~HostBuffer() {
-    if (data_ != nullptr) munmap(data_, bytes_);
+    if (data_ != nullptr && device_)
+      releaseDeviceMemory(data_);
+    else if (data_ != nullptr)
+      munmap(data_, bytes_);
+  }
+  // Device memory the host can read and write (for -g).
+  void assignDevice(size_t bytes, char fill) {
+    bytes_ = bytes;
+    device_ = true;
+    data_ = static_cast<char*>(allocateDeviceMemory(bytes));
+    memset(data_, fill, bytes);
   }
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;
@@ -279,6 +340,7 @@ class HostBuffer {
  private:
   char* data_ = nullptr;
   size_t bytes_ = 0;
+  bool device_ = false;
 };
 
 struct Buffers {
@@ -561,14 +623,34 @@ void rankMain(Shared& s, int thread) {
   int rank = s.process.rank * s.options.threads + thread;
   int n = s.nranks;
   weftComm_t comm = nullptr;
-  CHECK_WEFT(nullptr, weftCommInitRank(&comm, n, s.id, rank));
   const Options& o = s.options;
+  if (o.gpu) {
+    // A device per rank of this process; ranks beyond the devices share them.
+    int devices = 1;
+#if defined(WEFT_HAVE_CUDA)
+    const char* kind = getenv("WEFT_DEVICE");
+    if ((kind == nullptr || strcmp(kind, "emulated") != 0) &&
+        (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1))
+      devices = 1;
+#endif
+    weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+    config.cudaDevice = thread % devices;
+    config.allowSharedGpu = o.threads > devices ? 1 : 0;
+#if defined(WEFT_HAVE_CUDA)
+    cudaSetDevice(config.cudaDevice);
+#endif
+    CHECK_WEFT(nullptr, weftCommInitRankConfig(&comm, n, s.id, rank, &config));
+    deviceScalar = static_cast<double*>(allocateDeviceMemory(sizeof(double)));
+  } else {
+    CHECK_WEFT(nullptr, weftCommInitRank(&comm, n, s.id, rank));
+  }
   bool print = rank == 0;
-  bool compare = o.compareMpi && s.process.mpi && o.threads == 1;
+  // The baselines and the bound are for host memory.
+  bool compare = o.compareMpi && s.process.mpi && o.threads == 1 && !o.gpu;
   bool compareGloo = false;
 #if defined(WEFT_PERF_WITH_GLOO)
   std::shared_ptr<gloo::Context> gloo;
-  if (o.compareGloo && s.coll == PerfColl::AllReduce) {
+  if (o.compareGloo && s.coll == PerfColl::AllReduce && !o.gpu) {
     gloo = makeGlooContext(comm, rank, n);
     compareGloo = gloo != nullptr;
   }
@@ -576,8 +658,12 @@ void rankMain(Shared& s, int thread) {
   if (o.compareGloo && print) fprintf(stderr, "note: this perf binary was built without Gloo; -G ignored\n");
 #endif
   if (print) {
-    printf("# weft %s_perf: %d ranks (%d process(es) x %d thread(s)), host memory\n", collName(s.coll), n,
-           s.process.nprocs, o.threads);
+    const char* kind = getenv("WEFT_DEVICE");
+    printf("# weft %s_perf: %d ranks (%d process(es) x %d thread(s)), %s\n", collName(s.coll), n, s.process.nprocs,
+           o.threads,
+           !o.gpu                                             ? "host memory"
+           : kind != nullptr && strcmp(kind, "emulated") == 0 ? "emulated device memory (WEFT_DEVICE=emulated)"
+                                                              : "GPU memory (CUDA managed)");
     printf("#  minBytes %zu maxBytes %zu step: %s %g, warmup iters %d, iters %d, validation %d\n", o.minBytes,
            o.maxBytes, o.stepBytes ? "+" : "x", o.stepBytes ? static_cast<double>(o.stepBytes) : o.stepFactor, o.warmup,
            o.iters, o.check);
@@ -597,9 +683,16 @@ void rankMain(Shared& s, int thread) {
   for (auto t : o.types) maxTypeBytes = std::max(maxTypeBytes, weftTypeSize(t));
   size_t maxBytes = std::max(o.maxBytes, maxTypeBytes * n);
   Buffers b;
-  b.send.assign(maxBytes + 64, 1);
-  b.recv.assign(maxBytes + 64, 2);
-  if (o.bandwidthBound) {
+  if (o.gpu) {
+    b.send.assignDevice(maxBytes + 64, 1);
+    b.recv.assignDevice(maxBytes + 64, 2);
+  } else {
+    b.send.assign(maxBytes + 64, 1);
+    b.recv.assign(maxBytes + 64, 2);
+  }
+  if (o.bandwidthBound && o.gpu && print)
+    printf("# -B: the memory-bandwidth bound is for host memory; gpu_bandwidth measures the device's\n");
+  if (o.bandwidthBound && !o.gpu) {
     double bandwidth = measureCopyBandwidth(comm, b, o.maxBytes);
     double bound = bandwidth / trafficPerAlgByte(s.coll, n) / 1e9;
     if (print)
@@ -687,6 +780,8 @@ void rankMain(Shared& s, int thread) {
     printf("# Avg bus bandwidth    : %g\n#\n", busCount ? busSum / busCount : 0.0);
   }
   if (wrongTotal != 0 || localWrong) s.failures = 1;
+  if (deviceScalar != nullptr) releaseDeviceMemory(deviceScalar);
+  deviceScalar = nullptr;
   CHECK_WEFT(comm, weftCommDestroy(comm));
 }
 
