@@ -107,7 +107,15 @@ class CudaRuntime final : public Runtime {
     return static_cast<void*>(stream);
   }
   void destroyStream(void* stream) override { cudaStreamDestroy(static_cast<cudaStream_t>(stream)); }
-  bool nullStreamIsOwn() const override { return false; }
+  Status orderAfterNullStream(void* stream) override {
+    cudaEvent_t event = nullptr;
+    WEFT_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    cudaError_t rc = cudaEventRecord(event, nullptr);
+    if (rc == cudaSuccess) rc = cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), event, 0);
+    cudaEventDestroy(event);  // released once the wait has used it
+    WEFT_CUDA(rc, "ordering after the NULL stream");
+    return Status::ok();
+  }
 
   Status launch(const Work* work, int blocks, void* stream) override {
     WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");

@@ -56,11 +56,9 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   Result<void*> abortWord = rt.allocateShared(sizeof(uint32_t));
   if (!abortWord.isOk()) return abortWord.status();
   abortWord_ = static_cast<uint32_t*>(abortWord.value());
-  if (rt.nullStreamIsOwn()) {
-    Result<void*> stream = rt.createStream();
-    if (!stream.isOk()) return stream.status();
-    ownStream_ = stream.value();
-  }
+  Result<void*> stream = rt.createStream();
+  if (!stream.isOk()) return stream.status();
+  ownStream_ = stream.value();
   // Every rank's FIFO area, mapped here.
   std::vector<device::MemoryHandle> handles(static_cast<size_t>(n));
   Result<device::MemoryHandle> mine = rt.exportMemory(fifos_);
@@ -168,7 +166,8 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
       return WEFT_ERROR(weftInvalidUsage,
                         "rank %d: a group's operations on one communicator must share a stream (%p and %p)",
                         context_.rank, stream, ops[i].stream);
-  if (stream == nullptr && ownStream_ != nullptr) stream = ownStream_;
+  bool nullStream = stream == nullptr;
+  if (nullStream) stream = ownStream_;
 
   // Blocks: copies to itself, then one per (peer, direction) of the
   // messages in posting order, then one per channel of the ordered ops.
@@ -319,6 +318,7 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   // One communicator's launches run one after another whatever streams
   // they are posted on: they share the links.
   if (haveLastEvent_ && stream != lastStream_) WEFT_CHECK(rt.streamWait(stream, lastEvent_));
+  if (nullStream) WEFT_CHECK(rt.orderAfterNullStream(stream));
   WEFT_CHECK(rt.launch(work, blocks, stream));
   Result<device::Event> event = rt.record(stream);
   if (!event.isOk()) return event.status();

@@ -95,7 +95,7 @@ class DeviceExecutor final : public Executor {
   char* scratch_ = nullptr;        // device memory, maxBlocks_ * 4 scratch slots
   uint64_t* counters_ = nullptr;   // device memory: concurrentDone, orderedBarrier
   uint32_t* abortWord_ = nullptr;  // shared memory
-  void* ownStream_ = nullptr;      // where NULL-stream work goes, if the runtime has one
+  void* ownStream_ = nullptr;      // where NULL-stream work goes
   void* lastStream_ = nullptr;     // the stream of the last launch
   device::Event lastEvent_;
   bool haveLastEvent_ = false;

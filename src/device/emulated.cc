@@ -157,7 +157,7 @@ class EmulatedRuntime final : public Runtime {
         }
     }
   }
-  bool nullStreamIsOwn() const override { return true; }
+  Status orderAfterNullStream(void*) override { return Status::ok(); }  // NULL is the communicator's stream
 
   Status launch(const Work* work, int blocks, void* stream) override {
     auto* s = static_cast<EmulatedStream*>(stream);

@@ -54,12 +54,14 @@ class Runtime {
   // weftInvalidArgument unless stream can carry this device's work.
   virtual Status checkStream(void* stream) const = 0;
 
-  // A stream of the runtime's own (the emulated device's only kind); the
-  // executor puts work posted with a NULL stream on one of these where
-  // nullStreamIsOwn() (the emulated device), else on the device's NULL stream.
+  // A stream of the runtime's own: the executor puts work posted with a NULL
+  // stream on one, per communicator. On CUDA the device's NULL stream is
+  // one for all the process's threads, and ranks sharing a GPU would
+  // serialise on it and wait for each other for ever; the communicator's
+  // stream first waits for what the NULL stream holds (orderAfterNullStream).
   virtual Result<void*> createStream() = 0;
   virtual void destroyStream(void* stream) = 0;
-  virtual bool nullStreamIsOwn() const = 0;
+  virtual Status orderAfterNullStream(void* stream) = 0;
 
   // Runs `blocks` blocks of the interpreter over work (in shared memory) on
   // stream, after everything enqueued there before.
