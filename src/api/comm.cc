@@ -397,6 +397,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     else if (!protocol.empty())
       return WEFT_ERROR(weftInvalidArgument, "WEFT_DEVICE_PROTOCOL=%s: expected simple, ll or empty", protocol.c_str());
     deviceConfig.samePeerProcess = samePeerProcess;
+    deviceConfig.stageThroughHost = envInt(EnvParam::P2pDisable) != 0;
     Result<std::unique_ptr<DeviceExecutor>> executor =
         DeviceExecutor::create(context, comm->device, *comm->bootstrap, deviceConfig);
     if (!executor.isOk()) return executor.status();

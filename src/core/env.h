@@ -42,6 +42,7 @@ enum class EnvParam {
   Device,
   DeviceProtocol,
   LlThreshold,
+  P2pDisable,
   Count  // number of parameters; not a parameter
 };
 

@@ -155,8 +155,20 @@ class CudaRuntime final : public Runtime {
     memcpy(handle.ipc, &ipc, sizeof(ipc));
     return handle;
   }
+  Result<MemoryHandle> exportShared(void* p) override {
+    MemoryHandle handle;
+    handle.pid = getpid();
+    handle.kind = 3;
+    handle.address = reinterpret_cast<uint64_t>(p);
+    return handle;
+  }
   Result<void*> importMemory(const MemoryHandle& handle) override {
     if (handle.pid == getpid()) return reinterpret_cast<void*>(handle.address);
+    if (handle.kind == 3)
+      return WEFT_ERROR(weftInvalidUsage,
+                        "WEFT_P2P_DISABLE stages through host memory between ranks of one process only (a peer in "
+                        "process %d)",
+                        handle.pid);
     cudaIpcMemHandle_t ipc;
     memcpy(&ipc, handle.ipc, sizeof(ipc));
     void* p = nullptr;

@@ -44,7 +44,9 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   int n = context_.nranks, channels = context_.maxChannels;
   size_t fifoBytes = (shape_.bytes() + 255) & ~size_t{255};
   size_t areaBytes = fifoBytes * static_cast<size_t>(n) * static_cast<size_t>(channels);
-  Result<void*> area = rt.allocate(areaBytes);
+  // WEFT_P2P_DISABLE=1: the FIFOs in host memory both devices reach
+  // (mapped, pinned), for GPUs without peer access to each other.
+  Result<void*> area = config_.stageThroughHost ? rt.allocateShared(areaBytes) : rt.allocate(areaBytes);
   if (!area.isOk()) return area.status();
   fifos_ = static_cast<char*>(area.value());
   Result<void*> scratch = rt.allocate(static_cast<size_t>(maxBlocks_) * 4 * shape_.scratchSlotBytes());
@@ -61,7 +63,7 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   ownStream_ = stream.value();
   // Every rank's FIFO area, mapped here.
   std::vector<device::MemoryHandle> handles(static_cast<size_t>(n));
-  Result<device::MemoryHandle> mine = rt.exportMemory(fifos_);
+  Result<device::MemoryHandle> mine = config_.stageThroughHost ? rt.exportShared(fifos_) : rt.exportMemory(fifos_);
   if (!mine.isOk()) return mine.status();
   handles[context_.rank] = mine.value();
   WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(device::MemoryHandle)));
@@ -92,9 +94,9 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   std::vector<int> all(static_cast<size_t>(n));
   all[context_.rank] = token;
   WEFT_CHECK(bootstrap.allGather(all.data(), sizeof(int)));
-  WEFT_INFO(kLogInit, "rank %d: %s device %d: %d channel(s), FIFOs of %d x %zu bytes (LL %zu) from %d peer(s)",
+  WEFT_INFO(kLogInit, "rank %d: %s device %d: %d channel(s), FIFOs of %d x %zu bytes (LL %zu) from %d peer(s) in %s",
             context_.rank, rt.name(), rt.device(), channels, device::kFifoDepth, shape_.slotBytes, shape_.llSlotBytes,
-            n - 1);
+            n - 1, config_.stageThroughHost ? "host memory (WEFT_P2P_DISABLE)" : "device memory");
   return Status::ok();
 }
 
@@ -109,7 +111,10 @@ DeviceExecutor::~DeviceExecutor() {
   for (void* p : captured_) rt.freeShared(p);
   for (void* p : capturedDevice_) rt.free(p);
   rt.free(links_);
-  rt.free(fifos_);
+  if (config_.stageThroughHost)
+    rt.freeShared(fifos_);
+  else
+    rt.free(fifos_);
   rt.free(scratch_);
   rt.free(counters_);
   if (abortWord_ != nullptr) rt.freeShared(abortWord_);

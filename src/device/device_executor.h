@@ -27,11 +27,12 @@
 namespace weft {
 
 struct DeviceExecutorConfig {
-  size_t slotBytes = 131072;    // simple protocol payload per slot
-  size_t llSlotBytes = 8192;    // LL payload per slot
-  size_t llThreshold = 65536;   // operations up to this many bytes use LL
-  int forceProtocol = -1;       // 0 simple, 1 LL, -1 by size
-  bool samePeerProcess = true;  // every peer is a thread of this process
+  size_t slotBytes = 131072;      // simple protocol payload per slot
+  size_t llSlotBytes = 8192;      // LL payload per slot
+  size_t llThreshold = 65536;     // operations up to this many bytes use LL
+  int forceProtocol = -1;         // 0 simple, 1 LL, -1 by size
+  bool samePeerProcess = true;    // every peer is a thread of this process
+  bool stageThroughHost = false;  // WEFT_P2P_DISABLE: FIFOs in host memory
 };
 
 class DeviceExecutor final : public Executor {

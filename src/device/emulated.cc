@@ -199,8 +199,15 @@ class EmulatedRuntime final : public Runtime {
     handle.address = reinterpret_cast<uint64_t>(p);
     return handle;
   }
+  Result<MemoryHandle> exportShared(void* p) override {
+    MemoryHandle handle;
+    handle.pid = getpid();
+    handle.kind = 3;
+    handle.address = reinterpret_cast<uint64_t>(p);
+    return handle;
+  }
   Result<void*> importMemory(const MemoryHandle& handle) override {
-    if (handle.kind != 1 || handle.pid != getpid())
+    if ((handle.kind != 1 && handle.kind != 3) || handle.pid != getpid())
       return WEFT_ERROR(weftInvalidUsage,
                         "the emulated device shares memory only between ranks of one process (a peer in process %d "
                         "offered memory to process %d)",

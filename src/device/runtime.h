@@ -77,6 +77,8 @@ class Runtime {
 
   // Sharing allocations with peers.
   virtual Result<MemoryHandle> exportMemory(void* p) = 0;
+  // Shared (host) memory: within the process only in this version.
+  virtual Result<MemoryHandle> exportShared(void* p) = 0;
   virtual Result<void*> importMemory(const MemoryHandle& handle) = 0;
   virtual void closeImported(void* p) = 0;
 };

@@ -359,6 +359,15 @@ TEST_F(EmulatedDevice, PreMulSumScalesOnTheDevice) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// WEFT_P2P_DISABLE=1: the FIFOs in host memory; the same results.
+TEST_F(EmulatedDevice, FifosInHostMemoryGiveTheSameResults) {
+  env_.set("WEFT_P2P_DISABLE", "1");
+  std::vector<Case> cases = allCases(3, {0, 7, 1023, 70001});
+  auto failures = runRanks(3, RankMode::DeviceThreads,
+                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
   int local = 0;
   EXPECT_EQ(weftMemFree(&local), weftInvalidArgument);
