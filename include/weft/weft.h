@@ -114,8 +114,12 @@ typedef struct {
    * communicator. */
   int cudaDevice;
   /* 1 (default): calls return once the work is enqueued, init once the
-   * communicator is formed. 0: the same today (no call waits on peers
-   * beyond that); reserved for calls that may return weftInProgress. */
+   * communicator is formed. 0: init returns weftInProgress at once with the
+   * communicator made, and forms it in the background;
+   * weftCommGetAsyncError reports weftInProgress until it is formed (then
+   * weftSuccess or init's error), and other calls on it return
+   * weftInProgress until then. weftCommDestroy and weftCommAbort take it
+   * at any time. */
   int blocking;
   /* Most channels a collective may use, 1..16; unset: what the topology
    * search picks (WEFT_NCHANNELS still sets the count, within this cap). */

@@ -420,23 +420,50 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
 
 namespace weft {
 
-Status createComm(weftComm_t* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options) {
-  auto created = std::make_unique<weftComm>();
-  created->options = options;
-  Status status = initComm(created.get(), nranks, commId, rank, options);
+namespace {
+
+// Init, and on a failure who is to blame; a failed init's executor stopped.
+Status initAndExplain(weftComm* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options) {
+  Status status = initComm(comm, nranks, commId, rank, options);
   // A wait of init that timed out, or a peer that left in the middle of
   // it (perhaps because a third rank died): who is silent (once the peers'
   // liveness services are known, that is after the bootstrap table).
-  if ((status.code() == weftTimeout || status.code() == weftRemoteError) && !created->livenessAddresses.empty())
-    status = explainTimeout(created.get(), status);
-  if (!status.isOk()) {
-    if (created->executor) created->executor->stop();
-    return status;
-  }
+  if ((status.code() == weftTimeout || status.code() == weftRemoteError) && !comm->livenessAddresses.empty())
+    status = explainTimeout(comm, status);
+  if (!status.isOk() && comm->executor) comm->executor->stop();
+  return status;
+}
+
+}  // namespace
+
+Status createComm(weftComm_t* comm, int nranks, const weftUniqueId& commId, int rank, const CommOptions& options) {
+  auto created = std::make_unique<weftComm>();
+  created->options = options;
+  WEFT_CHECK(initAndExplain(created.get(), nranks, commId, rank, options));
   *comm = created.release();
   registerComm(*comm);
   return Status::ok();
 }
+
+namespace {
+
+// config.blocking = 0: the communicator is registered at once and
+// initialised on a thread of its own; weftCommGetAsyncError reports
+// weftInProgress until that is done, then its result.
+void startNonBlockingInit(weftComm_t* comm, int nranks, const weftUniqueId& commId, int rank,
+                          const CommOptions& options) {
+  auto* created = new weftComm();
+  created->options = options;
+  created->initDone.store(false, std::memory_order_release);
+  registerComm(created);
+  *comm = created;
+  created->initThread = std::thread([created, nranks, commId, rank, options] {
+    created->initStatus = initAndExplain(created, nranks, commId, rank, options);
+    created->initDone.store(true, std::memory_order_release);
+  });
+}
+
+}  // namespace
 
 Result<weftUniqueId> freshUniqueId() {
   UniqueIdData data;
@@ -494,31 +521,39 @@ weftResult_t weftCommInitRankConfig(weftComm_t* comm, int nranks, weftUniqueId c
   *comm = nullptr;
   Result<CommOptions> options = resolveConfig(config);
   if (!options.isOk()) return setLastError(nullptr, options.status());
+  if (!options.value().blocking) {
+    startNonBlockingInit(comm, nranks, commId, rank, options.value());
+    return weftInProgress;
+  }
   return setLastError(nullptr, createComm(comm, nranks, commId, rank, options.value()));
 }
 
 weftResult_t weftCommDestroy(weftComm_t comm) {
-  Status live = checkLiveComm(comm);
+  Status live = checkRegisteredComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   unregisterComm(comm);
+  if (comm->initThread.joinable()) comm->initThread.join();  // a non-blocking init ends, or times out
   // Finish what was enqueued; its errors were reported asynchronously.
-  (void)comm->executor->wait(comm->executor->submitted());
-  comm->executor->stop();
+  if (comm->executor && comm->initStatus.isOk()) {
+    (void)comm->executor->wait(comm->executor->submitted());
+    comm->executor->stop();
+  }
   while (comm->activeCalls.load(std::memory_order_acquire) > 0) usleep(50);
   delete comm;
   return weftSuccess;
 }
 
 weftResult_t weftCommAbort(weftComm_t comm) {
-  Status live = checkLiveComm(comm);
+  Status live = checkRegisteredComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   // Unregister first: calls that start from now on back out. Then stop the
   // work, wake every waiter, and free only once no call is inside.
   unregisterComm(comm);
   comm->abortFlag = true;
+  if (comm->initThread.joinable()) comm->initThread.join();  // its waits see the abort flag
   if (comm->transports)
     comm->transports->reportFatal(comm->rank, weftRemoteError, format("rank %d aborted the communicator", comm->rank));
-  comm->executor->stop();
+  if (comm->executor) comm->executor->stop();
   while (comm->activeCalls.load(std::memory_order_acquire) > 0) usleep(50);
   delete comm;
   return weftSuccess;
@@ -541,9 +576,19 @@ weftResult_t weftCommUserRank(const weftComm_t comm, int* rank) {
 }
 
 weftResult_t weftCommGetAsyncError(weftComm_t comm, weftResult_t* asyncError) {
-  Status live = checkLiveComm(comm);
+  Status live = checkRegisteredComm(comm);
   if (!live.isOk()) return setLastError(nullptr, live);
   if (asyncError == nullptr) return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "asyncError is NULL"));
+  // A non-blocking init: in progress, or its result.
+  if (!comm->initDone.load(std::memory_order_acquire)) {
+    *asyncError = weftInProgress;
+    return weftSuccess;
+  }
+  if (!comm->initStatus.isOk()) {
+    *asyncError = comm->initStatus.code();
+    setLastError(comm, comm->initStatus);
+    return weftSuccess;
+  }
   Status status = comm->executor->asyncError();
   *asyncError = status.code();
   if (!status.isOk()) setLastError(comm, status);

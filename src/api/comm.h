@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "algorithms/tuner.h"
@@ -62,6 +63,13 @@ struct weftComm {
   // leave before freeing anything.
   std::atomic<int> activeCalls{0};
 
+  // Non-blocking init (config.blocking = 0): the thread running it, and its
+  // result once initDone. Calls other than weftCommGetAsyncError,
+  // weftCommDestroy and weftCommAbort get weftInProgress until then.
+  std::thread initThread;
+  std::atomic<bool> initDone{true};
+  weft::Status initStatus;  // written before initDone is set
+
   // Last, so that it is destroyed first: its thread reads the executor.
   std::unique_ptr<weft::LivenessService> liveness;
 };
@@ -73,8 +81,13 @@ namespace weft {
 void registerComm(weftComm* comm);
 void unregisterComm(weftComm* comm);
 bool isLiveComm(const weftComm* comm);
-// weftInvalidArgument for a NULL or not-live communicator, naming it.
+// weftInvalidArgument for a NULL or not-live communicator, naming it;
+// weftInProgress while a non-blocking init runs, and its error after one
+// that failed.
 Status checkLiveComm(const weftComm* comm);
+// Only that it is registered (weftCommDestroy, weftCommAbort and
+// weftCommGetAsyncError also take a communicator still initialising).
+Status checkRegisteredComm(const weftComm* comm);
 
 // Holds a communicator while a call uses it: counted in activeCalls, and
 // re-checked after counting so that a call starting while the communicator

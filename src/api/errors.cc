@@ -73,11 +73,24 @@ bool isLiveComm(const weftComm* comm) {
   return false;
 }
 
-Status checkLiveComm(const weftComm* comm) {
+Status checkRegisteredComm(const weftComm* comm) {
   if (comm == nullptr) return WEFT_ERROR(weftInvalidArgument, "comm is NULL");
   if (!isLiveComm(comm))
     return WEFT_ERROR(weftInvalidArgument, "comm %p is not a live communicator (destroyed, aborted or never created)",
                       static_cast<const void*>(comm));
+  return Status::ok();
+}
+
+Status checkLiveComm(const weftComm* comm) {
+  WEFT_CHECK(checkRegisteredComm(comm));
+  if (!comm->initDone.load(std::memory_order_acquire))
+    return WEFT_ERROR(weftInProgress,
+                      "comm %p is still initialising (config.blocking = 0): poll weftCommGetAsyncError until it "
+                      "no longer reports weftInProgress",
+                      static_cast<const void*>(comm));
+  if (!comm->initStatus.isOk())
+    return Status(comm->initStatus.code(), format("comm %p did not initialise: %s", static_cast<const void*>(comm),
+                                                  comm->initStatus.message().c_str()));
   return Status::ok();
 }
 

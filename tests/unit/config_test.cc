@@ -201,6 +201,52 @@ TEST(Config, ABadConfigMakesNoCommunicator) {
   EXPECT_EQ(weftCommDestroy(comm), weftSuccess);
 }
 
+// config.blocking = 0: init returns weftInProgress at once; calls get
+// weftInProgress until weftCommGetAsyncError stops reporting it; then the
+// communicator works.
+TEST(Config, NonBlockingInitReturnsAtOnceAndCompletesInTheBackground) {
+  weftUniqueId id;
+  ASSERT_EQ(weftGetUniqueId(&id), weftSuccess);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      // Rank 1 comes late, so rank 0's init is still waiting when it calls.
+      if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+      config.blocking = 0;
+      weftComm_t comm = nullptr;
+      weftResult_t result = weftCommInitRankConfig(&comm, 2, id, r, &config);
+      if (result != weftInProgress || comm == nullptr) {
+        errors[r] = "init returned " + std::string(weftGetErrorString(result));
+        return;
+      }
+      double value = r + 1;
+      if (r == 0) {
+        result = weftAllReduce(&value, &value, 1, weftFloat64, weftSum, comm, nullptr);
+        if (result != weftInProgress)
+          errors[r] = "a call during init returned " + std::string(weftGetErrorString(result));
+      }
+      weftResult_t state = weftInProgress;
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (state == weftInProgress && std::chrono::steady_clock::now() < deadline) {
+        if (weftCommGetAsyncError(comm, &state) != weftSuccess) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (state != weftSuccess && errors[r].empty())
+        errors[r] = "init ended with " + std::string(weftGetErrorString(state));
+      if (errors[r].empty()) {
+        result = weftAllReduce(&value, &value, 1, weftFloat64, weftSum, comm, nullptr);
+        if (result == weftSuccess) result = weftCommSynchronize(comm);
+        if (result != weftSuccess || value != 3.0)
+          errors[r] = std::string("all-reduce after init: ") + weftGetLastError(comm);
+      }
+      if (weftCommDestroy(comm) != weftSuccess && errors[r].empty()) errors[r] = "destroy failed";
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) EXPECT_TRUE(errors[r].empty()) << "rank " << r << ": " << errors[r];
+}
+
 TEST(Config, GpuCommunicatorsFormOnAGpuOrSayWhyNot) {
   weftConfig_t config = WEFT_CONFIG_INITIALIZER;
   config.cudaDevice = 0;
