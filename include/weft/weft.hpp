@@ -90,8 +90,11 @@ class Communicator {
  public:
   Communicator(int nranks, const UniqueId& id, int rank) { check(weftCommInitRank(&comm_, nranks, id.id, rank)); }
   // With options: weftConfig_t config = WEFT_CONFIG_INITIALIZER; config.maxChannels = 2; ...
+  // With config.blocking = 0 the constructor returns while the communicator
+  // forms; asyncError() says weftInProgress until it has.
   Communicator(int nranks, const UniqueId& id, int rank, const weftConfig_t& config) {
-    check(weftCommInitRankConfig(&comm_, nranks, id.id, rank, &config));
+    weftResult_t result = weftCommInitRankConfig(&comm_, nranks, id.id, rank, &config);
+    if (result != weftInProgress) check(result);
   }
   ~Communicator() {
     if (comm_ != nullptr) weftCommDestroy(comm_);
@@ -121,6 +124,13 @@ class Communicator {
     return n;
   }
   weftComm_t handle() const { return comm_; }
+  // weftSuccess, weftInProgress while a non-blocking init runs, or the error
+  // that stopped the communicator (weftCommGetAsyncError).
+  weftResult_t asyncError() const {
+    weftResult_t state = weftSuccess;
+    check(weftCommGetAsyncError(comm_, &state), comm_);
+    return state;
+  }
   // True unless the object is empty (moved from, aborted, or a split that
   // left this rank out).
   explicit operator bool() const { return comm_ != nullptr; }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -157,6 +158,29 @@ TEST(CppApi, CommunicatorsTakeAConfigAndABadOneThrows) {
   std::vector<int32_t> data(10, 5);
   comm.allReduce<int32_t>(std::span<int32_t>(data)).wait();
   EXPECT_EQ(data[9], 5);
+}
+
+// config.blocking = 0: the constructor returns while the communicator
+// forms; asyncError() says weftInProgress until it has, then it works.
+TEST(CppApi, NonBlockingConstructionCompletesInTheBackground) {
+  UniqueId id = UniqueId::create();
+  std::vector<std::thread> ranks;
+  std::atomic<int> ok{0};
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+      config.blocking = 0;
+      Communicator comm(2, id, r, config);
+      weftResult_t state = comm.asyncError();
+      for (int i = 0; i < 30000 && state == weftInProgress; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        state = comm.asyncError();
+      }
+      EXPECT_EQ(state, weftSuccess);
+      if (state == weftSuccess && comm.size() == 2) ++ok;
+    });
+  for (auto& t : ranks) t.join();
+  EXPECT_EQ(ok.load(), 2);
 }
 
 }  // namespace
