@@ -110,6 +110,8 @@ DeviceExecutor::~DeviceExecutor() {
   for (void* p : imported_) rt.closeImported(p);
   for (void* p : captured_) rt.freeShared(p);
   for (void* p : capturedDevice_) rt.free(p);
+  for (auto& [bytes, p] : spareShared_) rt.freeShared(p);
+  for (auto& [bytes, p] : spareDevice_) rt.free(p);
   rt.free(links_);
   if (config_.stageThroughHost)
     rt.freeShared(fifos_);
@@ -216,9 +218,10 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   size_t faultAt = (copiesAt + copies.size() * sizeof(Work::SelfCopy) + 63) & ~size_t{63};
   static_assert(sizeof(Work::SelfCopy) == sizeof(SelfCopy));
   size_t total = faultAt + sizeof(FaultRecord);
-  Result<void*> shared = rt.allocateShared(total);
+  Result<void*> shared = takeSpare(spareShared_, &total, true);
   if (!shared.isOk()) return shared.status();
   launch->work = shared.value();
+  launch->workBytes = total;
   char* base = static_cast<char*>(launch->work);
   auto* work = new (base) Work();
   auto* dops = reinterpret_cast<DeviceOp*>(base + opsAt);
@@ -265,9 +268,10 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
     if (op.preMulSum) {
       size_t elements = plan.inputElements(op.count);
       if (elements > 0) {
-        Result<void*> scaled = rt.allocate(elements * typeBytes);
+        size_t scaledBytes = elements * typeBytes;
+        Result<void*> scaled = takeSpare(spareDevice_, &scaledBytes, false);
         if (!scaled.isOk()) return scaled.status();
-        launch->premul.push_back(scaled.value());
+        launch->premul.emplace_back(scaled.value(), scaledBytes);
         d.preMulSum = true;
         d.premulSource = d.in;
         d.in = static_cast<const char*>(scaled.value());
@@ -315,7 +319,7 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
     WEFT_CHECK(rt.launch(work, blocks, stream));
     captured_.push_back(launch->work);
     capturedFaults_.push_back(launch->fault);
-    for (void* p : launch->premul) capturedDevice_.push_back(p);
+    for (auto& [p, bytes] : launch->premul) capturedDevice_.push_back(p);
     launch->work = nullptr;
     launch->premul.clear();
     return Status::ok();
@@ -341,11 +345,22 @@ void DeviceExecutor::fail(const Status& status) const {
   error_ = status;
 }
 
+Result<void*> DeviceExecutor::takeSpare(std::multimap<size_t, void*>& spare, size_t* bytes, bool shared) {
+  auto it = spare.lower_bound(*bytes);
+  if (it != spare.end()) {
+    *bytes = it->first;
+    void* p = it->second;
+    spare.erase(it);
+    return p;
+  }
+  return shared ? runtime_->allocateShared(*bytes) : runtime_->allocate(*bytes);
+}
+
 void DeviceExecutor::release(Launch& launch) const {
   // A captured launch's memory stays with the graphs (captured_).
-  for (void* p : launch.premul) runtime_->free(p);
+  for (auto& [p, bytes] : launch.premul) spareDevice_.emplace(bytes, p);
   launch.premul.clear();
-  if (launch.work != nullptr) runtime_->freeShared(launch.work);
+  if (launch.work != nullptr) spareShared_.emplace(launch.workBytes, launch.work);
   launch.work = nullptr;
 }
 

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <deque>
 #include <map>
+#include <utility>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -65,8 +66,9 @@ class DeviceExecutor final : public Executor {
     device::Event event;
     bool launched = false;
     void* work = nullptr;  // shared memory: Work, ops, block lists, fault record
+    size_t workBytes = 0;
     device::FaultRecord* fault = nullptr;
-    std::vector<void*> premul;  // device buffers of PreMulSum inputs
+    std::vector<std::pair<void*, size_t>> premul;  // device buffers of PreMulSum inputs, and their sizes
     std::vector<OpDesc> ops;
     CallRef call = kNoCall;
   };
@@ -83,6 +85,8 @@ class DeviceExecutor final : public Executor {
   void checkReplays() const;
   void fail(const Status& status) const;
   void release(Launch& launch) const;
+  // A buffer of at least `bytes` from a spare pool (or a new one).
+  Result<void*> takeSpare(std::multimap<size_t, void*>& spare, size_t* bytes, bool shared);
 
   ExecutorContext context_;
   std::shared_ptr<device::Runtime> runtime_;
@@ -105,6 +109,13 @@ class DeviceExecutor final : public Executor {
   // memory) of launches captured into CUDA graphs, which may replay them
   // as long as the communicator lives.
   std::vector<void*> captured_;
+  // Launch descriptions (shared memory) and PreMulSum buffers (device
+  // memory) of retired launches, by size, for the next launches: a new one
+  // per call would cost a cudaHostAlloc or cudaMalloc on every call, and
+  // cudaFree waits for the whole device, where a peer sharing it may be
+  // waiting for this rank's next launch.
+  mutable std::multimap<size_t, void*> spareShared_;
+  mutable std::multimap<size_t, void*> spareDevice_;
   std::vector<void*> capturedDevice_;
   std::vector<const device::FaultRecord*> capturedFaults_;
 
