@@ -145,21 +145,11 @@ class CudaRuntime final : public Runtime {
   void releaseEvent(const Event& event) override { cudaEventDestroy(static_cast<cudaEvent_t>(event.handle)); }
 
   Result<MemoryHandle> exportMemory(void* p) override {
-    MemoryHandle handle;
-    handle.pid = getpid();
-    handle.kind = 2;
-    handle.address = reinterpret_cast<uint64_t>(p);
+    MemoryHandle handle = MemoryHandle::ofPointer(p, 2);
     cudaIpcMemHandle_t ipc;
     WEFT_CUDA(cudaIpcGetMemHandle(&ipc, p), "cudaIpcGetMemHandle");
     static_assert(sizeof(ipc) <= sizeof(handle.ipc));
     memcpy(handle.ipc, &ipc, sizeof(ipc));
-    return handle;
-  }
-  Result<MemoryHandle> exportShared(void* p) override {
-    MemoryHandle handle;
-    handle.pid = getpid();
-    handle.kind = 3;
-    handle.address = reinterpret_cast<uint64_t>(p);
     return handle;
   }
   Result<void*> importMemory(const MemoryHandle& handle) override {

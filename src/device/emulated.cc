@@ -192,20 +192,7 @@ class EmulatedRuntime final : public Runtime {
   }
   void releaseEvent(const Event&) override {}
 
-  Result<MemoryHandle> exportMemory(void* p) override {
-    MemoryHandle handle;
-    handle.pid = getpid();
-    handle.kind = 1;
-    handle.address = reinterpret_cast<uint64_t>(p);
-    return handle;
-  }
-  Result<MemoryHandle> exportShared(void* p) override {
-    MemoryHandle handle;
-    handle.pid = getpid();
-    handle.kind = 3;
-    handle.address = reinterpret_cast<uint64_t>(p);
-    return handle;
-  }
+  Result<MemoryHandle> exportMemory(void* p) override { return MemoryHandle::ofPointer(p, 1); }
   Result<void*> importMemory(const MemoryHandle& handle) override {
     if ((handle.kind != 1 && handle.kind != 3) || handle.pid != getpid())
       return WEFT_ERROR(weftInvalidUsage,
@@ -224,6 +211,14 @@ class EmulatedRuntime final : public Runtime {
 };
 
 }  // namespace
+
+MemoryHandle MemoryHandle::ofPointer(void* p, uint32_t kind) {
+  MemoryHandle handle;
+  handle.pid = getpid();
+  handle.kind = kind;
+  handle.address = reinterpret_cast<uint64_t>(p);
+  return handle;
+}
 
 bool emulatedDeviceSelected() { return envString(EnvParam::Device) == "emulated"; }
 
