@@ -74,24 +74,6 @@ const char* stepOpName(StepOp op) {
   return "?";
 }
 
-bool stepReceives(StepOp op) {
-  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy ||
-         op == StepOp::RecvReduceCopySend || op == StepOp::Await;
-}
-bool stepSends(StepOp op) {
-  return op == StepOp::Send || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
-         op == StepOp::RecvReduceCopySend || op == StepOp::Notify;
-}
-bool stepIsToken(StepOp op) { return op == StepOp::Notify || op == StepOp::Await; }
-bool stepReduces(StepOp op) {
-  return op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend ||
-         op == StepOp::LocalReduce;
-}
-bool stepWrites(StepOp op) {
-  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceCopy ||
-         op == StepOp::RecvReduceCopySend || op == StepOp::Copy || op == StepOp::LocalReduce;
-}
-
 static std::string chunkText(const ChunkRef& ref) {
   if (ref.buffer == BufferId::None) return "-";
   const char* name = ref.buffer == BufferId::Input ? "in" : ref.buffer == BufferId::Output ? "out" : "scratch";

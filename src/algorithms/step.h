@@ -35,11 +35,26 @@ enum class StepOp : uint8_t {
 };
 
 const char* stepOpName(StepOp op);
-bool stepReceives(StepOp op);
-bool stepSends(StepOp op);
-bool stepReduces(StepOp op);
-bool stepWrites(StepOp op);  // writes dst
-bool stepIsToken(StepOp op);
+// constexpr, so that device code compiled by nvcc (--expt-relaxed-constexpr)
+// calls the same ones.
+constexpr bool stepReceives(StepOp op) {
+  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy ||
+         op == StepOp::RecvReduceCopySend || op == StepOp::Await;
+}
+constexpr bool stepSends(StepOp op) {
+  return op == StepOp::Send || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
+         op == StepOp::RecvReduceCopySend || op == StepOp::Notify;
+}
+constexpr bool stepIsToken(StepOp op) { return op == StepOp::Notify || op == StepOp::Await; }
+constexpr bool stepReduces(StepOp op) {
+  return op == StepOp::RecvReduceSend || op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend ||
+         op == StepOp::LocalReduce;
+}
+// Writes dst.
+constexpr bool stepWrites(StepOp op) {
+  return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceCopy ||
+         op == StepOp::RecvReduceCopySend || op == StepOp::Copy || op == StepOp::LocalReduce;
+}
 
 // What a step may do beyond its operation (Step::flags).
 enum StepFlag : uint8_t {

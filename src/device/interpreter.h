@@ -255,7 +255,7 @@ struct BlockRun {
   }
 
   WEFT_DEVICE_CODE bool run(const Step& step, const Step* steps, size_t iteration) {
-    if (stepIsTokenOp(step.op)) return token(step, iteration);
+    if (stepIsToken(step.op)) return token(step, iteration);
     const DeviceOp& o = op();
     size_t lo = static_cast<size_t>(channel) * o.channelCount + iteration * o.sliceCount;
     size_t hi = lo + o.sliceCount;
@@ -268,8 +268,9 @@ struct BlockRun {
     size_t n = empty ? 0 : hi - lo;
     uint32_t bytes = static_cast<uint32_t>(n * o.typeBytes);
 
-    bool receives = stepReceivesOp(step.op);
-    bool sends = stepSendsOp(step.op);
+    // Tokens went above: these are data steps.
+    bool receives = stepReceives(step.op);
+    bool sends = stepSends(step.op);
     const char* incoming = nullptr;
     const char* incoming2 = nullptr;
     if (receives) {
@@ -351,16 +352,6 @@ struct BlockRun {
     }
     blockBarrier();
     return true;
-  }
-
-  WEFT_HD static bool stepIsTokenOp(StepOp op) { return op == StepOp::Notify || op == StepOp::Await; }
-  WEFT_HD static bool stepReceivesOp(StepOp op) {
-    return op == StepOp::Recv || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
-           op == StepOp::RecvReduceCopy || op == StepOp::RecvReduceCopySend;
-  }
-  WEFT_HD static bool stepSendsOp(StepOp op) {
-    return op == StepOp::Send || op == StepOp::RecvSend || op == StepOp::RecvReduceSend ||
-           op == StepOp::RecvReduceCopySend;
   }
 
   // One channel of operation `index`, every slice.
