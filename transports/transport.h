@@ -26,6 +26,31 @@ class Transport {
     (void)peer;
     return false;
   }
+  // True when this rank and peer, processes of one node, read each other's
+  // memory with one copy (cross-memory attach): a slot may then carry an
+  // address in the sender's address space, which copyFromPeer reads.
+  virtual bool copiesByAddress(int peer) const {
+    (void)peer;
+    return false;
+  }
+  // Copies bytes at address in peer's address space into dst.
+  virtual Status copyFromPeer(int peer, void* dst, uint64_t address, size_t bytes) const {
+    (void)dst, (void)address, (void)bytes;
+    return WEFT_ERROR(weftInternalError, "rank %d's transport cannot read its memory", peer);
+  }
+  // True when this rank and peer, processes of one node, map each other's
+  // registered buffers (weftCommRegister on weftMemAllocHost memory): a slot
+  // may then carry the address of one, which mappedAddress translates.
+  virtual bool mapsRegistered(int peer) const {
+    (void)peer;
+    return false;
+  }
+  // Where [address, address + bytes) of peer's registered buffers is mapped
+  // in this process; nullptr when no registration of peer's holds it.
+  virtual Result<const void*> mappedAddress(int peer, uint64_t address, size_t bytes) const {
+    (void)peer, (void)address, (void)bytes;
+    return static_cast<const void*>(nullptr);
+  }
   // Peer will not read this rank's buffers any more (it failed or left);
   // peers that never read them by address say so at once.
   virtual bool readsNoMore(int peer) const {

@@ -47,6 +47,23 @@ class Transports {
   size_t slotBytes() const { return slotBytes_; }
   // True when peer is a thread of this process (its buffers are addressable).
   bool sameProcess(int peer) const { return of(peer).sameProcess(peer); }
+  // True when peer's memory is read with one copy from another process.
+  bool copiesByAddress(int peer) const { return of(peer).copiesByAddress(peer); }
+  Status copyFromPeer(int peer, void* dst, uint64_t address, size_t bytes) const {
+    return of(peer).copyFromPeer(peer, dst, address, bytes);
+  }
+  // True when peer maps this rank's registered buffers (and this rank its).
+  bool mapsRegistered(int peer) const { return of(peer).mapsRegistered(peer); }
+  Result<const void*> mappedAddress(int peer, uint64_t address, size_t bytes) const {
+    return of(peer).mappedAddress(peer, address, bytes);
+  }
+  // True when [p, p + bytes) lies in one of this rank's registered buffers
+  // that peers of other processes can map.
+  bool registered(const void* p, size_t bytes) const { return node_->registered(p, bytes); }
+  int publishRegistration(const void* base, size_t bytes, const SharedAllocation& allocation) const {
+    return node_->publishRegistration(base, bytes, allocation);
+  }
+  void withdrawRegistration(int entry) const { node_->withdrawRegistration(entry); }
   // True when peer is on another node (reached over the network).
   bool remote(int peer) const { return of(peer).crossesNodes(); }
   // Peer, which this rank waits for, is still there.

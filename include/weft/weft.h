@@ -167,7 +167,23 @@ weftResult_t weftCommSynchronize(weftComm_t comm);
  * (host memory the emulated device knows as its own). A GPU communicator
  * refuses buffers that are not memory of its device. */
 weftResult_t weftMemAlloc(void** ptr, size_t size);
+/* Host memory that the other processes of the node can map (a shared
+ * memory file per allocation). Registered with weftCommRegister, a buffer
+ * in it is read by a peer process directly, as thread ranks read each
+ * other's buffers, instead of being copied through shared-memory FIFOs. */
+weftResult_t weftMemAllocHost(void** ptr, size_t size);
+/* Frees memory of weftMemAlloc or weftMemAllocHost. */
 weftResult_t weftMemFree(void* ptr);
+
+/* Registers [buff, buff + size) for use in comm's operations (NCCL's user
+ * buffer registration; local, not collective). On a host communicator a
+ * buffer inside weftMemAllocHost memory is then published to the ranks of
+ * other processes of the node, which map it and read it directly in any
+ * collective whose message is at least WEFT_ZERO_COPY_THRESHOLD bytes;
+ * other memory is accepted and keeps the copy paths. Deregister before
+ * freeing the memory, and never while an operation using it is enqueued. */
+weftResult_t weftCommRegister(weftComm_t comm, void* buff, size_t size, void** handle);
+weftResult_t weftCommDeregister(weftComm_t comm, void* handle);
 
 /* Per-operation completion (what the C++ work handles sit on). Every call
  * posted on comm gets the next sequence number; weftCommGetSeq returns the

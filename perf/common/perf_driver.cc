@@ -52,7 +52,8 @@ struct Options {
   int compareMpi = 0;
   int bandwidthBound = 0;
   int compareGloo = 0;
-  int gpu = 0;  // buffers in device memory, GPU communicators
+  int gpu = 0;              // buffers in device memory, GPU communicators
+  int registerBuffers = 0;  // -R 1: weftMemAllocHost buffers, registered with weftCommRegister
 };
 
 struct Process {
@@ -129,6 +130,9 @@ void usage(const char* argv0) {
       "  -g, --gpu 0|1          GPU communicators (a device per rank, ranks beyond the devices\n"
       "                         sharing them) on buffers of device memory: CUDA managed memory,\n"
       "                         or emulated device 0's with WEFT_DEVICE=emulated\n"
+      "  -R, --registered 0|1   host buffers from weftMemAllocHost, registered with weftCommRegister\n"
+      "                         (peers of other processes read them directly); with -g, device\n"
+      "                         buffers registered\n"
       "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
       "                         buffers at once, and the bound algbw of this collective is printed\n"
       "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
@@ -152,10 +156,11 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
                                  {"bound", required_argument, nullptr, 'B'},
                                  {"compare-gloo", required_argument, nullptr, 'G'},
                                  {"gpu", required_argument, nullptr, 'g'},
+                                 {"registered", required_argument, nullptr, 'R'},
                                  {"help", no_argument, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:h", longOptions, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:R:h", longOptions, nullptr)) != -1) {
     switch (c) {
       case 'b': o->minBytes = parseSize(optarg); break;
       case 'e': o->maxBytes = parseSize(optarg); break;
@@ -170,6 +175,7 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       case 'B': o->bandwidthBound = atoi(optarg); break;
       case 'G': o->compareGloo = atoi(optarg); break;
       case 'g': o->gpu = atoi(optarg); break;
+      case 'R': o->registerBuffers = atoi(optarg); break;
       case 'd': {
         o->types.clear();
         for (int t = 0; t < weftNumTypes; ++t)
@@ -308,7 +314,9 @@ class HostBuffer {
  public:
   HostBuffer() = default;
   ~HostBuffer() {
-    if (data_ != nullptr && device_)
+    if (data_ != nullptr && shared_)
+      weftMemFree(data_);
+    else if (data_ != nullptr && device_)
       releaseDeviceMemory(data_);
     else if (data_ != nullptr)
       munmap(data_, bytes_);
@@ -318,6 +326,19 @@ class HostBuffer {
     bytes_ = bytes;
     device_ = true;
     data_ = static_cast<char*>(allocateDeviceMemory(bytes));
+    memset(data_, fill, bytes);
+  }
+  // Host memory peer processes can map (-R 1).
+  void assignShared(size_t bytes, char fill) {
+    bytes_ = bytes;
+    shared_ = true;
+    void* p = nullptr;
+    if (weftMemAllocHost(&p, bytes) != weftSuccess) {
+      fprintf(stderr, "weftMemAllocHost of %zu bytes failed: %s\n", bytes, weftGetLastError(nullptr));
+      fflush(nullptr);
+      _exit(1);
+    }
+    data_ = static_cast<char*>(p);
     memset(data_, fill, bytes);
   }
   HostBuffer(const HostBuffer&) = delete;
@@ -341,6 +362,7 @@ class HostBuffer {
   char* data_ = nullptr;
   size_t bytes_ = 0;
   bool device_ = false;
+  bool shared_ = false;
 };
 
 struct Buffers {
@@ -661,7 +683,8 @@ void rankMain(Shared& s, int thread) {
     const char* kind = getenv("WEFT_DEVICE");
     printf("# weft %s_perf: %d ranks (%d process(es) x %d thread(s)), %s\n", collName(s.coll), n, s.process.nprocs,
            o.threads,
-           !o.gpu                                             ? "host memory"
+           !o.gpu && o.registerBuffers                        ? "registered host memory (weftMemAllocHost)"
+           : !o.gpu                                           ? "host memory"
            : kind != nullptr && strcmp(kind, "emulated") == 0 ? "emulated device memory (WEFT_DEVICE=emulated)"
                                                               : "GPU memory (CUDA managed)");
     printf("#  minBytes %zu maxBytes %zu step: %s %g, warmup iters %d, iters %d, validation %d\n", o.minBytes,
@@ -686,9 +709,17 @@ void rankMain(Shared& s, int thread) {
   if (o.gpu) {
     b.send.assignDevice(maxBytes + 64, 1);
     b.recv.assignDevice(maxBytes + 64, 2);
+  } else if (o.registerBuffers) {
+    b.send.assignShared(maxBytes + 64, 1);
+    b.recv.assignShared(maxBytes + 64, 2);
   } else {
     b.send.assign(maxBytes + 64, 1);
     b.recv.assign(maxBytes + 64, 2);
+  }
+  void* registrations[2] = {nullptr, nullptr};
+  if (o.registerBuffers) {
+    CHECK_WEFT(comm, weftCommRegister(comm, b.send.data(), b.send.size(), &registrations[0]));
+    CHECK_WEFT(comm, weftCommRegister(comm, b.recv.data(), b.recv.size(), &registrations[1]));
   }
   if (o.bandwidthBound && o.gpu && print)
     printf("# -B: the memory-bandwidth bound is for host memory; gpu_bandwidth measures the device's\n");
@@ -782,6 +813,8 @@ void rankMain(Shared& s, int thread) {
   if (wrongTotal != 0 || localWrong) s.failures = 1;
   if (deviceScalar != nullptr) releaseDeviceMemory(deviceScalar);
   deviceScalar = nullptr;
+  for (void* registration : registrations)
+    if (registration != nullptr) CHECK_WEFT(comm, weftCommDeregister(comm, registration));
   CHECK_WEFT(comm, weftCommDestroy(comm));
 }
 

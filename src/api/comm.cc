@@ -310,6 +310,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     shmConfig.nChannels = tunerConfig.maxChannels;
     shmConfig.slotBytes = static_cast<size_t>(envInt(EnvParam::BufferSize));
     shmConfig.nSlots = static_cast<int>(envInt(EnvParam::Nslots));
+    shmConfig.crossMemoryAttach = envInt(EnvParam::Cma) != 0;
     if (shmConfig.slotBytes < 4096 || shmConfig.slotBytes % 64 != 0 || shmConfig.slotBytes > (1u << 30))
       return WEFT_ERROR(weftInvalidArgument, "WEFT_BUFFSIZE=%zu: must be a multiple of 64 from 4096 to 1 GiB",
                         shmConfig.slotBytes);
@@ -373,6 +374,10 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               zeroCopyMax == std::numeric_limits<int64_t>::max() ? "any size" : "16 MiB");
   }
   context.zeroCopyMax = static_cast<size_t>(zeroCopyMax);
+  context.cma = envInt(EnvParam::Cma) != 0;
+  context.cmaThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
+  int64_t cmaMax = envInt(EnvParam::CmaMax);
+  context.cmaMax = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
   if (std::string tracePath = envString(EnvParam::TraceFile); !tracePath.empty()) {
     context.tracer = std::make_shared<Tracer>(tracePath, rank, nranks);
     WEFT_INFO(kLogInit, "rank %d: tracing collectives to %s", rank, context.tracer->path().c_str());

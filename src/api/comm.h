@@ -17,6 +17,14 @@
 #include "transports/transports.h"
 
 namespace weft {
+// A buffer registered with weftCommRegister: shareEntry is its entry in the
+// node's table of registered buffers (-1: peers of other processes copy it).
+struct Registration {
+  const void* base = nullptr;
+  size_t bytes = 0;
+  int shareEntry = -1;
+};
+
 struct PreMulSumOp {
   bool live = false;
   weftDataType_t type = weftFloat32;
@@ -47,6 +55,10 @@ struct weftComm {
 
   std::mutex errorMutex;
   std::string lastError;
+
+  // weftCommRegister's buffers; a handle is the address of its entry.
+  std::mutex registrationsMutex;
+  std::vector<std::unique_ptr<weft::Registration>> registrations;
 
   // Ops made by weftRedOpCreatePreMulSum: handle weftNumOps + index.
   std::vector<weft::PreMulSumOp> preMulSums;

@@ -49,7 +49,7 @@ const EnvParamInfo kTable[] = {
     {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
      "1 lets ranks that are threads of one process read each other's buffers directly for "
      "large messages (one copy instead of two); 0 always copies through the FIFOs. Processes "
-     "always copy through shared memory: cross-memory attach measured 3x slower than memcpy."},
+     "of one node: see WEFT_CMA."},
     {EnvParam::ZeroCopyThreshold, "WEFT_ZERO_COPY_THRESHOLD", "1048576",
      "Smallest message in bytes that thread ranks send by address (WEFT_ZERO_COPY)."},
     {EnvParam::ZeroCopyMax, "WEFT_ZERO_COPY_MAX", "-1",
@@ -57,6 +57,15 @@ const EnvParamInfo kTable[] = {
      "(beyond the caches the FIFO path, which hands data over cache to cache, was faster), no "
      "limit on Intel (a line from another core's cache costs as much as one from memory there, "
      "and by address saves the copy into the slot)."},
+    {EnvParam::Cma, "WEFT_CMA", "1",
+     "1 lets ranks that are processes of one node read each other's buffers with cross-memory "
+     "attach (process_vm_readv: one copy instead of two) for the messages of copy collectives "
+     "(all-gather, broadcast, send/recv, all-to-all, gather, scatter) in WEFT_CMA_THRESHOLD.."
+     "WEFT_CMA_MAX, where the kernel allows it between every pair (checked at init); 0 never."},
+    {EnvParam::CmaThreshold, "WEFT_CMA_THRESHOLD", "262144",
+     "Smallest message in bytes that processes send by cross-memory attach (WEFT_CMA)."},
+    {EnvParam::CmaMax, "WEFT_CMA_MAX", "-1",
+     "Largest message in bytes that processes send by cross-memory attach; -1: no limit."},
     {EnvParam::SpinCount, "WEFT_SPIN_COUNT", "-1",
      "Busy-poll iterations (~27 ns each) before a waiting rank yields its core. -1 chooses: 200 "
      "when every rank of the node has a core of its own, 10 when ranks outnumber cores (the peer "

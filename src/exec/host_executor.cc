@@ -269,14 +269,20 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
 // reading its buffers by address: the caller would free them under the
 // reader. Every peer either releases the slots it was given or stops (it
 // sees this rank's failure at its next check and fails too); a peer that
-// does neither within the timeout is left, with a warning.
+// does neither within the timeout is left, with a warning. A peer in
+// another process is not waited for: it reads this rank's memory through
+// the kernel (cross-memory attach, which fails on memory no longer there)
+// or through its own mapping of a registered buffer, neither of which can
+// fault this process, and a stopped peer would hold the error back.
 void HostExecutor::failActive(const Status& status) {
   fail(status);
   std::vector<SendConnector*> unread = active_->unreadByAddress();
   uint64_t deadline = monotonicNanos() + context_.timeoutNanos;
   while (!unread.empty()) {
-    std::erase_if(unread,
-                  [&](SendConnector* to) { return to->drained() || context_.transports->readsNoMore(to->peer()); });
+    std::erase_if(unread, [&](SendConnector* to) {
+      return to->drained() || !context_.transports->sameProcess(to->peer()) ||
+             context_.transports->readsNoMore(to->peer());
+    });
     if (unread.empty()) break;
     if (context_.timeoutNanos != 0 && monotonicNanos() > deadline) {
       WEFT_WARN(

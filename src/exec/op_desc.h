@@ -57,6 +57,11 @@ struct ExecutorContext {
   bool zeroCopy = true;
   size_t zeroCopyThreshold = 1u << 20;
   size_t zeroCopyMax = 16u << 20;
+  // Messages of copy collectives between processes of one node move by
+  // cross-memory attach (WEFT_CMA), where the transport allows it.
+  bool cma = true;
+  size_t cmaThreshold = 256u << 10;
+  size_t cmaMax = SIZE_MAX;
   // WEFT_TRACE_FILE's recorder; null when off.
   std::shared_ptr<Tracer> tracer;
   // CPUs the worker thread is bound to (the rank's NUMA node); empty: unbound.
@@ -71,6 +76,10 @@ struct ExecutorContext {
   // Whether a message of this many bytes goes by address (between ranks
   // that share a process, which the caller checks).
   bool sendsByAddress(size_t bytes) const { return zeroCopy && bytes >= zeroCopyThreshold && bytes <= zeroCopyMax; }
+  // Whether a message of this many bytes of a collective that reduces
+  // nothing goes by cross-memory attach (between processes that allow it,
+  // which the caller checks).
+  bool copiesByAddress(size_t bytes) const { return cma && bytes >= cmaThreshold && bytes <= cmaMax; }
 };
 
 }  // namespace weft

@@ -32,6 +32,16 @@ ChannelRun::ChannelRun(const OpDesc& op, const ExecutorContext& context, int cha
   streaming_ = large_ && !aliased;
   // Which steps may publish by address is the plan's to say (Step::flags).
   zeroCopy_ = context.transports != nullptr && context.sendsByAddress(op.count * geometry_.typeBytes);
+  // Between processes only what is copied, never reduced: the receiver's
+  // one copy out of the sender's buffer replaces the copy into the slot and
+  // the copy out of it, where a reduction would still need both passes.
+  crossProcessCopies_ = context.transports != nullptr && !collectiveReduces(plan_.collective) &&
+                        context.copiesByAddress(op.count * geometry_.typeBytes);
+  if (zeroCopy_) {
+    size_t inputBytes = plan_.inputElements(op.count) * geometry_.typeBytes;
+    inputShared_ = context.transports->registered(op.send, inputBytes);
+    outputShared_ = context.transports->registered(op.recv, outputBytes);
+  }
   for (size_t i = 0; i < steps_.size(); ++i)
     if (steps_[i].op == StepOp::Await && steps_[i].onLastSlice) lateAwait_ = static_cast<int>(i);
 }
@@ -136,6 +146,7 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
   RecvConnector* from2 = nullptr;
   const void* incoming = nullptr;
   const void* incoming2 = nullptr;
+  uint64_t inOtherProcess = 0;  // the first slot's data, at this address of its sender's process
   auto arrived = [&](int peer, RecvConnector** connector, const void** payload, bool* there) -> Status {
     *connector = context_.transports->recvFrom(peer, channel_);
     const SlotHeader* header = (*connector)->tryHeader();
@@ -145,6 +156,20 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
       return Status::ok();
     }
     WEFT_CHECK(checkSlotHeader(*header, op_, bytes, context_.rank, peer));
+    if (header->address != 0 && bytes > 0 && !context_.transports->sameProcess(peer)) {
+      // A registered buffer of the sender's, mapped here; else one to copy.
+      Result<const void*> mapped = context_.transports->mappedAddress(peer, header->address, bytes);
+      WEFT_CHECK(mapped.status());
+      if (mapped.value() != nullptr) {
+        *payload = mapped.value();
+        return Status::ok();
+      }
+      if (payload != &incoming)
+        return WEFT_ERROR(weftInternalError, "rank %d: rank %d sent a fan-in operand by cross-memory attach",
+                          context_.rank, peer);
+      inOtherProcess = header->address;
+      return Status::ok();
+    }
     *payload = (*connector)->payload();
     return Status::ok();
   };
@@ -157,8 +182,18 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
   void* outgoing = nullptr;
   // By address: the receiver reads this rank's buffer, where the plan
   // allows it (a partial sum of RecvReduceSend goes to the step's dst).
-  bool byAddress =
-      (step.flags & kMayPublishAddress) != 0 && zeroCopy_ && context_.transports->sameProcess(step.sendPeer);
+  // Between processes: a registered buffer that the peer maps, or a copy
+  // collective's message that the peer reads by cross-memory attach.
+  auto shared = [&](const ChunkRef& ref) {
+    return (ref.buffer == BufferId::Input && inputShared_) || (ref.buffer == BufferId::Output && outputShared_);
+  };
+  bool byAddress = false;
+  if ((step.flags & kMayPublishAddress) != 0 && stepSends(step.op)) {
+    const ChunkRef& published = step.op == StepOp::Send ? step.src : step.dst;
+    byAddress = (zeroCopy_ && context_.transports->sameProcess(step.sendPeer)) ||
+                (crossProcessCopies_ && context_.transports->copiesByAddress(step.sendPeer)) ||
+                (shared(published) && context_.transports->mapsRegistered(step.sendPeer));
+  }
   if (stepSends(step.op)) {
     to = context_.transports->sendTo(step.sendPeer, channel_);
     outgoing = to->trySlot(byAddress ? 0 : bytes);
@@ -177,11 +212,23 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
     incoming = incoming2;
   }
   bool divide = step.final && op_.op == weftAvg && plan_.nranks > 1;
+  if (inOtherProcess != 0) {
+    // One copy out of the sender's process: straight into the destination
+    // where the step only copies it there, else into scratch as a slot.
+    bool direct = dst != nullptr && ((step.op == StepOp::Recv && !divide) || step.op == StepOp::RecvSend);
+    char* into = direct ? dst : scratch_;
+    if (into == nullptr)
+      return WEFT_ERROR(weftInternalError, "rank %d: no buffer to read rank %d's data into", context_.rank,
+                        step.recvPeer);
+    WEFT_CHECK(context_.transports->copyFromPeer(step.recvPeer, into, inOtherProcess, bytes));
+    incoming = into;
+  }
   // Writes to the output go through writeOut: streamed when the output is
   // large. Reduced values are produced in cache (the outgoing slot or the
   // scratch slot) and streamed from there.
   bool toOutput = step.dst.buffer == BufferId::Output && streaming_;
   auto writeOut = [&](const void* from) {
+    if (from == dst) return;  // already there (read from another process)
     if (toOutput) {
       copyStreaming(dst, from, bytes);
       unfencedStreaming_ = true;
@@ -215,7 +262,7 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
       break;
     case StepOp::Recv:
       if (divide) {  // a reduced value received whole, written for the last time here
-        memcpy(scratch_, incoming, bytes);
+        if (incoming != scratch_) memcpy(scratch_, incoming, bytes);
         divide_(scratch_, n, plan_.nranks);
         writeOut(scratch_);
       } else {

@@ -59,6 +59,10 @@ class ChannelRun {
   bool large_ = false;  // far larger than the caches: inputs are read from memory
   bool streaming_ = false;
   bool zeroCopy_ = false;
+  bool crossProcessCopies_ = false;  // by address to processes too (cross-memory attach)
+  // The input and the output lie in registered buffers that peers of other
+  // processes map (weftCommRegister): they may be published to those too.
+  bool inputShared_ = false, outputShared_ = false;
   bool unfencedStreaming_ = false;
   bool finished_ = false;
   int lateAwait_ = -1;                     // the step awaiting a token in the last slice, if any

@@ -2,8 +2,13 @@
 
 #include "core/fault.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -116,6 +121,10 @@ class ShmRecv final : public RecvConnector {
 };
 
 constexpr int kNameBytes = 64;
+constexpr int kMaxRegistrations = 64;  // per rank, at once
+
+// What a peer reads to map a registered buffer. state: 0 free, else the
+// entry is valid (written last, with release).
 
 bool processAlive(pid_t pid) {
   if (kill(pid, 0) != 0 && errno == ESRCH) return false;
@@ -134,7 +143,61 @@ bool processAlive(pid_t pid) {
   return true;
 }
 
+// Yama's ptrace_scope 1 lets a process read only its descendants' memory:
+// the ranks of a node are siblings, so each lets any process of its user
+// read it (the check of the user, which is the same for every rank, stays).
+void allowReadsBySiblings(int rank) {
+  std::ifstream scope("/proc/sys/kernel/yama/ptrace_scope");
+  int value = 0;
+  if (!(scope >> value) || value != 1) return;
+  if (prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0) != 0)
+    WEFT_INFO(kLogShm, "rank %d: prctl(PR_SET_PTRACER) failed (%s): cross-memory attach may be refused", rank,
+              strerror(errno));
+}
+
+// Reads bytes at address in pid's memory into dst; a short read is retried
+// from where it stopped.
+bool readProcess(pid_t pid, void* dst, uint64_t address, size_t bytes, int* error) {
+  size_t done = 0;
+  while (done < bytes) {
+    struct iovec local = {static_cast<char*>(dst) + done, bytes - done};
+    struct iovec remote = {reinterpret_cast<void*>(address + done), bytes - done};
+    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n <= 0) {
+      *error = n == 0 ? EFAULT : errno;
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Opens peer pid's descriptor fd (a memfd) and maps bytes of it shared.
+char* mapPeerMemory(pid_t pid, int fd, size_t bytes, int* error) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+  int local = open(path, O_RDWR | O_CLOEXEC);
+  if (local < 0) {
+    *error = errno;
+    return nullptr;
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, local, 0);
+  *error = errno;
+  close(local);
+  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+}
+
 }  // namespace
+
+struct RegistrationEntry {
+  std::atomic<uint64_t> state;
+  uint64_t base, bytes;   // the registered range, in the owner's address space
+  uint64_t allocationId;  // SharedAllocation::id
+  uint64_t allocationBase, allocationBytes;
+  int32_t fd;  // the owner's memfd
+  int32_t pad;
+};
 
 size_t ShmTransport::fifoOffset(int fromLocal, int toLocal, int channel) const {
   size_t nLocal = localRanks_.size();
@@ -157,7 +220,13 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
 
   size_t progressOffset = roundUp(sizeof(ShmControl) + sizeof(int32_t) * nLocal, 8);
   size_t stoppedOffset = progressOffset + sizeof(uint64_t) * nLocal;
-  size_t controlBytes = roundUp(stoppedOffset + sizeof(uint32_t) * nLocal, kAlign);
+  // Cross-memory attach: each rank's probe (the address of a word it
+  // holds) and whether it could read every other process's probe.
+  size_t probeOffset = roundUp(stoppedOffset + sizeof(uint32_t) * nLocal, 8);
+  size_t readableOffset = probeOffset + sizeof(uint64_t) * nLocal;
+  size_t probeFdOffset = readableOffset + sizeof(uint32_t) * nLocal;
+  size_t registrationsOffset = roundUp(probeFdOffset + sizeof(int32_t) * nLocal, 64);
+  size_t controlBytes = roundUp(registrationsOffset + sizeof(RegistrationEntry) * kMaxRegistrations * nLocal, kAlign);
   shm->fifoBytes_ = roundUp(sizeof(FifoCounters) + sizeof(PaddedHeader) * config.nSlots, kAlign) +
                     roundUp(config.slotBytes * config.nSlots, kAlign);
   shm->fifoBase_ = controlBytes;
@@ -240,6 +309,29 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   shm->control_ = reinterpret_cast<ShmControl*>(base);
   shm->progress_ = reinterpret_cast<std::atomic<uint64_t>*>(base + progressOffset);
   shm->stopped_ = reinterpret_cast<std::atomic<uint32_t>*>(base + stoppedOffset);
+  auto* probes = reinterpret_cast<std::atomic<uint64_t>*>(base + probeOffset);
+  auto* readable = reinterpret_cast<std::atomic<uint32_t>*>(base + readableOffset);
+  auto* probeFds = reinterpret_cast<std::atomic<int32_t>*>(base + probeFdOffset);
+  shm->registrations_ = reinterpret_cast<RegistrationEntry*>(base + registrationsOffset);
+  static const uint64_t probeWord = kControlMagic;
+  if (config.crossMemoryAttach) allowReadsBySiblings(rank);
+  probes[myLocal].store(reinterpret_cast<uint64_t>(&probeWord), std::memory_order_relaxed);
+  // Registered buffers: a page of shared memory that peers try to map.
+  Result<void*> probePage = nLocal > 1 ? allocateSharedHost(sizeof(uint64_t)) : Result<void*>(nullptr);
+  SharedAllocation probeAllocation;
+  if (probePage.isOk() && probePage.value() != nullptr &&
+      findSharedHost(probePage.value(), sizeof(uint64_t), &probeAllocation)) {
+    *static_cast<uint64_t*>(probePage.value()) = kControlMagic;
+    probeFds[myLocal].store(probeAllocation.fd, std::memory_order_relaxed);
+  } else {
+    probeFds[myLocal].store(-1, std::memory_order_relaxed);
+  }
+  struct ProbeFree {
+    void* page;
+    ~ProbeFree() {
+      if (page != nullptr) freeSharedHost(page);
+    }
+  } probeFree{probePage.isOk() ? probePage.value() : nullptr};
   shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
   if (shm->control_->magic != kControlMagic)
     return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank, name.c_str());
@@ -261,8 +353,58 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   }
   // Pids must be visible before anyone checks liveness.
   WEFT_CHECK(bootstrap.barrier());
-  WEFT_INFO(kLogShm, "rank %d: shm transport with %d local ranks, %d channel(s), %d x %zu-byte slots, %zu MiB mapped",
-            rank, nLocal, config.nChannels, config.nSlots, config.slotBytes, total >> 20);
+  // Cross-memory attach is used only where every rank of the node could
+  // read every other process's probe: a sender then knows its receiver can.
+  // Likewise, registered buffers are published to other processes only
+  // where every rank could map every other's probe page.
+  constexpr uint32_t kProbed = 4, kReads = 1, kMaps = 2;
+  bool otherProcesses = false;
+  uint32_t mine = kProbed | (config.crossMemoryAttach ? kReads : 0) | kMaps;
+  for (int local = 0; local < nLocal; ++local) {
+    pid_t pid = shm->control_->pids[local].load(std::memory_order_acquire);
+    if (local == myLocal || pid == getpid()) continue;
+    otherProcesses = true;
+    int peerRank = localRanks[static_cast<size_t>(local)];
+    uint64_t word = 0;
+    int error = 0;
+    if ((mine & kReads) != 0 &&
+        (!readProcess(pid, &word, probes[local].load(std::memory_order_relaxed), sizeof(word), &error) ||
+         word != kControlMagic)) {
+      WEFT_INFO(kLogShm, "rank %d: cross-memory attach to rank %d (pid %d) failed: %s; copies go through the FIFOs",
+                rank, peerRank, pid, error != 0 ? strerror(error) : "wrong value");
+      mine &= ~kReads;
+    }
+    int fd = probeFds[local].load(std::memory_order_relaxed);
+    char* page = (mine & kMaps) != 0 && fd >= 0 ? mapPeerMemory(pid, fd, sizeof(uint64_t), &error) : nullptr;
+    if ((mine & kMaps) != 0 && (page == nullptr || *reinterpret_cast<uint64_t*>(page) != kControlMagic)) {
+      WEFT_INFO(kLogShm,
+                "rank %d: mapping rank %d's (pid %d) shared host memory failed: %s; its registered buffers are "
+                "copied",
+                rank, peerRank, pid, fd < 0 ? "it has none" : strerror(error));
+      mine &= ~kMaps;
+    }
+    if (page != nullptr) munmap(page, sizeof(uint64_t));
+  }
+  readable[myLocal].store(mine, std::memory_order_release);
+  WEFT_CHECK(bootstrap.barrier());
+  shm->crossMemoryAttach_ = otherProcesses;
+  shm->mapsShared_ = otherProcesses;
+  for (int local = 0; local < nLocal; ++local) {
+    uint32_t theirs = readable[local].load(std::memory_order_acquire);
+    if ((theirs & kReads) == 0) shm->crossMemoryAttach_ = false;
+    if ((theirs & kMaps) == 0) shm->mapsShared_ = false;
+  }
+  WEFT_INFO(kLogShm,
+            "rank %d: shm transport with %d local ranks, %d channel(s), %d x %zu-byte slots, %zu MiB mapped, "
+            "cross-memory attach %s, registered buffers %s",
+            rank, nLocal, config.nChannels, config.nSlots, config.slotBytes, total >> 20,
+            shm->crossMemoryAttach_     ? "on"
+            : !config.crossMemoryAttach ? "off (WEFT_CMA=0)"
+            : otherProcesses            ? "refused"
+                                        : "unused (one process)",
+            shm->mapsShared_ ? "mapped"
+            : otherProcesses ? "copied (not mappable)"
+                             : "unused (one process)");
   return shm;
 }
 
@@ -271,8 +413,91 @@ bool ShmTransport::sameProcess(int peer) const {
   return local >= 0 && std::abs(control_->pids[local].load(std::memory_order_acquire)) == getpid();
 }
 
+bool ShmTransport::copiesByAddress(int peer) const {
+  int local = localIndex_[peer];
+  return crossMemoryAttach_ && local >= 0 && !sameProcess(peer);
+}
+
+Status ShmTransport::copyFromPeer(int peer, void* dst, uint64_t address, size_t bytes) const {
+  int local = localIndex_[peer];
+  pid_t pid = local >= 0 ? std::abs(control_->pids[local].load(std::memory_order_acquire)) : 0;
+  int error = 0;
+  if (pid != 0 && readProcess(pid, dst, address, bytes, &error)) return Status::ok();
+  if (pid == 0 || error == ESRCH || !processAlive(pid))
+    return WEFT_ERROR(weftRemoteError, "rank %d: rank %d (pid %d on this node) died while this rank read its buffer",
+                      rank_, peer, pid);
+  return WEFT_ERROR(weftSystemError, "rank %d: reading %zu bytes at 0x%llx of rank %d (pid %d) failed: %s", rank_,
+                    bytes, static_cast<unsigned long long>(address), peer, pid, strerror(error));
+}
+
 ShmTransport::~ShmTransport() {
   if (control_ != nullptr) markDeparted();
+  for (auto& [key, mapping] : mappings_) munmap(mapping.base, mapping.bytes);
+}
+
+bool ShmTransport::mapsRegistered(int peer) const {
+  int local = localIndex_[peer];
+  return mapsShared_ && local >= 0 && !sameProcess(peer);
+}
+
+Result<const void*> ShmTransport::mappedAddress(int peer, uint64_t address, size_t bytes) const {
+  int local = localIndex_[peer];
+  if (!mapsShared_ || local < 0) return static_cast<const void*>(nullptr);
+  const RegistrationEntry* table = registrations_ + static_cast<size_t>(local) * kMaxRegistrations;
+  for (int i = 0; i < kMaxRegistrations; ++i) {
+    const RegistrationEntry& entry = table[i];
+    if (entry.state.load(std::memory_order_acquire) == 0) continue;
+    if (address < entry.base || bytes > entry.bytes || address - entry.base > entry.bytes - bytes) continue;
+    std::lock_guard<std::mutex> lock(mappingsMutex_);
+    auto key = std::make_pair(local, entry.allocationId);
+    auto it = mappings_.find(key);
+    if (it == mappings_.end()) {
+      pid_t pid = std::abs(control_->pids[local].load(std::memory_order_acquire));
+      int error = 0;
+      char* p = mapPeerMemory(pid, entry.fd, entry.allocationBytes, &error);
+      if (p == nullptr)
+        return WEFT_ERROR(weftSystemError, "rank %d: mapping rank %d's registered buffer (%zu bytes) failed: %s", rank_,
+                          peer, static_cast<size_t>(entry.allocationBytes), strerror(error));
+      it = mappings_.emplace(key, Mapping{p, entry.allocationBytes}).first;
+    }
+    return static_cast<const void*>(it->second.base + (address - entry.allocationBase));
+  }
+  return static_cast<const void*>(nullptr);
+}
+
+int ShmTransport::publishRegistration(const void* base, size_t bytes, const SharedAllocation& allocation) {
+  RegistrationEntry* table = registrations_ + static_cast<size_t>(localIndex_[rank_]) * kMaxRegistrations;
+  for (int i = 0; i < kMaxRegistrations; ++i) {
+    RegistrationEntry& entry = table[i];
+    if (entry.state.load(std::memory_order_relaxed) != 0) continue;
+    entry.base = reinterpret_cast<uint64_t>(base);
+    entry.bytes = bytes;
+    entry.allocationId = allocation.id;
+    entry.allocationBase = reinterpret_cast<uint64_t>(allocation.base);
+    entry.allocationBytes = allocation.bytes;
+    entry.fd = allocation.fd;
+    entry.state.store(1, std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+void ShmTransport::withdrawRegistration(int entry) {
+  if (entry < 0 || entry >= kMaxRegistrations) return;
+  registrations_[static_cast<size_t>(localIndex_[rank_]) * kMaxRegistrations + entry].state.store(
+      0, std::memory_order_release);
+}
+
+bool ShmTransport::registered(const void* p, size_t bytes) const {
+  if (!mapsShared_ || p == nullptr) return false;
+  auto address = reinterpret_cast<uint64_t>(p);
+  const RegistrationEntry* table = registrations_ + static_cast<size_t>(localIndex_[rank_]) * kMaxRegistrations;
+  for (int i = 0; i < kMaxRegistrations; ++i) {
+    const RegistrationEntry& entry = table[i];
+    if (entry.state.load(std::memory_order_acquire) == 0) continue;
+    if (address >= entry.base && bytes <= entry.bytes && address - entry.base <= entry.bytes - bytes) return true;
+  }
+  return false;
 }
 
 SendConnector* ShmTransport::sendTo(int peer, int channel) const {

@@ -5,11 +5,14 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "bootstrap/bootstrap.h"
+#include "core/shared_host_memory.h"
 #include "transports/connector.h"
 #include "transports/shm/shm_segment.h"
 #include "transports/transport.h"
@@ -29,10 +32,15 @@ struct ShmControl {
   std::atomic<int32_t> pids[1];
 };
 
+struct RegistrationEntry;  // a registered buffer, in the node's segment
+
 struct ShmConfig {
   int nChannels = 1;
   size_t slotBytes = 128 * 1024;
   int nSlots = 8;
+  // Try cross-memory attach (process_vm_readv) between the node's processes;
+  // it is used only where every local rank could read every other.
+  bool crossMemoryAttach = true;
 };
 
 // Besides its connectors, the node's shared state: the first fatal error,
@@ -59,6 +67,19 @@ class ShmTransport : public Transport {
   // process alive and its communicator not destroyed.
   Status checkPeerAlive(int peer) const override;
   bool sameProcess(int peer) const override;
+  // Cross-memory attach works between every pair of this node's ranks.
+  bool copiesByAddress(int peer) const override;
+  Status copyFromPeer(int peer, void* dst, uint64_t address, size_t bytes) const override;
+  // Registered buffers in shared host memory (weftCommRegister): each rank's
+  // table of them lives in the node's segment, where its peers look up an
+  // address they were sent and map the allocation holding it.
+  bool mapsRegistered(int peer) const override;
+  Result<const void*> mappedAddress(int peer, uint64_t address, size_t bytes) const override;
+  // Enters [base, base + bytes), inside allocation, in this rank's table:
+  // the entry's index, or -1 when the table is full.
+  int publishRegistration(const void* base, size_t bytes, const SharedAllocation& allocation);
+  void withdrawRegistration(int entry);
+  bool registered(const void* p, size_t bytes) const;
   // This rank's executor failed: from now on it reads no peer's buffer.
   void markStopped();
   // Peer (of this node) will not read this rank's buffers any more: it
@@ -83,8 +104,18 @@ class ShmTransport : public Transport {
   std::vector<int> localIndex_;  // rank -> local index, -1 if remote
   ShmSegment segment_;
   ShmControl* control_ = nullptr;
-  std::atomic<uint64_t>* progress_ = nullptr;  // per local rank, after the pids
-  std::atomic<uint32_t>* stopped_ = nullptr;   // per local rank, after the progress: its executor failed
+  std::atomic<uint64_t>* progress_ = nullptr;   // per local rank, after the pids
+  std::atomic<uint32_t>* stopped_ = nullptr;    // per local rank, after the progress: its executor failed
+  bool crossMemoryAttach_ = false;              // every local rank read every other's probe
+  bool mapsShared_ = false;                     // every local rank mapped every other's probe memfd
+  RegistrationEntry* registrations_ = nullptr;  // kMaxRegistrations per local rank
+  // Peers' allocations this rank mapped: (local rank, allocation id) -> where.
+  struct Mapping {
+    char* base;
+    size_t bytes;
+  };
+  mutable std::mutex mappingsMutex_;
+  mutable std::map<std::pair<int, uint64_t>, Mapping> mappings_;
   size_t fifoBytes_ = 0;
   size_t fifoBase_ = 0;
   std::vector<std::unique_ptr<SendConnector>> sends_;  // [channel * nranks + peer]

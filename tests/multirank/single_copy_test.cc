@@ -1,0 +1,225 @@
+// Single-copy paths between processes of one node: cross-memory attach
+// (WEFT_CMA) for the messages of copy collectives, and registered buffers
+// (weftMemAllocHost + weftCommRegister), which peers map and read directly
+// in every collective. Every collective case runs exactly on each path, with
+// small slots so that a message spans many; a trace shows the path was taken.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/collective_cases.h"
+#include "common/launcher.h"
+#include "common/p2p_cases.h"
+#include "weft/weft.h"
+
+namespace weft::test {
+namespace {
+
+// Sets environment variables for one test, restoring them after.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::map<std::string, std::string> values) {
+    for (auto& [name, value] : values) {
+      const char* old = getenv(name.c_str());
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      setenv(name.c_str(), value.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (auto& [name, old] : saved_)
+      if (old)
+        setenv(name.c_str(), old->c_str(), 1);
+      else
+        unsetenv(name.c_str());
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// The case buffers of a process rank: weftMemAllocHost memory, registered
+// with the rank's communicator (one per process in these tests).
+weftComm_t registeringComm = nullptr;
+std::map<void*, void*> registrations;  // buffer -> handle
+
+void* allocateRegistered(size_t bytes) {
+  void* p = nullptr;
+  if (weftMemAllocHost(&p, bytes) != weftSuccess) return nullptr;
+  void* handle = nullptr;
+  if (weftCommRegister(registeringComm, p, bytes, &handle) != weftSuccess) {
+    weftMemFree(p);
+    return nullptr;
+  }
+  registrations[p] = handle;
+  return p;
+}
+void releaseRegistered(void* p) {
+  weftCommDeregister(registeringComm, registrations[p]);
+  registrations.erase(p);
+  weftMemFree(p);
+}
+const BufferSpace kRegistered = {allocateRegistered, releaseRegistered};
+
+std::vector<size_t> counts() { return {0, 1, 7, 1023, 65539}; }
+
+// Counts the steps of this trace file that went by address.
+int byAddressSteps(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  std::string s = text.str();
+  int n = 0;
+  for (size_t at = s.find("\"byAddress\": true"); at != std::string::npos; at = s.find("\"byAddress\": true", at + 1))
+    ++n;
+  return n;
+}
+
+std::string tracePath(const char* what) {
+  return "/tmp/weft-single-copy-" + std::string(what) + "-" + std::to_string(getpid()) + ".%r";
+}
+std::string rankTrace(std::string path, int rank) { return path.replace(path.find("%r"), 2, std::to_string(rank)); }
+
+TEST(SingleCopy, CrossMemoryAttachCopiesEveryCollectiveExactly) {
+  ScopedEnv env({{"WEFT_CMA", "1"}, {"WEFT_CMA_THRESHOLD", "0"}, {"WEFT_BUFFSIZE", "4096"}});
+  std::vector<std::string> failures = runRanks(3, RankMode::Processes, [](weftComm_t comm, int rank, int n) {
+    std::string wrong = runCases(comm, rank, n, allCases(n, counts()));
+    if (wrong.empty()) wrong = ringExchange(comm, rank, n);
+    if (wrong.empty()) wrong = allToAll(comm, rank, n, 70001);
+    return wrong;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+TEST(SingleCopy, RegisteredBuffersAreReadInPlaceByEveryCollective) {
+  // Cross-memory attach off: what goes by address between these processes
+  // goes through the mapped registrations only.
+  ScopedEnv env({{"WEFT_CMA", "0"}, {"WEFT_ZERO_COPY_THRESHOLD", "0"}, {"WEFT_BUFFSIZE", "4096"}});
+  std::vector<std::string> failures = runRanks(3, RankMode::Processes, [](weftComm_t comm, int rank, int n) {
+    registeringComm = comm;
+    setBufferSpace(&kRegistered);
+    std::string wrong = runCases(comm, rank, n, allCases(n, counts()));
+    setBufferSpace(nullptr);
+    if (wrong.empty() && !registrations.empty()) wrong = "buffers are still registered";
+    return wrong;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// One all-gather and one all-reduce of 256 KiB per rank, traced: the path
+// each test is about carries them.
+std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
+  size_t count = 65536;
+  void *send = nullptr, *recv = nullptr, *handles[2] = {nullptr, nullptr};
+  if (registered) {
+    if (weftMemAllocHost(&send, count * 4) != weftSuccess || weftMemAllocHost(&recv, count * 4 * n) != weftSuccess)
+      return std::string("weftMemAllocHost: ") + weftGetLastError(nullptr);
+    if (weftCommRegister(comm, send, count * 4, &handles[0]) != weftSuccess ||
+        weftCommRegister(comm, recv, count * 4 * n, &handles[1]) != weftSuccess)
+      return std::string("weftCommRegister: ") + weftGetLastError(comm);
+  } else {
+    send = malloc(count * 4);
+    recv = malloc(count * 4 * n);
+  }
+  auto* in = static_cast<float*>(send);
+  auto* out = static_cast<float*>(recv);
+  for (size_t i = 0; i < count; ++i) in[i] = static_cast<float>(rank * 1000 + static_cast<int>(i % 997));
+  std::string wrong;
+  if (weftAllGather(send, recv, count, weftFloat32, comm, nullptr) != weftSuccess)
+    wrong = std::string("all-gather: ") + weftGetLastError(comm);
+  for (int r = 0; r < n && wrong.empty(); ++r)
+    for (size_t i = 0; i < count; ++i)
+      if (out[r * count + i] != static_cast<float>(r * 1000 + static_cast<int>(i % 997))) {
+        wrong = "all-gather: element " + std::to_string(i) + " of rank " + std::to_string(r) + " is wrong";
+        break;
+      }
+  if (wrong.empty() && weftAllReduce(send, recv, count, weftFloat32, weftSum, comm, nullptr) != weftSuccess)
+    wrong = std::string("all-reduce: ") + weftGetLastError(comm);
+  for (size_t i = 0; i < count && wrong.empty(); ++i) {
+    float expected = 0;
+    for (int r = 0; r < n; ++r) expected += static_cast<float>(r * 1000 + static_cast<int>(i % 997));
+    if (out[i] != expected) wrong = "all-reduce: element " + std::to_string(i) + " is wrong";
+  }
+  if (registered) {
+    for (void* h : handles) weftCommDeregister(comm, h);
+    weftMemFree(send);
+    weftMemFree(recv);
+  } else {
+    free(send);
+    free(recv);
+  }
+  return wrong;
+}
+
+TEST(SingleCopy, TracesShowWhichPathCarriedTheMessages) {
+  for (bool registered : {false, true}) {
+    std::string path = tracePath(registered ? "registered" : "cma");
+    {
+      ScopedEnv env({{"WEFT_CMA", registered ? "0" : "1"},
+                     {"WEFT_CMA_THRESHOLD", "0"},
+                     {"WEFT_ZERO_COPY_THRESHOLD", "0"},
+                     {"WEFT_ALGO", "ring"},
+                     {"WEFT_TRACE_FILE", path}});
+      std::vector<std::string> failures =
+          runRanks(2, RankMode::Processes,
+                   [registered](weftComm_t comm, int rank, int n) { return tracedCalls(comm, rank, n, registered); });
+      ASSERT_TRUE(failures.empty()) << joinFailures(failures);
+    }
+    for (int rank = 0; rank < 2; ++rank) {
+      std::string file = rankTrace(path, rank);
+      // The all-gather's sends go by address either way; the all-reduce's
+      // only from registered buffers (cross-memory attach copies only).
+      EXPECT_GT(byAddressSteps(file), 0) << file;
+      std::ifstream trace(file);
+      std::stringstream text;
+      text << trace.rdbuf();
+      std::string s = text.str();
+      // Each event names its step; a reducing step by address appears only
+      // with registered buffers.
+      bool reducedByAddress = false;
+      for (size_t at = s.find("recvReduce"); at != std::string::npos; at = s.find("recvReduce", at + 1)) {
+        size_t end = s.find('}', at);
+        if (s.substr(at, end - at).find("\"byAddress\": true") != std::string::npos) reducedByAddress = true;
+      }
+      EXPECT_EQ(reducedByAddress, registered) << file;
+      unlink(file.c_str());
+    }
+  }
+}
+
+TEST(SingleCopy, RegistrationRejectsBadArgumentsAndKeepsTheCommunicatorUsable) {
+  std::vector<std::string> failures = runRanks(2, RankMode::Processes, [](weftComm_t comm, int, int) -> std::string {
+    void* handle = reinterpret_cast<void*>(1);
+    char buffer[64];
+    if (weftCommRegister(comm, nullptr, 64, &handle) != weftInvalidArgument) return "NULL buffer accepted";
+    if (handle != nullptr) return "a failed registration left a handle";
+    if (weftCommRegister(comm, buffer, 0, &handle) != weftInvalidArgument) return "size 0 accepted";
+    if (weftCommRegister(comm, buffer, 64, nullptr) != weftInvalidArgument) return "NULL handle accepted";
+    if (weftCommRegister(nullptr, buffer, 64, &handle) != weftInvalidArgument) return "NULL communicator accepted";
+    if (weftCommDeregister(comm, buffer) != weftInvalidArgument) return "an unknown handle was deregistered";
+    std::string error = weftGetLastError(comm);
+    if (error.find("not a registration") == std::string::npos) return "unclear error: " + error;
+    // Ordinary memory registers (peers copy it), and deregisters once.
+    if (weftCommRegister(comm, buffer, sizeof(buffer), &handle) != weftSuccess) return weftGetLastError(comm);
+    if (weftCommDeregister(comm, handle) != weftSuccess) return weftGetLastError(comm);
+    if (weftCommDeregister(comm, handle) != weftInvalidArgument) return "deregistered twice";
+    void* p = nullptr;
+    if (weftMemAllocHost(&p, 0) != weftInvalidArgument) return "weftMemAllocHost of 0 bytes accepted";
+    if (weftMemAllocHost(nullptr, 64) != weftInvalidArgument) return "weftMemAllocHost with NULL ptr accepted";
+    // Still usable.
+    int value = 1, sum = 0;
+    if (weftAllReduce(&value, &sum, 1, weftInt32, weftSum, comm, nullptr) != weftSuccess) return weftGetLastError(comm);
+    if (sum != 2) return "all-reduce after the errors gave " + std::to_string(sum);
+    return "";
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+}  // namespace
+}  // namespace weft::test
