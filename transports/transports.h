@@ -49,6 +49,13 @@ class Transports {
   bool sameProcess(int peer) const { return of(peer).sameProcess(peer); }
   // True when peer's memory is read with one copy from another process.
   bool copiesByAddress(int peer) const { return of(peer).copiesByAddress(peer); }
+  // Every peer of this communicator is a process of this node that this
+  // rank reads, and that reads it, by cross-memory attach: a message that
+  // goes by address then never needs a slot's payload, whatever its size.
+  // The same answer on every rank.
+  bool everyPeerCopiesByAddress() const {
+    return node_->localRanks().size() == transportOf_.size() && node_->everyPeerCopiesByAddress();
+  }
   Status copyFromPeer(int peer, void* dst, uint64_t address, size_t bytes) const {
     return of(peer).copyFromPeer(peer, dst, address, bytes);
   }

@@ -104,6 +104,13 @@ struct Plan {
   size_t outputElements(size_t count) const {
     return geometry == BlockGeometry::PerRank && outputShape == BufferShape::AllBlocks ? count * nBlocks : count;
   }
+  // Every step of the program that sends may publish its source by address
+  // (true for a program that sends nothing).
+  bool everySendMayPublish() const {
+    for (const Step& step : steps)
+      if (stepSends(step.op) && (step.flags & kMayPublishAddress) == 0) return false;
+    return true;
+  }
   // Bytes the program occupies (what a rank holds per cached plan).
   size_t bytes() const { return sizeof(Plan) + steps.capacity() * sizeof(Step) + channelStart.capacity() * 4; }
   std::string describe(int channel) const;

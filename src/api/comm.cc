@@ -378,6 +378,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.cmaThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
   int64_t cmaMax = envInt(EnvParam::CmaMax);
   context.cmaMax = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
+  int64_t cmaSlice = envInt(EnvParam::CmaSlice);
+  if (cmaSlice < 4096 || cmaSlice % 64 != 0 || cmaSlice > (int64_t{1} << 30))
+    return WEFT_ERROR(weftInvalidArgument, "WEFT_CMA_SLICE=%lld: must be a multiple of 64 from 4096 to 1 GiB",
+                      static_cast<long long>(cmaSlice));
+  context.cmaSliceBytes = static_cast<size_t>(cmaSlice);
   if (std::string tracePath = envString(EnvParam::TraceFile); !tracePath.empty()) {
     context.tracer = std::make_shared<Tracer>(tracePath, rank, nranks);
     WEFT_INFO(kLogInit, "rank %d: tracing collectives to %s", rank, context.tracer->path().c_str());

@@ -66,6 +66,10 @@ const EnvParamInfo kTable[] = {
      "Smallest message in bytes that processes send by cross-memory attach (WEFT_CMA)."},
     {EnvParam::CmaMax, "WEFT_CMA_MAX", "-1",
      "Largest message in bytes that processes send by cross-memory attach; -1: no limit."},
+    {EnvParam::CmaSlice, "WEFT_CMA_SLICE", "4194304",
+     "Bytes a copy collective moves per step where every rank is a process of one node and every "
+     "message goes by cross-memory attach (no payload passes through a slot then): larger than a "
+     "slot, since each read costs a hand-off and a page walk. Every rank must use the same value."},
     {EnvParam::SpinCount, "WEFT_SPIN_COUNT", "-1",
      "Busy-poll iterations (~27 ns each) before a waiting rank yields its core. -1 chooses: 200 "
      "when every rank of the node has a core of its own, 10 when ranks outnumber cores (the peer "

@@ -27,6 +27,7 @@ enum class EnvParam {
   Cma,
   CmaThreshold,
   CmaMax,
+  CmaSlice,
   SpinCount,
   HostId,
   TopoFile,

@@ -48,13 +48,18 @@ std::string describeCall(Collective collective, size_t count, int type, int op, 
 // What a slot from peer must look like for this rank's operation.
 Status checkSlotHeader(const SlotHeader& got, const OpDesc& op, size_t bytes, int rank, int peer) {
   SlotHeader want = slotHeaderFor(op, bytes);
-  bool same = got.magic == want.magic && got.collective == want.collective && got.datatype == want.datatype &&
-              got.count == want.count && got.opSeq == want.opSeq && got.bytes == want.bytes;
-  if (collectiveReduces(op.collective)) same = same && got.redop == want.redop;
-  if (collectiveHasRoot(op.collective)) same = same && got.root == want.root;
-  if (op.plan) same = same && got.algorithm == want.algorithm;
-  if (same) return Status::ok();
+  bool sameCall = got.magic == want.magic && got.collective == want.collective && got.datatype == want.datatype &&
+                  got.count == want.count && got.opSeq == want.opSeq;
+  if (collectiveReduces(op.collective)) sameCall = sameCall && got.redop == want.redop;
+  if (collectiveHasRoot(op.collective)) sameCall = sameCall && got.root == want.root;
+  if (op.plan) sameCall = sameCall && got.algorithm == want.algorithm;
+  if (sameCall && got.bytes == want.bytes) return Status::ok();
   if (got.magic != kSlotMagic) return WEFT_ERROR(weftInternalError, "rank %d: corrupt slot from rank %d", rank, peer);
+  if (sameCall)  // one call, sliced differently
+    return WEFT_ERROR(weftInvalidUsage,
+                      "rank %d: rank %d cuts the same call into other pieces (a message of %u bytes where this rank "
+                      "expects %zu): every rank must use the same WEFT_BUFFSIZE and WEFT_CMA_SLICE",
+                      rank, peer, got.bytes, bytes);
   return WEFT_ERROR(
       weftInvalidUsage,
       "rank %d: mismatched calls: rank %d is in %s but this rank is in %s; every "

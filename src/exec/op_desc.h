@@ -62,6 +62,7 @@ struct ExecutorContext {
   bool cma = true;
   size_t cmaThreshold = 256u << 10;
   size_t cmaMax = SIZE_MAX;
+  size_t cmaSliceBytes = 4u << 20;  // per step, where every message of a call goes by cross-memory attach
   // WEFT_TRACE_FILE's recorder; null when off.
   std::shared_ptr<Tracer> tracer;
   // CPUs the worker thread is bound to (the rank's NUMA node); empty: unbound.

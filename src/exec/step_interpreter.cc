@@ -37,6 +37,17 @@ ChannelRun::ChannelRun(const OpDesc& op, const ExecutorContext& context, int cha
   // the copy out of it, where a reduction would still need both passes.
   crossProcessCopies_ = context.transports != nullptr && !collectiveReduces(plan_.collective) &&
                         context.copiesByAddress(op.count * geometry_.typeBytes);
+  // Where every message of this call goes by address (every step that
+  // sends may publish, and every peer is read by cross-memory attach), no
+  // payload passes through a slot: slices larger than a slot pay fewer
+  // hand-offs and page walks. Every rank decides alike (the plans of a copy
+  // collective flag their sends alike on every rank, tested), so the
+  // receiver's slices stay its sender's.
+  if (crossProcessCopies_ && context.cmaSliceBytes > slotBytes && context.transports->everyPeerCopiesByAddress() &&
+      plan_.everySendMayPublish()) {
+    geometry_ = geometryFor(op, plan_, context.cmaSliceBytes);
+    wideSlices_ = true;
+  }
   if (zeroCopy_) {
     size_t inputBytes = plan_.inputElements(op.count) * geometry_.typeBytes;
     inputShared_ = context.transports->registered(op.send, inputBytes);
@@ -217,7 +228,7 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
     // where the step only copies it there, else into scratch as a slot.
     bool direct = dst != nullptr && ((step.op == StepOp::Recv && !divide) || step.op == StepOp::RecvSend);
     char* into = direct ? dst : scratch_;
-    if (into == nullptr)
+    if (into == nullptr || (!direct && wideSlices_))
       return WEFT_ERROR(weftInternalError, "rank %d: no buffer to read rank %d's data into", context_.rank,
                         step.recvPeer);
     WEFT_CHECK(context_.transports->copyFromPeer(step.recvPeer, into, inOtherProcess, bytes));

@@ -77,6 +77,32 @@ TEST(PlanVerifier, EveryRegisteredAlgorithmIsCorrectForOneToSixtyFourRanks) {
   EXPECT_GT(proven, maxRanks * 15);
 }
 
+// Where every message of a copy collective goes by cross-memory attach,
+// each rank cuts the call into wider slices when its own program's sends
+// may all publish (Plan::everySendMayPublish); a receiver's slices must stay
+// its sender's, so every rank of a plan set must answer alike.
+TEST(PlanVerifier, EveryRankOfACopyCollectiveAgreesWhetherItsSendsMayPublish) {
+  int checked = 0;
+  for (const AlgorithmEntry& entry : algorithmRegistry()) {
+    for (int n = 1; n <= 16; ++n) {
+      for (Collective collective : kCollectives) {
+        if (!entry.supports(collective) || collectiveReduces(collective)) continue;
+        for (int root : rooted(collective) ? std::vector<int>{0, n / 2, n - 1} : std::vector<int>{-1}) {
+          for (int channels : {1, 2}) {
+            PlanSet plans = buildPlanSet(entry, request(collective, n, root, channels));
+            for (const Plan& plan : plans)
+              ASSERT_EQ(plan.everySendMayPublish(), plans.front().everySendMayPublish())
+                  << entry.name << " " << collectiveName(collective) << " n=" << n << " root=" << root << ": rank "
+                  << plan.rank << " disagrees with rank 0";
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 100);
+}
+
 // Nodes of L ranks each, M nodes, ranks of a node contiguous in the ring (as
 // communicators order them) but shuffled inside it; the ring backwards on
 // odd channels; every collective the entry builds, roots at both ends and

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -389,6 +390,12 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   WEFT_CHECK(bootstrap.barrier());
   shm->crossMemoryAttach_ = otherProcesses;
   shm->mapsShared_ = otherProcesses;
+  // Every local rank a process of its own: the same answer on every rank.
+  std::vector<pid_t> pids;
+  for (int local = 0; local < nLocal; ++local)
+    pids.push_back(std::abs(shm->control_->pids[local].load(std::memory_order_acquire)));
+  std::sort(pids.begin(), pids.end());
+  shm->distinctProcesses_ = std::adjacent_find(pids.begin(), pids.end()) == pids.end();
   for (int local = 0; local < nLocal; ++local) {
     uint32_t theirs = readable[local].load(std::memory_order_acquire);
     if ((theirs & kReads) == 0) shm->crossMemoryAttach_ = false;
@@ -412,6 +419,8 @@ bool ShmTransport::sameProcess(int peer) const {
   int local = localIndex_[peer];
   return local >= 0 && std::abs(control_->pids[local].load(std::memory_order_acquire)) == getpid();
 }
+
+bool ShmTransport::everyPeerCopiesByAddress() const { return crossMemoryAttach_ && distinctProcesses_; }
 
 bool ShmTransport::copiesByAddress(int peer) const {
   int local = localIndex_[peer];

@@ -69,6 +69,9 @@ class ShmTransport : public Transport {
   bool sameProcess(int peer) const override;
   // Cross-memory attach works between every pair of this node's ranks.
   bool copiesByAddress(int peer) const override;
+  // Every pair of this node's ranks copies by cross-memory attach (each rank
+  // a process of its own); the same answer on every local rank.
+  bool everyPeerCopiesByAddress() const;
   Status copyFromPeer(int peer, void* dst, uint64_t address, size_t bytes) const override;
   // Registered buffers in shared host memory (weftCommRegister): each rank's
   // table of them lives in the node's segment, where its peers look up an
@@ -108,6 +111,7 @@ class ShmTransport : public Transport {
   std::atomic<uint32_t>* stopped_ = nullptr;    // per local rank, after the progress: its executor failed
   bool crossMemoryAttach_ = false;              // every local rank read every other's probe
   bool mapsShared_ = false;                     // every local rank mapped every other's probe memfd
+  bool distinctProcesses_ = false;              // no two local ranks share a process
   RegistrationEntry* registrations_ = nullptr;  // kMaxRegistrations per local rank
   // Peers' allocations this rank mapped: (local rank, allocation id) -> where.
   struct Mapping {
