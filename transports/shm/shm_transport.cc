@@ -461,6 +461,20 @@ Result<const void*> ShmTransport::mappedAddress(int peer, uint64_t address, size
     auto key = std::make_pair(local, entry.allocationId);
     auto it = mappings_.find(key);
     if (it == mappings_.end()) {
+      // Allocations of this peer's that it no longer registers are not read
+      // again (it deregisters nothing an enqueued call uses): unmapped here,
+      // so that memory it frees is not held by this process.
+      for (auto stale = mappings_.begin(); stale != mappings_.end();) {
+        bool live = false;
+        for (int j = 0; j < kMaxRegistrations && stale->first.first == local && !live; ++j)
+          live = table[j].state.load(std::memory_order_acquire) != 0 && table[j].allocationId == stale->first.second;
+        if (stale->first.first == local && !live) {
+          munmap(stale->second.base, stale->second.bytes);
+          stale = mappings_.erase(stale);
+        } else {
+          ++stale;
+        }
+      }
       pid_t pid = std::abs(control_->pids[local].load(std::memory_order_acquire));
       int error = 0;
       char* p = mapPeerMemory(pid, entry.fd, entry.allocationBytes, &error);
