@@ -79,6 +79,7 @@ Plan buildDirectPlan(const PlanRequest& request) {
     rootedSteps(request.collective, rank, n, request.root, steps);
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);
   noteScratch(plan);
+  plan.singleCopyAcrossProcesses = request.collective != Collective::Gather;
   return plan;
 }
 

@@ -87,6 +87,12 @@ struct Plan {
   // peer and direction, before the group's ordered plans (collectives),
   // which run one after another.
   bool concurrent = false;
+  // A receiver in another process of the node may read a message of a
+  // collective that reduces nothing out of its sender's buffer (cross-memory
+  // attach) instead of a slot. False where receiving is the bottleneck: a
+  // gather's root reads its peers' blocks faster from slots they filled in
+  // parallel, still in cache, than from their buffers (docs/performance.md).
+  bool singleCopyAcrossProcesses = true;
   std::vector<Step> steps;                // every channel's, back to back
   std::vector<uint32_t> channelStart{0};  // channel c is steps[channelStart[c], channelStart[c + 1])
 

@@ -60,8 +60,9 @@ const EnvParamInfo kTable[] = {
     {EnvParam::Cma, "WEFT_CMA", "1",
      "1 lets ranks that are processes of one node read each other's buffers with cross-memory "
      "attach (process_vm_readv: one copy instead of two) for the messages of copy collectives "
-     "(all-gather, broadcast, send/recv, all-to-all, gather, scatter) in WEFT_CMA_THRESHOLD.."
-     "WEFT_CMA_MAX, where the kernel allows it between every pair (checked at init); 0 never."},
+     "(all-gather, broadcast, send/recv, scatter; not gather, whose root reads faster from slots) in "
+     "WEFT_CMA_THRESHOLD..WEFT_CMA_MAX, where the kernel allows it between every pair (checked at "
+     "init); 0 never."},
     {EnvParam::CmaThreshold, "WEFT_CMA_THRESHOLD", "262144",
      "Smallest message in bytes that processes send by cross-memory attach (WEFT_CMA)."},
     {EnvParam::CmaMax, "WEFT_CMA_MAX", "-1",

@@ -36,7 +36,7 @@ ChannelRun::ChannelRun(const OpDesc& op, const ExecutorContext& context, int cha
   // one copy out of the sender's buffer replaces the copy into the slot and
   // the copy out of it, where a reduction would still need both passes.
   crossProcessCopies_ = context.transports != nullptr && !collectiveReduces(plan_.collective) &&
-                        context.copiesByAddress(op.count * geometry_.typeBytes);
+                        plan_.singleCopyAcrossProcesses && context.copiesByAddress(op.count * geometry_.typeBytes);
   // Where every message of this call goes by address (every step that
   // sends may publish, and every peer is read by cross-memory attach), no
   // payload passes through a slot: slices larger than a slot pay fewer
