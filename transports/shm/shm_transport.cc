@@ -211,6 +211,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   std::unique_ptr<ShmTransport> shm(new ShmTransport());
   shm->config_ = config;
   shm->rank_ = rank;
+  shm->pid_ = getpid();
   shm->localRanks_ = localRanks;
   shm->nranksTotal_ = bootstrap.nranks();
   shm->localIndex_.assign(static_cast<size_t>(bootstrap.nranks()), -1);
@@ -417,7 +418,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
 
 bool ShmTransport::sameProcess(int peer) const {
   int local = localIndex_[peer];
-  return local >= 0 && std::abs(control_->pids[local].load(std::memory_order_acquire)) == getpid();
+  return local >= 0 && std::abs(control_->pids[local].load(std::memory_order_acquire)) == pid_;
 }
 
 bool ShmTransport::everyPeerCopiesByAddress() const { return crossMemoryAttach_ && distinctProcesses_; }
@@ -559,7 +560,7 @@ Status ShmTransport::checkPeerAlive(int peer) const {
                       "rank %d: rank %d destroyed its communicator while this rank still waits for it "
                       "(did the ranks make different calls?)",
                       rank_, peer);
-  if (pid == 0 || pid == getpid()) return Status::ok();
+  if (pid == 0 || pid == pid_) return Status::ok();
   if (!processAlive(pid))
     return WEFT_ERROR(weftRemoteError,
                       "rank %d: rank %d (pid %d on this node) died; every rank of this communicator must "

@@ -4,6 +4,8 @@
 // the others map it, and the name is unlinked once all have.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -103,6 +105,7 @@ class ShmTransport : public Transport {
 
   ShmConfig config_;
   int rank_ = -1;
+  pid_t pid_ = 0;  // this process (getpid is a system call, and sameProcess runs every step)
   std::vector<int> localRanks_;
   std::vector<int> localIndex_;  // rank -> local index, -1 if remote
   ShmSegment segment_;
