@@ -4,7 +4,7 @@
 #   env_launch.sh [--separate-nodes] BINARY NRANKS [ARGS...]
 # --separate-nodes gives every rank its own WEFT_HOSTID, so ranks talk
 # through the net transport (over loopback). With WEFT_SOCKET_FAMILY=AF_INET6
-# the root listens on [::1].
+# the root listens on [::1]. Prints rank WEFT_LAUNCH_SHOW_RANK's output (0).
 set -euo pipefail
 separate=0
 if [[ ${1:-} == --separate-nodes ]]; then separate=1; shift; fi
@@ -22,6 +22,6 @@ for ((r = 0; r < nranks; ++r)); do
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-cat "${TMPDIR:-/tmp}/weft_env_launch_$$_0.log"
+cat "${TMPDIR:-/tmp}/weft_env_launch_$$_${WEFT_LAUNCH_SHOW_RANK:-0}.log"
 rm -f "${TMPDIR:-/tmp}"/weft_env_launch_$$_*.log
 exit $status
