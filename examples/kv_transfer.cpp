@@ -28,13 +28,13 @@ namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-#define CHECK(call)                                                                                   \
-  do {                                                                                                \
-    weftResult_t r_ = (call);                                                                         \
-    if (r_ != weftSuccess) {                                                                          \
+#define CHECK(call)                                                                                  \
+  do {                                                                                               \
+    weftResult_t r_ = (call);                                                                        \
+    if (r_ != weftSuccess) {                                                                         \
       fprintf(stderr, "%s failed: %s: %s\n", #call, weftGetErrorString(r_), weftGetLastError(comm)); \
-      return 1;                                                                                       \
-    }                                                                                                 \
+      return 1;                                                                                      \
+    }                                                                                                \
   } while (0)
 
 // The word at index i of layer l (what the prefill writes, the decode checks).
@@ -60,14 +60,11 @@ void usage(const char* argv0) {
 }
 
 bool parse(int argc, char** argv, Options* o) {
-  const option longOptions[] = {{"model", required_argument, nullptr, 'm'},
-                                {"tokens", required_argument, nullptr, 't'},
-                                {"requests", required_argument, nullptr, 'r'},
-                                {"prefill-ms-per-layer", required_argument, nullptr, 'p'},
-                                {"link", required_argument, nullptr, 'l'},
-                                {"latency-us", required_argument, nullptr, 'u'},
-                                {"repeat", required_argument, nullptr, 'n'},
-                                {nullptr, 0, nullptr, 0}};
+  const option longOptions[] = {
+      {"model", required_argument, nullptr, 'm'},    {"tokens", required_argument, nullptr, 't'},
+      {"requests", required_argument, nullptr, 'r'}, {"prefill-ms-per-layer", required_argument, nullptr, 'p'},
+      {"link", required_argument, nullptr, 'l'},     {"latency-us", required_argument, nullptr, 'u'},
+      {"repeat", required_argument, nullptr, 'n'},   {nullptr, 0, nullptr, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", longOptions, nullptr)) != -1) {
     switch (c) {
