@@ -393,6 +393,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   shm->mapsShared_ = otherProcesses;
   // Every local rank a process of its own: the same answer on every rank.
   std::vector<pid_t> pids;
+  pids.reserve(static_cast<size_t>(nLocal));
   for (int local = 0; local < nLocal; ++local)
     pids.push_back(std::abs(shm->control_->pids[local].load(std::memory_order_acquire)));
   std::sort(pids.begin(), pids.end());
