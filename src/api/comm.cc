@@ -27,6 +27,16 @@ namespace {
 
 constexpr int kHostIdBytes = 128;
 
+// A size a call is cut into (WEFT_BUFFSIZE's slots, WEFT_CMA_SLICE's
+// pieces): a multiple of 64 bytes from 4 KiB to 1 GiB.
+Result<size_t> pieceBytes(EnvParam param) {
+  int64_t bytes = envInt(param);
+  if (bytes < 4096 || bytes % 64 != 0 || bytes > (int64_t{1} << 30))
+    return WEFT_ERROR(weftInvalidArgument, "%s=%lld: must be a multiple of 64 from 4096 to 1 GiB",
+                      envParamInfo(param).name, static_cast<long long>(bytes));
+  return static_cast<size_t>(bytes);
+}
+
 struct HostInfo {
   char hostId[kHostIdBytes];
   int32_t pid;
@@ -308,12 +318,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (nranks > 1) {
     ShmConfig shmConfig;
     shmConfig.nChannels = tunerConfig.maxChannels;
-    shmConfig.slotBytes = static_cast<size_t>(envInt(EnvParam::BufferSize));
+    Result<size_t> slotBytes = pieceBytes(EnvParam::BufferSize);
+    WEFT_CHECK(slotBytes.status());
+    shmConfig.slotBytes = slotBytes.value();
     shmConfig.nSlots = static_cast<int>(envInt(EnvParam::Nslots));
     shmConfig.crossMemoryAttach = envInt(EnvParam::Cma) != 0;
-    if (shmConfig.slotBytes < 4096 || shmConfig.slotBytes % 64 != 0 || shmConfig.slotBytes > (1u << 30))
-      return WEFT_ERROR(weftInvalidArgument, "WEFT_BUFFSIZE=%zu: must be a multiple of 64 from 4096 to 1 GiB",
-                        shmConfig.slotBytes);
     // A step holds a received slot while it waits for a free one to send
     // into; with one slot per FIFO a ring deadlocks (the plan verifier
     // proves plans with kMinFifoSlots).
@@ -374,15 +383,12 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               zeroCopyMax == std::numeric_limits<int64_t>::max() ? "any size" : "16 MiB");
   }
   context.zeroCopyMax = static_cast<size_t>(zeroCopyMax);
-  context.cma = envInt(EnvParam::Cma) != 0;
   context.cmaThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
   int64_t cmaMax = envInt(EnvParam::CmaMax);
   context.cmaMax = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
-  int64_t cmaSlice = envInt(EnvParam::CmaSlice);
-  if (cmaSlice < 4096 || cmaSlice % 64 != 0 || cmaSlice > (int64_t{1} << 30))
-    return WEFT_ERROR(weftInvalidArgument, "WEFT_CMA_SLICE=%lld: must be a multiple of 64 from 4096 to 1 GiB",
-                      static_cast<long long>(cmaSlice));
-  context.cmaSliceBytes = static_cast<size_t>(cmaSlice);
+  Result<size_t> cmaSlice = pieceBytes(EnvParam::CmaSlice);
+  WEFT_CHECK(cmaSlice.status());
+  context.cmaSliceBytes = cmaSlice.value();
   if (std::string tracePath = envString(EnvParam::TraceFile); !tracePath.empty()) {
     context.tracer = std::make_shared<Tracer>(tracePath, rank, nranks);
     WEFT_INFO(kLogInit, "rank %d: tracing collectives to %s", rank, context.tracer->path().c_str());

@@ -20,8 +20,6 @@ namespace weft {
 // A buffer registered with weftCommRegister: shareEntry is its entry in the
 // node's table of registered buffers (-1: peers of other processes copy it).
 struct Registration {
-  const void* base = nullptr;
-  size_t bytes = 0;
   int shareEntry = -1;
 };
 

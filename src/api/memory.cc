@@ -74,8 +74,6 @@ weftResult_t weftCommRegister(weftComm_t comm, void* buff, size_t size, void** h
     return setLastError(comm,
                         WEFT_ERROR(weftInvalidArgument, "weftCommRegister: %p + %zu bytes overflows", buff, size));
   auto registration = std::make_unique<Registration>();
-  registration->base = buff;
-  registration->bytes = size;
   SharedAllocation allocation;
   bool shareable = comm->device == nullptr && findSharedHost(buff, size, &allocation);
   std::lock_guard<std::mutex> lock(comm->registrationsMutex);

@@ -68,9 +68,8 @@ bool findSharedHost(const void* ptr, size_t bytes, SharedAllocation* allocation)
   auto it = registry().upper_bound(p);
   if (it == registry().begin()) return false;
   --it;
-  const SharedAllocation& a = it->second;
-  if (p < it->first || bytes > a.bytes || p - it->first > a.bytes - bytes) return false;
-  *allocation = a;
+  if (!rangeHolds(it->first, it->second.bytes, p, bytes)) return false;
+  *allocation = it->second;
   return true;
 }
 

@@ -18,6 +18,11 @@ struct SharedAllocation {
   size_t bytes = 0;  // mapped (a multiple of the page size)
 };
 
+// [address, address + bytes) lies inside [base, base + size) (no overflow).
+inline bool rangeHolds(uint64_t base, uint64_t size, uint64_t address, uint64_t bytes) {
+  return address >= base && bytes <= size && address - base <= size - bytes;
+}
+
 Result<void*> allocateSharedHost(size_t bytes);
 // False when ptr is not an allocation's base.
 bool freeSharedHost(void* ptr);

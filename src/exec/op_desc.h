@@ -58,8 +58,8 @@ struct ExecutorContext {
   size_t zeroCopyThreshold = 1u << 20;
   size_t zeroCopyMax = 16u << 20;
   // Messages of copy collectives between processes of one node move by
-  // cross-memory attach (WEFT_CMA), where the transport allows it.
-  bool cma = true;
+  // cross-memory attach in these sizes, where the transport allows it (it
+  // does not under WEFT_CMA=0).
   size_t cmaThreshold = 256u << 10;
   size_t cmaMax = SIZE_MAX;
   size_t cmaSliceBytes = 4u << 20;  // per step, where every message of a call goes by cross-memory attach
@@ -80,7 +80,7 @@ struct ExecutorContext {
   // Whether a message of this many bytes of a collective that reduces
   // nothing goes by cross-memory attach (between processes that allow it,
   // which the caller checks).
-  bool copiesByAddress(size_t bytes) const { return cma && bytes >= cmaThreshold && bytes <= cmaMax; }
+  bool copiesByAddress(size_t bytes) const { return bytes >= cmaThreshold && bytes <= cmaMax; }
 };
 
 }  // namespace weft

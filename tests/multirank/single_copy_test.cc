@@ -69,12 +69,15 @@ const BufferSpace kRegistered = {allocateRegistered, releaseRegistered};
 
 std::vector<size_t> counts() { return {0, 1, 7, 1023, 65539}; }
 
-// Counts the steps of this trace file that went by address.
-int byAddressSteps(const std::string& path) {
+std::string fileText(const std::string& path) {
   std::ifstream file(path);
   std::stringstream text;
   text << file.rdbuf();
-  std::string s = text.str();
+  return text.str();
+}
+
+// Counts the steps of a trace that went by address.
+int byAddressSteps(const std::string& s) {
   int n = 0;
   for (size_t at = s.find("\"byAddress\": true"); at != std::string::npos; at = s.find("\"byAddress\": true", at + 1))
     ++n;
@@ -189,11 +192,8 @@ TEST(SingleCopy, TracesShowWhichPathCarriedTheMessages) {
       std::string file = rankTrace(path, rank);
       // The all-gather's sends go by address either way; the all-reduce's
       // only from registered buffers (cross-memory attach copies only).
-      EXPECT_GT(byAddressSteps(file), 0) << file;
-      std::ifstream trace(file);
-      std::stringstream text;
-      text << trace.rdbuf();
-      std::string s = text.str();
+      std::string s = fileText(file);
+      EXPECT_GT(byAddressSteps(s), 0) << file;
       // Each event names its step; a reducing step by address appears only
       // with registered buffers.
       bool reducedByAddress = false;

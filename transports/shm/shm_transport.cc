@@ -124,9 +124,6 @@ class ShmRecv final : public RecvConnector {
 constexpr int kNameBytes = 64;
 constexpr int kMaxRegistrations = 64;  // per rank, at once
 
-// What a peer reads to map a registered buffer. state: 0 free, else the
-// entry is valid (written last, with release).
-
 bool processAlive(pid_t pid) {
   if (kill(pid, 0) != 0 && errno == ESRCH) return false;
   // A killed child stays a zombie until its launcher reaps it.
@@ -191,6 +188,8 @@ char* mapPeerMemory(pid_t pid, int fd, size_t bytes, int* error) {
 
 }  // namespace
 
+// What a peer reads to map a registered buffer. state: 0 free, else the
+// entry is valid (written last, with release).
 struct RegistrationEntry {
   std::atomic<uint64_t> state;
   uint64_t base, bytes;   // the registered range, in the owner's address space
@@ -198,7 +197,14 @@ struct RegistrationEntry {
   uint64_t allocationBase, allocationBytes;
   int32_t fd;  // the owner's memfd
   int32_t pad;
+
+  bool live() const { return state.load(std::memory_order_acquire) != 0; }
+  bool holds(uint64_t address, size_t length) const { return live() && rangeHolds(base, bytes, address, length); }
 };
+
+RegistrationEntry* ShmTransport::registrationsOf(int local) const {
+  return registrations_ + static_cast<size_t>(local) * kMaxRegistrations;
+}
 
 size_t ShmTransport::fifoOffset(int fromLocal, int toLocal, int channel) const {
   size_t nLocal = localRanks_.size();
@@ -334,7 +340,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
       if (page != nullptr) freeSharedHost(page);
     }
   } probeFree{probePage.isOk() ? probePage.value() : nullptr};
-  shm->control_->pids[myLocal].store(getpid(), std::memory_order_release);
+  shm->control_->pids[myLocal].store(shm->pid_, std::memory_order_release);
   if (shm->control_->magic != kControlMagic)
     return WEFT_ERROR(weftInternalError, "rank %d: shared memory %s has no control block", rank, name.c_str());
 
@@ -364,7 +370,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
   uint32_t mine = kProbed | (config.crossMemoryAttach ? kReads : 0) | kMaps;
   for (int local = 0; local < nLocal; ++local) {
     pid_t pid = shm->control_->pids[local].load(std::memory_order_acquire);
-    if (local == myLocal || pid == getpid()) continue;
+    if (local == myLocal || pid == shm->pid_) continue;
     otherProcesses = true;
     int peerRank = localRanks[static_cast<size_t>(local)];
     uint64_t word = 0;
@@ -454,11 +460,10 @@ bool ShmTransport::mapsRegistered(int peer) const {
 Result<const void*> ShmTransport::mappedAddress(int peer, uint64_t address, size_t bytes) const {
   int local = localIndex_[peer];
   if (!mapsShared_ || local < 0) return static_cast<const void*>(nullptr);
-  const RegistrationEntry* table = registrations_ + static_cast<size_t>(local) * kMaxRegistrations;
+  const RegistrationEntry* table = registrationsOf(local);
   for (int i = 0; i < kMaxRegistrations; ++i) {
     const RegistrationEntry& entry = table[i];
-    if (entry.state.load(std::memory_order_acquire) == 0) continue;
-    if (address < entry.base || bytes > entry.bytes || address - entry.base > entry.bytes - bytes) continue;
+    if (!entry.holds(address, bytes)) continue;
     std::lock_guard<std::mutex> lock(mappingsMutex_);
     auto key = std::make_pair(local, entry.allocationId);
     auto it = mappings_.find(key);
@@ -466,17 +471,16 @@ Result<const void*> ShmTransport::mappedAddress(int peer, uint64_t address, size
       // Allocations of this peer's that it no longer registers are not read
       // again (it deregisters nothing an enqueued call uses): unmapped here,
       // so that memory it frees is not held by this process.
-      for (auto stale = mappings_.begin(); stale != mappings_.end();) {
-        bool live = false;
-        for (int j = 0; j < kMaxRegistrations && stale->first.first == local && !live; ++j)
-          live = table[j].state.load(std::memory_order_acquire) != 0 && table[j].allocationId == stale->first.second;
-        if (stale->first.first == local && !live) {
-          munmap(stale->second.base, stale->second.bytes);
-          stale = mappings_.erase(stale);
-        } else {
-          ++stale;
-        }
-      }
+      auto stillRegistered = [table](uint64_t allocationId) {
+        return std::any_of(table, table + kMaxRegistrations,
+                           [&](const RegistrationEntry& e) { return e.live() && e.allocationId == allocationId; });
+      };
+      std::erase_if(mappings_, [&](const auto& mapping) {
+        const auto& [owner, allocationId] = mapping.first;
+        if (owner != local || stillRegistered(allocationId)) return false;
+        munmap(mapping.second.base, mapping.second.bytes);
+        return true;
+      });
       pid_t pid = std::abs(control_->pids[local].load(std::memory_order_acquire));
       int error = 0;
       char* p = mapPeerMemory(pid, entry.fd, entry.allocationBytes, &error);
@@ -491,7 +495,7 @@ Result<const void*> ShmTransport::mappedAddress(int peer, uint64_t address, size
 }
 
 int ShmTransport::publishRegistration(const void* base, size_t bytes, const SharedAllocation& allocation) {
-  RegistrationEntry* table = registrations_ + static_cast<size_t>(localIndex_[rank_]) * kMaxRegistrations;
+  RegistrationEntry* table = registrationsOf(localIndex_[rank_]);
   for (int i = 0; i < kMaxRegistrations; ++i) {
     RegistrationEntry& entry = table[i];
     if (entry.state.load(std::memory_order_relaxed) != 0) continue;
@@ -509,20 +513,14 @@ int ShmTransport::publishRegistration(const void* base, size_t bytes, const Shar
 
 void ShmTransport::withdrawRegistration(int entry) {
   if (entry < 0 || entry >= kMaxRegistrations) return;
-  registrations_[static_cast<size_t>(localIndex_[rank_]) * kMaxRegistrations + entry].state.store(
-      0, std::memory_order_release);
+  registrationsOf(localIndex_[rank_])[entry].state.store(0, std::memory_order_release);
 }
 
 bool ShmTransport::registered(const void* p, size_t bytes) const {
   if (!mapsShared_ || p == nullptr) return false;
-  auto address = reinterpret_cast<uint64_t>(p);
-  const RegistrationEntry* table = registrations_ + static_cast<size_t>(localIndex_[rank_]) * kMaxRegistrations;
-  for (int i = 0; i < kMaxRegistrations; ++i) {
-    const RegistrationEntry& entry = table[i];
-    if (entry.state.load(std::memory_order_acquire) == 0) continue;
-    if (address >= entry.base && bytes <= entry.bytes && address - entry.base <= entry.bytes - bytes) return true;
-  }
-  return false;
+  const RegistrationEntry* table = registrationsOf(localIndex_[rank_]);
+  return std::any_of(table, table + kMaxRegistrations,
+                     [&](const RegistrationEntry& entry) { return entry.holds(reinterpret_cast<uint64_t>(p), bytes); });
 }
 
 SendConnector* ShmTransport::sendTo(int peer, int channel) const {

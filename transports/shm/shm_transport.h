@@ -110,12 +110,13 @@ class ShmTransport : public Transport {
   std::vector<int> localIndex_;  // rank -> local index, -1 if remote
   ShmSegment segment_;
   ShmControl* control_ = nullptr;
-  std::atomic<uint64_t>* progress_ = nullptr;   // per local rank, after the pids
-  std::atomic<uint32_t>* stopped_ = nullptr;    // per local rank, after the progress: its executor failed
-  bool crossMemoryAttach_ = false;              // every local rank read every other's probe
-  bool mapsShared_ = false;                     // every local rank mapped every other's probe memfd
-  bool distinctProcesses_ = false;              // no two local ranks share a process
-  RegistrationEntry* registrations_ = nullptr;  // kMaxRegistrations per local rank
+  std::atomic<uint64_t>* progress_ = nullptr;           // per local rank, after the pids
+  std::atomic<uint32_t>* stopped_ = nullptr;            // per local rank, after the progress: its executor failed
+  bool crossMemoryAttach_ = false;                      // every local rank read every other's probe
+  bool mapsShared_ = false;                             // every local rank mapped every other's probe memfd
+  bool distinctProcesses_ = false;                      // no two local ranks share a process
+  RegistrationEntry* registrations_ = nullptr;          // kMaxRegistrations per local rank
+  RegistrationEntry* registrationsOf(int local) const;  // that local rank's table
   // Peers' allocations this rank mapped: (local rank, allocation id) -> where.
   struct Mapping {
     char* base;
