@@ -26,30 +26,54 @@ Cluster host2core() {
   return c;
 }
 
-// H100 SXM: 18 NVLink 4 links, 450 GB/s each way through the NVSwitches;
-// HBM3 at about 3.35 TB/s (a copy reads and writes); a few microseconds a
-// hand-off between GPUs.
+// H100 SXM on NVSwitch: each GPU's 18 NVLink 4 links give 450 GB/s each
+// way, of which about 370 GB/s carries payload (what peer-to-peer copy
+// tests measure); a switch port per GPU each way. A channel is a thread
+// block with copy and reduce rates of its own; NCCL's rings use 16-32 of
+// them, so 16 here. A hand-off between GPUs (a flag written and seen over
+// NVLink) costs about a microsecond, a step's bookkeeping a quarter of one.
 Cluster dgxH100() {
   Cluster c;
   c.name = "dgx-h100";
   c.nodes = 1;
   c.ranksPerNode = 8;
-  c.machine.intraNode = {2.0, 450.0};
-  c.machine.network = {5.0, 400.0};  // 8 x 400 Gbit/s NICs, a node's total each way
-  // Per channel (a thread block of its own): NCCL's rings use 16-32 of them.
+  c.channels = 16;
+  c.machine.intraNode = {1.0, 370.0};
+  c.machine.intraSwitched = true;
+  // 8 ConnectX-7 NICs at 400 Gbit/s, one per GPU (rails): 50 GB/s each way.
+  c.machine.network = {5.0, 50.0};
+  c.machine.nicsPerNode = 8;
   c.machine.enginePerChannel = true;
-  c.machine.copyGBps = 200.0;
-  c.machine.reduceGBps = 150.0;
-  c.machine.stepMicros = 0.5;
+  c.machine.copyGBps = 40.0;
+  c.machine.reduceGBps = 30.0;
+  c.machine.stepMicros = 0.25;
   c.machine.slotBytes = 512 * 1024;
   c.machine.nSlots = 8;
   return c;
 }
 
+// Such nodes on a rail-optimised fat tree: a leaf switch per rail for every
+// 32 nodes, non-blocking (oversubscription 1) unless the spec says otherwise.
 Cluster dgxH100Pod() {
   Cluster c = dgxH100();
   c.name = "dgx-h100-pod";
   c.nodes = 2;
+  c.machine.nodesPerLeaf = 32;
+  return c;
+}
+
+// The multi-site test hosts: network namespaces of one rank each, a veth
+// pair between two of a site (10 Gbit/s, as shaped), and between the sites
+// a link of 1 Gbit/s and 10 ms round trip (tc netem). The ranks' rates are
+// host-2core's.
+Cluster sites() {
+  Cluster c = host2core();
+  c.name = "sites";
+  c.nodes = 4;
+  c.ranksPerNode = 1;
+  c.sites = 2;
+  c.machine.network = {50.0, 1.25};
+  c.machine.wan = {5000.0, 0.125};
   return c;
 }
 
@@ -66,7 +90,7 @@ Status readLink(const nlohmann::json& j, const char* field, LinkModel* link) {
 
 }  // namespace
 
-std::vector<std::string> clusterPresets() { return {"host-2core", "dgx-h100", "dgx-h100-pod"}; }
+std::vector<std::string> clusterPresets() { return {"host-2core", "dgx-h100", "dgx-h100-pod", "sites"}; }
 
 Result<Cluster> presetCluster(const std::string& name) {
   Cluster c;
@@ -76,17 +100,25 @@ Result<Cluster> presetCluster(const std::string& name) {
     c = dgxH100();
   else if (name == "dgx-h100-pod")
     c = dgxH100Pod();
+  else if (name == "sites")
+    c = sites();
   else
-    return WEFT_ERROR(weftInvalidArgument, "no cluster preset %s; presets: host-2core, dgx-h100, dgx-h100-pod",
+    return WEFT_ERROR(weftInvalidArgument, "no cluster preset %s; presets: host-2core, dgx-h100, dgx-h100-pod, sites",
                       name.c_str());
   layOut(&c);
   return c;
 }
 
 void layOut(Cluster* cluster) {
-  cluster->machine.nranks = cluster->nodes * cluster->ranksPerNode;
-  cluster->machine.nodeOfRank.clear();
-  for (int r = 0; r < cluster->machine.nranks; ++r) cluster->machine.nodeOfRank.push_back(r / cluster->ranksPerNode);
+  MachineModel& m = cluster->machine;
+  m.nranks = cluster->nodes * cluster->ranksPerNode;
+  m.nodeOfRank.clear();
+  for (int r = 0; r < m.nranks; ++r) m.nodeOfRank.push_back(r / cluster->ranksPerNode);
+  m.siteOfNode.clear();
+  if (cluster->sites > 1) {
+    int perSite = (cluster->nodes + cluster->sites - 1) / cluster->sites;
+    for (int k = 0; k < cluster->nodes; ++k) m.siteOfNode.push_back(k / perSite);
+  }
 }
 
 Result<Cluster> parseClusterSpec(const std::string& text) {
@@ -97,8 +129,8 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
       return WEFT_ERROR(weftInvalidArgument, "cluster spec: \"version\": 1 is required (the only format so far)");
     for (const auto& [key, value] : j.items()) {
       (void)value;
-      static const char* known[] = {"version",   "preset",  "name", "nodes", "ranksPerNode",
-                                    "intraNode", "network", "rank", "fifo"};
+      static const char* known[] = {"version",     "preset", "name",  "nodes", "ranksPerNode", "intraNode", "network",
+                                    "nicsPerNode", "fabric", "sites", "rank",  "fifo",         "channels"};
       bool ok = false;
       for (const char* k : known) ok = ok || key == k;
       if (!ok) return WEFT_ERROR(weftInvalidArgument, "cluster spec: unknown field \"%s\"", key.c_str());
@@ -116,7 +148,30 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
     if (c.nodes < 1 || c.ranksPerNode < 1)
       return WEFT_ERROR(weftInvalidArgument, "cluster spec: nodes and ranksPerNode must be at least 1");
     WEFT_CHECK(readLink(j, "intraNode", &c.machine.intraNode));
+    if (j.contains("intraNode") && j.at("intraNode").contains("switched"))
+      c.machine.intraSwitched = j.at("intraNode").at("switched").get<bool>();
     WEFT_CHECK(readLink(j, "network", &c.machine.network));
+    if (j.contains("nicsPerNode")) c.machine.nicsPerNode = j.at("nicsPerNode").get<int>();
+    if (j.contains("channels")) c.channels = j.at("channels").get<int>();
+    if (j.contains("fabric")) {
+      const nlohmann::json& f = j.at("fabric");
+      if (f.contains("nodesPerLeaf")) c.machine.nodesPerLeaf = f.at("nodesPerLeaf").get<int>();
+      if (f.contains("oversubscription")) c.machine.oversubscription = f.at("oversubscription").get<double>();
+    }
+    if (j.contains("sites")) {
+      const nlohmann::json& s = j.at("sites");
+      if (!s.is_object()) return WEFT_ERROR(weftInvalidArgument, "cluster spec: sites must be an object");
+      if (s.contains("count")) c.sites = s.at("count").get<int>();
+      WEFT_CHECK(readLink(s, "wan", &c.machine.wan));
+    }
+    if (c.machine.nicsPerNode < 1 || c.machine.nodesPerLeaf < 0 || c.machine.oversubscription < 1 || c.sites < 1 ||
+        c.channels < 0)
+      return WEFT_ERROR(weftInvalidArgument,
+                        "cluster spec: nicsPerNode and sites.count must be at least 1, fabric.nodesPerLeaf at "
+                        "least 0, fabric.oversubscription at least 1, channels at least 0");
+    if (c.nodes % c.sites != 0)
+      return WEFT_ERROR(weftInvalidArgument, "cluster spec: %d nodes do not split into %d equal sites", c.nodes,
+                        c.sites);
     if (j.contains("rank")) {
       const nlohmann::json& r = j.at("rank");
       if (r.contains("copyGBps")) c.machine.copyGBps = r.at("copyGBps").get<double>();
@@ -146,7 +201,7 @@ Result<Cluster> loadCluster(const std::string& nameOrPath) {
   std::ifstream file(nameOrPath);
   if (!file)
     return WEFT_ERROR(weftInvalidArgument,
-                      "--cluster %s: neither a preset (host-2core, dgx-h100, dgx-h100-pod) nor "
+                      "--cluster %s: neither a preset (host-2core, dgx-h100, dgx-h100-pod, sites) nor "
                       "a readable spec file",
                       nameOrPath.c_str());
   std::stringstream text;

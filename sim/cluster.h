@@ -5,8 +5,15 @@
 //     "version": 1,
 //     "preset": "host-2core",            // start from a preset (optional)
 //     "nodes": 2, "ranksPerNode": 4,
-//     "intraNode": {"latencyUs": 0.2, "gbps": 10},   // a link between two ranks of a node
-//     "network":   {"latencyUs": 10,  "gbps": 12.5}, // a node's link to another node, each way
+//     "intraNode": {"latencyUs": 0.2, "gbps": 10,    // a link between two ranks of a node,
+//                   "switched": false},               // or each rank's switch port (NVSwitch)
+//     "network":   {"latencyUs": 10,  "gbps": 12.5}, // a NIC, each way
+//     "nicsPerNode": 1,                               // rails: local rank i uses NIC i % nicsPerNode
+//     "fabric": {"nodesPerLeaf": 32,                  // a leaf switch per rail (0: one switch)
+//                "oversubscription": 1},              // a leaf's downlinks over its uplinks
+//     "sites": {"count": 2,                           // nodes split into equal sites, joined by
+//               "wan": {"latencyUs": 5000, "gbps": 0.125}},  // WAN links, each way (one-way latency)
+//     "channels": 0,                                  // weft-sim's default channels (0: the tuner's)
 //     "rank": {"copyGBps": 20, "reduceGBps": 10, "stepUs": 0.1,   // one rank's engine,
 //              "enginePerChannel": false},                        // or each channel's (GPU blocks)
 //     "fifo": {"slotBytes": 131072, "slots": 8}
@@ -14,8 +21,11 @@
 // Rates are GB/s (1e9 bytes per second), latencies microseconds.
 // Presets: host-2core (the tuner's cost constants: the shipped defaults, or
 // WEFT_TUNE_FILE's, as weft-info --calibrate measures them), dgx-h100 (8
-// GPUs on NVSwitch; its rates are guesses, not yet calibrated), dgx-h100-pod (nodes of 8 such GPUs, 8 x 400 Gbit/s NICs
-// a node on a rail-optimised fabric; "nodes" sets how many).
+// GPUs on NVSwitch, 16 channels; rates in cluster.cc with where they come
+// from), dgx-h100-pod (nodes of 8 such GPUs, 8 x 400 Gbit/s NICs a node on
+// a rail-optimised fat tree of 32-node leaves; "nodes" sets how many),
+// sites (2 sites x 2 one-rank nodes joined by 1 Gbit/s, 10 ms round trip:
+// the multi-site namespace test).
 #pragma once
 
 #include <string>
@@ -30,6 +40,8 @@ struct Cluster {
   std::string name;
   int nodes = 1;
   int ranksPerNode = 2;
+  int sites = 1;         // the nodes split into this many equal sites, in order
+  int channels = 0;      // weft-sim's channels when none are asked for (0: the tuner's)
   MachineModel machine;  // nranks and nodeOfRank follow nodes x ranksPerNode
 };
 
@@ -40,7 +52,7 @@ Result<Cluster> presetCluster(const std::string& name);
 Result<Cluster> parseClusterSpec(const std::string& json);
 // A preset name, or the path of a spec file.
 Result<Cluster> loadCluster(const std::string& nameOrPath);
-// Fills machine.nranks and nodeOfRank from nodes and ranksPerNode.
+// Fills machine.nranks, nodeOfRank and siteOfNode from nodes, ranksPerNode and sites.
 void layOut(Cluster* cluster);
 
 }  // namespace weft::sim

@@ -7,7 +7,7 @@
 //   weft-sim [--cluster PRESET|SPEC.json] [--nranks N] [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto]
 //   [--channels C]
 //            [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U] [--copy-gbps G] [--reduce-gbps G]
-//            [--step-us U] [--slot BYTES] [--slots K] [--trace FILE]
+//            [--step-us U] [--slot BYTES] [--slots K] [--aggregate auto|on|off] [--trace FILE]
 // prints per size the algorithm, the simulated time, algbw and busbw
 // (nccl-tests' factors), and the busiest link with its utilisation. With
 // --algo auto (the default) the tuner's choice for that machine shape runs.
@@ -40,12 +40,15 @@ int usage(const char* why) {
           "                [--bytes LO:HI:xF] [--algo NAME|auto]\n"
           "                [--channels C] [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U]\n"
           "                [--copy-gbps G] [--reduce-gbps G] [--step-us U] [--slot BYTES] [--slots K]\n"
-          "                [--trace FILE]\n"
+          "                [--aggregate auto|on|off] [--trace FILE]\n"
           "  replays weft's plans for the collective on the modelled machine (ranks in M equal nodes;\n"
           "  links of a node and between nodes with latency and bandwidth; a core per rank) and prints\n"
           "  per size the simulated time, algbw, busbw and the busiest link; --trace writes the simulated\n"
           "  steps of one size as WEFT_TRACE_FILE does (%%r: the rank). Presets: host-2core (the tuner's\n"
-          "  constants), dgx-h100, dgx-h100-pod (--nodes sets the nodes); the options after it override it\n");
+          "  constants), dgx-h100, dgx-h100-pod (--nodes sets the nodes), sites; the options after it override\n"
+          "  it. With --algo auto, every other algorithm is replayed too and the best named beside the\n"
+          "  tuner's choice. --aggregate: replay one group of ranks when the plans repeat from group to\n"
+          "  group (auto: when all the plans would be millions of steps)\n");
   return 2;
 }
 
@@ -184,8 +187,9 @@ int main(int argc, char** argv) {
   size_t lo = 8, hi = 64u << 20, factor = 4;
   sim::MachineModel machine;
   // --cluster first: the other options change what it says.
-  int clusterRanksPerNode = 0;
+  int clusterRanksPerNode = 0, clusterSites = 1;
   bool ranksGiven = false;
+  sim::Aggregation aggregation = sim::Aggregation::Auto;
   for (int i = 1; i + 1 < argc; ++i)
     if (strcmp(argv[i], "--cluster") == 0) {
       Result<sim::Cluster> cluster = sim::loadCluster(argv[i + 1]);
@@ -196,6 +200,8 @@ int main(int argc, char** argv) {
       machine = cluster.value().machine;
       nodes = cluster.value().nodes;
       clusterRanksPerNode = cluster.value().ranksPerNode;
+      clusterSites = cluster.value().sites;
+      channels = cluster.value().channels;
       nranks = machine.nranks;
     }
   for (int i = 1; i < argc; ++i) {
@@ -223,6 +229,12 @@ int main(int argc, char** argv) {
       algo = value;
     } else if (arg == "--trace") {
       trace = value;
+    } else if (arg == "--aggregate") {
+      std::string v = value;
+      ok = v == "auto" || v == "on" || v == "off";
+      aggregation = v == "on"    ? sim::Aggregation::Always
+                    : v == "off" ? sim::Aggregation::Never
+                                 : sim::Aggregation::Auto;
     } else if (arg == "--bytes") {
       std::string text = value;
       size_t a = text.find(':'), b = text.rfind(":x");
@@ -266,9 +278,13 @@ int main(int argc, char** argv) {
     if (!forced->supports(collective))
       return usage(format("--algo %s does not build %s", forced->name, collectiveName(collective)).c_str());
   }
+  if (nodes % clusterSites != 0) return usage("--nodes must split into the cluster's equal sites");
   machine.nranks = nranks;
   machine.nodeOfRank.clear();
   for (int r = 0; r < nranks; ++r) machine.nodeOfRank.push_back(r / (nranks / nodes));
+  machine.siteOfNode.clear();
+  if (clusterSites > 1)
+    for (int k = 0; k < nodes; ++k) machine.siteOfNode.push_back(k / (nodes / clusterSites));
 
   TunerConfig config;
   config.nranks = nranks;
@@ -278,42 +294,73 @@ int main(int argc, char** argv) {
   config.shape = costShape(nranks, machine.nodeOfRank, nranks / nodes, machine.slotBytes);
   Tuner tuner(config);
 
-  printf("# weft-sim: %s on %d rank(s), %d node(s); node links %.3g us %.3g GB/s, network %.3g us %.3g GB/s,\n",
-         collectiveName(collective), nranks, nodes, machine.intraNode.latencyMicros, machine.intraNode.gbps,
-         machine.network.latencyMicros, machine.network.gbps);
-  printf("# a core per rank: copy %.3g GB/s, reduce %.3g GB/s, %.3g us per step; slots %zu B x %d\n", machine.copyGBps,
-         machine.reduceGBps, machine.stepMicros, machine.slotBytes, machine.nSlots);
+  printf("# weft-sim: %s on %d rank(s), %d node(s)%s; node links %.3g us %.3g GB/s%s, NICs %.3g us %.3g GB/s x %d,\n",
+         collectiveName(collective), nranks, nodes,
+         clusterSites > 1 ? format(" in %d sites", clusterSites).c_str() : "", machine.intraNode.latencyMicros,
+         machine.intraNode.gbps, machine.intraSwitched ? " (switch ports)" : "", machine.network.latencyMicros,
+         machine.network.gbps, machine.nicsPerNode);
+  if (machine.nodesPerLeaf > 0 || clusterSites > 1)
+    printf("# fabric: leaves of %d node(s), oversubscription %.3g; WAN %.3g us %.3g GB/s\n", machine.nodesPerLeaf,
+           machine.oversubscription, machine.wan.latencyMicros, machine.wan.gbps);
+  printf("# %s: copy %.3g GB/s, reduce %.3g GB/s, %.3g us per step; slots %zu B x %d\n",
+         machine.enginePerChannel ? "an engine per channel" : "a core per rank", machine.copyGBps, machine.reduceGBps,
+         machine.stepMicros, machine.slotBytes, machine.nSlots);
   printf("%12s %16s %12s %10s %10s  %s\n", "bytes", "algorithm", "time (us)", "algbw", "busbw", "busiest link");
   const size_t typeBytes = 4;  // float32
   bool perRank =
       collective != Collective::AllReduce && collective != Collective::Broadcast && collective != Collective::Reduce;
+  std::string aggregated;
   for (size_t bytes = lo; bytes <= hi; bytes *= factor) {
     size_t count = bytes / typeBytes / (perRank ? static_cast<size_t>(nranks) : 1);
+    auto run = [&](const AlgorithmEntry& entry, int useChannels, sim::ReplayResult* result) {
+      PlanRequest request;
+      request.collective = collective;
+      request.nranks = nranks;
+      request.root = collectiveHasRoot(collective) ? 0 : -1;
+      request.nChannels = useChannels;
+      return sim::simulate(entry, request, count, weftFloat32, machine, result, aggregation, trace);
+    };
     const AlgorithmEntry* entry = forced;
     int useChannels = channels > 0 ? channels : 1;
     if (entry == nullptr) {
       TuneCandidate decision = tuner.decide(collective, bytes);
       entry = decision.entry;
-      useChannels = decision.channels;
+      useChannels = channels > 0 ? channels : decision.channels;
     }
-    PlanRequest request;
-    request.collective = collective;
-    request.nranks = nranks;
-    request.root = collectiveHasRoot(collective) ? 0 : -1;
-    request.nChannels = useChannels;
-    request.nodeOfRank = machine.nodeOfRank;
     sim::ReplayResult result;
-    Status status = sim::replay(buildPlanSet(*entry, request), count, weftFloat32, machine, &result, trace);
+    Status status = run(*entry, useChannels, &result);
     if (!status.isOk()) {
       fprintf(stderr, "weft-sim: %s\n", status.message().c_str());
       return 1;
     }
+    if (result.replayedRanks < nranks)
+      aggregated = format("# aggregated: %d of %d ranks replayed, the others shifted copies of them (sim/replay.h)",
+                          result.replayedRanks, nranks);
     double algbw = result.micros > 0 ? static_cast<double>(bytes) / (result.micros * 1e3) : 0;
-    printf("%12s %14s/%d %12.2f %10.3f %10.3f  %s%s\n", sizeText(bytes).c_str(), entry->name, useChannels,
+    std::string best;
+    if (forced == nullptr) {
+      // The simulated best of every algorithm that builds the collective,
+      // next to the tuner's choice.
+      const AlgorithmEntry* bestEntry = entry;
+      double bestMicros = result.micros;
+      for (const AlgorithmEntry& other : algorithmRegistry()) {
+        if (&other == entry || !other.supports(collective)) continue;
+        if (other.id == Algorithm::Hierarchical && nodes < 2) continue;  // the flat ring on one node
+        sim::ReplayResult r;
+        if (!run(other, useChannels, &r).isOk()) continue;
+        if (r.micros < bestMicros) bestMicros = r.micros, bestEntry = &other;
+      }
+      best = bestEntry == entry ? "  best: the same"
+                                : format("  best: %s %.2f us (%.2fx)", bestEntry->name, bestMicros,
+                                         bestMicros > 0 ? result.micros / bestMicros : 1.0);
+    }
+    printf("%12s %14s/%d %12.2f %10.3f %10.3f  %s%s%s\n", sizeText(bytes).c_str(), entry->name, useChannels,
            result.micros, algbw, algbw * busFactor(collective, nranks),
            result.busiestLink.empty() ? "none" : result.busiestLink.c_str(),
-           result.busiestLink.empty() ? "" : format(" (%.0f%% busy)", 100 * result.busiestLinkUtilisation).c_str());
+           result.busiestLink.empty() ? "" : format(" (%.0f%% busy)", 100 * result.busiestLinkUtilisation).c_str(),
+           best.c_str());
     if (bytes > hi / factor) break;
   }
+  if (!aggregated.empty()) printf("%s\n", aggregated.c_str());
   return 0;
 }

@@ -111,6 +111,131 @@ TEST(Sim, EveryRegisteredPlanReplays) {
     }
 }
 
+// One message per listed pair (sender, receiver), every other rank idle:
+// each flow's time shows what share of the links it got.
+PlanSet pointToPoint(int n, const std::vector<std::pair<int, int>>& pairs) {
+  PlanSet plans;
+  for (int r = 0; r < n; ++r) {
+    Plan idle = buildPointToPointPlan(Collective::Send, n, r, (r + 1) % n);
+    idle.steps.clear();
+    idle.channelStart = {0, 0};
+    plans.push_back(idle);
+  }
+  for (auto [from, to] : pairs) {
+    plans[static_cast<size_t>(from)] = buildPointToPointPlan(Collective::Send, n, from, to);
+    plans[static_cast<size_t>(to)] = buildPointToPointPlan(Collective::Recv, n, to, from);
+  }
+  return plans;
+}
+
+MachineModel nodesOf(int nodes, int perNode, double latency, double gbps, size_t bytes) {
+  MachineModel m = linksOnly(nodes * perNode, latency, 1e6, bytes);
+  m.network = {latency, gbps};
+  for (int r = 0; r < m.nranks; ++r) m.nodeOfRank.push_back(r / perNode);
+  return m;
+}
+
+// Two ranks of a node send to the two ranks of another at once: with one
+// NIC a node they share it (half each), with a NIC per rank (rails) each
+// has its own.
+TEST(Sim, FlowsShareANicAndRailsSeparateThem) {
+  const size_t bytes = 1 << 20;
+  const double L = 3.0, B = 2.0, S = bytes / (B * 1e3);
+  MachineModel m = nodesOf(2, 2, L, B, bytes);
+  PlanSet plans = pointToPoint(4, {{0, 2}, {1, 3}});
+  ReplayResult one, rails;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &one).isOk());
+  EXPECT_NEAR(one.rankMicros[2], L + 2 * S, 1e-6);
+  EXPECT_NEAR(one.rankMicros[3], L + 2 * S, 1e-6);
+  m.nicsPerNode = 2;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &rails).isOk());
+  EXPECT_NEAR(rails.micros, L + S, 1e-6);
+}
+
+// Max-min fairness on an oversubscribed fat tree: leaves of 2 nodes with
+// uplinks a quarter of their nodes' NICs (B/4). Two flows leave leaf 0 and
+// share its uplink (B/8 each); one of them shares node 0's NIC with a flow
+// that stays in the leaf, which gets what the other cannot use (7B/8, not
+// half), and the leaving flows end at the uplink's pace.
+TEST(Sim, SharingIsMaxMinFairOnAnOversubscribedFabric) {
+  const size_t bytes = 1 << 20;
+  const double L = 2.0, B = 4.0, S = bytes / (B * 1e3);
+  MachineModel m = nodesOf(4, 2, L, B, bytes);
+  m.nodesPerLeaf = 2;
+  m.oversubscription = 8;
+  PlanSet plans = pointToPoint(8, {{0, 2}, {1, 4}, {3, 6}});
+  ReplayResult r;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &r).isOk());
+  EXPECT_NEAR(r.rankMicros[2], L + S * 8 / 7, 1e-6);
+  EXPECT_NEAR(r.rankMicros[4], L + 8 * S, 1e-6);
+  EXPECT_NEAR(r.rankMicros[6], L + 8 * S, 1e-6);
+  EXPECT_NE(r.busiestLink.find("leaf 0 rail 0 uplink"), std::string::npos) << r.busiestLink;
+  EXPECT_NEAR(r.busiestLinkUtilisation, 8 * S / (L + 8 * S), 1e-9);
+  // Without oversubscription the uplink is no bottleneck: the NIC is, shared half and half.
+  m.oversubscription = 1;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &r).isOk());
+  EXPECT_NEAR(r.rankMicros[2], L + 2 * S, 1e-6);
+  EXPECT_NEAR(r.rankMicros[6], L + S, 1e-6);
+}
+
+// Between sites a message also crosses the WAN link: its latency adds to
+// the network's and its bandwidth bounds the flow.
+TEST(Sim, ACrossSiteMessagePaysTheWan) {
+  const size_t bytes = 1 << 20;
+  MachineModel m = nodesOf(6, 1, 10.0, 10.0, bytes);
+  m.siteOfNode = {0, 0, 0, 1, 1, 1};
+  m.wan = {5000.0, 0.125};
+  PlanSet plans = pointToPoint(6, {{0, 1}, {2, 3}});
+  ReplayResult r;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &r).isOk());
+  EXPECT_NEAR(r.rankMicros[1], 10.0 + bytes / 10e3, 1e-6);
+  EXPECT_NEAR(r.rankMicros[3], 10.0 + 5000.0 + bytes / 0.125e3, 1e-6);
+  EXPECT_EQ(r.busiestLink, "site 0 -> site 1");
+}
+
+// Replaying one group of ranks and delivering its messages to the group's
+// own ranks gives the very times of replaying them all, when the plans
+// repeat from group to group (ring, hierarchical) and the machine does.
+TEST(Sim, AggregatingOverGroupsGivesTheFullReplaysTimes) {
+  MachineModel m = nodesOf(8, 4, 5.0, 2.0, 64 * 1024);
+  m.intraNode = {0.5, 20.0};
+  m.nicsPerNode = 2;
+  m.nodesPerLeaf = 2;
+  m.oversubscription = 2;
+  m.copyGBps = 30;
+  m.reduceGBps = 15;
+  m.stepMicros = 0.2;
+  m.enginePerChannel = true;  // channels side by side, so that folding them is exact too
+  for (Algorithm algorithm : {Algorithm::Ring, Algorithm::Hierarchical})
+    for (size_t count : {size_t{1024}, size_t{1024 * 100}, size_t{1024 * 10000}}) {  // equal 64-byte shares
+      PlanRequest request;
+      request.collective = Collective::AllReduce;
+      request.nranks = 32;
+      request.nChannels = 2;
+      ReplayResult full, grouped;
+      ASSERT_TRUE(
+          simulate(algorithmEntry(algorithm), request, count, weftFloat32, m, &full, Aggregation::Never).isOk());
+      Status s = simulate(algorithmEntry(algorithm), request, count, weftFloat32, m, &grouped, Aggregation::Always);
+      ASSERT_TRUE(s.isOk()) << s.message();
+      EXPECT_EQ(full.replayedRanks, 32);
+      EXPECT_EQ(grouped.replayedRanks, 8);     // a leaf: 2 nodes of 4
+      EXPECT_EQ(grouped.replayedChannels, 1);  // the two run the same steps
+      EXPECT_TRUE(grouped.foldedChannels);
+      EXPECT_NEAR(grouped.micros, full.micros, full.micros * 1e-9) << algorithmName(algorithm) << " " << count;
+      EXPECT_NEAR(grouped.busiestLinkBytes, full.busiestLinkBytes, 1e-6) << algorithmName(algorithm) << " " << count;
+      EXPECT_EQ(grouped.messages, full.messages) << algorithmName(algorithm) << " " << count;
+    }
+  // A rooted collective's plans differ from group to group.
+  PlanRequest request;
+  request.collective = Collective::Broadcast;
+  request.nranks = 32;
+  request.root = 0;
+  ReplayResult r;
+  Status s = simulate(algorithmEntry(Algorithm::Ring), request, 1024, weftFloat32, m, &r, Aggregation::Always);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("cannot be aggregated"), std::string::npos) << s.message();
+}
+
 TEST(Sim, ADeadlockingPlanIsReportedWhereItWaits) {
   PlanSet plans = plansFor(Algorithm::Ring, Collective::AllReduce, 2);
   for (Plan& plan : plans) plan.channel(0)[0].op = StepOp::Recv;  // both receive first
@@ -133,7 +258,9 @@ TEST(SimCluster, ASpecOverridesThePresetItNames) {
   EXPECT_EQ(c.value().machine.nodeOfRank[23], 2);
   EXPECT_EQ(c.value().machine.network.gbps, 50);
   EXPECT_EQ(c.value().machine.network.latencyMicros, 5.0);  // the preset's
-  EXPECT_EQ(c.value().machine.intraNode.gbps, 450);
+  EXPECT_EQ(c.value().machine.intraNode.gbps, 370);
+  EXPECT_TRUE(c.value().machine.intraSwitched);
+  EXPECT_EQ(c.value().machine.nicsPerNode, 8);
   EXPECT_EQ(c.value().machine.stepMicros, 0.25);
   EXPECT_EQ(c.value().machine.nSlots, 4);
   EXPECT_TRUE(c.value().machine.enginePerChannel);
