@@ -26,26 +26,27 @@ Cluster host2core() {
   return c;
 }
 
-// H100 SXM on NVSwitch: each GPU's 18 NVLink 4 links give 450 GB/s each
-// way, of which about 370 GB/s carries payload (what peer-to-peer copy
-// tests measure); a switch port per GPU each way. A channel is a thread
-// block with copy and reduce rates of its own; NCCL's rings use 16-32 of
-// them, so 16 here. A hand-off between GPUs (a flag written and seen over
-// NVLink) costs about a microsecond, a step's bookkeeping a quarter of one.
+// H100 SXM on NVSwitch: each GPU's 18 NVLink 4 links signal 450 GB/s each
+// way, of which about 390 GB/s carries payload (NVIDIA/nccl issue #1264
+// measured 783 GB/s both ways between two H100 SXM); a switch port per GPU
+// each way. A channel is a thread block with copy and reduce rates of its
+// own (an SM streams some 60 GB/s); NCCL's rings use 16-32 of them, so 16
+// here. A hand-off between GPUs (a flag written and seen over NVLink)
+// costs about a microsecond, a step's bookkeeping a quarter of one.
 Cluster dgxH100() {
   Cluster c;
   c.name = "dgx-h100";
   c.nodes = 1;
   c.ranksPerNode = 8;
   c.channels = 16;
-  c.machine.intraNode = {1.0, 370.0};
+  c.machine.intraNode = {1.0, 390.0};
   c.machine.intraSwitched = true;
   // 8 ConnectX-7 NICs at 400 Gbit/s, one per GPU (rails): 50 GB/s each way.
   c.machine.network = {5.0, 50.0};
   c.machine.nicsPerNode = 8;
   c.machine.enginePerChannel = true;
-  c.machine.copyGBps = 40.0;
-  c.machine.reduceGBps = 30.0;
+  c.machine.copyGBps = 60.0;
+  c.machine.reduceGBps = 45.0;
   c.machine.stepMicros = 0.25;
   c.machine.slotBytes = 512 * 1024;
   c.machine.nSlots = 8;

@@ -70,12 +70,12 @@ struct Link {
 };
 
 struct Flow {
-  std::vector<uint32_t> path;
   double remaining = 0;
   double rate = 0;
   double weight = 1;  // identical flows it stands for (folded channels)
   double last = 0;
-  uint32_t version = 0;
+  double doneAt = 0;  // when it ends at its rate
+  int heapAt = -1;    // its place in the heap of ends (-1: not there)
   uint32_t fifo = 0;
   uint64_t stamp = 0;
   bool frozen = false;
@@ -108,18 +108,18 @@ struct Cursor {
   // The step in progress.
   int in1 = -1, in2 = -1, out = -1;
   size_t bytes = 0;
-  bool workDone = false;     // the engine's part of the step is over
-  bool flowPending = false;  // a pushed message is still on its way
+  size_t resolved = SIZE_MAX;  // the step whose FIFOs in1, in2 and out are
+  bool workDone = false;       // the engine's part of the step is over
+  bool flowPending = false;    // a pushed message is still on its way
 };
 
-enum class EventKind : uint8_t { StepEnd, FlowDone, Arrive };
+enum class EventKind : uint8_t { StepEnd, Arrive };
 
 struct Event {
   double time;
   uint64_t seq;
   EventKind kind;
   uint32_t id;
-  uint32_t version;
   bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
 };
 
@@ -156,15 +156,21 @@ class Replay {
 
   Status run(ReplayResult* result) {
     for (size_t i = 0; i < cursors_.size(); ++i) tryStart(static_cast<uint32_t>(i));
-    while (!events_.empty()) {
+    while (!events_.empty() || !ends_.empty()) {
+      // Flows end before other events of the same time.
+      if (!ends_.empty() && (events_.empty() || flows_[ends_.front()].doneAt <= events_.top().time)) {
+        uint32_t fl = ends_.front();
+        now_ = flows_[fl].doneAt;
+        if (std::isinf(now_)) break;  // flows that can never end: a link of no capacity
+        unlistEnd(fl);
+        flowDone(fl);
+        continue;
+      }
       Event e = events_.top();
       events_.pop();
       now_ = e.time;
       switch (e.kind) {
         case EventKind::StepEnd: stepEnd(e.id); break;
-        case EventKind::FlowDone:
-          if (flows_[e.id].version == e.version) flowDone(e.id);
-          break;
         case EventKind::Arrive:
           ++fifos_[e.id].arrived;
           tryStart(cursorOf(fifos_[e.id].to, fifos_[e.id].channel));
@@ -223,8 +229,49 @@ class Replay {
                                      : static_cast<size_t>(c.rank);
   }
 
-  void push(double time, EventKind kind, uint32_t id, uint32_t version = 0) {
-    events_.push(Event{time, seq_++, kind, id, version});
+  void push(double time, EventKind kind, uint32_t id) { events_.push(Event{time, seq_++, kind, id}); }
+
+  // The flows in flight, in a binary heap by their end (indexed, so that a
+  // flow whose rate changes moves in place instead of leaving a stale entry).
+  bool endsBefore(uint32_t a, uint32_t b) const {
+    return flows_[a].doneAt != flows_[b].doneAt ? flows_[a].doneAt < flows_[b].doneAt : a < b;
+  }
+  void placeEnd(size_t i, uint32_t fl) {
+    ends_[i] = fl;
+    flows_[fl].heapAt = static_cast<int>(i);
+  }
+  void siftEnd(size_t i) {
+    uint32_t fl = ends_[i];
+    while (i > 0 && endsBefore(fl, ends_[(i - 1) / 2])) {
+      placeEnd(i, ends_[(i - 1) / 2]);
+      i = (i - 1) / 2;
+    }
+    for (;;) {
+      size_t child = 2 * i + 1;
+      if (child >= ends_.size()) break;
+      if (child + 1 < ends_.size() && endsBefore(ends_[child + 1], ends_[child])) ++child;
+      if (!endsBefore(ends_[child], fl)) break;
+      placeEnd(i, ends_[child]);
+      i = child;
+    }
+    placeEnd(i, fl);
+  }
+  void listEnd(uint32_t fl) {
+    if (flows_[fl].heapAt < 0) {
+      ends_.push_back(fl);
+      flows_[fl].heapAt = static_cast<int>(ends_.size() - 1);
+    }
+    siftEnd(static_cast<size_t>(flows_[fl].heapAt));
+  }
+  void unlistEnd(uint32_t fl) {
+    size_t i = static_cast<size_t>(flows_[fl].heapAt);
+    flows_[fl].heapAt = -1;
+    uint32_t last = ends_.back();
+    ends_.pop_back();
+    if (i < ends_.size()) {
+      placeEnd(i, last);
+      siftEnd(i);
+    }
   }
 
   uint32_t link(LinkKind kind, int a, int b, double gbps) {
@@ -328,9 +375,13 @@ class Replay {
         }
         bytes = hi > lo ? (hi - lo) * geometry_.typeBytes : 0;
       }
-      int in1 = stepReceives(step.op) ? fifo(step.recvPeer, cursor.rank, cursor.channel) : -1;
-      int in2 = stepFansIn(step) ? fifo(step.recvPeer2, cursor.rank, cursor.channel) : -1;
-      int out = stepSends(step.op) ? sendFifo(cursor.rank, step.sendPeer, cursor.channel) : -1;
+      if (cursor.resolved != cursor.next) {  // a step waiting is tried again and again
+        cursor.in1 = stepReceives(step.op) ? fifo(step.recvPeer, cursor.rank, cursor.channel) : -1;
+        cursor.in2 = stepFansIn(step) ? fifo(step.recvPeer2, cursor.rank, cursor.channel) : -1;
+        cursor.out = stepSends(step.op) ? sendFifo(cursor.rank, step.sendPeer, cursor.channel) : -1;
+        cursor.resolved = cursor.next;
+      }
+      int in1 = cursor.in1, in2 = cursor.in2, out = cursor.out;
       if ((in1 >= 0 && fifos_[in1].arrived == 0) || (in2 >= 0 && fifos_[in2].arrived == 0) ||
           (out >= 0 && fifos_[out].freeSlots == 0))
         return;
@@ -353,9 +404,6 @@ class Replay {
       if (in2 >= 0) work += reduceMicros(b);
       cursor.busy = true;
       cursor.started = now_;
-      cursor.in1 = in1;
-      cursor.in2 = in2;
-      cursor.out = out;
       cursor.bytes = bytes;
       cursor.workDone = false;
       cursor.flowPending = false;
@@ -434,33 +482,30 @@ class Replay {
         flows_.emplace_back();
       }
       Flow& flow = flows_[flowId];
-      flow.path = f.path;
       flow.remaining = static_cast<double>(bytes);
       flow.rate = 0;
       flow.weight = folded_;
       flow.fresh = true;
       flow.last = now_;
       flow.fifo = id;
-      for (uint32_t l : flow.path) {
+      for (uint32_t l : f.path) {
         links_[l].flows.push_back(flowId);
         links_[l].bytes += static_cast<double>(bytes);
       }
       f.sending = true;
-      reshare(flow.path);
+      reshare(f.path);
     }
   }
 
   void flowDone(uint32_t id) {
     Flow& flow = flows_[id];
-    ++flow.version;  // any later event of this flow is stale
-    for (uint32_t l : flow.path) {
+    const std::vector<uint32_t>& path = fifos_[flow.fifo].path;
+    for (uint32_t l : path) {
       std::vector<uint32_t>& on = links_[l].flows;
       auto it = std::find(on.begin(), on.end(), id);
       *it = on.back();
       on.pop_back();
     }
-    std::vector<uint32_t> path = std::move(flow.path);
-    flow.path.clear();
     freeFlows_.push_back(id);
     Fifo& f = fifos_[flow.fifo];
     uint32_t fifoId = flow.fifo;
@@ -492,7 +537,7 @@ class Replay {
         if (flow.stamp == stamp_) continue;
         flow.stamp = stamp_;
         compFlows_.push_back(fl);
-        for (uint32_t l : flow.path)
+        for (uint32_t l : fifos_[flow.fifo].path)
           if (links_[l].stamp != stamp_) {
             links_[l].stamp = stamp_;
             compLinks_.push_back(l);
@@ -530,11 +575,10 @@ class Replay {
         if (flow.fresh || flow.rate != rate) {  // else its end is where it was
           flow.fresh = false;
           flow.rate = rate;
-          ++flow.version;
-          double done = rate > 0 ? now_ + flow.remaining / rate : std::numeric_limits<double>::infinity();
-          push(done, EventKind::FlowDone, fl, flow.version);
+          flow.doneAt = rate > 0 ? now_ + flow.remaining / rate : std::numeric_limits<double>::infinity();
+          listEnd(fl);
         }
-        for (uint32_t l : flow.path) {
+        for (uint32_t l : fifos_[flow.fifo].path) {
           links_[l].left -= rate;
           links_[l].unfrozen -= flow.weight;
         }
@@ -576,6 +620,8 @@ class Replay {
   std::vector<uint32_t> compLinks_, compFlows_;
   uint64_t stamp_ = 0;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  std::vector<uint32_t> ends_;
+  // flows in flight, a heap by doneAt
   uint64_t seq_ = 0;
   double now_ = 0;
   uint64_t messages_ = 0;
@@ -638,7 +684,7 @@ int symmetricGroup(const MachineModel& m) {
 // per channel) or step costs (one engine a rank), and slots C/k times as
 // large.
 Status replayFolded(PlanSet plans, int n, size_t count, weftDataType_t type, const MachineModel& machine,
-                    ReplayResult* result, const std::string& tracePath) {
+                    ReplayResult* result, const std::string& tracePath, bool aggregated) {
   Plan& first = plans.front();
   int channels = first.nChannels;
   auto sameSteps = [](std::span<const Step> a, std::span<const Step> b) {
@@ -661,8 +707,11 @@ Status replayFolded(PlanSet plans, int n, size_t count, weftDataType_t type, con
   op.type = type;
   op.plan = &first;
   Geometry g = geometryFor(op, first, machine.slotBytes);
-  count = first.geometry == BlockGeometry::Split ? g.blockCount * static_cast<size_t>(first.nBlocks) : count;
+  size_t equalBlocks =
+      first.geometry == BlockGeometry::Split ? g.blockCount * static_cast<size_t>(first.nBlocks) : count;
   bool fold = k < channels && g.channelCount * static_cast<size_t>(channels) == g.blockCount;
+  // Only a replay of one group needs every block alike; folding needs it too.
+  if (aggregated || fold) count = equalBlocks;
   if (!fold) return Replay(plans, n, count, type, machine, tracePath).run(result);
   int weight = channels / k;
   for (Plan& plan : plans) {
@@ -716,12 +765,14 @@ Status simulate(const AlgorithmEntry& entry, PlanRequest request, size_t count, 
   int n = request.nranks;
   request.rank = 0;
   Plan first = entry.build(request);
-  // A few million steps of plans (about 40 bytes each) is where building
-  // all of them starts to cost more than the replay.
-  constexpr size_t kStepsForAggregation = 4u << 20;
+  // Some million steps of plans (about 40 bytes each) is where replaying
+  // them one by one starts to take seconds. Ranks' plans differ in length
+  // (a tree's root and leaves): a middle rank's counts too.
+  request.rank = n / 2;
+  size_t steps = std::max(first.steps.size(), entry.build(request).steps.size()) * static_cast<size_t>(n);
+  constexpr size_t kStepsForAggregation = 1u << 20;
   bool wanted =
-      aggregation == Aggregation::Always ||
-      (aggregation == Aggregation::Auto && first.steps.size() * static_cast<size_t>(n) > kStepsForAggregation);
+      aggregation == Aggregation::Always || (aggregation == Aggregation::Auto && steps >= kStepsForAggregation);
   int group = wanted ? symmetricGroup(m) : 0;
   if (wanted && group > 0) {
     PlanSet plans;
@@ -736,7 +787,7 @@ Status simulate(const AlgorithmEntry& entry, PlanRequest request, size_t count, 
                               group, n);
     if (symmetric) {
       plans.resize(static_cast<size_t>(group));
-      return replayFolded(std::move(plans), n, count, type, m, result, tracePath);
+      return replayFolded(std::move(plans), n, count, type, m, result, tracePath, true);
     }
     if (aggregation == Aggregation::Always)
       return WEFT_ERROR(weftInvalidArgument,
@@ -751,7 +802,7 @@ Status simulate(const AlgorithmEntry& entry, PlanRequest request, size_t count, 
   }
   PlanSet plans = buildPlanSet(entry, request);
   // Plans too many to replay step by step: their channels folded where they repeat.
-  if (wanted) return replayFolded(std::move(plans), n, count, type, m, result, tracePath);
+  if (wanted) return replayFolded(std::move(plans), n, count, type, m, result, tracePath, false);
   return Replay(plans, n, count, type, m, tracePath).run(result);
 }
 

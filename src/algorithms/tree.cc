@@ -106,6 +106,19 @@ void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const st
 
 }  // namespace
 
+// Every rank's plan of a call builds the same pair of trees: the last pair
+// is kept (one per thread), so that building the plans of n ranks (the
+// verifier, the simulator) builds it once instead of n times.
+static const DoubleTree& doubleTreeOf(int nranks) {
+  thread_local int cachedRanks = -1;
+  thread_local DoubleTree cached;
+  if (cachedRanks != nranks) {
+    cached = buildDoubleTree(nranks);
+    cachedRanks = nranks;
+  }
+  return cached;
+}
+
 Plan buildTreePlan(const PlanRequest& request) {
   int nranks = request.nranks;
   bool rooted = collectiveHasRoot(request.collective);
@@ -121,7 +134,7 @@ Plan buildTreePlan(const PlanRequest& request) {
     if (collectiveHasRoot(request.collective)) {
       rootedTreeSteps(request, ring, positionOf, steps);
     } else {
-      DoubleTree trees = buildDoubleTree(nranks);
+      const DoubleTree& trees = doubleTreeOf(nranks);
       int self = positionOf[static_cast<size_t>(request.rank)];
       for (int t = 0; t < 2; ++t) {
         int parent = trees.parent[t][self];

@@ -258,7 +258,7 @@ TEST(SimCluster, ASpecOverridesThePresetItNames) {
   EXPECT_EQ(c.value().machine.nodeOfRank[23], 2);
   EXPECT_EQ(c.value().machine.network.gbps, 50);
   EXPECT_EQ(c.value().machine.network.latencyMicros, 5.0);  // the preset's
-  EXPECT_EQ(c.value().machine.intraNode.gbps, 370);
+  EXPECT_EQ(c.value().machine.intraNode.gbps, 390);
   EXPECT_TRUE(c.value().machine.intraSwitched);
   EXPECT_EQ(c.value().machine.nicsPerNode, 8);
   EXPECT_EQ(c.value().machine.stepMicros, 0.25);
@@ -296,6 +296,55 @@ TEST(SimCluster, EnginesPerChannelRunChannelsSideBySide) {
   ASSERT_TRUE(replay(plans, 1 << 22, weftFloat32, shared, &a).isOk());
   ASSERT_TRUE(replay(plans, 1 << 22, weftFloat32, perChannel, &b).isOk());
   EXPECT_LT(b.micros, a.micros / 2);
+}
+
+double busbwOf(const Cluster& c, Algorithm algorithm, size_t bytes, int channels, double* micros = nullptr) {
+  PlanRequest request;
+  request.collective = Collective::AllReduce;
+  request.nranks = c.machine.nranks;
+  request.nChannels = channels;
+  ReplayResult r;
+  Status s = simulate(algorithmEntry(algorithm), request, bytes / 4, weftFloat32, c.machine, &r);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  if (micros != nullptr) *micros = r.micros;
+  int n = c.machine.nranks;
+  return static_cast<double>(bytes) / (r.micros * 1e3) * 2.0 * (n - 1) / n;
+}
+
+Cluster pod(int nodes, int ranksPerNode) {
+  Cluster c = presetCluster("dgx-h100-pod").value();
+  c.nodes = nodes;
+  c.ranksPerNode = ranksPerNode;
+  layOut(&c);
+  return c;
+}
+
+// Published figures the presets reproduce (docs/performance.md names the
+// sources): NCCL's ring all-reduce on 8 H100 SXM reaches 360-370 GB/s
+// busbw at large sizes; between two nodes a 400 Gbit/s InfiniBand NIC
+// gives about 48 GB/s busbw; within 10% each.
+TEST(SimPresets, PublishedBandwidthsAreReproducedWithinTenPercent) {
+  Cluster node = presetCluster("dgx-h100").value();
+  double nvlink = busbwOf(node, Algorithm::Ring, size_t{1} << 30, node.channels);
+  EXPECT_NEAR(nvlink, 365, 36.5);
+  Cluster twoNodes = pod(2, 1);  // a GPU and its NIC on each of two nodes
+  double nic = busbwOf(twoNodes, Algorithm::Ring, size_t{1} << 30, twoNodes.channels);
+  EXPECT_NEAR(nic, 48, 4.8);
+}
+
+// NCCL 2.4's double binary trees: an 8-byte all-reduce's time grows with
+// log n on a tree and linearly on a ring. From 1024 GPUs to 16384 the
+// ring takes 16 times as long, the tree less than twice.
+TEST(SimPresets, TreeLatencyGrowsWithLogNAndRingsLinearly) {
+  double ring1k = 0, ring16k = 0, tree1k = 0, tree16k = 0;
+  busbwOf(pod(128, 8), Algorithm::Ring, 8, 16, &ring1k);
+  busbwOf(pod(2048, 8), Algorithm::Ring, 8, 16, &ring16k);
+  busbwOf(pod(128, 8), Algorithm::Tree, 8, 16, &tree1k);
+  busbwOf(pod(2048, 8), Algorithm::Tree, 8, 16, &tree16k);
+  EXPECT_NEAR(ring16k / ring1k, 16.0, 1.6);
+  EXPECT_LT(tree16k / tree1k, 2.0);
+  EXPECT_GT(ring16k / tree16k, 100.0);
+  EXPECT_GT(ring1k / tree1k, 10.0);
 }
 
 // The prefill/decode table: Llama 3 8B and 405B, FP16, 1K and 8K tokens,
