@@ -23,6 +23,9 @@ Cluster host2core() {
   c.machine.copyGBps = k.copyGBps;
   c.machine.reduceGBps = k.reduceGBps;
   c.machine.stepMicros = k.stepMicros;
+  c.machine.nodeMemoryGBps = k.nodeCopyGBps;
+  c.machine.coresPerNode = 2;
+  c.machine.switchMicros = k.switchMicros;
   return c;
 }
 
@@ -131,7 +134,7 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
     for (const auto& [key, value] : j.items()) {
       (void)value;
       static const char* known[] = {"version",     "preset", "name",  "nodes", "ranksPerNode", "intraNode", "network",
-                                    "nicsPerNode", "fabric", "sites", "rank",  "fifo",         "channels"};
+                                    "nicsPerNode", "fabric", "sites", "node",  "rank",         "fifo",      "channels"};
       bool ok = false;
       for (const char* k : known) ok = ok || key == k;
       if (!ok) return WEFT_ERROR(weftInvalidArgument, "cluster spec: unknown field \"%s\"", key.c_str());
@@ -173,8 +176,16 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
     if (c.nodes % c.sites != 0)
       return WEFT_ERROR(weftInvalidArgument, "cluster spec: %d nodes do not split into %d equal sites", c.nodes,
                         c.sites);
+    if (j.contains("node")) {
+      const nlohmann::json& nd = j.at("node");
+      if (nd.contains("memoryGBps")) c.machine.nodeMemoryGBps = nd.at("memoryGBps").get<double>();
+      if (nd.contains("cores")) c.machine.coresPerNode = nd.at("cores").get<int>();
+      if (c.machine.nodeMemoryGBps < 0 || c.machine.coresPerNode < 0)
+        return WEFT_ERROR(weftInvalidArgument, "cluster spec: node.memoryGBps and node.cores must be at least 0");
+    }
     if (j.contains("rank")) {
       const nlohmann::json& r = j.at("rank");
+      if (r.contains("switchUs")) c.machine.switchMicros = r.at("switchUs").get<double>();
       if (r.contains("copyGBps")) c.machine.copyGBps = r.at("copyGBps").get<double>();
       if (r.contains("reduceGBps")) c.machine.reduceGBps = r.at("reduceGBps").get<double>();
       if (r.contains("stepUs")) c.machine.stepMicros = r.at("stepUs").get<double>();
@@ -194,6 +205,20 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
   } catch (const nlohmann::json::exception& e) {
     return WEFT_ERROR(weftInvalidArgument, "cluster spec: %s", e.what());
   }
+}
+
+std::string calibratedSpec(const CostConstants& k, int cores, const std::string& name) {
+  nlohmann::ordered_json j;
+  j["version"] = 1;
+  j["name"] = name;
+  j["nodes"] = 1;
+  j["ranksPerNode"] = 2;
+  j["intraNode"] = {{"latencyUs", k.hopMicros}, {"gbps", k.copyGBps}};
+  j["network"] = {{"latencyUs", k.netMicros}, {"gbps", k.netGBps}};
+  j["node"] = {{"memoryGBps", k.nodeCopyGBps}, {"cores", cores}};
+  j["rank"] = {
+      {"copyGBps", k.copyGBps}, {"reduceGBps", k.reduceGBps}, {"stepUs", k.stepMicros}, {"switchUs", k.switchMicros}};
+  return j.dump(2) + "\n";
 }
 
 Result<Cluster> loadCluster(const std::string& nameOrPath) {

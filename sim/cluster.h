@@ -14,7 +14,10 @@
 //     "sites": {"count": 2,                           // nodes split into equal sites, joined by
 //               "wan": {"latencyUs": 5000, "gbps": 0.125}},  // WAN links, each way (one-way latency)
 //     "channels": 0,                                  // weft-sim's default channels (0: the tuner's)
+//     "node": {"memoryGBps": 33,                      // a node's memory (0: not modelled)
+//              "cores": 2},                           // cores its ranks share (0: one each)
 //     "rank": {"copyGBps": 20, "reduceGBps": 10, "stepUs": 0.1,   // one rank's engine,
+//              "switchUs": 2.7,                                   // a hand-off with ranks > cores
 //              "enginePerChannel": false},                        // or each channel's (GPU blocks)
 //     "fifo": {"slotBytes": 131072, "slots": 8}
 //   }
@@ -31,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "algorithms/cost_model.h"
 #include "core/status.h"
 #include "sim/replay.h"
 
@@ -52,6 +56,11 @@ Result<Cluster> presetCluster(const std::string& name);
 Result<Cluster> parseClusterSpec(const std::string& json);
 // A preset name, or the path of a spec file.
 Result<Cluster> loadCluster(const std::string& nameOrPath);
+// A spec (JSON text, format version 1) of one node of this host from the
+// cost constants weft-info --calibrate measures, with `cores` cores: links
+// between its ranks at the hand-off latency and copy rate, its memory at
+// what all cores copy together, and the network's constants as given.
+std::string calibratedSpec(const CostConstants& constants, int cores, const std::string& name);
 // Fills machine.nranks, nodeOfRank and siteOfNode from nodes, ranksPerNode and sites.
 void layOut(Cluster* cluster);
 

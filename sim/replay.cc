@@ -16,7 +16,7 @@
 namespace weft::sim {
 namespace {
 
-enum class LinkKind : uint8_t { Pair, PortOut, PortIn, NicOut, NicIn, LeafUp, LeafDown, Wan };
+enum class LinkKind : uint8_t { Pair, PortOut, PortIn, NicOut, NicIn, LeafUp, LeafDown, Wan, Memory };
 
 // Where ranks sit: nodes, local ranks (rails), leaves and sites, and the
 // group a replay that aggregates stands for.
@@ -143,6 +143,13 @@ class Replay {
     geometry_ = geometryFor(op_, plans.front(), machine.slotBytes);
     engines_ = machine.enginePerChannel ? static_cast<size_t>(g_) * nChannels_ : static_cast<size_t>(g_);
     engineBusy_.assign(engines_, false);
+    // Ranks beyond a node's cores share them.
+    int perNode = 0;
+    for (int r = 0; r < n_; ++r) perNode += layout_.node(r) == 0 ? 1 : 0;
+    if (machine.coresPerNode > 0 && perNode > machine.coresPerNode && !machine.enginePerChannel) {
+      crowded_ = true;
+      coreShare_ = static_cast<double>(machine.coresPerNode) / perNode;
+    }
     rankEnd_.assign(static_cast<size_t>(g_), 0.0);
     for (int r = 0; r < g_; ++r)
       for (int c = 0; c < nChannels_; ++c) {
@@ -219,6 +226,7 @@ class Replay {
       case LinkKind::LeafUp: return format("leaf %d rail %d uplink", link.a, link.b);
       case LinkKind::LeafDown: return format("leaf %d rail %d downlink", link.a, link.b);
       case LinkKind::Wan: return format("site %d -> site %d", link.a, link.b);
+      case LinkKind::Memory: return format("node %d memory", link.a);
     }
     return "?";
   }
@@ -290,7 +298,8 @@ class Replay {
     f->path.clear();
     f->push = l.node(from) == l.node(to);
     if (f->push) {
-      f->latency = m.intraNode.latencyMicros;
+      f->latency = crowded_ ? std::max(m.intraNode.latencyMicros, m.switchMicros) : m.intraNode.latencyMicros;
+      if (m.nodeMemoryGBps > 0) f->path.push_back(link(LinkKind::Memory, l.nodeRep(l.node(from)), 0, m.nodeMemoryGBps));
       if (m.intraSwitched) {
         f->path.push_back(link(LinkKind::PortOut, l.rankRep(from), 0, m.intraNode.gbps));
         f->path.push_back(link(LinkKind::PortIn, l.rankRep(to), 0, m.intraNode.gbps));
@@ -346,8 +355,8 @@ class Replay {
     return fifo(((rank - shift) % n_ + n_) % n_, to - shift, channel);
   }
 
-  double copyMicros(double bytes) const { return bytes / (machine_.copyGBps * 1e3); }
-  double reduceMicros(double bytes) const { return bytes / (machine_.reduceGBps * 1e3); }
+  double copyMicros(double bytes) const { return bytes / (machine_.copyGBps * 1e3 * coreShare_); }
+  double reduceMicros(double bytes) const { return bytes / (machine_.reduceGBps * 1e3 * coreShare_); }
 
   // Starts the cursor's next step if it can run now; skips steps that move
   // nothing.
@@ -600,9 +609,11 @@ class Replay {
 
   const PlanSet& plans_;
   const MachineModel& machine_;
-  int folded_;  // channels each replayed channel stands for
-  int n_;       // ranks in the call
-  int g_;       // ranks replayed
+  int folded_;            // channels each replayed channel stands for
+  bool crowded_ = false;  // a node's ranks outnumber its cores
+  double coreShare_ = 1;  // of a core, each rank's engine
+  int n_;                 // ranks in the call
+  int g_;                 // ranks replayed
   int nChannels_;
   Layout layout_;
   OpDesc op_;
@@ -631,7 +642,8 @@ class Replay {
 Status checkMachine(const MachineModel& machine) {
   if (machine.nSlots < 1 || machine.slotBytes < 64 || machine.copyGBps <= 0 || machine.reduceGBps <= 0 ||
       machine.intraNode.gbps <= 0 || machine.network.gbps <= 0 || machine.wan.gbps <= 0 || machine.nicsPerNode < 1 ||
-      machine.nodesPerLeaf < 0 || machine.oversubscription < 1)
+      machine.nodesPerLeaf < 0 || machine.oversubscription < 1 || machine.nodeMemoryGBps < 0 ||
+      machine.coresPerNode < 0 || machine.switchMicros < 0)
     return WEFT_ERROR(weftInvalidArgument,
                       "replay: the machine model needs slots, rates above 0, a NIC per node and an "
                       "oversubscription of at least 1");

@@ -15,7 +15,8 @@
 //     leaf's uplink and the receiver leaf's downlink (a leaf per rail of
 //     nodesPerLeaf nodes, its uplink the nodes' NIC rate over the
 //     oversubscription ratio);
-//   - between sites, also the WAN link from one site to the other.
+//   - between sites, also the WAN link from one site to the other;
+//   - inside a node, with nodeMemoryGBps, also the node's memory.
 // Every link has a bandwidth; a path's latency is that of its widest tier
 // (the node's, the network's, plus the WAN's). Transfers in flight at the
 // same time share the links max-min fairly (every flow gets its fair
@@ -63,9 +64,17 @@ struct MachineModel {
   // The site of every node (empty: one site); sites are joined by WAN links.
   std::vector<int> siteOfNode;
   LinkModel wan{5000.0, 1.25};  // from one site to another, each direction; latency one way
-  double copyGBps = 20;         // one engine copying
-  double reduceGBps = 10;       // one engine reducing (bytes written)
-  double stepMicros = 0.1;      // a step's fixed cost
+  // A node's memory, which every transfer inside the node crosses (0: not
+  // modelled): what all its cores copying at once reach together.
+  double nodeMemoryGBps = 0;
+  // Cores a node's ranks share (0: a core each). With more ranks than
+  // cores, an engine runs at cores / ranks of its rates and a hand-off
+  // inside the node costs switchMicros (the peer has to be scheduled).
+  int coresPerNode = 0;
+  double switchMicros = 0;
+  double copyGBps = 20;     // one engine copying
+  double reduceGBps = 10;   // one engine reducing (bytes written)
+  double stepMicros = 0.1;  // a step's fixed cost
   // The host executor drives every channel of a rank from one thread; a GPU
   // runs a thread block per channel, each with these rates of its own.
   bool enginePerChannel = false;

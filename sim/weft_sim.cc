@@ -4,6 +4,8 @@
 //               [--link RATE[,RATE...]] [--latency-ms L] [--prefill-ms-per-layer P]
 // prints KV-cache bytes and transfer times (sim/kv_cache.h); without
 // options, the prefill/decode table for Llama 3 8B and 405B.
+//   weft-sim calibrate [--tune FILE | --weft-info PATH] [--net-us U] [--net-gbps G] [--out SPEC.json]
+// writes a cluster spec of one node of this host, measured by weft-info --calibrate.
 //   weft-sim [--cluster PRESET|SPEC.json] [--nranks N] [--nodes M] [--coll NAME] [--bytes LO:HI:xF] [--algo NAME|auto]
 //   [--channels C]
 //            [--link-gbps G] [--link-us U] [--net-gbps G] [--net-us U] [--copy-gbps G] [--reduce-gbps G]
@@ -11,13 +13,19 @@
 // prints per size the algorithm, the simulated time, algbw and busbw
 // (nccl-tests' factors), and the busiest link with its utilisation. With
 // --algo auto (the default) the tuner's choice for that machine shape runs.
+#include <sched.h>
 #include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -178,10 +186,113 @@ int kvMain(int argc, char** argv) {
   return 0;
 }
 
+int calibrateUsage(const char* why) {
+  if (why != nullptr) fprintf(stderr, "weft-sim calibrate: %s\n", why);
+  fprintf(stderr,
+          "usage: weft-sim calibrate [--tune FILE | --weft-info PATH] [--net-us U] [--net-gbps G]\n"
+          "                          [--name NAME] [--out SPEC.json]\n"
+          "  measures this host with weft-info --calibrate (or reads the constants it wrote, --tune)\n"
+          "  and writes a cluster spec of one node of it (standard output without --out); the network's\n"
+          "  constants are given (--net-us: one hand-off, --net-gbps: a node's link each way) or the\n"
+          "  tuner's defaults. Use it with --cluster SPEC.json --nranks N [--nodes M].\n");
+  return 2;
+}
+
+// weft-info next to this program: the build tree (sim/ and src/) or an
+// installed bin/.
+std::string findWeftInfo() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir = self;
+    dir = dir.substr(0, dir.rfind('/'));
+    for (const std::string& candidate : {dir + "/weft-info", dir + "/../src/weft-info"})
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "weft-info";
+}
+
+int calibrateMain(int argc, char** argv) {
+  std::string tune, weftInfo = findWeftInfo(), out, name = "calibrated";
+  double netUs = 0, netGBps = 0;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return calibrateUsage(nullptr);
+    if (i + 1 >= argc) return calibrateUsage(("missing the value of " + arg).c_str());
+    std::string value = argv[++i];
+    if (arg == "--tune") {
+      tune = value;
+    } else if (arg == "--weft-info") {
+      weftInfo = value;
+    } else if (arg == "--out") {
+      out = value;
+    } else if (arg == "--name") {
+      name = value;
+    } else if (arg == "--net-us") {
+      if (!parseNumber(value.c_str(), &netUs)) return calibrateUsage(("bad value for " + arg).c_str());
+    } else if (arg == "--net-gbps") {
+      if (!parseNumber(value.c_str(), &netGBps)) return calibrateUsage(("bad value for " + arg).c_str());
+    } else {
+      return calibrateUsage(("unknown option " + arg).c_str());
+    }
+  }
+  std::string measured;
+  if (tune.empty()) {
+    char path[] = "/tmp/weft-sim-calibrate.XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return calibrateUsage("cannot make a temporary file");
+    close(fd);
+    tune = measured = path;
+    pid_t pid = fork();
+    if (pid == 0) {
+      execlp(weftInfo.c_str(), weftInfo.c_str(), "--calibrate", "--out", path, static_cast<char*>(nullptr));
+      fprintf(stderr, "weft-sim calibrate: cannot run %s: %s\n", weftInfo.c_str(), strerror(errno));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      unlink(path);
+      fprintf(stderr, "weft-sim calibrate: %s --calibrate failed\n", weftInfo.c_str());
+      return 1;
+    }
+  }
+  std::ifstream file(tune);
+  std::stringstream text;
+  text << file.rdbuf();
+  if (!measured.empty()) unlink(measured.c_str());
+  CostConstants constants;
+  Status parsed =
+      file ? parseCostConstants(text.str(), &constants) : Status(weftInvalidArgument, "cannot read " + tune);
+  if (!parsed.isOk()) {
+    fprintf(stderr, "weft-sim calibrate: %s\n", parsed.message().c_str());
+    return 1;
+  }
+  if (netUs > 0) constants.netMicros = netUs;
+  if (netGBps > 0) constants.netGBps = netGBps;
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  std::string spec = sim::calibratedSpec(constants, cores, name);
+  if (out.empty()) {
+    fputs(spec.c_str(), stdout);
+    return 0;
+  }
+  std::ofstream written(out);
+  written << spec;
+  if (!written) {
+    fprintf(stderr, "weft-sim calibrate: cannot write %s\n", out.c_str());
+    return 1;
+  }
+  fprintf(stderr, "weft-sim calibrate: wrote %s\n", out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "kv") == 0) return kvMain(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "calibrate") == 0) return calibrateMain(argc, argv);
   int nranks = 2, nodes = 1, channels = 0;
   std::string coll = "allreduce", algo = "auto", trace;
   size_t lo = 8, hi = 64u << 20, factor = 4;
