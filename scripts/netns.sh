@@ -7,6 +7,12 @@
 #   netns.sh down NAME               remove everything NAME created
 #   netns.sh shape NAME NODE RATE    token-bucket limit on NODE's egress (tc tbf, e.g. 200mbit)
 #   netns.sh unshape NAME NODE
+#   netns.sh wan NAME NODES SITES DELAY RATE
+#       splits the NODES into SITES equal sites (in order) and gives the traffic
+#       between sites a one-way DELAY and a RATE on every node (tc netem on the
+#       packets to other sites' addresses only; e.g. 5ms 1gbit: 10 ms round trip)
+#   netns.sh run NAME NODES RANKS_PER_NODE [--sites S] ... also sets WEFT_SITEID
+#       (S equal sites of the nodes, in order)
 #   netns.sh run NAME NODES RANKS_PER_NODE [--expect-killed RANK] -- COMMAND [ARGS...]
 #       starts NODES x RANKS_PER_NODE ranks (rank r on node r / RANKS_PER_NODE)
 #       with WEFT_RANK, WEFT_NRANKS, WEFT_COMM_ID (node 0), WEFT_HOSTID and
@@ -69,13 +75,39 @@ unshape() {
   ip netns exec "$1-$2" tc qdisc del dev eth0 root 2> /dev/null || true
 }
 
+wan() {
+  local name=$1 nodes=$2 sites=$3 delay=$4 rate=$5
+  local per=$((nodes / sites)) warned=0
+  for ((i = 0; i < nodes; ++i)); do
+    local ns="$name-$i"
+    # htb: what goes to another site's addresses through a class of RATE,
+    # the rest unlimited; the delay with netem where the kernel has it.
+    ip netns exec "$ns" tc qdisc del dev eth0 root 2> /dev/null || true
+    ip netns exec "$ns" tc qdisc add dev eth0 root handle 1: htb default 10 r2q 100000
+    ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:10 htb rate 100gbit
+    ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:30 htb rate "$rate"
+    if ! ip netns exec "$ns" tc qdisc add dev eth0 parent 1:30 handle 30: netem delay "$delay" limit 100000 \
+      2> /dev/null; then
+      if ((!warned)); then echo "netns.sh wan: this kernel has no netem: $rate between sites, no delay" >&2; fi
+      warned=1
+    fi
+    for ((j = 0; j < nodes; ++j)); do
+      if ((j / per != i / per)); then
+        ip netns exec "$ns" tc filter add dev eth0 parent 1: protocol ip prio 1 u32 \
+          match ip dst "$subnet.$((j + 1))/32" flowid 1:30
+      fi
+    done
+  done
+}
+
 run() {
   local name=$1 nodes=$2 per=$3
   shift 3
-  local killed=-1
+  local killed=-1 sites=0
   while [[ $# -gt 0 && $1 != "--" ]]; do
     case $1 in
       --expect-killed) killed=$2; shift 2 ;;
+      --sites) sites=$2; shift 2 ;;
       *) echo "netns.sh run: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -85,8 +117,9 @@ run() {
   logs=$(mktemp -d)
   local pids=()
   for ((r = 0; r < nranks; ++r)); do
-    local node=$((r / per))
-    ip netns exec "$name-$node" env WEFT_RANK=$r WEFT_NRANKS=$nranks WEFT_COMM_ID=$subnet.1:$port \
+    local node=$((r / per)) site=()
+    if ((sites > 0)); then site=(WEFT_SITEID="site-$((node / (nodes / sites)))"); fi
+    ip netns exec "$name-$node" env "${site[@]}" WEFT_RANK=$r WEFT_NRANKS=$nranks WEFT_COMM_ID=$subnet.1:$port \
       WEFT_HOSTID="$name-$node" WEFT_SOCKET_IFNAME=eth0 "$@" > "$logs/$r.log" 2>&1 &
     pids+=($!)
   done
@@ -119,6 +152,7 @@ case $command in
   down) down "$@" ;;
   shape) shape "$@" ;;
   unshape) unshape "$@" ;;
+  wan) need_root; wan "$@" ;;
   run) run "$@" ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

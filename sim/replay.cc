@@ -774,6 +774,10 @@ Status simulate(const AlgorithmEntry& entry, PlanRequest request, size_t count, 
   WEFT_CHECK(checkMachine(m));
   *result = ReplayResult{};
   request.nodeOfRank = m.nodeOfRank;
+  // The sites the plans see (WEFT_SITEID's): those of the machine's nodes.
+  if (request.siteOfRank.empty() && !m.siteOfNode.empty())
+    for (int node : m.nodeOfRank)
+      request.siteOfRank.push_back(static_cast<size_t>(node) < m.siteOfNode.size() ? m.siteOfNode[node] : 0);
   int n = request.nranks;
   request.rank = 0;
   Plan first = entry.build(request);

@@ -32,6 +32,13 @@
 //
 // Nodes of different sizes, one node, or one rank per node get the flat
 // ring (every rank decides alike from the same node table).
+//
+// Sites (WEFT_SITEID, request.siteOfRank): where ranks sit in several
+// sites joined by a long link, the groups above are the sites instead of
+// the nodes: the reduce-scatter and all-gather run inside each site (over
+// its nodes' network where it has several), the rails across the sites, so
+// a site sends 2(M-1)/M S over the site link, where the flat ring carries
+// 2(n-1)/n S across each site boundary.
 #include <algorithm>
 
 #include "algorithms/plan_builder.h"
@@ -116,7 +123,11 @@ struct Layout {
 Layout layoutOf(const PlanRequest& request) {
   int n = request.nranks;
   RingOrder ring = request.rings.empty() ? identityRing(n) : request.rings.front();
-  std::vector<int> nodeOf = request.nodeOfRank;
+  // Several sites: the groups are sites, and the rails cross the site link.
+  bool sites = request.siteOfRank.size() == static_cast<size_t>(n) &&
+               std::any_of(request.siteOfRank.begin(), request.siteOfRank.end(),
+                           [&](int s) { return s != request.siteOfRank.front(); });
+  std::vector<int> nodeOf = sites ? request.siteOfRank : request.nodeOfRank;
   if (nodeOf.size() != static_cast<size_t>(n)) nodeOf.assign(static_cast<size_t>(n), 0);
   Layout layout;
   std::vector<int> nodeIds;

@@ -151,6 +151,9 @@ struct PlanRequest {
   std::vector<RingOrder> rings;
   // The node of every rank (hierarchical algorithms); empty: one node.
   std::vector<int> nodeOfRank;
+  // The site of every rank (WEFT_SITEID); empty, or one site: none. With
+  // several, the hierarchical plans group ranks by site instead of node.
+  std::vector<int> siteOfRank;
 };
 
 }  // namespace weft

@@ -149,6 +149,7 @@ Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
   request.nChannels = channels;
   request.rings = config_.rings;
   request.nodeOfRank = config_.nodeOfRank;
+  request.siteOfRank = config_.siteOfRank;
   if (config_.verifyPlans) {
     Status proven = verifyPlansEveryWay(buildPlanSet(entry, request));
     if (!proven.isOk())

@@ -32,6 +32,7 @@ struct TunerConfig {
   // Channel c of a ring plan follows rings[c % rings.size()].
   std::vector<RingOrder> rings;
   std::vector<int> nodeOfRank;  // for hierarchical plans, and the cost shape
+  std::vector<int> siteOfRank;  // for hierarchical plans (several sites: their groups)
   CostConstants constants;      // rank 0's
   CostShape shape;              // nranks and nodes filled from the above when left default
 };

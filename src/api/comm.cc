@@ -39,6 +39,7 @@ Result<size_t> pieceBytes(EnvParam param) {
 
 struct HostInfo {
   char hostId[kHostIdBytes];
+  char siteId[kHostIdBytes];  // WEFT_SITEID ("" : the one site)
   int32_t pid;
   int32_t numa;         // NUMA node this rank runs on, -1 if unknown
   int32_t cudaDevice;   // -1 for host communicators
@@ -183,6 +184,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   std::vector<HostInfo> hosts(static_cast<size_t>(nranks));
   std::string me = hostIdentity();
   snprintf(hosts[rank].hostId, kHostIdBytes, "%s", me.c_str());
+  snprintf(hosts[rank].siteId, kHostIdBytes, "%s", envString(EnvParam::SiteId).c_str());
   hosts[rank].pid = getpid();
   unsigned cpu = 0, numa = 0;
   hosts[rank].numa = getcpu(&cpu, &numa) == 0 ? static_cast<int32_t>(numa) : -1;
@@ -249,6 +251,21 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     if (transportOf[r] == kShmTransport) local.push_back(r);
   }
   int localIndex = static_cast<int>(std::find(local.begin(), local.end(), rank) - local.begin());
+  // Sites: numbered in the order of their lowest rank; a node is in one.
+  std::vector<int> siteOfRank(static_cast<size_t>(nranks));
+  int nSites = 0;
+  for (int r = 0; r < nranks; ++r) {
+    siteOfRank[r] = -1;
+    for (int q = 0; q < r && siteOfRank[r] < 0; ++q)
+      if (strncmp(hosts[r].siteId, hosts[q].siteId, kHostIdBytes) == 0) siteOfRank[r] = siteOfRank[q];
+    if (siteOfRank[r] < 0) siteOfRank[r] = nSites++;
+    int first = nodeOfRank[r];  // the node's lowest rank
+    if (siteOfRank[r] != siteOfRank[first])
+      return WEFT_ERROR(weftInvalidUsage,
+                        "rank %d: ranks %d and %d share a node but name different sites (WEFT_SITEID \"%.*s\" and "
+                        "\"%.*s\")",
+                        rank, first, r, kHostIdBytes, hosts[first].siteId, kHostIdBytes, hosts[r].siteId);
+  }
 
   TunerConfig tunerConfig;
   tunerConfig.nranks = nranks;
@@ -284,8 +301,12 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   int searchChannels = 1;
   std::vector<int> ringKey = agreedRingKeys(nodeOfRank, numaOfRank, places, &searchChannels);
   RingOrder ring = multiNodeRingOrder(nodeOfRank, ringKey);
+  // A site's nodes one after another, so that the ring crosses each site
+  // link once each way.
+  std::stable_sort(ring.begin(), ring.end(), [&](int a, int b) { return siteOfRank[a] < siteOfRank[b]; });
   tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
   tunerConfig.nodeOfRank = nodeOfRank;
+  if (nSites > 1) tunerConfig.siteOfRank = siteOfRank;
   // The cost model's view, the same on every rank: rank 0's constants, the
   // fewest cores any rank has, the slowest node's fastest NIC.
   tunerConfig.constants = hosts[0].costs;
@@ -300,8 +321,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (tunerConfig.forcedChannels <= 0) tunerConfig.maxChannels = std::min(searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
-    for (int r : ring) text += format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
-    WEFT_INFO(kLogGraph, "ring over %d ranks on %d node(s):%s", nranks, nNodes, text.c_str());
+    for (int r : ring)
+      text += nSites > 1 ? format(" %d(node %d, site %d, numa %d)", r, nodeOfRank[r], siteOfRank[r], hosts[r].numa)
+                         : format(" %d(node %d, numa %d)", r, nodeOfRank[r], hosts[r].numa);
+    WEFT_INFO(kLogGraph, "ring over %d ranks on %d node(s)%s:%s", nranks, nNodes,
+              nSites > 1 ? format(" in %d sites", nSites).c_str() : "", text.c_str());
     WEFT_INFO(kLogGraph, "this node: %s", mine.problem.empty() ? mine.description.c_str() : "no topology");
     int channels = tunerConfig.forcedChannels > 0 ? tunerConfig.forcedChannels : searchChannels;
     for (int c = 0; c < std::min(channels, Tuner::kMaxChannels); ++c)

@@ -78,6 +78,11 @@ const EnvParamInfo kTable[] = {
     {EnvParam::HostId, "WEFT_HOSTID", "",
      "Overrides the host identity (hostname plus boot id) that decides which ranks share a "
      "node."},
+    {EnvParam::SiteId, "WEFT_SITEID", "",
+     "The site (data centre) of this rank's node. Ranks of different sites are joined by a long "
+     "link: the ring visits each site's ranks together, and the hierarchical plans group ranks by "
+     "site (reduce-scatter inside the site, all-reduce across sites, all-gather inside), so every "
+     "byte crosses the site link once. Ranks of one node must name the same site."},
     {EnvParam::TopoFile, "WEFT_TOPO_FILE", "",
      "An hwloc XML export (or weft's own XML) to read the machine from instead of discovering "
      "it live, for communicators and weft-topo (--topo overrides). Unreadable: a warning, and "

@@ -30,6 +30,7 @@ enum class EnvParam {
   CmaSlice,
   SpinCount,
   HostId,
+  SiteId,
   TopoFile,
   TopoDumpFile,
   Rank,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "algorithms/plan.h"
@@ -108,6 +109,38 @@ TEST(PlanVerifier, EveryRankOfACopyCollectiveAgreesWhetherItsSendsMayPublish) {
 // odd channels; every collective the entry builds, roots at both ends and
 // in the middle, in and out of place. One node, one rank per node, and nodes of unequal size fall
 // back to the flat ring, which must be proven too.
+// Sites (WEFT_SITEID): 4 nodes of one rank in 2 sites. Grouped by node the
+// hierarchical plan is the flat ring; grouped by site it is hierarchical:
+// its rails cross between the sites (rank 0 with rank 2, rank 1 with 3),
+// and it is proven like any other, every collective it builds.
+TEST(PlanVerifier, SitesGroupTheHierarchicalPlans) {
+  const AlgorithmEntry& entry = algorithmEntry(Algorithm::Hierarchical);
+  auto peersOf = [](const Plan& plan) {
+    std::set<int> peers;
+    for (const Step& step : plan.steps)
+      for (int peer : {static_cast<int>(step.sendPeer), static_cast<int>(step.recvPeer)})
+        if (peer >= 0) peers.insert(peer);
+    return peers;
+  };
+  for (Collective collective : kCollectives) {
+    if (!entry.supports(collective)) continue;
+    for (int root : rooted(collective) ? std::vector<int>{0, 3} : std::vector<int>{-1}) {
+      PlanRequest r = request(collective, 4, root, 2, {});
+      r.nodeOfRank = {0, 1, 2, 3};
+      PlanSet byNode = buildPlanSet(entry, r);
+      r.siteOfRank = {0, 0, 1, 1};
+      PlanSet bySite = buildPlanSet(entry, r);
+      Status status = verifyPlansEveryWay(bySite);
+      ASSERT_TRUE(status.isOk()) << collectiveName(collective) << ": " << status.message();
+      if (collective == Collective::AllReduce) {
+        EXPECT_EQ(peersOf(byNode[0]), (std::set<int>{1, 3})) << "the flat ring";
+        EXPECT_EQ(peersOf(bySite[0]), (std::set<int>{1, 2})) << "its site's rank, and its rail's";
+        EXPECT_EQ(peersOf(bySite[1]), (std::set<int>{0, 3}));
+      }
+    }
+  }
+}
+
 TEST(PlanVerifier, HierarchicalPlansAreCorrectForNodesOfEveryShape) {
   std::mt19937 rng(11);
   const AlgorithmEntry& entry = algorithmEntry(Algorithm::Hierarchical);

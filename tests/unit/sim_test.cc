@@ -266,6 +266,27 @@ TEST(SimCluster, ASpecOverridesThePresetItNames) {
   EXPECT_TRUE(c.value().machine.enginePerChannel);
 }
 
+TEST(SimCluster, FabricSitesAndTheNodeAreRead) {
+  Result<Cluster> c = parseClusterSpec(R"({"version": 1, "nodes": 4, "ranksPerNode": 2, "nicsPerNode": 2,
+      "intraNode": {"switched": true}, "fabric": {"nodesPerLeaf": 2, "oversubscription": 3},
+      "sites": {"count": 2, "wan": {"latencyUs": 4000, "gbps": 0.5}}, "node": {"memoryGBps": 40, "cores": 4},
+      "rank": {"switchUs": 2}, "channels": 4})");
+  ASSERT_TRUE(c.isOk()) << c.status().message();
+  const MachineModel& m = c.value().machine;
+  EXPECT_TRUE(m.intraSwitched);
+  EXPECT_EQ(m.nicsPerNode, 2);
+  EXPECT_EQ(m.nodesPerLeaf, 2);
+  EXPECT_EQ(m.oversubscription, 3);
+  EXPECT_EQ(m.siteOfNode, (std::vector<int>{0, 0, 1, 1}));
+  EXPECT_EQ(m.wan.latencyMicros, 4000);
+  EXPECT_EQ(m.wan.gbps, 0.5);
+  EXPECT_EQ(m.nodeMemoryGBps, 40);
+  EXPECT_EQ(m.coresPerNode, 4);
+  EXPECT_EQ(m.switchMicros, 2);
+  EXPECT_EQ(c.value().channels, 4);
+  EXPECT_EQ(presetCluster("sites").value().machine.siteOfNode, (std::vector<int>{0, 0, 1, 1}));
+}
+
 TEST(SimCluster, BadSpecsNameWhatIsWrong) {
   auto message = [](const char* text) {
     Result<Cluster> c = parseClusterSpec(text);
@@ -277,6 +298,10 @@ TEST(SimCluster, BadSpecsNameWhatIsWrong) {
   EXPECT_NE(message(R"({"version": 1, "preset": "dgx-a100"})").find("no cluster preset dgx-a100"), std::string::npos);
   EXPECT_NE(message(R"({"version": 1, "nodes": "two"})").find("cluster spec:"), std::string::npos);
   EXPECT_NE(message("[1, 2").find("not a JSON object"), std::string::npos);
+  EXPECT_NE(message(R"({"version": 1, "nodes": 3, "sites": {"count": 2}})").find("do not split into 2 equal sites"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"version": 1, "fabric": {"oversubscription": 0.5}})").find("oversubscription at least 1"),
+            std::string::npos);
   for (const std::string& preset : clusterPresets()) EXPECT_TRUE(loadCluster(preset).isOk()) << preset;
   EXPECT_FALSE(loadCluster("/nonexistent/spec.json").isOk());
 }
