@@ -7,6 +7,8 @@
 
 #include "algorithms/cost_model.h"
 #include "core/logging.h"
+#include "topology/machine.h"
+#include "topology/topology_xml.h"
 
 namespace weft::sim {
 namespace {
@@ -94,6 +96,40 @@ Status readLink(const nlohmann::json& j, const char* field, LinkModel* link) {
 
 }  // namespace
 
+Status applyNodeTopology(const std::string& path, Cluster* c) {
+  Result<MachineTopology> read = isWeftTopologyXml(path) ? readTopologyXml(path) : discoverTopology(path);
+  if (!read.isOk())
+    return WEFT_ERROR(weftInvalidArgument, "nodeTopology %s: %s", path.c_str(), read.status().message().c_str());
+  const MachineTopology& topo = read.value();
+  MachineModel& m = c->machine;
+  int gpus = static_cast<int>(topo.gpus.size());
+  if (gpus > 0) {
+    // A rank per GPU, a thread block per channel.
+    c->ranksPerNode = gpus;
+    m.enginePerChannel = true;
+    bool switched = gpus > 1;
+    double slowest = 0;
+    m.pairGBps.assign(static_cast<size_t>(gpus) * gpus, 0.0);
+    for (int i = 0; i < gpus; ++i)
+      for (int j = 0; j < gpus; ++j) {
+        if (i == j) continue;
+        Path p = topo.path(topo.gpus[static_cast<size_t>(i)], topo.gpus[static_cast<size_t>(j)]);
+        switched = switched && p.cls == PathClass::NvSwitch;
+        m.pairGBps[static_cast<size_t>(i) * gpus + j] = p.bottleneckGBps;
+        if (p.bottleneckGBps > 0) slowest = slowest > 0 ? std::min(slowest, p.bottleneckGBps) : p.bottleneckGBps;
+      }
+    if (switched) {
+      // Every pair through NVSwitches: a port per GPU at its NVSwitch rate.
+      m.intraSwitched = true;
+      m.pairGBps.clear();
+      if (slowest > 0) m.intraNode.gbps = slowest;
+    }
+  }
+  if (!topo.nics.empty()) m.nicsPerNode = static_cast<int>(topo.nics.size());
+  if (topo.fastestNicGBps() > 0) m.network.gbps = topo.fastestNicGBps();
+  return Status::ok();
+}
+
 std::vector<std::string> clusterPresets() { return {"host-2core", "dgx-h100", "dgx-h100-pod", "sites"}; }
 
 Result<Cluster> presetCluster(const std::string& name) {
@@ -125,7 +161,7 @@ void layOut(Cluster* cluster) {
   }
 }
 
-Result<Cluster> parseClusterSpec(const std::string& text) {
+Result<Cluster> parseClusterSpec(const std::string& text, const std::string& baseDir) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return WEFT_ERROR(weftInvalidArgument, "cluster spec: not a JSON object");
   try {
@@ -133,8 +169,9 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
       return WEFT_ERROR(weftInvalidArgument, "cluster spec: \"version\": 1 is required (the only format so far)");
     for (const auto& [key, value] : j.items()) {
       (void)value;
-      static const char* known[] = {"version",     "preset", "name",  "nodes", "ranksPerNode", "intraNode", "network",
-                                    "nicsPerNode", "fabric", "sites", "node",  "rank",         "fifo",      "channels"};
+      static const char* known[] = {"version",   "preset",  "name",        "nodes",    "ranksPerNode",
+                                    "intraNode", "network", "nicsPerNode", "fabric",   "sites",
+                                    "node",      "rank",    "fifo",        "channels", "nodeTopology"};
       bool ok = false;
       for (const char* k : known) ok = ok || key == k;
       if (!ok) return WEFT_ERROR(weftInvalidArgument, "cluster spec: unknown field \"%s\"", key.c_str());
@@ -147,6 +184,11 @@ Result<Cluster> parseClusterSpec(const std::string& text) {
       c = base.value();
     }
     if (j.contains("name")) c.name = j.at("name").get<std::string>();
+    if (j.contains("nodeTopology")) {
+      std::string path = j.at("nodeTopology").get<std::string>();
+      if (!path.empty() && path[0] != '/' && !baseDir.empty()) path = baseDir + "/" + path;
+      WEFT_CHECK(applyNodeTopology(path, &c));
+    }
     if (j.contains("nodes")) c.nodes = j.at("nodes").get<int>();
     if (j.contains("ranksPerNode")) c.ranksPerNode = j.at("ranksPerNode").get<int>();
     if (c.nodes < 1 || c.ranksPerNode < 1)
@@ -232,7 +274,8 @@ Result<Cluster> loadCluster(const std::string& nameOrPath) {
                       nameOrPath.c_str());
   std::stringstream text;
   text << file.rdbuf();
-  Result<Cluster> c = parseClusterSpec(text.str());
+  size_t slash = nameOrPath.rfind('/');
+  Result<Cluster> c = parseClusterSpec(text.str(), slash == std::string::npos ? "." : nameOrPath.substr(0, slash));
   if (!c.isOk()) return Status(c.status().code(), nameOrPath + ": " + c.status().message());
   return c;
 }

@@ -14,6 +14,8 @@
 //     "sites": {"count": 2,                           // nodes split into equal sites, joined by
 //               "wan": {"latencyUs": 5000, "gbps": 0.125}},  // WAN links, each way (one-way latency)
 //     "channels": 0,                                  // weft-sim's default channels (0: the tuner's)
+//     "nodeTopology": "dgx2.xml",                     // the node from a topology file (applyNodeTopology;
+//                                                     // relative to the spec's folder), before the rest
 //     "node": {"memoryGBps": 33,                      // a node's memory (0: not modelled)
 //              "cores": 2},                           // cores its ranks share (0: one each)
 //     "rank": {"copyGBps": 20, "reduceGBps": 10, "stepUs": 0.1,   // one rank's engine,
@@ -52,8 +54,16 @@ struct Cluster {
 std::vector<std::string> clusterPresets();
 // A preset by name.
 Result<Cluster> presetCluster(const std::string& name);
-// A spec's text (JSON); errors name the field.
-Result<Cluster> parseClusterSpec(const std::string& json);
+// A spec's text (JSON); errors name the field. baseDir: where a relative
+// nodeTopology path starts (the spec file's folder).
+Result<Cluster> parseClusterSpec(const std::string& json, const std::string& baseDir = "");
+// A node of the machine a topology file describes (an hwloc XML export,
+// or weft's own): a rank per GPU with an engine per channel, its pairs'
+// links at the topology's path bandwidths (NVLink, PCIe, across sockets),
+// or a switch port per GPU where every pair goes through NVSwitches; its
+// NICs as rails, at the fastest NIC's speed where the file knows it. A
+// machine without GPUs keeps the spec's ranks.
+Status applyNodeTopology(const std::string& path, Cluster* cluster);
 // A preset name, or the path of a spec file.
 Result<Cluster> loadCluster(const std::string& nameOrPath);
 // A spec (JSON text, format version 1) of one node of this host from the

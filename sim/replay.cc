@@ -37,6 +37,7 @@ class Layout {
   }
 
   int node(int r) const { return node_[static_cast<size_t>(r)]; }
+  int local(int r) const { return local_[static_cast<size_t>(r)]; }
   int rail(int r) const { return local_[static_cast<size_t>(r)] % std::max(1, m_.nicsPerNode); }
   int leaf(int r) const { return m_.nodesPerLeaf > 0 ? node(r) / m_.nodesPerLeaf : 0; }
   int site(int r) const {
@@ -306,7 +307,11 @@ class Replay {
       } else {
         // The pair as its sender's group sees it.
         int shift = from - l.rankRep(from);
-        f->path.push_back(link(LinkKind::Pair, from - shift, ((to - shift) % n_ + n_) % n_, m.intraNode.gbps));
+        double gbps = m.intraNode.gbps;
+        size_t perNode = static_cast<size_t>(std::lround(std::sqrt(static_cast<double>(m.pairGBps.size()))));
+        size_t at = static_cast<size_t>(l.local(from)) * perNode + static_cast<size_t>(l.local(to));
+        if (perNode > 0 && at < m.pairGBps.size() && m.pairGBps[at] > 0) gbps = m.pairGBps[at];
+        f->path.push_back(link(LinkKind::Pair, from - shift, ((to - shift) % n_ + n_) % n_, gbps));
       }
       return;
     }

@@ -57,10 +57,14 @@ struct MachineModel {
   std::vector<int> nodeOfRank;
   LinkModel intraNode{0.2, 10.0};  // between two ranks of a node, or a rank's switch port
   bool intraSwitched = false;      // a port per rank each way (NVSwitch) instead of a link per pair
-  LinkModel network{10.0, 12.5};   // one NIC, each direction
-  int nicsPerNode = 1;             // rails: local rank i uses NIC i % nicsPerNode
-  int nodesPerLeaf = 0;            // nodes under one leaf switch (of each rail); 0: one non-blocking switch
-  double oversubscription = 1;     // a leaf's downlinks over its uplinks
+  // GB/s of the link from local rank i to local rank j at [i * ranksPerNode
+  // + j], where the node's pairs differ (a topology's NVLink and PCIe paths);
+  // empty, or 0 for a pair: intraNode.gbps.
+  std::vector<double> pairGBps;
+  LinkModel network{10.0, 12.5};  // one NIC, each direction
+  int nicsPerNode = 1;            // rails: local rank i uses NIC i % nicsPerNode
+  int nodesPerLeaf = 0;           // nodes under one leaf switch (of each rail); 0: one non-blocking switch
+  double oversubscription = 1;    // a leaf's downlinks over its uplinks
   // The site of every node (empty: one site); sites are joined by WAN links.
   std::vector<int> siteOfNode;
   LinkModel wan{5000.0, 1.25};  // from one site to another, each direction; latency one way

@@ -287,6 +287,39 @@ TEST(SimCluster, FabricSitesAndTheNodeAreRead) {
   EXPECT_EQ(presetCluster("sites").value().machine.siteOfNode, (std::vector<int>{0, 0, 1, 1}));
 }
 
+// A node from a topology file: the DGX-2's 16 GPUs all through NVSwitches
+// (a port each at 150 GB/s); the POWER8 machine's 4 GPUs in NVLink pairs
+// (40 GB/s) joined across the sockets (7.9 GB/s), which the ring then
+// crosses as its busiest link.
+TEST(SimCluster, ANodeComesFromATopologyFile) {
+  std::string dir = WEFT_TOPOLOGY_DATA_DIR;
+  Result<Cluster> dgx2 = parseClusterSpec(R"({"version": 1, "nodeTopology": "nvidiaDGX2.xml"})", dir);
+  ASSERT_TRUE(dgx2.isOk()) << dgx2.status().message();
+  EXPECT_EQ(dgx2.value().ranksPerNode, 16);
+  EXPECT_EQ(dgx2.value().machine.nranks, 16);
+  EXPECT_TRUE(dgx2.value().machine.intraSwitched);
+  EXPECT_NEAR(dgx2.value().machine.intraNode.gbps, 150, 1);
+  EXPECT_TRUE(dgx2.value().machine.enginePerChannel);
+  Result<Cluster> p8 =
+      parseClusterSpec(R"({"version": 1, "nodeTopology": "power8gpudistances.xml", "rank": {"copyGBps": 1000,
+          "reduceGBps": 1000}})",
+                       dir);
+  ASSERT_TRUE(p8.isOk()) << p8.status().message();
+  const MachineModel& m = p8.value().machine;
+  EXPECT_EQ(m.nranks, 4);
+  EXPECT_FALSE(m.intraSwitched);
+  ASSERT_EQ(m.pairGBps.size(), 16u);
+  EXPECT_NEAR(m.pairGBps[0 * 4 + 1], 40, 0.5);
+  EXPECT_NEAR(m.pairGBps[0 * 4 + 2], 7.9, 0.1);
+  PlanRequest request;
+  request.collective = Collective::AllReduce;
+  request.nranks = 4;
+  ReplayResult r;
+  ASSERT_TRUE(simulate(algorithmEntry(Algorithm::Ring), request, 1 << 24, weftFloat32, m, &r).isOk());
+  EXPECT_EQ(r.busiestLink, "rank 1 -> rank 2");
+  EXPECT_FALSE(parseClusterSpec(R"({"version": 1, "nodeTopology": "missing.xml"})", dir).isOk());
+}
+
 TEST(SimCluster, BadSpecsNameWhatIsWrong) {
   auto message = [](const char* text) {
     Result<Cluster> c = parseClusterSpec(text);
