@@ -16,7 +16,8 @@ case $preset in
   asan)
     # Everything but the heaviest collective matrix, which runs in three of its shapes.
     suites=(plan_verifier_test exact_data_test reduce_test bootstrap_test net_test errors_test p2p_test premul_test comm_split_test
-            config_test cpp_api_test bucket_layout_test bucketer_test collectives_test device_test single_copy_test)
+            config_test cpp_api_test bucket_layout_test bucketer_test collectives_test device_test single_copy_test
+            sim_test)
     filter='*3ranks_threads*:*4ranks_processes*:*nodes1*'
     export ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:abort_on_error=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
