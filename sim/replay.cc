@@ -32,8 +32,7 @@ class Layout {
     for (int v : node_) nodes = std::max(nodes, v + 1);
     // The nodes and leaves of one group (all of them when nothing is aggregated).
     groupNodes_ = group_ == n_ ? nodes : std::max(1, node_[static_cast<size_t>(group_ - 1)] + 1);
-    groupLeaves_ = m.nodesPerLeaf > 0 ? std::max(1, groupNodes_ / m.nodesPerLeaf) : 1;
-    if (group_ == n_) groupLeaves_ = m.nodesPerLeaf > 0 ? (nodes + m.nodesPerLeaf - 1) / m.nodesPerLeaf : 1;
+    groupLeaves_ = m.nodesPerLeaf > 0 ? (groupNodes_ + m.nodesPerLeaf - 1) / m.nodesPerLeaf : 1;
   }
 
   int node(int r) const { return node_[static_cast<size_t>(r)]; }
@@ -142,8 +141,8 @@ class Replay {
     op_.type = type;
     op_.plan = &plans.front();
     geometry_ = geometryFor(op_, plans.front(), machine.slotBytes);
-    engines_ = machine.enginePerChannel ? static_cast<size_t>(g_) * nChannels_ : static_cast<size_t>(g_);
-    engineBusy_.assign(engines_, false);
+    engineBusy_.assign(machine.enginePerChannel ? static_cast<size_t>(g_) * nChannels_ : static_cast<size_t>(g_),
+                       false);
     // Ranks beyond a node's cores share them.
     int perNode = 0;
     for (int r = 0; r < n_; ++r) perNode += layout_.node(r) == 0 ? 1 : 0;
@@ -623,7 +622,6 @@ class Replay {
   Layout layout_;
   OpDesc op_;
   Geometry geometry_;
-  size_t engines_ = 0;
   std::vector<bool> engineBusy_;
   std::vector<Cursor> cursors_;
   std::vector<double> rankEnd_;
