@@ -101,8 +101,8 @@ struct Fifo {
 
 struct Cursor {
   int rank, channel;
-  size_t next = 0;  // index into the channel's steps repeated once per slice
-  size_t total = 0;
+  size_t nSteps = 0;  // the channel's
+  StepWalk walk;      // its next step, and the slice it runs in
   bool busy = false;
   double started = 0;
   // The step in progress.
@@ -156,7 +156,8 @@ class Replay {
         Cursor cursor;
         cursor.rank = r;
         cursor.channel = c;
-        cursor.total = plans_[static_cast<size_t>(r)].channel(c).size() * geometry_.iterations;
+        cursor.nSteps = plans_[static_cast<size_t>(r)].channel(c).size();
+        cursor.walk = StepWalk(cursor.nSteps, geometry_.iterations);
         cursors_.push_back(cursor);
       }
   }
@@ -185,7 +186,7 @@ class Replay {
       }
     }
     for (const Cursor& cursor : cursors_)
-      if (cursor.next < cursor.total) return deadlock();
+      if (!cursor.walk.done(cursor.nSteps)) return deadlock();
     for (size_t r = 0; r < tracers_.size(); ++r) {
       const Plan& plan = plans_[r];
       tracers_[r]->event(
@@ -369,30 +370,30 @@ class Replay {
     if (cursor.busy || engineBusy_[engineOf(cursor)]) return;
     const Plan& plan = plans_[static_cast<size_t>(cursor.rank)];
     std::span<const Step> steps = plan.channel(cursor.channel);
-    while (cursor.next < cursor.total) {
-      size_t iteration = cursor.next / steps.size();
-      const Step& step = steps[cursor.next % steps.size()];
+    while (!cursor.walk.done(steps.size())) {
+      size_t iteration = cursor.walk.slice;
+      const Step& step = steps[cursor.walk.step];
       size_t bytes = 0;
       if (stepIsToken(step.op)) {
         // Tokens move once per channel, in its first slice (or last).
         if (iteration != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
-          ++cursor.next;
+          cursor.walk.advance(steps.data(), steps.size(), geometry_.iterations);
           continue;
         }
       } else {
         size_t lo = 0, hi = 0;
         geometry_.slice(cursor.channel, iteration, step.block, &lo, &hi);
         if (hi <= lo && !plan.emptyMessages) {  // nothing of the block in this slice, on every rank
-          ++cursor.next;
+          cursor.walk.advance(steps.data(), steps.size(), geometry_.iterations);
           continue;
         }
         bytes = hi > lo ? (hi - lo) * geometry_.typeBytes : 0;
       }
-      if (cursor.resolved != cursor.next) {  // a step waiting is tried again and again
+      if (cursor.resolved != cursor.walk.taken) {  // a step waiting is tried again and again
         cursor.in1 = stepReceives(step.op) ? fifo(step.recvPeer, cursor.rank, cursor.channel) : -1;
         cursor.in2 = stepFansIn(step) ? fifo(step.recvPeer2, cursor.rank, cursor.channel) : -1;
         cursor.out = stepSends(step.op) ? sendFifo(cursor.rank, step.sendPeer, cursor.channel) : -1;
-        cursor.resolved = cursor.next;
+        cursor.resolved = cursor.walk.taken;
       }
       int in1 = cursor.in1, in2 = cursor.in2, out = cursor.out;
       if ((in1 >= 0 && fifos_[in1].arrived == 0) || (in2 >= 0 && fifos_[in2].arrived == 0) ||
@@ -438,8 +439,8 @@ class Replay {
     Cursor& cursor = cursors_[id];
     const Plan& plan = plans_[static_cast<size_t>(cursor.rank)];
     std::span<const Step> steps = plan.channel(cursor.channel);
-    size_t iteration = cursor.next / steps.size();
-    const Step& step = steps[cursor.next % steps.size()];
+    size_t iteration = cursor.walk.slice;
+    const Step& step = steps[cursor.walk.step];
     if (!tracers_.empty())
       tracers_[static_cast<size_t>(cursor.rank)]->event(
           1 + cursor.channel, stepOpName(step.op), static_cast<uint64_t>(cursor.started * 1e3),
@@ -448,7 +449,7 @@ class Replay {
                  step.block, iteration, step.recvPeer, step.sendPeer));
     rankEnd_[static_cast<size_t>(cursor.rank)] = std::max(rankEnd_[static_cast<size_t>(cursor.rank)], now_);
     cursor.busy = false;
-    ++cursor.next;
+    cursor.walk.advance(steps.data(), steps.size(), geometry_.iterations);
     engineBusy_[engineOf(cursor)] = false;
     int freed[2] = {cursor.in1, cursor.in2};
     if (cursor.out >= 0 && !fifos_[cursor.out].push) send(static_cast<uint32_t>(cursor.out), cursor.bytes, nullptr);
@@ -602,10 +603,10 @@ class Replay {
   Status deadlock() const {
     std::string where;
     for (const Cursor& cursor : cursors_) {
-      if (cursor.next >= cursor.total) continue;
+      if (cursor.walk.done(cursor.nSteps)) continue;
       std::span<const Step> steps = plans_[static_cast<size_t>(cursor.rank)].channel(cursor.channel);
-      where += format(" rank %d channel %d at %s;", cursor.rank, cursor.channel,
-                      stepOpName(steps[cursor.next % steps.size()].op));
+      where += format(" rank %d channel %d at %s (slice %zu);", cursor.rank, cursor.channel,
+                      stepOpName(steps[cursor.walk.step].op), cursor.walk.slice);
     }
     return WEFT_ERROR(weftInternalError, "the replay of %s/%s deadlocked:%s", collectiveName(plans_.front().collective),
                       algorithmName(plans_.front().algorithm), where.c_str());

@@ -88,6 +88,7 @@ void Plan::addChannel(const std::vector<Step>& channelSteps) {
 std::string Plan::describe(int c) const {
   std::string out = format("%s/%s rank %d channel %d:", collectiveName(collective), algorithmName(algorithm), rank, c);
   for (const Step& step : channel(c)) {
+    if (step.flags & kStartsPass) out += " | every slice, then:";
     out += format(" %s(", stepOpName(step.op));
     if (stepReceives(step.op))
       out +=

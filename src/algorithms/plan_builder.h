@@ -48,6 +48,13 @@ inline Step fanningIn(Step step, int peer2) {
   return step;
 }
 
+// The first step of a pass: the steps before it run over every slice
+// before it runs (see StepWalk).
+inline Step startingPass(Step step) {
+  step.flags |= kStartsPass;
+  return step;
+}
+
 inline Step tokenStep(StepOp op, int peer, bool onLastSlice) {
   Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
   step.onLastSlice = onLastSlice;

@@ -51,7 +51,7 @@ struct RankState {
   std::map<Loc, Value> memory;            // what has been written (input holds the rank's own data until overwritten)
   std::map<Loc, std::vector<int>> loans;  // slices lent by address and not yet known to be read
   std::vector<uint32_t> clock;            // causal runs: what this rank knows of every rank's progress
-  size_t next = 0;                        // index into the flattened step list
+  StepWalk walk;                          // the next step, and its slice
 };
 
 class Verifier {
@@ -70,6 +70,8 @@ class Verifier {
     ranks_.resize(static_cast<size_t>(n));
     if (causal_)
       for (RankState& state : ranks_) state.clock.assign(static_cast<size_t>(n), 0);
+    for (int r = 0; r < n; ++r)
+      ranks_[r].walk = StepWalk(plans_[r].channel(channel_).size(), static_cast<size_t>(iterations_));
     size_t total = 0;
     for (int r = 0; r < n; ++r) total += plans_[r].channel(channel_).size() * iterations_;
     size_t done = 0;
@@ -78,14 +80,14 @@ class Verifier {
       for (int r = 0; r < n; ++r) {
         std::span<const Step> steps = plans_[r].channel(channel_);
         RankState& state = ranks_[r];
-        while (state.next < steps.size() * iterations_) {
-          int iteration = static_cast<int>(state.next / steps.size());
-          const Step& step = steps[state.next % steps.size()];
+        while (!state.walk.done(steps.size())) {
+          int iteration = static_cast<int>(state.walk.slice);
+          const Step& step = steps[state.walk.step];
           std::optional<bool> ready = canRun(r, step, iteration);
           if (!ready.has_value()) return error_;
           if (!*ready) break;
           WEFT_CHECK(execute(r, step, iteration));
-          ++state.next;
+          state.walk.advance(steps.data(), steps.size(), static_cast<size_t>(iterations_));
           ++done;
           progressed = true;
         }
@@ -355,9 +357,10 @@ class Verifier {
     std::string blocked;
     for (int r = 0; r < plan_.nranks; ++r) {
       std::span<const Step> steps = plans_[r].channel(channel_);
-      if (ranks_[r].next >= steps.size() * iterations_) continue;
-      const Step& step = steps[ranks_[r].next % steps.size()];
-      blocked += format(" rank %d at %s;", r, stepOpName(step.op));
+      const StepWalk& walk = ranks_[r].walk;
+      if (walk.done(steps.size())) continue;
+      const Step& step = steps[walk.step];
+      blocked += format(" rank %d at %s (step %u, slice %zu);", r, stepOpName(step.op), walk.step, walk.slice);
     }
     return fail("deadlock with %d-slot FIFOs:%s", fifoSlots_, blocked.c_str());
   }

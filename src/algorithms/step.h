@@ -63,6 +63,8 @@ enum StepFlag : uint8_t {
   // messages), because nothing overwrites that memory before the receiver
   // has read it.
   kMayPublishAddress = 1u << 0,
+  // The first step of a pass (see StepWalk).
+  kStartsPass = 1u << 1,
 };
 
 struct Step {
@@ -93,5 +95,39 @@ struct Step {
 };
 static_assert(std::is_trivially_copyable_v<Step>, "plans are copied to device memory as they are");
 inline bool stepFansIn(const Step& step) { return step.recvPeer2 >= 0; }
+
+// The order in which a channel's steps run. They repeat once per slice (a
+// FIFO slot's worth of every block); a plan may also cut them into passes,
+// each starting at a step flagged kStartsPass, and then a pass runs over
+// every slice before the next pass begins. A tree all-reduce sends every
+// slice up the trees in one pass and brings them down in the next, so that
+// slices follow one another through the tree instead of each waiting for
+// its round trip to the root. Every consumer of plans walks them with this.
+struct StepWalk {
+  uint32_t step = 0;       // the step to run next (the channel's count once done)
+  uint32_t passStart = 0;  // the first step of its pass
+  size_t slice = 0;        // the slice it runs in
+  size_t taken = 0;        // steps run so far
+
+  // A walk over nSteps steps in `slices` slices (none: done at once).
+  constexpr StepWalk(size_t nSteps, size_t slices) {
+    if (slices == 0) step = static_cast<uint32_t>(nSteps);
+  }
+  constexpr StepWalk() = default;
+  constexpr bool done(size_t nSteps) const { return step >= nSteps; }
+  // Past the step just run, to the next one.
+  constexpr void advance(const Step* steps, size_t nSteps, size_t slices) {
+    ++taken;
+    ++step;
+    if (step < nSteps && (steps[step].flags & kStartsPass) == 0) return;
+    if (slice + 1 < slices) {  // the pass again, one slice on
+      ++slice;
+      step = passStart;
+    } else if (step < nSteps) {  // the next pass, from the first slice
+      passStart = step;
+      slice = 0;
+    }
+  }
+};
 
 }  // namespace weft

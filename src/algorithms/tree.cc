@@ -12,11 +12,23 @@
 // fan-in step (both children awaited together), sends the partial up, then
 // passes the result down to each child. Children are reduced in the
 // order topology/search.h lists them, so the bits are the same on every
-// rank for one tree shape. Tree 0's steps come before tree 1's in the
-// channel; a block shorter than the rank count leaves the second block
-// empty, and then only tree 0 moves anything (8 bytes: one tree, 2 log2 n
-// hops). Nothing goes by address: a leaf's in-place output is written while
-// its parent may still read its input.
+// rank for one tree shape.
+//
+// A channel runs in four passes (StepWalk), each over every slice: up
+// tree 0, up tree 1, down tree 0, down tree 1. In a pass a rank waits only
+// on one tree and one direction, so its slices follow one another a step
+// apart, and a call takes about 3 depth hops (tree 1's up starting as tree
+// 0's ends on each rank) plus a step per slice and pass. Walking each
+// slice up and down before the next costs 4 depth hops per slice; two
+// passes (both trees up, then down) chain the trees through the ranks they
+// share, about 2 depth hops per slice (weft-sim shows both). Any FIFO
+// depth is enough: a rank waits only on ranks in its pass or an earlier
+// one, and within a pass on ranks at an earlier slice, or at the same one
+// deeper in the tree (up) or nearer the root (down).
+// A block shorter than the rank count leaves the second block empty, and
+// then only tree 0 moves anything (8 bytes: one tree, 2 log2 n hops).
+// Nothing goes by address: a leaf's in-place output is written while its
+// parent may still read its input.
 //
 // Broadcast and reduce (rootedTreeSteps below) use one tree rooted at the
 // root: the same down and up halves over the whole buffer.
@@ -136,13 +148,21 @@ Plan buildTreePlan(const PlanRequest& request) {
     } else {
       const DoubleTree& trees = doubleTreeOf(nranks);
       int self = positionOf[static_cast<size_t>(request.rank)];
+      std::vector<Step> ups[2], downs[2];
       for (int t = 0; t < 2; ++t) {
         int parent = trees.parent[t][self];
         std::vector<int> children;
         for (int child : trees.children[t][self]) children.push_back(ring[child]);
         int up = parent < 0 ? -1 : ring[parent];
-        upSteps(up, children, t, true, steps);
-        downSteps(up, children, t, steps);
+        upSteps(up, children, t, true, ups[t]);
+        downSteps(up, children, t, downs[t]);
+      }
+      // Four passes, each over every slice: up tree 0, up tree 1, down
+      // tree 0, down tree 1.
+      for (std::vector<Step>* pass : {&ups[0], &ups[1], &downs[0], &downs[1]}) {
+        if (pass->empty()) continue;
+        if (!steps.empty()) pass->front() = startingPass(pass->front());
+        steps.insert(steps.end(), pass->begin(), pass->end());
       }
     }
   }
@@ -151,10 +171,10 @@ Plan buildTreePlan(const PlanRequest& request) {
   return plan;
 }
 
-// All-reduce: each half of the buffer goes up one tree and down again: 2
-// depth hops per tree, the trees one after the other on a rank (4 depth
-// hops, 2 when the second half is empty: fewer elements than ranks, counted
-// as floats). A rank reduces about the buffer once (two children's halves,
+// All-reduce: each half of the buffer goes up one tree and down again, a
+// pass each: 3 depth hops (2 when the second half is empty: fewer elements
+// than ranks, counted as floats), later slots following a hop apart
+// (pieces). A rank reduces about the buffer once (two children's halves,
 // as the inner node of one tree) and copies it about one and a half times;
 // over the network a node sends and receives about 2 S.
 // Broadcast and reduce: depth hops; an inner node passes every slot to (or
@@ -177,7 +197,7 @@ bool treeCost(const CostQuery& query, CostTerms* terms) {
     return true;
   }
   bool oneTree = query.bytes / 2 < static_cast<size_t>(n) * sizeof(float);
-  (network ? t.netHops : t.hops) = (oneTree ? 2 : 4) * depth;
+  (network ? t.netHops : t.hops) = (oneTree ? 2 : 3) * depth;
   t.reduceBytes = S;
   t.copyBytes = 1.5 * S;
   t.netBytes = 2 * S;

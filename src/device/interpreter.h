@@ -368,9 +368,11 @@ struct BlockRun {
     published = false;
     for (int i = 0; i < nSteps; ++i)
       if (steps[i].op == StepOp::Await && steps[i].onLastSlice) lateAwait = i;
-    for (size_t iteration = 0; iteration < o.iterations; ++iteration)
-      for (stepIndex = 0; stepIndex < nSteps; ++stepIndex)
-        if (!run(steps[stepIndex], steps, iteration)) return false;
+    for (StepWalk walk(static_cast<size_t>(nSteps), o.iterations); !walk.done(static_cast<size_t>(nSteps));
+         walk.advance(steps, static_cast<size_t>(nSteps), o.iterations)) {
+      stepIndex = static_cast<int>(walk.step);
+      if (!run(steps[stepIndex], steps, walk.slice)) return false;
+    }
     // What went by address stays put until every receiver has taken it.
     if (published)
       for (int peer = 0; peer < work.nranks; ++peer) {

@@ -55,18 +55,16 @@ ChannelRun::ChannelRun(const OpDesc& op, const ExecutorContext& context, int cha
   }
   for (size_t i = 0; i < steps_.size(); ++i)
     if (steps_[i].op == StepOp::Await && steps_[i].onLastSlice) lateAwait_ = static_cast<int>(i);
+  walk_ = StepWalk(steps_.size(), geometry_.iterations);
 }
 
 Status ChannelRun::progress(bool* progressed) {
-  while (iteration_ < geometry_.iterations && !steps_.empty()) {
+  while (!walk_.done(steps_.size())) {
     bool ran = false;
-    WEFT_CHECK(tryStep(steps_[stepIndex_], &ran));
+    WEFT_CHECK(tryStep(steps_[walk_.step], &ran));
     if (!ran) return takeLateTokens(progressed);
     *progressed = true;
-    if (++stepIndex_ == steps_.size()) {
-      stepIndex_ = 0;
-      ++iteration_;
-    }
+    walk_.advance(steps_.data(), steps_.size(), geometry_.iterations);
   }
   // Data sent by address must stay put until every receiver has read it.
   for (SendConnector* to : byAddress_)
@@ -114,8 +112,8 @@ Status ChannelRun::takeToken(const Step& step, bool onlyToken, bool* taken) {
 // A token: a header-only slot, in one slice of the channel only. It runs
 // even where the channel holds no data, on every rank alike.
 Status ChannelRun::tryToken(const Step& step, bool* ran) {
-  bool takenEarly = lateTokenTaken_ && static_cast<int>(stepIndex_) == lateAwait_;
-  if (takenEarly || iteration_ != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
+  bool takenEarly = lateTokenTaken_ && static_cast<int>(walk_.step) == lateAwait_;
+  if (takenEarly || walk_.slice != (step.onLastSlice ? geometry_.iterations - 1 : 0)) {
     *ran = true;
     return Status::ok();
   }
@@ -141,7 +139,7 @@ Status ChannelRun::tryToken(const Step& step, bool* ran) {
 Status ChannelRun::tryStep(const Step& step, bool* ran) {
   if (stepIsToken(step.op)) return tryToken(step, ran);
   size_t lo = 0, hi = 0;
-  geometry_.slice(channel_, iteration_, step.block, &lo, &hi);
+  geometry_.slice(channel_, walk_.slice, step.block, &lo, &hi);
   // Nothing of this block falls in this slice, on every rank alike; where
   // the plan says so (a message of no elements) one empty slot still goes.
   bool empty = hi <= lo;
@@ -340,7 +338,7 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
         1 + channel_, stepOpName(step.op), traceStart, monotonicNanos(),
         format("\"bytes\": %zu, \"block\": %d, \"slice\": %zu, \"recvPeer\": %d, "
                "\"sendPeer\": %d%s",
-               bytes, step.block, iteration_, step.recvPeer, step.sendPeer, byAddress ? ", \"byAddress\": true" : ""));
+               bytes, step.block, walk_.slice, step.recvPeer, step.sendPeer, byAddress ? ", \"byAddress\": true" : ""));
   *ran = true;
   return Status::ok();
 }

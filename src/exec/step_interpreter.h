@@ -53,8 +53,7 @@ class ChannelRun {
   Geometry geometry_;
   ReduceFn reduce_;
   DivideFn divide_;
-  size_t iteration_ = 0;
-  size_t stepIndex_ = 0;
+  StepWalk walk_;  // which step runs next, in which slice
   int blockedPeer_ = -1;
   bool large_ = false;  // far larger than the caches: inputs are read from memory
   bool streaming_ = false;

@@ -366,6 +366,71 @@ TEST(PlanVerifier, TreeNodesWithTwoChildrenFanIn) {
   EXPECT_NE(plan.describe(0).find("from 1,2"), std::string::npos) << plan.describe(0);
 }
 
+// A channel in passes runs each pass over every slice before the next.
+TEST(StepWalk, RunsEachPassOverEverySliceBeforeTheNext) {
+  Step steps[4];
+  steps[2].flags = kStartsPass;
+  std::string order;
+  for (StepWalk walk(4, 3); !walk.done(4); walk.advance(steps, 4, 3))
+    order += "ABCD"[walk.step] + std::to_string(walk.slice) + " ";
+  EXPECT_EQ(order, "A0 B0 A1 B1 A2 B2 C0 D0 C1 D1 C2 D2 ");
+  steps[2].flags = 0;
+  order.clear();
+  StepWalk walk(4, 2);
+  for (; !walk.done(4); walk.advance(steps, 4, 2)) order += "ABCD"[walk.step] + std::to_string(walk.slice) + " ";
+  EXPECT_EQ(order, "A0 B0 C0 D0 A1 B1 C1 D1 ");
+  EXPECT_EQ(walk.taken, 8u);
+  EXPECT_TRUE(StepWalk(4, 0).done(4));  // no slices: nothing runs
+}
+
+// The double tree's all-reduce runs in four passes, each over every slice:
+// up tree 0, up tree 1, down tree 0, down tree 1. The verifier proves it
+// for many slices on the shallowest FIFOs, and the same steps in one pass
+// still verify (the order is a matter of speed, not of correctness).
+TEST(PlanVerifier, TheTreeAllReduceRunsEachTreeAndDirectionAsAPass) {
+  for (int n : {2, 3, 7, 16, 33}) {
+    PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::AllReduce, n, -1, 1));
+    for (const Plan& plan : plans) {
+      int pass = 0;
+      for (const Step& step : plan.channel(0)) {
+        if (step.flags & kStartsPass) ++pass;
+        // Up: reduce or send the input; down: write the output or pass it on.
+        bool up = stepReduces(step.op) || step.src.buffer == BufferId::Input;
+        EXPECT_EQ(up, pass < 2) << plan.describe(0);
+        EXPECT_EQ(step.block, pass % 2) << plan.describe(0);
+      }
+      EXPECT_EQ(pass, 3) << plan.describe(0);
+    }
+    for (int slices : {1, 5})
+      for (bool inPlace : {false, true}) {
+        Status status = verifyPlans(plans, kMinFifoSlots, slices, inPlace);
+        EXPECT_TRUE(status.isOk()) << n << " ranks, " << slices << " slices: " << status.message();
+      }
+    for (Plan& plan : plans)
+      for (Step& step : plan.channel(0)) step.flags &= static_cast<uint8_t>(~kStartsPass);
+    EXPECT_TRUE(verifyPlans(plans, kMinFifoSlots, 5).isOk());
+  }
+  EXPECT_NE(buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::AllReduce, 3, -1, 1))[0].describe(0).find(
+                "every slice, then:"),
+            std::string::npos);
+}
+
+// Passes that run ahead of what a FIFO can hold deadlock, and the verifier
+// says so: a 2-rank ring all-gather whose receive is a pass of its own has
+// both ranks send all 5 slices first; 8-slot FIFOs hold them, 2-slot ones
+// leave both waiting to send the third.
+TEST(PlanVerifier, RejectsPassesThatOutrunTheFifos) {
+  PlanSet plans = ringSet(Collective::AllGather, 2);
+  EXPECT_TRUE(verifyPlans(plans, kMinFifoSlots, 5).isOk());
+  for (Plan& plan : plans) plan.channel(0)[plan.channel(0).size() - 1].flags |= kStartsPass;
+  Status deep = verifyPlans(plans, 8, 5);
+  EXPECT_TRUE(deep.isOk()) << deep.message() << "\n" << plans[0].describe(0);
+  Status status = verifyPlans(plans, kMinFifoSlots, 5);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("deadlock"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("slice 2"), std::string::npos) << status.message();
+}
+
 TEST(PlanVerifier, RejectsAFanInFromOnePeerTwiceOrOnAStepThatDoesNotReduce) {
   PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::Reduce, 3, 0, 1));
   PlanSet twice = plans;

@@ -72,6 +72,26 @@ TEST(Sim, AShallowFifoHoldsTheSenderBack) {
   EXPECT_GT(b.micros, a.micros * 1.5);
 }
 
+// The tree all-reduce's slices follow one another through the trees (a
+// pass per tree and direction): on 31 ranks (depth 4) with links of 10 us, sixteen
+// slices per half cost the first slice's round trip plus a few hops each,
+// not sixteen round trips.
+TEST(Sim, TreeSlicesPipelineThroughTheTree) {
+  const size_t slot = 4096;
+  MachineModel m = linksOnly(31, 10.0, 1e6, slot);
+  PlanSet plans = plansFor(Algorithm::Tree, Collective::AllReduce, 31);
+  ReplayResult one, sixteen;
+  ASSERT_TRUE(replay(plans, 2 * slot / 4, weftFloat32, m, &one).isOk());
+  ASSERT_TRUE(replay(plans, 2 * 16 * slot / 4, weftFloat32, m, &sixteen).isOk());
+  // One slice per tree: 4 hops up and 4 down, tree 1's up a few hops
+  // behind tree 0's (3 depth hops in all, the cost model's count).
+  EXPECT_GE(one.micros, 8 * 10.0);
+  EXPECT_LE(one.micros, 12.5 * 10.0);
+  // Each later slice adds its few steps on the busiest rank.
+  EXPECT_LE(sixteen.micros, one.micros + 15 * 4 * 10.0) << one.micros;
+  EXPECT_LT(sixteen.micros, 0.5 * 16 * one.micros) << one.micros;
+}
+
 // Two nodes of two ranks: the network link is shared by the node's ranks,
 // so the flat ring's node boundary carries 1.5 S and the hierarchical plan S.
 TEST(Sim, TheNetworkLinkOfANodeIsSharedAndHierarchicalCarriesLess) {
