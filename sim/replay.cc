@@ -8,6 +8,7 @@
 #include <queue>
 #include <unordered_map>
 
+#include "algorithms/tuner.h"
 #include "core/logging.h"
 #include "core/types.h"
 #include "exec/geometry.h"
@@ -783,6 +784,9 @@ Status simulate(const AlgorithmEntry& entry, PlanRequest request, size_t count, 
     for (int node : m.nodeOfRank)
       request.siteOfRank.push_back(static_cast<size_t>(node) < m.siteOfNode.size() ? m.siteOfNode[node] : 0);
   int n = request.nranks;
+  // The channels' rings, as a communicator builds them from its ring (here
+  // the ranks in order, every node's together).
+  if (request.rings.empty()) request.rings = channelRings(identityRing(n), request.nodeOfRank, Tuner::kMaxChannels);
   request.rank = 0;
   Plan first = entry.build(request);
   // Some million steps of plans (about 40 bytes each) is where replaying

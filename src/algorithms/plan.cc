@@ -1,5 +1,7 @@
 #include "algorithms/plan.h"
 
+#include <algorithm>
+
 #include <strings.h>
 
 #include "algorithms/registry.h"
@@ -108,6 +110,38 @@ RingOrder identityRing(int nranks) {
   RingOrder ring(static_cast<size_t>(nranks));
   for (int i = 0; i < nranks; ++i) ring[i] = i;
   return ring;
+}
+
+std::vector<RingOrder> channelRings(const RingOrder& ring, const std::vector<int>& nodeOfRank, int maxRings) {
+  // The ring's stretches of one node: [start, end) positions.
+  std::vector<std::pair<size_t, size_t>> stretches;
+  auto nodeAt = [&](size_t i) { return nodeOfRank.size() == ring.size() ? nodeOfRank[ring[i]] : 0; };
+  for (size_t i = 0; i < ring.size(); ++i) {
+    if (i == 0 || nodeAt(i) != nodeAt(i - 1))
+      stretches.push_back({i, i + 1});
+    else
+      stretches.back().second = i + 1;
+  }
+  // Rotations: as many as the shortest stretch has ranks; none on one node
+  // (a node's ring is a cycle already: rotating it changes nothing).
+  size_t rotations = 1;
+  if (stretches.size() > 1) {
+    rotations = ring.size();
+    for (auto [start, end] : stretches) rotations = std::min(rotations, end - start);
+  }
+  rotations = std::max<size_t>(1, std::min(rotations, static_cast<size_t>(std::max(1, maxRings / 2))));
+  std::vector<RingOrder> rings;
+  for (size_t k = 0; k < rotations; ++k) {
+    RingOrder rotated = ring;
+    for (auto [start, end] : stretches)
+      std::rotate(rotated.begin() + static_cast<std::ptrdiff_t>(start),
+                  rotated.begin() + static_cast<std::ptrdiff_t>(start + k % (end - start)),
+                  rotated.begin() + static_cast<std::ptrdiff_t>(end));
+    rings.push_back(rotated);
+    rings.push_back(RingOrder(rotated.rbegin(), rotated.rend()));
+  }
+  if (maxRings == 1) rings.resize(1);
+  return rings;
 }
 
 }  // namespace weft

@@ -138,6 +138,15 @@ using PlanSet = std::vector<Plan>;
 using RingOrder = std::vector<int>;
 RingOrder identityRing(int nranks);
 
+// The rings a communicator's channels follow (PlanRequest::rings): the ring,
+// the same ring backwards, and, where the ring crosses between nodes of
+// several ranks, more pairs in which every node's stretch of the ring is
+// rotated by one more place. Channel pair k then leaves and enters each node
+// at its k-th rank, so the channels cross between nodes on different ranks,
+// and so on different NICs (as NCCL's rings do), where the plain ring would
+// send every channel through the same two. At most maxRings rings.
+std::vector<RingOrder> channelRings(const RingOrder& ring, const std::vector<int>& nodeOfRank, int maxRings);
+
 // What a builder is asked for.
 struct PlanRequest {
   Collective collective = Collective::AllReduce;
@@ -145,9 +154,10 @@ struct PlanRequest {
   int rank = 0;
   int root = -1;  // broadcast and reduce
   int nChannels = 1;
-  // Ring algorithms: channel c follows rings[c % rings.size()] (the
-  // topology's ring, and the same ring backwards, so that both directions
-  // of each link are used). Empty: the identity ring.
+  // Ring algorithms: channel c follows rings[c % rings.size()]
+  // (channelRings: the topology's ring, the same ring backwards, so that
+  // both directions of each link are used, and between nodes the same
+  // rotated per node). Empty: the identity ring.
   std::vector<RingOrder> rings;
   // The node of every rank (hierarchical algorithms); empty: one node.
   std::vector<int> nodeOfRank;

@@ -304,7 +304,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // A site's nodes one after another, so that the ring crosses each site
   // link once each way.
   std::stable_sort(ring.begin(), ring.end(), [&](int a, int b) { return siteOfRank[a] < siteOfRank[b]; });
-  tunerConfig.rings = {ring, RingOrder(ring.rbegin(), ring.rend())};
+  // Channel pairs enter and leave each node at a different rank (and NIC).
+  tunerConfig.rings = channelRings(ring, nodeOfRank, Tuner::kMaxChannels);
   tunerConfig.nodeOfRank = nodeOfRank;
   if (nSites > 1) tunerConfig.siteOfRank = siteOfRank;
   // The cost model's view, the same on every rank: rank 0's constants, the
@@ -328,9 +329,13 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               nSites > 1 ? format(" in %d sites", nSites).c_str() : "", text.c_str());
     WEFT_INFO(kLogGraph, "this node: %s", mine.problem.empty() ? mine.description.c_str() : "no topology");
     int channels = tunerConfig.forcedChannels > 0 ? tunerConfig.forcedChannels : searchChannels;
-    for (int c = 0; c < std::min(channels, Tuner::kMaxChannels); ++c)
-      WEFT_INFO(kLogGraph, "channel %d: ring%s%s", c, c % 2 == 0 ? "" : " backwards",
+    size_t nRings = tunerConfig.rings.size();
+    for (int c = 0; c < std::min(channels, Tuner::kMaxChannels); ++c) {
+      size_t k = static_cast<size_t>(c) % nRings / 2;
+      WEFT_INFO(kLogGraph, "channel %d: ring%s%s%s", c, c % 2 == 0 ? "" : " backwards",
+                k > 0 ? format(", each node's ranks rotated by %zu", k).c_str() : "",
                 tunerConfig.forcedChannels > 0 ? " (WEFT_NCHANNELS)" : "");
+    }
   }
 
   // The host threads of this rank (worker, net proxy) run on the CPUs of the

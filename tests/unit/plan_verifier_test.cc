@@ -191,6 +191,36 @@ TEST(PlanVerifier, RingPlansAreCorrectOnRandomOrdersUpTo1024Ranks) {
   }
 }
 
+// A communicator's channel rings: the ring, its reverse, then the same with
+// every node's stretch rotated one place more, as many pairs as the
+// smallest node has ranks; ring plans over them are correct.
+TEST(ChannelRings, EachPairEntersEveryNodeOneRankFurtherOn) {
+  RingOrder ring = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<int> nodes = {0, 0, 0, 0, 1, 1, 1, 1};
+  std::vector<RingOrder> rings = channelRings(ring, nodes, 16);
+  ASSERT_EQ(rings.size(), 8u);
+  EXPECT_EQ(rings[0], ring);
+  EXPECT_EQ(rings[1], RingOrder(ring.rbegin(), ring.rend()));
+  EXPECT_EQ(rings[2], (RingOrder{1, 2, 3, 0, 5, 6, 7, 4}));
+  EXPECT_EQ(rings[6], (RingOrder{3, 0, 1, 2, 7, 4, 5, 6}));
+  EXPECT_EQ(rings[7], (RingOrder{6, 5, 4, 7, 2, 1, 0, 3}));
+  EXPECT_EQ(channelRings(ring, nodes, 4).size(), 4u);
+  EXPECT_EQ(channelRings(ring, nodes, 1), std::vector<RingOrder>{ring});
+  EXPECT_EQ(channelRings(ring, {}, 16).size(), 2u);  // one node: the ring and its reverse
+  // Nodes of 3 and 2 ranks, out of order in the ring: 2 rotations.
+  std::vector<RingOrder> uneven = channelRings({4, 0, 2, 1, 3}, {0, 1, 0, 1, 0}, 16);
+  ASSERT_EQ(uneven.size(), 4u);
+  EXPECT_EQ(uneven[2], (RingOrder{0, 2, 4, 3, 1}));
+  for (int channels : {1, 4, 8}) {
+    PlanRequest r = request(Collective::AllReduce, 8, -1, channels, rings);
+    r.nodeOfRank = nodes;
+    for (const AlgorithmEntry* entry : {&algorithmEntry(Algorithm::Ring), &algorithmEntry(Algorithm::Hierarchical)}) {
+      Status status = verifyPlans(buildPlanSet(*entry, r));
+      EXPECT_TRUE(status.isOk()) << entry->name << " on " << channels << " channels: " << status.message();
+    }
+  }
+}
+
 TEST(PlanVerifier, EachRankBuildsOnlyItsOwnSmallProgram) {
   // A 16384-rank two-channel ring all-reduce: one rank's program is 2n-1
   // steps per channel (n in the reduce-scatter, n-1 in the all-gather), not

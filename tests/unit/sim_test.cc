@@ -232,6 +232,7 @@ TEST(Sim, AggregatingOverGroupsGivesTheFullReplaysTimes) {
       request.collective = Collective::AllReduce;
       request.nranks = 32;
       request.nChannels = 2;
+      request.rings = {identityRing(32)};  // one ring on both channels, so that they fold
       ReplayResult full, grouped;
       ASSERT_TRUE(
           simulate(algorithmEntry(algorithm), request, count, weftFloat32, m, &full, Aggregation::Never).isOk());
@@ -376,11 +377,13 @@ TEST(SimCluster, EnginesPerChannelRunChannelsSideBySide) {
   EXPECT_LT(b.micros, a.micros / 2);
 }
 
-double busbwOf(const Cluster& c, Algorithm algorithm, size_t bytes, int channels, double* micros = nullptr) {
+double busbwOf(const Cluster& c, Algorithm algorithm, size_t bytes, int channels, double* micros = nullptr,
+               std::vector<RingOrder> rings = {}) {
   PlanRequest request;
   request.collective = Collective::AllReduce;
   request.nranks = c.machine.nranks;
   request.nChannels = channels;
+  request.rings = std::move(rings);
   ReplayResult r;
   Status s = simulate(algorithmEntry(algorithm), request, bytes / 4, weftFloat32, c.machine, &r);
   EXPECT_TRUE(s.isOk()) << s.message();
@@ -408,6 +411,21 @@ TEST(SimPresets, PublishedBandwidthsAreReproducedWithinTenPercent) {
   Cluster twoNodes = pod(2, 1);  // a GPU and its NIC on each of two nodes
   double nic = busbwOf(twoNodes, Algorithm::Ring, size_t{1} << 30, twoNodes.channels);
   EXPECT_NEAR(nic, 48, 4.8);
+}
+
+// Two DGX H100 nodes, 16 GPUs, a 400G NIC per GPU: the channels' rings
+// enter and leave each node at a different GPU (channelRings), so the ring
+// uses all 8 NICs of a node, about 8 x 48 GB/s; one ring and its reverse
+// on every channel leave each node on two NICs only (the last rank's for
+// the ring, the first's for the reverse): a quarter of that.
+TEST(SimPresets, RotatedRingsCrossBetweenTwoNodesOnEveryNic) {
+  Cluster twoNodes = pod(2, 8);
+  double rotated = busbwOf(twoNodes, Algorithm::Ring, size_t{1} << 29, twoNodes.channels);
+  EXPECT_NEAR(rotated, 8 * 48, 8 * 4.8);
+  RingOrder ring = identityRing(16);
+  double plain = busbwOf(twoNodes, Algorithm::Ring, size_t{1} << 29, twoNodes.channels, nullptr,
+                         {ring, RingOrder(ring.rbegin(), ring.rend())});
+  EXPECT_NEAR(plain, rotated / 4, rotated / 40);
 }
 
 // NCCL 2.4's double binary trees: an 8-byte all-reduce's time grows with
