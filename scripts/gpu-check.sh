@@ -44,6 +44,16 @@ timeout 120 build-gpu/perf/gpu_all_reduce_perf -t 2 -b 8 -e $((1 << 30)) -f 8 -n
   tee "$out/gpu_all_reduce_float.txt" || status=1
 timeout 120 build-gpu/perf/gpu_all_reduce_perf -t 2 -b $((1 << 30)) -e $((1 << 30)) -n 20 -w 5 -d bfloat16 2>&1 |
   tee "$out/gpu_all_reduce_bf16.txt" || status=1
+# weft against NCCL on the same buffers, 2 ranks sharing the GPU: the nvidia-nccl-cu13 wheel's
+# library where there is one (2.30 or newer takes two ranks on one GPU), else the toolkit's.
+nccl=$(ls .venv/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2 /usr/local/cuda*/lib*/libnccl.so.2 \
+  /usr/lib/x86_64-linux-gnu/libnccl.so.2 2>/dev/null | head -1)
+if [ -n "$nccl" ]; then
+  timeout 300 build-gpu/perf/gpu_all_reduce_perf -t 2 -b 8 -e $((1 << 30)) -f 8 -n 20 -w 5 -N "$nccl" 2>&1 |
+    tee "$out/nccl_side_by_side.txt" || status=1
+else
+  echo "no libnccl.so.2 found: NCCL side by side not run" | tee "$out/nccl_side_by_side.txt"
+fi
 # The nccl-tests-style binary on GPU buffers (CUDA managed memory), 2 ranks sharing the GPU.
 timeout 180 build-gpu/perf/all_reduce_perf -t 2 -g 1 -b 8 -e 256M -f 8 -n 20 -w 5 2>&1 |
   tee "$out/all_reduce_perf_gpu.txt" | tail -14 || status=1
