@@ -78,6 +78,11 @@ struct Plan {
   BufferShape outputShape = BufferShape::AllBlocks;
   // Scratch chunks the program uses (each one FIFO slot long); 0 or 1.
   int scratchChunks = 0;
+  // How many slices a FIFO slot's worth of a block is cut into: 1, or more
+  // where a plan forwards each slice across many hops (a deep tree), so
+  // that the pipeline fills in smaller pieces. Every rank's plan of a call
+  // says the same (geometry.h).
+  int slicesPerSlot = 1;
   // Send and receive: every step moves at least one slot, an empty one for
   // a call of no elements (a zero-count message still matches one receive).
   // Collectives of no elements move nothing.

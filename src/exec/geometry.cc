@@ -29,6 +29,8 @@ Geometry geometryFor(const OpDesc& op, const Plan& plan, size_t slotBytes) {
   g.channelCount =
       plan.nChannels == 1 ? alignUp(g.blockCount) : alignUp(ceilDiv(g.blockCount, static_cast<size_t>(plan.nChannels)));
   g.sliceCount = slotBytes >> typeShift;
+  if (plan.slicesPerSlot > 1)  // whole 64-byte lines, at least one
+    g.sliceCount = std::max(align, (g.sliceCount / static_cast<size_t>(plan.slicesPerSlot)) & ~(align - 1));
   g.iterations = g.channelCount <= g.sliceCount ? (g.channelCount > 0 ? 1 : 0) : ceilDiv(g.channelCount, g.sliceCount);
   if (plan.emptyMessages && g.iterations == 0) g.iterations = 1;
   return g;

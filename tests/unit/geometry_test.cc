@@ -71,6 +71,28 @@ TEST(Geometry, EveryElementOfEveryBlockIsMovedOnceByEveryAlgorithmsPlans) {
     }
 }
 
+// A deep tree cuts each slot's worth into slices (Plan::slicesPerSlot):
+// whole 64-byte lines, at least one, every element still moved once.
+TEST(Geometry, DeepTreesCutSlotsIntoSmallerSlices) {
+  PlanRequest request;
+  request.collective = Collective::AllReduce;
+  request.nranks = 64;  // depth 6: 3 slices a slot
+  request.rank = 5;
+  Plan plan = algorithmEntry(Algorithm::Tree).build(request);
+  EXPECT_EQ(plan.slicesPerSlot, 3);
+  request.nranks = 4;
+  EXPECT_EQ(algorithmEntry(Algorithm::Tree).build(request).slicesPerSlot, 1);
+  request.nranks = 16384;
+  EXPECT_EQ(algorithmEntry(Algorithm::Tree).build(request).slicesPerSlot, 7);
+  OpDesc op;
+  op.count = 1 << 20;
+  op.type = weftFloat32;
+  op.plan = &plan;
+  EXPECT_EQ(geometryFor(op, plan, 4096).sliceCount, 336u);  // 1024 floats / 3, down to 64-byte lines
+  EXPECT_EQ(geometryFor(op, plan, 64).sliceCount, 16u);     // never below one line
+  for (size_t count : kCounts) expectTiled(plan, count, 4, 4096);
+}
+
 TEST(Geometry, PerRankPlansSayHowLargeTheirBuffersAre) {
   PlanRequest request;
   request.nranks = 4;
