@@ -140,7 +140,7 @@ std::vector<RingOrder> channelRings(const RingOrder& ring, const std::vector<int
     rings.push_back(rotated);
     rings.push_back(RingOrder(rotated.rbegin(), rotated.rend()));
   }
-  if (maxRings == 1) rings.resize(1);
+  rings.resize(std::min(rings.size(), static_cast<size_t>(std::max(1, maxRings))));
   return rings;
 }
 

@@ -28,18 +28,24 @@ struct Config {
 
 class CollectivesTest : public ::testing::TestWithParam<Config> {};
 
-TEST_P(CollectivesTest, EveryCollectiveTypeOpAndCountIsExact) {
-  const Config& config = GetParam();
+// Runs the cases on the configuration's ranks under its WEFT_ALGO,
+// WEFT_NCHANNELS and WEFT_BUFFSIZE; every rank's failures.
+std::vector<std::string> runConfigured(const Config& config, const std::vector<Case>& cases) {
   setenv("WEFT_ALGO", config.algo, 1);
   setenv("WEFT_NCHANNELS", config.channels, 1);
   setenv("WEFT_BUFFSIZE", config.buffsize, 1);
-  std::vector<Case> cases = allCases(config.nranks);
   auto failures = runRanks(config.nranks, config.mode, [&](weftComm_t comm, int rank, int n) -> std::string {
     return runCases(comm, rank, n, cases);
   });
   unsetenv("WEFT_ALGO");
   unsetenv("WEFT_NCHANNELS");
   unsetenv("WEFT_BUFFSIZE");
+  return failures;
+}
+
+TEST_P(CollectivesTest, EveryCollectiveTypeOpAndCountIsExact) {
+  const Config& config = GetParam();
+  auto failures = runConfigured(config, allCases(config.nranks));
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
@@ -48,9 +54,6 @@ TEST_P(CollectivesTest, EveryCollectiveTypeOpAndCountIsExact) {
 // slices a call (4 KiB slots, two channels), the types and ops whose exact
 // inputs stay exact over 16 ranks.
 TEST(CollectivesDeepTree, SixteenThreadRanksRunTheTreeInHalfSlotSlices) {
-  setenv("WEFT_ALGO", "tree", 1);
-  setenv("WEFT_NCHANNELS", "2", 1);
-  setenv("WEFT_BUFFSIZE", "4096", 1);
   std::vector<Case> cases;
   for (const Case& c : allCases(16, {1023, 20011})) {
     // The exact inputs are sized for a handful of ranks: summed over 16,
@@ -62,12 +65,7 @@ TEST(CollectivesDeepTree, SixteenThreadRanksRunTheTreeInHalfSlotSlices) {
         (c.coll == Coll::Broadcast || (wide && c.op != weftProd)))
       cases.push_back(c);
   }
-  auto failures = runRanks(16, RankMode::Threads, [&](weftComm_t comm, int rank, int n) -> std::string {
-    return runCases(comm, rank, n, cases);
-  });
-  unsetenv("WEFT_ALGO");
-  unsetenv("WEFT_NCHANNELS");
-  unsetenv("WEFT_BUFFSIZE");
+  auto failures = runConfigured(Config{16, RankMode::Threads, "tree", "2", "4096"}, cases);
   EXPECT_GT(cases.size(), 50u);
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
