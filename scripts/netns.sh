@@ -9,8 +9,11 @@
 #   netns.sh unshape NAME NODE
 #   netns.sh wan NAME NODES SITES DELAY RATE
 #       splits the NODES into SITES equal sites (in order) and gives the traffic
-#       between sites a one-way DELAY and a RATE on every node (tc netem on the
-#       packets to other sites' addresses only; e.g. 5ms 1gbit: 10 ms round trip)
+#       between sites a one-way DELAY (e.g. 5ms: 10 ms round trip) and a RATE on
+#       every node, for the packets to other sites' addresses only: tc netem
+#       where the kernel has it, else a delay line (tests/multinode/delay_line.cc,
+#       found at $WEFT_DELAY_LINE or build/tests/weft_delay_line) that the far
+#       sites' addresses are routed through; `unshape` on every node undoes it
 #   netns.sh run NAME NODES RANKS_PER_NODE [--sites S] ... also sets WEFT_SITEID
 #       (S equal sites of the nodes, in order)
 #   netns.sh run NAME NODES RANKS_PER_NODE [--expect-killed RANK] -- COMMAND [ARGS...]
@@ -35,7 +38,12 @@ need_root() {
 down() {
   local name=$1
   for ns in $(ip netns list 2> /dev/null | awk '{print $1}'); do
-    if [[ $ns == "$name-"* ]]; then ip netns del "$ns" 2> /dev/null || true; fi
+    if [[ $ns == "$name-"* ]]; then
+      # What still runs inside (a delay line, a rank left behind) would keep
+      # the namespace alive after its name is gone.
+      for pid in $(ip netns pids "$ns" 2> /dev/null); do kill "$pid" 2> /dev/null || true; done
+      ip netns del "$ns" 2> /dev/null || true
+    fi
   done
 }
 
@@ -72,7 +80,72 @@ shape() {
 }
 
 unshape() {
-  ip netns exec "$1-$2" tc qdisc del dev eth0 root 2> /dev/null || true
+  local ns="$1-$2" pidfile
+  pidfile=$(delay_pidfile "$1" "$2")
+  if [[ -f $pidfile ]]; then
+    local pid log="${pidfile%.pid}.log"
+    pid=$(cat "$pidfile")
+    kill "$pid" 2> /dev/null || true  # its device and routes go with it
+    for _ in $(seq 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.02; done
+    tail -n 1 "$log" | sed "s/^/netns.sh: node $2's delay line: /"
+    rm -f "$pidfile" "$log"
+    ip -n "$1-br" link set "wv$2" mtu 1500 2> /dev/null || true
+    ip -n "$ns" link set eth0 mtu 1500 2> /dev/null || true
+    ip netns exec "$ns" ip rule del fwmark "$delay_mark" lookup "$delay_table" 2> /dev/null || true
+    ip netns exec "$ns" ip route flush table "$delay_table" 2> /dev/null || true
+  fi
+  ip netns exec "$ns" tc qdisc del dev eth0 root 2> /dev/null || true
+}
+
+delay_mark=0x77
+delay_table=177
+delay_pidfile() { echo "${TMPDIR:-/tmp}/weft-netns-$1-$2.delay.pid"; }
+
+# DELAY as microseconds: 5ms, 250us, 1s.
+delay_us() {
+  case $1 in
+    *us) echo "${1%us}" ;;
+    *ms) echo $((${1%ms} * 1000)) ;;
+    *s) echo $((${1%s} * 1000000)) ;;
+    *) echo "netns.sh wan: delay $1: give it as Nms, Nus or Ns" >&2; exit 2 ;;
+  esac
+}
+
+# Node I's traffic to the other sites through a delay line: a TUN device wan0
+# that those addresses are routed to, shaped to RATE; the delay line sends
+# each packet on after DELAY with a mark whose routing table reaches eth0.
+delay_line() {
+  local name=$1 nodes=$2 per=$3 i=$4 delay=$5 rate=$6
+  local ns="$name-$i" line=${WEFT_DELAY_LINE:-$(dirname "$0")/../build/tests/weft_delay_line}
+  local pidfile log us
+  us=$(delay_us "$delay")
+  pidfile=$(delay_pidfile "$name" "$i")
+  log="${pidfile%.pid}.log"
+  [[ -x $line ]] || return 1
+  for f in all default eth0; do ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$f.rp_filter=0"; done
+  # Jumbo frames on the path: a sixth of the packets to carry one by one.
+  ip -n "$name-br" link set "wv$i" mtu 9000
+  ip -n "$ns" link set eth0 mtu 9000
+  ip netns exec "$ns" setsid "$line" wan0 "$us" "$delay_mark" 9000 > "$log" 2>&1 < /dev/null &
+  echo $! > "$pidfile"
+  for _ in $(seq 100); do
+    if grep -q "^ready" "$log"; then break; fi
+    sleep 0.05
+  done
+  grep -q "^ready" "$log" || { echo "netns.sh wan: the delay line did not start:" >&2; cat "$log" >&2; exit 1; }
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.wan0.disable_ipv6=1 2> /dev/null || true
+  # Room for what arrives while the delay line waits for a core.
+  ip -n "$ns" link set wan0 txqueuelen 10000
+  ip netns exec "$ns" ip rule add fwmark "$delay_mark" lookup "$delay_table" priority 100
+  ip netns exec "$ns" ip route add "$subnet.0/24" dev eth0 table "$delay_table"
+  # A router's queue of one round trip at the rate: TCP fills whatever queue
+  # it is given, and everything else that crosses waits behind it.
+  ip netns exec "$ns" tc qdisc replace dev wan0 root tbf rate "$rate" burst 256kb latency "$((2 * us))us"
+  for ((j = 0; j < nodes; ++j)); do
+    if ((j / per != i / per)); then
+      ip netns exec "$ns" ip route add "$subnet.$((j + 1))/32" dev wan0 src "$subnet.$((i + 1))"
+    fi
+  done
 }
 
 wan() {
@@ -80,16 +153,25 @@ wan() {
   local per=$((nodes / sites)) warned=0
   for ((i = 0; i < nodes; ++i)); do
     local ns="$name-$i"
+    unshape "$name" "$i"
     # htb: what goes to another site's addresses through a class of RATE,
-    # the rest unlimited; the delay with netem where the kernel has it.
-    ip netns exec "$ns" tc qdisc del dev eth0 root 2> /dev/null || true
+    # the rest unlimited; the delay with netem where the kernel has it, else
+    # through a delay line.
     ip netns exec "$ns" tc qdisc add dev eth0 root handle 1: htb default 10 r2q 100000
     ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:10 htb rate 100gbit
     ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:30 htb rate "$rate"
     if ! ip netns exec "$ns" tc qdisc add dev eth0 parent 1:30 handle 30: netem delay "$delay" limit 100000 \
       2> /dev/null; then
-      if ((!warned)); then echo "netns.sh wan: this kernel has no netem: $rate between sites, no delay" >&2; fi
-      warned=1
+      ip netns exec "$ns" tc qdisc del dev eth0 root
+      if delay_line "$name" "$nodes" "$per" "$i" "$delay" "$rate"; then
+        if ((!warned)); then echo "netns.sh wan: this kernel has no netem: $delay and $rate between sites by a delay line" >&2; fi
+        warned=1
+        continue
+      fi
+      echo "netns.sh wan: no netem and no delay line (build weft_delay_line): $rate between sites, no delay" >&2
+      ip netns exec "$ns" tc qdisc add dev eth0 root handle 1: htb default 10 r2q 100000
+      ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:10 htb rate 100gbit
+      ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:30 htb rate "$rate"
     fi
     for ((j = 0; j < nodes; ++j)); do
       if ((j / per != i / per)); then

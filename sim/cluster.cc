@@ -69,8 +69,9 @@ Cluster dgxH100Pod() {
 }
 
 // The multi-site test hosts: network namespaces of one rank each, a veth
-// pair between two of a site (10 Gbit/s, as shaped), and between the sites
-// a link of 1 Gbit/s and 10 ms round trip (tc netem). The ranks' rates are
+// pair between two of a site (10 Gbit/s, as shaped), and from each node to
+// the other site a link of its own of 1 Gbit/s and 10 ms round trip (netns.sh
+// wan shapes every node's traffic to the far site). The ranks' rates are
 // host-2core's.
 Cluster sites() {
   Cluster c = host2core();
@@ -80,6 +81,8 @@ Cluster sites() {
   c.sites = 2;
   c.machine.network = {50.0, 1.25};
   c.machine.wan = {5000.0, 0.125};
+  c.machine.wanPerNode = true;
+  c.machine.slotBytes = 4 << 20;  // WEFT_SITE_BUFFSIZE: what weft uses across sites
   return c;
 }
 
@@ -209,6 +212,8 @@ Result<Cluster> parseClusterSpec(const std::string& text, const std::string& bas
       if (!s.is_object()) return WEFT_ERROR(weftInvalidArgument, "cluster spec: sites must be an object");
       if (s.contains("count")) c.sites = s.at("count").get<int>();
       WEFT_CHECK(readLink(s, "wan", &c.machine.wan));
+      if (s.contains("wan") && s.at("wan").contains("perNode"))
+        c.machine.wanPerNode = s.at("wan").at("perNode").get<bool>();
     }
     if (c.machine.nicsPerNode < 1 || c.machine.nodesPerLeaf < 0 || c.machine.oversubscription < 1 || c.sites < 1 ||
         c.channels < 0)

@@ -12,7 +12,8 @@
 //     "fabric": {"nodesPerLeaf": 32,                  // a leaf switch per rail (0: one switch)
 //                "oversubscription": 1},              // a leaf's downlinks over its uplinks
 //     "sites": {"count": 2,                           // nodes split into equal sites, joined by
-//               "wan": {"latencyUs": 5000, "gbps": 0.125}},  // WAN links, each way (one-way latency)
+//               "wan": {"latencyUs": 5000, "gbps": 0.125,   // WAN links, each way (one-way latency):
+//                       "perNode": false}},                 // one per pair of sites, or each node's own
 //     "channels": 0,                                  // weft-sim's default channels (0: the tuner's)
 //     "nodeTopology": "dgx2.xml",                     // the node from a topology file (applyNodeTopology;
 //                                                     // relative to the spec's folder), before the rest
@@ -29,8 +30,8 @@
 // GPUs on NVSwitch, 16 channels; rates in cluster.cc with where they come
 // from), dgx-h100-pod (nodes of 8 such GPUs, 8 x 400 Gbit/s NICs a node on
 // a rail-optimised fat tree of 32-node leaves; "nodes" sets how many),
-// sites (2 sites x 2 one-rank nodes joined by 1 Gbit/s, 10 ms round trip:
-// the multi-site namespace test).
+// sites (2 sites x 2 one-rank nodes, each node with a link of 1 Gbit/s and
+// 10 ms round trip to the other site: the multi-site namespace test).
 #pragma once
 
 #include <string>

@@ -17,7 +17,7 @@
 namespace weft::sim {
 namespace {
 
-enum class LinkKind : uint8_t { Pair, PortOut, PortIn, NicOut, NicIn, LeafUp, LeafDown, Wan, Memory };
+enum class LinkKind : uint8_t { Pair, PortOut, PortIn, NicOut, NicIn, LeafUp, LeafDown, Wan, NodeWan, Memory };
 
 // Where ranks sit: nodes, local ranks (rails), leaves and sites, and the
 // group a replay that aggregates stands for.
@@ -228,6 +228,7 @@ class Replay {
       case LinkKind::LeafUp: return format("leaf %d rail %d uplink", link.a, link.b);
       case LinkKind::LeafDown: return format("leaf %d rail %d downlink", link.a, link.b);
       case LinkKind::Wan: return format("site %d -> site %d", link.a, link.b);
+      case LinkKind::NodeWan: return format("node %d -> site %d", link.a, link.b);
       case LinkKind::Memory: return format("node %d memory", link.a);
     }
     return "?";
@@ -331,7 +332,8 @@ class Replay {
       }
       if (crossSite) {
         f->latency += m.wan.latencyMicros;
-        f->path.push_back(link(LinkKind::Wan, l.site(from), l.site(to), m.wan.gbps));
+        f->path.push_back(m.wanPerNode ? link(LinkKind::NodeWan, l.nodeRep(l.node(from)), l.site(to), m.wan.gbps)
+                                       : link(LinkKind::Wan, l.site(from), l.site(to), m.wan.gbps));
       }
     }
     f->path.push_back(link(LinkKind::NicIn, l.nodeRep(l.node(to)), railTo, m.network.gbps));

@@ -68,6 +68,10 @@ struct MachineModel {
   // The site of every node (empty: one site); sites are joined by WAN links.
   std::vector<int> siteOfNode;
   LinkModel wan{5000.0, 1.25};  // from one site to another, each direction; latency one way
+  // Whether each node has a WAN link of its own to every other site (as
+  // where every node's traffic to the far sites is shaped: netns.sh wan)
+  // instead of one link per pair of sites that all their nodes share.
+  bool wanPerNode = false;
   // A node's memory, which every transfer inside the node crosses (0: not
   // modelled): what all its cores copying at once reach together.
   double nodeMemoryGBps = 0;

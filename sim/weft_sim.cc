@@ -411,8 +411,9 @@ int main(int argc, char** argv) {
          machine.intraNode.gbps, machine.intraSwitched ? " (switch ports)" : "", machine.network.latencyMicros,
          machine.network.gbps, machine.nicsPerNode);
   if (machine.nodesPerLeaf > 0 || clusterSites > 1)
-    printf("# fabric: leaves of %d node(s), oversubscription %.3g; WAN %.3g us %.3g GB/s\n", machine.nodesPerLeaf,
-           machine.oversubscription, machine.wan.latencyMicros, machine.wan.gbps);
+    printf("# fabric: leaves of %d node(s), oversubscription %.3g; WAN %.3g us %.3g GB/s%s\n", machine.nodesPerLeaf,
+           machine.oversubscription, machine.wan.latencyMicros, machine.wan.gbps,
+           machine.wanPerNode ? " from each node" : " from each site");
   printf("# %s: copy %.3g GB/s, reduce %.3g GB/s, %.3g us per step; slots %zu B x %d\n",
          machine.enginePerChannel ? "an engine per channel" : "a core per rank", machine.copyGBps, machine.reduceGBps,
          machine.stepMicros, machine.slotBytes, machine.nSlots);

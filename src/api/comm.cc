@@ -318,7 +318,17 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     if (host.nicGBps > 0) nic = nic > 0 ? std::min(nic, host.nicGBps) : host.nicGBps;
   }
   if (nic > 0) tunerConfig.constants.netGBps = nic;
-  tunerConfig.shape = costShape(nranks, nodeOfRank, fewestCores, static_cast<size_t>(envInt(EnvParam::BufferSize)));
+  // A slot's credit comes back after a round trip of the slowest link it
+  // crosses: across sites (milliseconds) the default slots would leave the
+  // link mostly idle (docs/performance.md, "Two sites").
+  const EnvParam slotParam =
+      nSites > 1 && !envIsSet(EnvParam::BufferSize) ? EnvParam::SiteBufferSize : EnvParam::BufferSize;
+  Result<size_t> slotBytes = pieceBytes(slotParam);
+  WEFT_CHECK(slotBytes.status());
+  if (slotParam == EnvParam::SiteBufferSize)
+    WEFT_INFO(kLogInit, "rank %d: %d sites: FIFO slots of %zu bytes (WEFT_SITE_BUFFSIZE)", rank, nSites,
+              slotBytes.value());
+  tunerConfig.shape = costShape(nranks, nodeOfRank, fewestCores, slotBytes.value());
   if (tunerConfig.forcedChannels <= 0) tunerConfig.maxChannels = std::min(searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
@@ -347,8 +357,6 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   if (nranks > 1) {
     ShmConfig shmConfig;
     shmConfig.nChannels = tunerConfig.maxChannels;
-    Result<size_t> slotBytes = pieceBytes(EnvParam::BufferSize);
-    WEFT_CHECK(slotBytes.status());
     shmConfig.slotBytes = slotBytes.value();
     shmConfig.nSlots = static_cast<int>(envInt(EnvParam::Nslots));
     shmConfig.crossMemoryAttach = envInt(EnvParam::Cma) != 0;
@@ -431,7 +439,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.explainTimeout = [comm](const Status& timeout) { return explainTimeout(comm, timeout); };
   if (comm->device) {
     DeviceExecutorConfig deviceConfig;
-    deviceConfig.slotBytes = static_cast<size_t>(envInt(EnvParam::BufferSize));
+    deviceConfig.slotBytes = slotBytes.value();
     deviceConfig.llSlotBytes = std::min<size_t>(8192, deviceConfig.slotBytes);
     deviceConfig.llThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::LlThreshold)));
     std::string protocol = envString(EnvParam::DeviceProtocol);

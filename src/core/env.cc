@@ -45,6 +45,10 @@ const EnvParamInfo kTable[] = {
      "when the communicator is destroyed: %r becomes the rank, else '.<rank>' is appended when there are several."},
     {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
+    {EnvParam::SiteBufferSize, "WEFT_SITE_BUFFSIZE", "4194304",
+     "The FIFO slot of a communicator whose ranks span several sites (WEFT_SITEID), unless WEFT_BUFFSIZE is set: "
+     "each slot waits a round trip of the site link for its credit, so a long link needs slots x bytes of at least "
+     "its bandwidth-delay product."},
     {EnvParam::Nslots, "WEFT_NSLOTS", "8", "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
     {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
      "1 lets ranks that are threads of one process read each other's buffers directly for "

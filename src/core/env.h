@@ -20,6 +20,7 @@ enum class EnvParam {
   TuneFile,
   TraceFile,
   BufferSize,
+  SiteBufferSize,
   Nslots,
   ZeroCopy,
   ZeroCopyThreshold,

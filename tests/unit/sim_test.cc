@@ -213,6 +213,25 @@ TEST(Sim, ACrossSiteMessagePaysTheWan) {
   EXPECT_EQ(r.busiestLink, "site 0 -> site 1");
 }
 
+// Two nodes of a site sending to the other site at once share one
+// site-to-site link; with a WAN link per node (each node's traffic to the
+// far site shaped on its own) each has the whole rate.
+TEST(Sim, WanLinksPerNodeCarryEachNodesFlowAtTheFullRate) {
+  const size_t bytes = 1 << 20;
+  MachineModel m = nodesOf(4, 1, 10.0, 10.0, bytes);
+  m.siteOfNode = {0, 0, 1, 1};
+  m.wan = {5000.0, 0.125};
+  PlanSet plans = pointToPoint(4, {{0, 2}, {1, 3}});
+  ReplayResult shared, own;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &shared).isOk());
+  EXPECT_NEAR(shared.rankMicros[2], 10.0 + 5000.0 + 2 * bytes / 0.125e3, 1e-6);
+  m.wanPerNode = true;
+  ASSERT_TRUE(replay(plans, bytes / 4, weftFloat32, m, &own).isOk());
+  EXPECT_NEAR(own.rankMicros[2], 10.0 + 5000.0 + bytes / 0.125e3, 1e-6);
+  EXPECT_NEAR(own.rankMicros[3], 10.0 + 5000.0 + bytes / 0.125e3, 1e-6);
+  EXPECT_TRUE(own.busiestLink == "node 0 -> site 1" || own.busiestLink == "node 1 -> site 1") << own.busiestLink;
+}
+
 // Replaying one group of ranks and delivering its messages to the group's
 // own ranks gives the very times of replaying them all, when the plans
 // repeat from group to group (ring, hierarchical) and the machine does.
@@ -290,7 +309,7 @@ TEST(SimCluster, ASpecOverridesThePresetItNames) {
 TEST(SimCluster, FabricSitesAndTheNodeAreRead) {
   Result<Cluster> c = parseClusterSpec(R"({"version": 1, "nodes": 4, "ranksPerNode": 2, "nicsPerNode": 2,
       "intraNode": {"switched": true}, "fabric": {"nodesPerLeaf": 2, "oversubscription": 3},
-      "sites": {"count": 2, "wan": {"latencyUs": 4000, "gbps": 0.5}}, "node": {"memoryGBps": 40, "cores": 4},
+      "sites": {"count": 2, "wan": {"latencyUs": 4000, "gbps": 0.5, "perNode": true}}, "node": {"memoryGBps": 40, "cores": 4},
       "rank": {"switchUs": 2}, "channels": 4})");
   ASSERT_TRUE(c.isOk()) << c.status().message();
   const MachineModel& m = c.value().machine;
@@ -301,11 +320,13 @@ TEST(SimCluster, FabricSitesAndTheNodeAreRead) {
   EXPECT_EQ(m.siteOfNode, (std::vector<int>{0, 0, 1, 1}));
   EXPECT_EQ(m.wan.latencyMicros, 4000);
   EXPECT_EQ(m.wan.gbps, 0.5);
+  EXPECT_TRUE(m.wanPerNode);
   EXPECT_EQ(m.nodeMemoryGBps, 40);
   EXPECT_EQ(m.coresPerNode, 4);
   EXPECT_EQ(m.switchMicros, 2);
   EXPECT_EQ(c.value().channels, 4);
   EXPECT_EQ(presetCluster("sites").value().machine.siteOfNode, (std::vector<int>{0, 0, 1, 1}));
+  EXPECT_TRUE(presetCluster("sites").value().machine.wanPerNode);
 }
 
 // A node from a topology file: the DGX-2's 16 GPUs all through NVSwitches
