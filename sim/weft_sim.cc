@@ -403,6 +403,13 @@ int main(int argc, char** argv) {
   config.maxChannels = channels > 0 ? channels : 1;
   config.forcedChannels = channels;
   config.shape = costShape(nranks, machine.nodeOfRank, nranks / nodes, machine.slotBytes);
+  if (clusterSites > 1) {
+    // What a communicator across these sites is told of its site link (the
+    // tune file's wan_us and wan_gbps): weft cannot measure it at init.
+    for (int r = 0; r < nranks; ++r) config.siteOfRank.push_back(machine.siteOfNode[machine.nodeOfRank[r]]);
+    config.constants.wanMicros = machine.wan.latencyMicros;
+    config.constants.wanGBps = machine.wan.gbps;
+  }
   Tuner tuner(config);
 
   printf("# weft-sim: %s on %d rank(s), %d node(s)%s; node links %.3g us %.3g GB/s%s, NICs %.3g us %.3g GB/s x %d,\n",

@@ -30,6 +30,8 @@ const ConstantField kFields[] = {
     {"node_copy_gbps", &CostConstants::nodeCopyGBps, "every core of the node copying at once, in total"},
     {"net_us", &CostConstants::netMicros, "one hand-off over the network"},
     {"net_gbps", &CostConstants::netGBps, "a node's network bandwidth per direction when no NIC speed is known"},
+    {"wan_us", &CostConstants::wanMicros, "one hand-off across a site link (its one-way latency)"},
+    {"wan_gbps", &CostConstants::wanGBps, "a node's share of a site link per direction"},
 };
 
 }  // namespace
@@ -110,8 +112,9 @@ double costMicros(const CostQuery& query, const CostTerms& terms) {
   double netRate = k.netGBps * 1e3;
   double local = terms.copyBytes / copyRate + terms.reduceBytes / reduceRate;
   double network = shape.nNodes > 1 ? terms.netBytes / netRate : 0.0;
-  return k.callMicros + terms.hops * hop + terms.netHops * k.netMicros + terms.steps * k.stepMicros +
-         terms.pieces * piece + std::max(local, network);
+  double wan = shape.nSites > 1 ? terms.wanBytes / (k.wanGBps * 1e3) : 0.0;
+  return k.callMicros + terms.hops * hop + terms.netHops * k.netMicros + terms.wanHops * k.wanMicros +
+         terms.steps * k.stepMicros + terms.pieces * piece + std::max({local, network, wan});
 }
 
 namespace cost {
@@ -173,8 +176,23 @@ CostTerms ring(const CostQuery& query) {
     default: break;
   }
   (network ? t.netHops : t.hops) = rounds;
+  if (spansSites(query)) {
+    // Sites hold consecutive stretches of the ring: a chain crosses each
+    // site link once, the rings' dependency chain (around the ring) s of
+    // every n hops. Channel pairs run the ring both ways, leaving a site
+    // from its last node and from its first, so with two or more channels
+    // (and nodes per site) two nodes' site links share the bytes.
+    double s = query.shape.nSites;
+    bool chain = query.collective == Collective::Broadcast || query.collective == Collective::Reduce;
+    t.wanHops = std::min(rounds, chain ? s - 1 : rounds * s / n);
+    (network ? t.netHops : t.hops) = rounds - t.wanHops;
+    bool bothWays = query.channels >= 2 && nodesPerSite(query.shape) >= 2;
+    t.wanBytes = t.netBytes / (bothWays ? 2 : 1);
+  }
   return t;
 }
+
+int nodesPerSite(const CostShape& shape) { return std::max(1, shape.nNodes / std::max(1, shape.nSites)); }
 
 int treeDepth(int n) {
   int depth = 0;

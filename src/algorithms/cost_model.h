@@ -20,10 +20,12 @@
 //   copyBytes  bytes of the call's buffers this rank copies (into a slot
 //              or out of one: the slots themselves stay in cache);
 //   reduceBytes bytes it writes by reducing (into scratch or a slot too);
-//   netBytes   bytes one node sends over the network in one direction.
-// and time = call + hops * hop + netHops * netHop + steps * step
-//          + pieces * (chained ? (crowded ? switch : hop) : step)
-//          + max(copy / copyRate + reduce / reduceRate, net / netRate),
+//   netBytes   bytes one node sends over the network in one direction;
+//   wanHops, wanBytes  the same across a site link (communicators that span
+//              sites), counted apart from the hops and bytes above.
+// and time = call + hops * hop + netHops * netHop + wanHops * wanHop
+//          + steps * step + pieces * (chained ? (crowded ? switch : hop) : step)
+//          + max(copy / copyRate + reduce / reduceRate, net / netRate, wan / wanRate),
 // the bandwidth terms overlapping because the slots pipeline them.
 #pragma once
 
@@ -63,6 +65,12 @@ struct CostConstants {
   // One node's network bandwidth per direction, when the topology knows no
   // NIC speed (10 Gbit/s).
   double netGBps = 1.25;
+  // Across sites (WEFT_SITEID): one hand-off over the site link (its one-way
+  // latency) and one node's share of it per direction. weft cannot measure
+  // a long link at init; the defaults are the multi-site test hosts' (1
+  // Gbit/s, 10 ms round trip): set the real link's in WEFT_TUNE_FILE.
+  double wanMicros = 5000.0;
+  double wanGBps = 0.125;
 };
 
 // The constants' names, for the tune file: "name = value" lines.
@@ -83,6 +91,9 @@ struct CostShape {
   size_t slotBytes = 131072;
   // Nodes of equal size (the hierarchical algorithm's condition).
   bool uniformNodes = true;
+  // Sites the ranks span (WEFT_SITEID), each holding nranks / nSites ranks
+  // one after another in ring order; 1: no site links.
+  int nSites = 1;
 };
 
 // One candidate call.
@@ -97,6 +108,7 @@ struct CostQuery {
 struct CostTerms {
   double hops = 0, netHops = 0, steps = 0, pieces = 0;
   double copyBytes = 0, reduceBytes = 0, netBytes = 0;
+  double wanHops = 0, wanBytes = 0;
   bool chained = false;
 };
 
@@ -114,6 +126,10 @@ double pieces(const CostQuery& query, double steps, double stepBytes);
 CostTerms ring(const CostQuery& query);
 // Hops from a leaf to the root of a balanced binary tree over n ranks.
 int treeDepth(int n);
+// Whether the query's ranks span sites (and so its terms have WAN parts).
+inline bool spansSites(const CostQuery& query) { return query.shape.nSites > 1; }
+// Nodes in one site (at least 1).
+int nodesPerSite(const CostShape& shape);
 }  // namespace cost
 
 }  // namespace weft

@@ -100,6 +100,12 @@ bool directCost(const CostQuery& query, CostTerms* terms) {
     t.netBytes = (n - l) / n * S;
     t.pieces = cost::pieces(query, n - 1, S / n);
   }
+  if (cost::spansSites(query) && n > 1) {  // the hop waits on the far sites' blocks
+    double far = n - n / query.shape.nSites;
+    t.netHops = t.hops = 0;
+    t.wanHops = 1;
+    t.wanBytes = (query.collective == Collective::AllToAll ? l : 1) * far / n * S;
+  }
   return true;
 }
 

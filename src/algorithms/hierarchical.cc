@@ -288,6 +288,39 @@ Plan buildHierarchicalPlan(const PlanRequest& request) {
   return plan;
 }
 
+namespace {
+
+// The query of a group's view with sites left out: the plan of M sites of l
+// ranks costs, inside and between groups, what M nodes of l ranks would.
+CostQuery withoutSites(const CostQuery& query, double l) {
+  CostQuery q = query;
+  q.shape.nSites = 1;
+  q.shape.nNodes = static_cast<int>(query.shape.nranks / l);
+  q.shape.ranksPerNode = static_cast<int>(l);
+  q.shape.uniformNodes = true;
+  return q;
+}
+
+// Moves the terms of M groups of l ranks onto the machine with sites: the
+// hops between groups onto the site links, those inside onto the site's
+// network (several nodes) or its node.
+void acrossSites(const CostQuery& query, double m, double l, CostTerms* t) {
+  const CostShape& shape = query.shape;
+  bool severalNodes = cost::nodesPerSite(shape) > 1;
+  double perNode = shape.ranksPerNode;
+  t->chained = true;
+  t->wanHops = t->netHops;
+  t->wanBytes = perNode * t->netBytes / l;  // a node's ranks' rails
+  t->netHops = severalNodes ? t->hops : 0;
+  if (severalNodes) t->hops = 0;
+  // Inside a site, each node sends what one rank's ring inside the group does.
+  double within = query.collective == Collective::AllReduce ? 2 * (l - 1) / l : (l - 1) / l;
+  t->netBytes = severalNodes ? within * static_cast<double>(query.bytes) : 0;
+  (void)m;
+}
+
+}  // namespace
+
 // All-reduce: reduce-scatter and all-gather inside the node (l ranks,
 // 2(l-1) hops, M rings of S/n blocks each), all-reduce across the M nodes on
 // S/l per rank (2(M-1) network hops). A node sends 2(M-1)/M S each way over
@@ -300,12 +333,25 @@ Plan buildHierarchicalPlan(const PlanRequest& request) {
 // network link per node, so it prefers the chain unless latency decides).
 // Nodes of different sizes, one node or one rank per node: the flat ring's
 // plan, so the ring's entry stands for it.
+//
+// Across sites the groups are the sites (M of them, l = n/M ranks each):
+// the hops inside a group cross the site's network where it has several
+// nodes, those between groups the site link, which each rank's rail uses
+// for its S/l, so a node of r ranks sends r times a rail's bytes over it.
 bool hierarchicalCost(const CostQuery& query, CostTerms* terms) {
   const CostShape& shape = query.shape;
-  if (shape.nNodes <= 1 || shape.ranksPerNode <= 1 || !shape.uniformNodes) return false;
-  double n = shape.nranks, m = shape.nNodes, l = shape.ranksPerNode, S = static_cast<double>(query.bytes);
+  bool sites = cost::spansSites(query);
+  if (sites ? shape.nranks % shape.nSites != 0 : shape.nNodes <= 1 || shape.ranksPerNode <= 1 || !shape.uniformNodes)
+    return false;
+  double n = shape.nranks, m = sites ? shape.nSites : shape.nNodes;
+  double l = sites ? n / m : shape.ranksPerNode, S = static_cast<double>(query.bytes);
   CostTerms& t = *terms;
   t.chained = true;
+  if (sites) {
+    if (!hierarchicalCost(withoutSites(query, l), terms)) *terms = CostTerms{};
+    acrossSites(query, m, l, terms);
+    return true;
+  }
   switch (query.collective) {
     case Collective::ReduceScatter:
       t.hops = m * (l - 1);

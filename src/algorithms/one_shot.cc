@@ -38,6 +38,11 @@ bool oneShotCost(const CostQuery& query, CostTerms* terms) {
   t.reduceBytes = (n - 1) * S;
   t.netBytes = l * (n - l) * S;
   t.pieces = cost::pieces(query, 2 * (n - 1), S);
+  if (cost::spansSites(query) && n > 1) {  // the hop waits on the far sites' ranks
+    t.netHops = t.hops = 0;
+    t.wanHops = 1;
+    t.wanBytes = l * (n - n / query.shape.nSites) * S;
+  }
   return true;
 }
 

@@ -189,6 +189,19 @@ Plan buildTreePlan(const PlanRequest& request) {
 // Broadcast and reduce: depth hops; an inner node passes every slot to (or
 // reduces it from) two children, so it moves twice the buffer where the
 // chain's ranks move it once.
+// Across sites (stretches of the ring order the trees are built on), a
+// path from a leaf to the root crosses about log2(sites) site links, each
+// `passes` times; a rank whose tree edge crosses one sends what it would
+// over the network.
+static void treeAcrossSites(const CostQuery& query, double passes, CostTerms* t) {
+  if (!cost::spansSites(query)) return;
+  double crossings = std::max(1, cost::treeDepth(query.shape.nSites));
+  double& local = query.shape.nNodes > 1 ? t->netHops : t->hops;
+  t->wanHops = std::min(local, passes * crossings);
+  local -= t->wanHops;
+  t->wanBytes = t->netBytes;
+}
+
 bool treeCost(const CostQuery& query, CostTerms* terms) {
   int n = query.shape.nranks;
   double S = static_cast<double>(query.bytes), depth = cost::treeDepth(n);
@@ -205,6 +218,7 @@ bool treeCost(const CostQuery& query, CostTerms* terms) {
       t.reduceBytes = 2 * S;
     t.netBytes = 2 * S;
     t.pieces = cost::pieces(sliced, 2, S);
+    treeAcrossSites(query, 1, &t);
     return true;
   }
   bool oneTree = query.bytes / 2 < static_cast<size_t>(n) * sizeof(float);
@@ -213,6 +227,7 @@ bool treeCost(const CostQuery& query, CostTerms* terms) {
   t.copyBytes = 1.5 * S;
   t.netBytes = 2 * S;
   t.pieces = cost::pieces(sliced, 6, S / 2);
+  treeAcrossSites(query, oneTree ? 2 : 3, &t);
   return true;
 }
 

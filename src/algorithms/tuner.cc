@@ -18,6 +18,13 @@ Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
     CostShape given = config_.shape;
     config_.shape = costShape(config_.nranks, config_.nodeOfRank, given.coresPerNode, given.slotBytes);
   }
+  // Sites: the cost model weighs the site links (the ring order keeps each
+  // site's ranks together, as the communicator builds it).
+  if (config_.siteOfRank.size() == static_cast<size_t>(config_.nranks)) {
+    std::vector<int> sites = config_.siteOfRank;
+    std::sort(sites.begin(), sites.end());
+    config_.shape.nSites = static_cast<int>(std::unique(sites.begin(), sites.end()) - sites.begin());
+  }
   size_t cells = static_cast<size_t>(kCollectives) * kSizeClasses;
   decisions_.reset(new std::atomic<uint32_t>[cells]);
   for (size_t i = 0; i < cells; ++i) decisions_[i].store(0, std::memory_order_relaxed);

@@ -70,6 +70,11 @@ bool twoShotCost(const CostQuery& query, CostTerms* terms) {
   t.reduceBytes = reduces ? moved : 0;
   t.netBytes = halves * l * (n - l) / n * S;
   t.pieces = cost::pieces(query, 2 * halves * (n - 1), S / n);
+  if (cost::spansSites(query) && n > 1) {  // each half waits on the far sites' ranks
+    t.netHops = t.hops = 0;
+    t.wanHops = halves;
+    t.wanBytes = halves * l * (n - n / query.shape.nSites) / n * S;
+  }
   return true;
 }
 

@@ -97,14 +97,22 @@ TEST(CostModel, EveryEntryPricesEveryCollectiveItBuilds) {
         for (int nodes : {1, 2, n}) {
           if (nodes > n) continue;
           double last = 0;
-          for (size_t bytes = 0; bytes <= (size_t{1} << 30); bytes = bytes == 0 ? 1 : bytes * 4) {
-            CostQuery q = query(collective, bytes, n, nodes, 8);
-            CostTerms terms;
-            if (!entry.cost(q, &terms)) continue;
-            double t = costMicros(q, terms);
-            EXPECT_TRUE(std::isfinite(t) && t > 0) << entry.name << " " << collectiveName(collective) << " " << n;
-            EXPECT_GE(t, last) << entry.name << " " << collectiveName(collective) << " n=" << n << " bytes=" << bytes;
-            last = t;
+          for (int sites : {1, 2}) {
+            if (sites > 1 && nodes % sites != 0) continue;
+            last = 0;
+            for (size_t bytes = 0; bytes <= (size_t{1} << 30); bytes = bytes == 0 ? 1 : bytes * 4) {
+              CostQuery q = query(collective, bytes, n, nodes, 8);
+              q.shape.nSites = sites;
+              CostTerms terms;
+              if (!entry.cost(q, &terms)) continue;
+              double t = costMicros(q, terms);
+              EXPECT_TRUE(std::isfinite(t) && t > 0) << entry.name << " " << collectiveName(collective) << " " << n;
+              EXPECT_GE(t, last) << entry.name << " " << collectiveName(collective) << " n=" << n << " bytes=" << bytes
+                                 << " sites=" << sites;
+              EXPECT_TRUE(terms.hops >= 0 && terms.netHops >= 0 && terms.wanHops >= 0) << entry.name;
+              if (sites == 1) EXPECT_EQ(terms.wanHops + terms.wanBytes, 0) << entry.name;
+              last = t;
+            }
           }
         }
     }
@@ -122,6 +130,58 @@ TEST(CostModel, HierarchicalSendsTwoThirdsOfTheRingsBytesOverTheNetworkOnTwoNode
   EXPECT_FALSE(hierarchicalCost(query(Collective::AllReduce, 1024, 4, 1, 8), &hier));
   EXPECT_FALSE(hierarchicalCost(query(Collective::AllReduce, 1024, 4, 4, 8), &hier));
   EXPECT_FALSE(hierarchicalCost(query(Collective::AllReduce, 1024, 5, 2, 8), &hier));
+}
+
+// Two sites of two one-rank nodes: the flat ring crosses the site link with
+// 1.5 S from one node and pays it on 3 of its 6 hops; the plan grouped by
+// site sends S/2 from each node over its own share and crosses twice.
+TEST(CostModel, AcrossSitesTheSiteGroupedPlanCrossesTheSiteLinkTheLeast) {
+  const double S = 64u << 20;
+  CostQuery q = query(Collective::AllReduce, 64u << 20, 4, 4, 8);
+  CostTerms ring, hier, two;
+  EXPECT_FALSE(hierarchicalCost(q, &hier));  // one rank per node, one site: the flat ring's plan
+  q.shape.nSites = 2;
+  ASSERT_TRUE(ringCost(q, &ring));
+  ASSERT_TRUE(hierarchicalCost(q, &hier));
+  EXPECT_DOUBLE_EQ(ring.wanHops, 3);
+  EXPECT_DOUBLE_EQ(ring.wanBytes, 1.5 * S);
+  EXPECT_DOUBLE_EQ(hier.wanHops, 2);
+  EXPECT_DOUBLE_EQ(hier.wanBytes, 0.5 * S);
+  EXPECT_DOUBLE_EQ(hier.netHops, 2);  // inside a site, over its two nodes' network
+  EXPECT_LT(costMicros(q, hier), costMicros(q, ring));
+  // Two channels run the ring both ways, out of two nodes of each site.
+  q.channels = 2;
+  ASSERT_TRUE(ringCost(q, &two));
+  EXPECT_DOUBLE_EQ(two.wanBytes, 0.75 * S);
+  // The site link's constants price it: a tenth of the latency, a tenth of the time per hop.
+  CostQuery tiny = query(Collective::AllReduce, 8, 4, 4, 8);
+  tiny.shape.nSites = 2;
+  CostTerms t;
+  ASSERT_TRUE(algorithmEntry(Algorithm::OneShot).cost(tiny, &t));
+  EXPECT_DOUBLE_EQ(t.wanHops, 1);
+  double slow = costMicros(tiny, t);
+  tiny.constants.wanMicros /= 10;
+  EXPECT_NEAR(slow - costMicros(tiny, t), 0.9 * CostConstants{}.wanMicros, 1e-6);
+  // Sites that do not split the ranks evenly: no site-grouped plan.
+  CostQuery odd = query(Collective::AllReduce, 1024, 5, 5, 8);
+  odd.shape.nSites = 2;
+  EXPECT_FALSE(hierarchicalCost(odd, &hier));
+}
+
+// Across two sites of two nodes the tuner takes one hop for small messages
+// and the site-grouped plan for large ones, where without sites it had no
+// such plan (one rank per node).
+TEST(Tuner, AcrossSitesTheTunerWeighsTheSiteLink) {
+  TunerConfig c;
+  c.nranks = 4;
+  c.nodeOfRank = {0, 1, 2, 3};
+  c.shape = costShape(4, c.nodeOfRank, 2, 4u << 20);
+  Tuner flat(c);
+  c.siteOfRank = {0, 0, 1, 1};
+  Tuner sites(c);
+  EXPECT_EQ(sites.decide(Collective::AllReduce, 8).entry->id, Algorithm::OneShot);
+  EXPECT_EQ(sites.decide(Collective::AllReduce, 16u << 20).entry->id, Algorithm::Hierarchical);
+  EXPECT_NE(flat.decide(Collective::AllReduce, 16u << 20).entry->id, Algorithm::Hierarchical);
 }
 
 TEST(CostModel, TheTreeHasLogarithmicHopsAndWinsSmallMessagesOnManyNodes) {
