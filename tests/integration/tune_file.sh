@@ -8,7 +8,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$weft_info" --calibrate --out "$dir/tune" 2>"$dir/err"
 grep -q "wrote $dir/tune" "$dir/err" || { echo "FAIL: no 'wrote' line"; cat "$dir/err"; exit 1; }
-for name in call_us hop_us switch_us step_us copy_gbps reduce_gbps node_copy_gbps net_us net_gbps; do
+for name in call_us hop_us switch_us step_us copy_gbps reduce_gbps node_copy_gbps net_us net_gbps wan_us wan_gbps; do
   grep -qE "^$name +=  *[0-9.e+-]+ " "$dir/tune" || { echo "FAIL: $name missing"; cat "$dir/tune"; exit 1; }
 done
 copy=$(awk '$1=="copy_gbps"{print $3}' "$dir/tune")
