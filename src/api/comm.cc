@@ -318,9 +318,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     if (host.nicGBps > 0) nic = nic > 0 ? std::min(nic, host.nicGBps) : host.nicGBps;
   }
   if (nic > 0) tunerConfig.constants.netGBps = nic;
-  // A slot's credit comes back after a round trip of the slowest link it
-  // crosses: across sites (milliseconds) the default slots would leave the
-  // link mostly idle (docs/performance.md, "Two sites").
+  // A channel walks its slices in order, each through all its steps, and a
+  // slice's steps wait on the site link's latency where they cross it: with
+  // milliseconds a crossing, the default slots' many slices leave the link
+  // mostly idle; fewer, larger ones keep it busy (docs/performance.md, "Two
+  // sites").
   const EnvParam slotParam =
       nSites > 1 && !envIsSet(EnvParam::BufferSize) ? EnvParam::SiteBufferSize : EnvParam::BufferSize;
   Result<size_t> slotBytes = pieceBytes(slotParam);

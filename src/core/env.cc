@@ -47,8 +47,8 @@ const EnvParamInfo kTable[] = {
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
     {EnvParam::SiteBufferSize, "WEFT_SITE_BUFFSIZE", "4194304",
      "The FIFO slot of a communicator whose ranks span several sites (WEFT_SITEID), unless WEFT_BUFFSIZE is set: "
-     "each slot waits a round trip of the site link for its credit, so a long link needs slots x bytes of at least "
-     "its bandwidth-delay product."},
+     "a channel's slices go through their steps one after another, and each waits on the site link's latency "
+     "where it crosses it, so a long link wants few, large slices."},
     {EnvParam::Nslots, "WEFT_NSLOTS", "8", "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
     {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
      "1 lets ranks that are threads of one process read each other's buffers directly for "
