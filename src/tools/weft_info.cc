@@ -2,7 +2,7 @@
 // the registry (what WEFT_ALGO takes), and the table of environment
 // variables weft reads (the one table in core/env.cc).
 //   weft-info [--markdown]
-//   weft-info --tune --nranks N [--nodes M] [--cores C] [--topo FILE] [--collective NAME] [--all]
+//   weft-info --tune --nranks N [--nodes M] [--sites S] [--cores C] [--topo FILE] [--collective NAME] [--all]
 //     the tuner's decision table for 8 B to 1 GiB, from the cost model alone (nothing runs)
 //   weft-info --calibrate [--out FILE]
 //     measures this host's cost constants and writes them as WEFT_TUNE_FILE takes them
@@ -38,18 +38,22 @@ using namespace weft;
 namespace {
 
 int usage(FILE* out, int code) {
-  fprintf(out,
-          "usage: weft-info [--markdown]\n"
-          "         the version, the algorithms and the environment variables weft reads\n"
-          "       weft-info --tune --nranks N [--nodes M] [--cores C] [--topo FILE] [--collective NAME] [--all]\n"
-          "         the tuner's choice and predicted time per collective for 8 B to 1 GiB, from the cost model\n"
-          "         (WEFT_TUNE_FILE's constants or the defaults; WEFT_ALGO and WEFT_NCHANNELS apply); nothing runs.\n"
-          "         N ranks on M nodes (M divides them as evenly as it can), C cores per node (default: this\n"
-          "         process's CPUs); --topo: the NIC speed and ring channels from an hwloc or weft-topo XML file;\n"
-          "         --collective: one collective, --all: every candidate's predicted time\n"
-          "       weft-info --calibrate [--out FILE]\n"
-          "         measures this host's hand-off latencies and copy and reduce bandwidths (a few seconds) and\n"
-          "         writes the constants to FILE (default: standard output) for WEFT_TUNE_FILE\n");
+  fprintf(
+      out,
+      "usage: weft-info [--markdown]\n"
+      "         the version, the algorithms and the environment variables weft reads\n"
+      "       weft-info --tune --nranks N [--nodes M] [--sites S] [--cores C] [--topo FILE] [--collective NAME]\n"
+      "                 [--all]\n"
+      "         the tuner's choice and predicted time per collective for 8 B to 1 GiB, from the cost model\n"
+      "         (WEFT_TUNE_FILE's constants or the defaults; WEFT_ALGO and WEFT_NCHANNELS apply); nothing runs.\n"
+      "         N ranks on M nodes (M divides them as evenly as it can), C cores per node (default: this\n"
+      "         process's CPUs); --sites: the nodes in S equal sites in order (WEFT_SITEID; the site link's\n"
+      "         cost from wan_us and wan_gbps); --topo: the NIC speed and ring channels from an hwloc or weft-topo\n"
+      "         XML file;\n"
+      "         --collective: one collective, --all: every candidate's predicted time\n"
+      "       weft-info --calibrate [--out FILE]\n"
+      "         measures this host's hand-off latencies and copy and reduce bandwidths (a few seconds) and\n"
+      "         writes the constants to FILE (default: standard output) for WEFT_TUNE_FILE\n");
   return code;
 }
 
@@ -93,7 +97,7 @@ int printInfo(bool markdown) {
 }
 
 struct TuneArgs {
-  int nranks = 0, nodes = 1, cores = 0;
+  int nranks = 0, nodes = 1, sites = 1, cores = 0;
   std::string topo, collective;
   bool all = false;
 };
@@ -101,6 +105,10 @@ struct TuneArgs {
 int printTune(const TuneArgs& args) {
   if (args.nranks < 1 || args.nodes < 1 || args.nodes > args.nranks) {
     fprintf(stderr, "weft-info --tune: needs --nranks N >= 1 and 1 <= --nodes M <= N\n");
+    return 2;
+  }
+  if (args.nodes % args.sites != 0) {
+    fprintf(stderr, "weft-info --tune: --sites %d does not split %d nodes evenly\n", args.sites, args.nodes);
     return 2;
   }
   Result<CostConstants> constants = loadCostConstants();
@@ -141,8 +149,12 @@ int printTune(const TuneArgs& args) {
   }
   for (int r = 0; r < args.nranks; ++r)
     config.nodeOfRank.push_back(static_cast<int>(static_cast<long long>(r) * args.nodes / args.nranks));
-  config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
-                           static_cast<size_t>(envInt(EnvParam::BufferSize)));
+  if (args.sites > 1)
+    for (int node : config.nodeOfRank) config.siteOfRank.push_back(node / (args.nodes / args.sites));
+  config.shape =
+      costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
+                static_cast<size_t>(envInt(args.sites > 1 && !envIsSet(EnvParam::BufferSize) ? EnvParam::SiteBufferSize
+                                                                                             : EnvParam::BufferSize)));
   Tuner tuner(config);
   std::vector<Collective> collectives(plannedCollectives().begin(), plannedCollectives().end());
   if (!args.collective.empty()) {
@@ -155,8 +167,9 @@ int printTune(const TuneArgs& args) {
     collectives = {*named};
   }
   const CostShape& shape = tuner.config().shape;
-  printf("# weft tuner decisions: %d ranks on %d node(s) (at most %d per node), %d core(s) per node, %s\n",
-         shape.nranks, shape.nNodes, shape.ranksPerNode, shape.coresPerNode, source.c_str());
+  printf("# weft tuner decisions: %d ranks on %d node(s) (at most %d per node)%s, %d core(s) per node, %s\n",
+         shape.nranks, shape.nNodes, shape.ranksPerNode,
+         shape.nSites > 1 ? format(" in %d sites", shape.nSites).c_str() : "", shape.coresPerNode, source.c_str());
   printf("# channels up to %d; constants (%s):\n", config.maxChannels,
          envString(EnvParam::TuneFile).empty() ? "defaults" : envString(EnvParam::TuneFile).c_str());
   std::string text = formatCostConstants(config.constants);
@@ -397,12 +410,13 @@ int calibrate(const std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  enum { kMarkdown = 1, kTune, kCalibrate, kNranks, kNodes, kCores, kTopo, kCollective, kAll, kOut, kHelp };
+  enum { kMarkdown = 1, kTune, kCalibrate, kNranks, kNodes, kSites, kCores, kTopo, kCollective, kAll, kOut, kHelp };
   const option options[] = {{"markdown", no_argument, nullptr, kMarkdown},
                             {"tune", no_argument, nullptr, kTune},
                             {"calibrate", no_argument, nullptr, kCalibrate},
                             {"nranks", required_argument, nullptr, kNranks},
                             {"nodes", required_argument, nullptr, kNodes},
+                            {"sites", required_argument, nullptr, kSites},
                             {"cores", required_argument, nullptr, kCores},
                             {"topo", required_argument, nullptr, kTopo},
                             {"collective", required_argument, nullptr, kCollective},
@@ -427,8 +441,12 @@ int main(int argc, char** argv) {
       case kCalibrate: calibrateMode = true; break;
       case kNranks:
       case kNodes:
+      case kSites:
       case kCores:
-        if (!number(optarg, opt == kNranks ? &args.nranks : opt == kNodes ? &args.nodes : &args.cores)) {
+        if (!number(optarg, opt == kNranks  ? &args.nranks
+                            : opt == kNodes ? &args.nodes
+                            : opt == kSites ? &args.sites
+                                            : &args.cores)) {
           fprintf(stderr, "weft-info: '%s' is not a count from 1 to 16777216\n", optarg);
           return 2;
         }
