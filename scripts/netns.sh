@@ -45,6 +45,7 @@ down() {
       ip netns del "$ns" 2> /dev/null || true
     fi
   done
+  rm -f "${TMPDIR:-/tmp}/weft-netns-$name-"*.delay.{pid,log}
 }
 
 up() {
