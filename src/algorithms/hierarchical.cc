@@ -304,7 +304,7 @@ CostQuery withoutSites(const CostQuery& query, double l) {
 // Moves the terms of M groups of l ranks onto the machine with sites: the
 // hops between groups onto the site links, those inside onto the site's
 // network (several nodes) or its node.
-void acrossSites(const CostQuery& query, double m, double l, CostTerms* t) {
+void acrossSites(const CostQuery& query, double l, CostTerms* t) {
   const CostShape& shape = query.shape;
   bool severalNodes = cost::nodesPerSite(shape) > 1;
   double perNode = shape.ranksPerNode;
@@ -316,7 +316,6 @@ void acrossSites(const CostQuery& query, double m, double l, CostTerms* t) {
   // Inside a site, each node sends what one rank's ring inside the group does.
   double within = query.collective == Collective::AllReduce ? 2 * (l - 1) / l : (l - 1) / l;
   t->netBytes = severalNodes ? within * static_cast<double>(query.bytes) : 0;
-  (void)m;
 }
 
 }  // namespace
@@ -348,8 +347,9 @@ bool hierarchicalCost(const CostQuery& query, CostTerms* terms) {
   CostTerms& t = *terms;
   t.chained = true;
   if (sites) {
-    if (!hierarchicalCost(withoutSites(query, l), terms)) *terms = CostTerms{};
-    acrossSites(query, m, l, terms);
+    // One rank a site: the flat ring's plan, as with one rank a node.
+    if (l < 2 || !hierarchicalCost(withoutSites(query, l), terms)) return false;
+    acrossSites(query, l, terms);
     return true;
   }
   switch (query.collective) {

@@ -180,15 +180,6 @@ Plan buildTreePlan(const PlanRequest& request) {
   return plan;
 }
 
-// All-reduce: each half of the buffer goes up one tree and down again, a
-// pass each: 3 depth hops (2 when the second half is empty: fewer elements
-// than ranks, counted as floats), later slots following a hop apart
-// (pieces). A rank reduces about the buffer once (two children's halves,
-// as the inner node of one tree) and copies it about one and a half times;
-// over the network a node sends and receives about 2 S.
-// Broadcast and reduce: depth hops; an inner node passes every slot to (or
-// reduces it from) two children, so it moves twice the buffer where the
-// chain's ranks move it once.
 // Across sites (stretches of the ring order the trees are built on), a
 // path from a leaf to the root crosses about log2(sites) site links, each
 // `passes` times; a rank whose tree edge crosses one sends what it would
@@ -202,6 +193,15 @@ static void treeAcrossSites(const CostQuery& query, double passes, CostTerms* t)
   t->wanBytes = t->netBytes;
 }
 
+// All-reduce: each half of the buffer goes up one tree and down again, a
+// pass each: 3 depth hops (2 when the second half is empty: fewer elements
+// than ranks, counted as floats), later slots following a hop apart
+// (pieces). A rank reduces about the buffer once (two children's halves,
+// as the inner node of one tree) and copies it about one and a half times;
+// over the network a node sends and receives about 2 S.
+// Broadcast and reduce: depth hops; an inner node passes every slot to (or
+// reduces it from) two children, so it moves twice the buffer where the
+// chain's ranks move it once.
 bool treeCost(const CostQuery& query, CostTerms* terms) {
   int n = query.shape.nranks;
   double S = static_cast<double>(query.bytes), depth = cost::treeDepth(n);

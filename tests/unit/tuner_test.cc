@@ -162,10 +162,14 @@ TEST(CostModel, AcrossSitesTheSiteGroupedPlanCrossesTheSiteLinkTheLeast) {
   double slow = costMicros(tiny, t);
   tiny.constants.wanMicros /= 10;
   EXPECT_NEAR(slow - costMicros(tiny, t), 0.9 * CostConstants{}.wanMicros, 1e-6);
-  // Sites that do not split the ranks evenly: no site-grouped plan.
+  // Sites that do not split the ranks evenly, or one rank a site: no
+  // site-grouped plan (the flat ring's).
   CostQuery odd = query(Collective::AllReduce, 1024, 5, 5, 8);
   odd.shape.nSites = 2;
   EXPECT_FALSE(hierarchicalCost(odd, &hier));
+  CostQuery single = query(Collective::AllReduce, 1024, 2, 2, 8);
+  single.shape.nSites = 2;
+  EXPECT_FALSE(hierarchicalCost(single, &hier));
 }
 
 // Across two sites of two nodes the tuner takes one hop for small messages
