@@ -115,14 +115,15 @@ delay_us() {
 # Node I's traffic to the other sites through a delay line: a TUN device wan0
 # that those addresses are routed to, shaped to RATE; the delay line sends
 # each packet on after DELAY with a mark whose routing table reaches eth0.
+delay_line_path() { echo "${WEFT_DELAY_LINE:-$(dirname "$0")/../build/tests/weft_delay_line}"; }
+
 delay_line() {
   local name=$1 nodes=$2 per=$3 i=$4 delay=$5 rate=$6
-  local ns="$name-$i" line=${WEFT_DELAY_LINE:-$(dirname "$0")/../build/tests/weft_delay_line}
-  local pidfile log us
+  local ns="$name-$i" line pidfile log us
+  line=$(delay_line_path)
   us=$(delay_us "$delay")
   pidfile=$(delay_pidfile "$name" "$i")
   log="${pidfile%.pid}.log"
-  [[ -x $line ]] || return 1
   for f in all default eth0; do ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$f.rp_filter=0"; done
   # Jumbo frames on the path: a sixth of the packets to carry one by one.
   ip -n "$name-br" link set "wv$i" mtu 9000
@@ -163,16 +164,14 @@ wan() {
     ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:30 htb rate "$rate"
     if ! ip netns exec "$ns" tc qdisc add dev eth0 parent 1:30 handle 30: netem delay "$delay" limit 100000 \
       2> /dev/null; then
-      ip netns exec "$ns" tc qdisc del dev eth0 root
-      if delay_line "$name" "$nodes" "$per" "$i" "$delay" "$rate"; then
+      if [[ -x $(delay_line_path) ]]; then
+        ip netns exec "$ns" tc qdisc del dev eth0 root  # the delay line's TUN device takes the rate
+        delay_line "$name" "$nodes" "$per" "$i" "$delay" "$rate"
         if ((!warned)); then echo "netns.sh wan: this kernel has no netem: $delay and $rate between sites by a delay line" >&2; fi
         warned=1
         continue
       fi
       echo "netns.sh wan: no netem and no delay line (build weft_delay_line): $rate between sites, no delay" >&2
-      ip netns exec "$ns" tc qdisc add dev eth0 root handle 1: htb default 10 r2q 100000
-      ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:10 htb rate 100gbit
-      ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:30 htb rate "$rate"
     fi
     for ((j = 0; j < nodes; ++j)); do
       if ((j / per != i / per)); then

@@ -323,8 +323,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // milliseconds a crossing, the default slots' many slices leave the link
   // mostly idle; fewer, larger ones keep it busy (docs/performance.md, "Two
   // sites").
-  const EnvParam slotParam =
-      nSites > 1 && !envIsSet(EnvParam::BufferSize) ? EnvParam::SiteBufferSize : EnvParam::BufferSize;
+  const EnvParam slotParam = slotBytesParam(nSites);
   Result<size_t> slotBytes = pieceBytes(slotParam);
   WEFT_CHECK(slotBytes.status());
   if (slotParam == EnvParam::SiteBufferSize)

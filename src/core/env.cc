@@ -148,6 +148,10 @@ bool envIsSet(EnvParam param) {
   return value != nullptr && value[0] != '\0';
 }
 
+EnvParam slotBytesParam(int nSites) {
+  return nSites > 1 && !envIsSet(EnvParam::BufferSize) ? EnvParam::SiteBufferSize : EnvParam::BufferSize;
+}
+
 std::string envString(EnvParam param) {
   const EnvParamInfo& info = envParamInfo(param);
   const char* value = getenv(info.name);

@@ -73,5 +73,9 @@ int64_t envInt(EnvParam param);
 // overflow included.
 bool parseEnvInt(const std::string& text, int64_t* out);
 bool envIsSet(EnvParam param);
+// The variable that sizes the FIFO slots of a communicator over nSites
+// sites: WEFT_SITE_BUFFSIZE across sites unless WEFT_BUFFSIZE is set, else
+// WEFT_BUFFSIZE.
+EnvParam slotBytesParam(int nSites);
 
 }  // namespace weft

@@ -151,10 +151,8 @@ int printTune(const TuneArgs& args) {
     config.nodeOfRank.push_back(static_cast<int>(static_cast<long long>(r) * args.nodes / args.nranks));
   if (args.sites > 1)
     for (int node : config.nodeOfRank) config.siteOfRank.push_back(node / (args.nodes / args.sites));
-  config.shape =
-      costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
-                static_cast<size_t>(envInt(args.sites > 1 && !envIsSet(EnvParam::BufferSize) ? EnvParam::SiteBufferSize
-                                                                                             : EnvParam::BufferSize)));
+  config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
+                           static_cast<size_t>(envInt(slotBytesParam(args.sites))));
   Tuner tuner(config);
   std::vector<Collective> collectives(plannedCollectives().begin(), plannedCollectives().end());
   if (!args.collective.empty()) {
