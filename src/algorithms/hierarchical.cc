@@ -279,8 +279,16 @@ Plan buildHierarchicalPlan(const PlanRequest& request) {
     std::vector<int> railMembers = g.rail();
     const std::vector<int>& nodeMembers = g.nodes[static_cast<size_t>(node)];
     for (int j = 0; j < m; ++j) ringReduceScatter(nodeMembers, local, superBlockRing(j), false, false, steps);
+    size_t railFirst = steps.size();
     ringReduceScatter(railMembers, node, railBlocks, true, true, steps);
     ringAllGather(railMembers, node, railBlocks, steps);
+    // Software-pipelined (StepWalk) in three stages, cut at the first and
+    // the last receive from the rail: while a slice's data crosses the
+    // network (or the site link), the rank reduces the next slice inside its
+    // node and gathers the previous one there. What the rail's first send
+    // carries and what its last forward carries are taken a stage later;
+    // every other message in the stage that sends it.
+    stagedAroundReceivesFrom(g.at(node - 1, local), railFirst, steps.size(), steps);
     for (int j = 0; j < m; ++j) ringAllGather(nodeMembers, local, superBlockRing(j), steps);
   }
   for (int c = 0; c < request.nChannels; ++c) plan.addChannel(steps);

@@ -55,6 +55,23 @@ inline Step startingPass(Step step) {
   return step;
 }
 
+// Cuts [first, last) into three stages (see StepWalk) at the first and the
+// last step there that receives from `peer`: what comes before the first
+// receive (and its send to that ring) runs for the next slice while the
+// data is on its way, and what follows the last runs for the previous one.
+inline void stagedAroundReceivesFrom(int peer, size_t first, size_t last, std::vector<Step>& steps) {
+  last = std::min(last, steps.size());
+  auto fromPeer = [&](size_t i) {
+    return stepReceives(steps[i].op) && (steps[i].recvPeer == peer || steps[i].recvPeer2 == peer);
+  };
+  size_t i = first, j = last;
+  while (i < last && !fromPeer(i)) ++i;
+  while (j > i && !fromPeer(j - 1)) --j;
+  if (i == last) return;
+  steps[i].flags |= kStartsStage;
+  if (j - 1 > i) steps[j - 1].flags |= kStartsStage;
+}
+
 inline Step tokenStep(StepOp op, int peer, bool onLastSlice) {
   Step step = makeStep(op, op == StepOp::Await ? peer : -1, op == StepOp::Notify ? peer : -1, {}, {});
   step.onLastSlice = onLastSlice;

@@ -65,6 +65,8 @@ enum StepFlag : uint8_t {
   kMayPublishAddress = 1u << 0,
   // The first step of a pass (see StepWalk).
   kStartsPass = 1u << 1,
+  // The first step of a stage of its pass (see StepWalk).
+  kStartsStage = 1u << 2,
 };
 
 struct Step {
@@ -102,12 +104,31 @@ inline bool stepFansIn(const Step& step) { return step.recvPeer2 >= 0; }
 // every slice before the next pass begins. A tree all-reduce sends every
 // slice up the trees in one pass and brings them down in the next, so that
 // slices follow one another through the tree instead of each waiting for
-// its round trip to the root. Every consumer of plans walks them with this.
+// its round trip to the root.
+//
+// A pass may further be cut into stages (kStartsStage), which it runs
+// software-pipelined: in round t, stage p runs for slice t-p, the last
+// stage (the oldest slice) first, so a pass of P stages over N slices takes
+// N+P-1 rounds and stage p of slice s runs after stage p-1 of slice s and
+// after stage p of slice s-1. A slice's steps keep their order; what
+// changes is that a rank does the next slice's early stages while a late
+// stage's data is still on its way (the site-grouped all-reduce reduces a
+// slice inside its site while the previous one crosses the long link).
+// Both ends of a FIFO must still take its messages in one order (it holds
+// when each message is received a fixed number of stages after the one that
+// sends it, or when a stage's late messages are the last it sends and the
+// first its receiver's next round takes); the verifier checks what a plan
+// does.
+//
+// Every consumer of plans walks them with this.
 struct StepWalk {
   uint32_t step = 0;       // the step to run next (the channel's count once done)
   uint32_t passStart = 0;  // the first step of its pass
   size_t slice = 0;        // the slice it runs in
   size_t taken = 0;        // steps run so far
+  uint32_t stage = 0;      // the stage of its pass it runs in
+  uint32_t stages = 0;     // the pass's stage count (0: not counted yet)
+  size_t round = 0;        // stage p runs slice round - p
 
   // A walk over nSteps steps in `slices` slices (none: done at once).
   constexpr StepWalk(size_t nSteps, size_t slices) {
@@ -119,14 +140,44 @@ struct StepWalk {
   constexpr void advance(const Step* steps, size_t nSteps, size_t slices) {
     ++taken;
     ++step;
-    if (step < nSteps && (steps[step].flags & kStartsPass) == 0) return;
-    if (slice + 1 < slices) {  // the pass again, one slice on
-      ++slice;
-      step = passStart;
-    } else if (step < nSteps) {  // the next pass, from the first slice
-      passStart = step;
-      slice = 0;
+    if (step < nSteps && (steps[step].flags & (kStartsPass | kStartsStage)) == 0) return;
+    if (stages == 0) stages = countStages(steps, nSteps, passStart);
+    // The next stage down in this round, then the next round from the top.
+    for (;;) {
+      while (stage > 0) {
+        --stage;
+        if (round >= stage && round - stage < slices) return enter(steps, nSteps, round - stage);
+      }
+      if (round + 1 >= slices + stages - 1) break;
+      ++round;
+      stage = stages;
     }
+    if (step >= nSteps) return;  // the last pass is done (step is past the end)
+    // The next pass, from its first slice: step is its first step.
+    passStart = step;
+    slice = 0;
+    round = 0;
+    stage = 0;
+    stages = countStages(steps, nSteps, passStart);
+  }
+
+ private:
+  // The stages of the pass that starts at `first`.
+  static constexpr uint32_t countStages(const Step* steps, size_t nSteps, uint32_t first) {
+    uint32_t count = 1;
+    for (size_t i = first + 1; i < nSteps && (steps[i].flags & kStartsPass) == 0; ++i)
+      if (steps[i].flags & kStartsStage) ++count;
+    return count;
+  }
+  // To the first step of this pass's stage `stage`, in slice s.
+  constexpr void enter(const Step* steps, size_t nSteps, size_t s) {
+    uint32_t i = passStart;
+    for (uint32_t p = 0; p < stage; ++p) {
+      ++i;
+      while (i < nSteps && (steps[i].flags & kStartsStage) == 0) ++i;
+    }
+    step = i;
+    slice = s;
   }
 };
 

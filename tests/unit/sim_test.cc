@@ -232,6 +232,39 @@ TEST(Sim, WanLinksPerNodeCarryEachNodesFlowAtTheFullRate) {
   EXPECT_TRUE(own.busiestLink == "node 0 -> site 1" || own.busiestLink == "node 1 -> site 1") << own.busiestLink;
 }
 
+// Two sites of two nodes: the site-grouped all-reduce runs in stages, so
+// that a node reduces and gathers inside its site while the previous slice
+// crosses the site link; walked unstaged (every slice through all its steps
+// before the next) the same plan leaves the link idle meanwhile.
+TEST(Sim, TheSiteGroupedAllReduceOverlapsWorkInsideTheSiteWithTheSiteLink) {
+  const size_t slot = 4 << 20, count = 16 << 20;  // 64 MiB of floats in 4 slices a channel
+  MachineModel m = nodesOf(4, 1, 30.0, 1.0, slot);
+  m.siteOfNode = {0, 0, 1, 1};
+  m.wan = {5000.0, 0.125};
+  m.wanPerNode = true;
+  PlanRequest request;
+  request.collective = Collective::AllReduce;
+  request.nranks = 4;
+  request.nodeOfRank = m.nodeOfRank;
+  request.siteOfRank = {0, 0, 1, 1};
+  PlanSet staged = buildPlanSet(algorithmEntry(Algorithm::Hierarchical), request);
+  PlanSet unstaged = staged;
+  for (Plan& plan : unstaged)
+    for (Step& step : plan.steps) step.flags &= static_cast<uint8_t>(~kStartsStage);
+  ReplayResult overlapped, serial;
+  ASSERT_TRUE(replay(staged, count, weftFloat32, m, &overlapped).isOk());
+  ASSERT_TRUE(replay(unstaged, count, weftFloat32, m, &serial).isOk());
+  // Each node sends S/2 over its site link; a slice's reduce-scatter (or
+  // all-gather) inside the site is two 4 MiB steps over the 1 GB/s network;
+  // every slice waits out the site link's latency twice.
+  const double link = count * 4.0 / 2 / 0.125e3, local = 2 * slot / 1e3, slices = 4, latency = 2 * 5000.0;
+  // Staged: the link's time, plus the first slice's reduce-scatter and the
+  // last one's all-gather, plus the latencies.
+  EXPECT_LT(overlapped.micros, link + 2 * local + slices * latency) << overlapped.micros;
+  // Unstaged: every slice's work inside the site adds to the link's time.
+  EXPECT_GT(serial.micros, link + slices * 2 * local) << serial.micros;
+}
+
 // Replaying one group of ranks and delivering its messages to the group's
 // own ranks gives the very times of replaying them all, when the plans
 // repeat from group to group (ring, hierarchical) and the machine does.
