@@ -82,7 +82,7 @@ Cluster sites() {
   c.machine.network = {50.0, 1.25};
   c.machine.wan = {5000.0, 0.125};
   c.machine.wanPerNode = true;
-  c.machine.slotBytes = 4 << 20;  // WEFT_SITE_BUFFSIZE: what weft uses across sites
+  c.machine.slotBytes = 2 << 20;  // WEFT_SITE_BUFFSIZE: what weft uses across sites
   return c;
 }
 

@@ -45,10 +45,11 @@ const EnvParamInfo kTable[] = {
      "when the communicator is destroyed: %r becomes the rank, else '.<rank>' is appended when there are several."},
     {EnvParam::BufferSize, "WEFT_BUFFSIZE", "131072",
      "Bytes in one FIFO slot of the shared-memory transport (the pipelining chunk)."},
-    {EnvParam::SiteBufferSize, "WEFT_SITE_BUFFSIZE", "4194304",
+    {EnvParam::SiteBufferSize, "WEFT_SITE_BUFFSIZE", "2097152",
      "The FIFO slot of a communicator whose ranks span several sites (WEFT_SITEID), unless WEFT_BUFFSIZE is set: "
-     "a channel's slices go through their steps one after another, and each waits on the site link's latency "
-     "where it crosses it, so a long link wants few, large slices."},
+     "every slice waits on the site link's latency where it crosses it (the site-grouped all-reduce overlaps "
+     "that wait with the next slice's work inside the site, the ring does not), so a long link wants fewer, "
+     "larger slices."},
     {EnvParam::Nslots, "WEFT_NSLOTS", "8", "Slots in each shared-memory FIFO (how far a sender may run ahead)."},
     {EnvParam::ZeroCopy, "WEFT_ZERO_COPY", "1",
      "1 lets ranks that are threads of one process read each other's buffers directly for "
