@@ -57,5 +57,12 @@ fi
 # The nccl-tests-style binary on GPU buffers (CUDA managed memory), 2 ranks sharing the GPU.
 timeout 180 build-gpu/perf/all_reduce_perf -t 2 -g 1 -b 8 -e 256M -f 8 -n 20 -w 5 2>&1 |
   tee "$out/all_reduce_perf_gpu.txt" | tail -14 || status=1
+# Two processes on the GPU: FIFOs in device memory through CUDA IPC (the same GPU), then
+# staged through host memory both map (WEFT_P2P_DISABLE=1), every size checked.
+for p2p in 0 1; do
+  WEFT_P2P_DISABLE=$p2p WEFT_ALLOW_SHARED_GPU=1 WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=INIT timeout 180 \
+    tests/integration/env_launch.sh build-gpu/perf/all_reduce_perf 2 -g 1 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 |
+    tee "$out/all_reduce_perf_gpu_processes_p2p_disable_$p2p.txt" | grep -E "FIFOs in|Out of bounds" || status=1
+done
 build-gpu/perf/all_reduce_perf -t 2 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 | tee "$out/host_all_reduce.txt" | tail -12
 exit $status

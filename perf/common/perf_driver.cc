@@ -655,9 +655,19 @@ void rankMain(Shared& s, int thread) {
         (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1))
       devices = 1;
 #endif
+    // Processes of one node (under mpirun) take the devices in turn, as
+    // their threads do.
+    auto envCount = [](const char* name, int fallback) {
+      const char* value = getenv(name);
+      return value != nullptr && atoi(value) >= 0 ? atoi(value) : fallback;
+    };
+    int localRank = envCount("OMPI_COMM_WORLD_LOCAL_RANK", 0);
+    int localSize = std::max(1, envCount("OMPI_COMM_WORLD_LOCAL_SIZE", 1));
     weftConfig_t config = WEFT_CONFIG_INITIALIZER;
-    config.cudaDevice = thread % devices;
-    config.allowSharedGpu = o.threads > devices ? 1 : 0;
+    config.cudaDevice = (localRank * o.threads + thread) % devices;
+    // More ranks than devices share them; otherwise WEFT_ALLOW_SHARED_GPU
+    // decides (processes started without mpirun do not know their neighbours).
+    if (localSize * o.threads > devices) config.allowSharedGpu = 1;
 #if defined(WEFT_HAVE_CUDA)
     cudaSetDevice(config.cudaDevice);
 #endif

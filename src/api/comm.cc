@@ -452,6 +452,11 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       return WEFT_ERROR(weftInvalidArgument, "WEFT_DEVICE_PROTOCOL=%s: expected simple, ll or empty", protocol.c_str());
     deviceConfig.samePeerProcess = samePeerProcess;
     deviceConfig.stageThroughHost = envInt(EnvParam::P2pDisable) != 0;
+    for (const HostInfo& host : hosts) {
+      deviceConfig.busIds.emplace_back(host.gpuBusId, strnlen(host.gpuBusId, sizeof(host.gpuBusId)));
+      deviceConfig.pids.push_back(host.pid);
+    }
+    deviceConfig.topo = machine.topo;
     Result<std::unique_ptr<DeviceExecutor>> executor =
         DeviceExecutor::create(context, comm->device, *comm->bootstrap, deviceConfig);
     if (!executor.isOk()) return executor.status();

@@ -132,8 +132,9 @@ const EnvParamInfo kTable[] = {
     {EnvParam::LlThreshold, "WEFT_LL_THRESHOLD", "65536",
      "GPU communicators: operations up to this many bytes use the low-latency protocol."},
     {EnvParam::P2pDisable, "WEFT_P2P_DISABLE", "0",
-     "GPU communicators: 1 puts the FIFOs between ranks in host memory both devices reach instead of "
-     "the receiver's device memory (GPUs without peer access; ranks of one process)."},
+     "GPU communicators: 1 puts the FIFOs between every pair of ranks in host memory both processes map and "
+     "both devices reach, instead of the receiver's device memory (which weft chooses already for pairs "
+     "without peer access or across CPU sockets)."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

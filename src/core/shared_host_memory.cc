@@ -1,6 +1,8 @@
 #include "core/shared_host_memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -60,6 +62,20 @@ bool freeSharedHost(void* ptr) {
   munmap(allocation.base, allocation.bytes);
   close(allocation.fd);
   return true;
+}
+
+char* mapPeerSharedHost(int pid, int fd, size_t bytes, int* error) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+  int local = open(path, O_RDWR | O_CLOEXEC);
+  if (local < 0) {
+    *error = errno;
+    return nullptr;
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, local, 0);
+  *error = errno;
+  close(local);
+  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
 }
 
 bool findSharedHost(const void* ptr, size_t bytes, SharedAllocation* allocation) {

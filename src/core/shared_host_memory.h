@@ -28,5 +28,9 @@ Result<void*> allocateSharedHost(size_t bytes);
 bool freeSharedHost(void* ptr);
 // The allocation holding [ptr, ptr + bytes), if any.
 bool findSharedHost(const void* ptr, size_t bytes, SharedAllocation* allocation);
+// Maps `bytes` of another process's allocation (its pid and memfd, opened
+// through /proc/<pid>/fd) shared into this one; null with *error (errno) when
+// that fails. munmap releases it.
+char* mapPeerSharedHost(int pid, int fd, size_t bytes, int* error);
 
 }  // namespace weft

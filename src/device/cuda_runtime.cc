@@ -154,11 +154,6 @@ class CudaRuntime final : public Runtime {
   }
   Result<void*> importMemory(const MemoryHandle& handle) override {
     if (handle.pid == getpid()) return reinterpret_cast<void*>(handle.address);
-    if (handle.kind == 3)
-      return WEFT_ERROR(weftInvalidUsage,
-                        "WEFT_P2P_DISABLE stages through host memory between ranks of one process only (a peer in "
-                        "process %d)",
-                        handle.pid);
     cudaIpcMemHandle_t ipc;
     memcpy(&ipc, handle.ipc, sizeof(ipc));
     void* p = nullptr;
@@ -167,6 +162,37 @@ class CudaRuntime final : public Runtime {
     return p;
   }
   void closeImported(void* p) override { cudaIpcCloseMemHandle(p); }
+  bool reachesPeer(const std::string& peerBusId, int) const override {
+    int peer = -1;
+    if (cudaDeviceGetByPCIBusId(&peer, peerBusId.c_str()) != cudaSuccess) {
+      cudaGetLastError();
+      return false;  // not visible to this process: no peer access to it
+    }
+    if (peer == device_) return true;
+    int can = 0;
+    if (cudaDeviceCanAccessPeer(&can, device_, peer) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return can != 0;
+  }
+
+ protected:
+  Status registerHost(void* p, size_t bytes) override {
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    WEFT_CUDA(cudaHostRegister(p, bytes, cudaHostRegisterPortable | cudaHostRegisterMapped), "cudaHostRegister");
+    void* onDevice = nullptr;
+    cudaError_t rc = cudaHostGetDevicePointer(&onDevice, p, 0);
+    if (rc != cudaSuccess || onDevice != p) {
+      cudaGetLastError();
+      cudaHostUnregister(p);
+      return WEFT_ERROR(weftSystemError,
+                        "host memory at %p is at %p on device %d (unified addressing expected): cannot stage there", p,
+                        onDevice, device_);
+    }
+    return Status::ok();
+  }
+  void unregisterHost(void* p) override { cudaHostUnregister(p); }
 
  private:
   int device_;

@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/types.h"
+#include "device/fifo_route.h"
 #include "exec/call_match.h"
 #include "exec/geometry.h"
 
@@ -44,11 +45,47 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   int n = context_.nranks, channels = context_.maxChannels;
   size_t fifoBytes = (shape_.bytes() + 255) & ~size_t{255};
   size_t areaBytes = fifoBytes * static_cast<size_t>(n) * static_cast<size_t>(channels);
-  // WEFT_P2P_DISABLE=1: the FIFOs in host memory both devices reach
-  // (mapped, pinned), for GPUs without peer access to each other.
-  Result<void*> area = config_.stageThroughHost ? rt.allocateShared(areaBytes) : rt.allocate(areaBytes);
-  if (!area.isOk()) return area.status();
-  fifos_ = static_cast<char*>(area.value());
+  // Where each pair's FIFOs live: this rank's view of every peer, exchanged,
+  // and host memory for a pair where either side asks for it.
+  std::vector<FifoRoute> mine(static_cast<size_t>(n));
+  std::vector<char> views(static_cast<size_t>(n) * static_cast<size_t>(n), 0);
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer == context_.rank) continue;
+    FifoRouteQuery query;
+    query.p2pDisabled = config_.stageThroughHost;
+    query.emulated = std::string(rt.name()) == "emulated";
+    bool known = config_.busIds.size() == static_cast<size_t>(n) && config_.pids.size() == static_cast<size_t>(n);
+    if (known) {
+      query.busId = config_.busIds[context_.rank];
+      query.peerBusId = config_.busIds[peer];
+      query.reachable = rt.reachesPeer(query.peerBusId, config_.pids[peer]);
+    }
+    query.topo = config_.topo.get();
+    mine[peer] = chooseFifoRoute(query);
+    views[static_cast<size_t>(context_.rank) * n + peer] = mine[peer].throughHost ? 1 : 0;
+  }
+  WEFT_CHECK(bootstrap.allGather(views.data(), static_cast<size_t>(n)));
+  std::vector<std::vector<bool>> wants(static_cast<size_t>(n), std::vector<bool>(static_cast<size_t>(n)));
+  for (int r = 0; r < n; ++r)
+    for (int p = 0; p < n; ++p) wants[r][p] = views[static_cast<size_t>(r) * n + p] != 0;
+  std::vector<std::vector<bool>> throughHost = fifoRoutesAgreed(wants);
+  bool anyHost = false, anyDevice = n == 1;
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer == context_.rank) continue;
+    (throughHost[context_.rank][peer] ? anyHost : anyDevice) = true;
+  }
+  // Both areas are indexed alike (peer, channel); only the peers routed to
+  // one use its FIFOs.
+  if (anyDevice) {
+    Result<void*> area = rt.allocate(areaBytes);
+    if (!area.isOk()) return area.status();
+    fifos_ = static_cast<char*>(area.value());
+  }
+  if (anyHost) {
+    Result<void*> area = rt.allocateInterprocess(areaBytes);
+    if (!area.isOk()) return area.status();
+    hostFifos_ = static_cast<char*>(area.value());
+  }
   Result<void*> scratch = rt.allocate(static_cast<size_t>(maxBlocks_) * 4 * shape_.scratchSlotBytes());
   if (!scratch.isOk()) return scratch.status();
   scratch_ = static_cast<char*>(scratch.value());
@@ -61,29 +98,54 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   Result<void*> stream = rt.createStream();
   if (!stream.isOk()) return stream.status();
   ownStream_ = stream.value();
-  // Every rank's FIFO area, mapped here.
-  std::vector<device::MemoryHandle> handles(static_cast<size_t>(n));
-  Result<device::MemoryHandle> mine = config_.stageThroughHost ? rt.exportShared(fifos_) : rt.exportMemory(fifos_);
-  if (!mine.isOk()) return mine.status();
-  handles[context_.rank] = mine.value();
-  WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(device::MemoryHandle)));
+  // Every rank's FIFO areas, mapped here.
+  struct Areas {
+    device::MemoryHandle device, host;
+  };
+  std::vector<Areas> handles(static_cast<size_t>(n));
+  if (fifos_ != nullptr) {
+    Result<device::MemoryHandle> exported = rt.exportMemory(fifos_);
+    if (!exported.isOk()) return exported.status();
+    handles[context_.rank].device = exported.value();
+  }
+  if (hostFifos_ != nullptr) {
+    Result<device::MemoryHandle> exported = rt.exportInterprocess(hostFifos_);
+    if (!exported.isOk()) return exported.status();
+    handles[context_.rank].host = exported.value();
+  }
+  WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(Areas)));
   std::vector<Link> links(static_cast<size_t>(n) * static_cast<size_t>(channels));
   for (int peer = 0; peer < n; ++peer) {
     if (peer == context_.rank) continue;
-    Result<void*> theirs = rt.importMemory(handles[peer]);
-    if (!theirs.isOk())
-      return WEFT_ERROR(theirs.status().code(), "rank %d: cannot map rank %d's FIFOs: %s", context_.rank, peer,
-                        theirs.status().message().c_str());
-    if (theirs.value() != reinterpret_cast<void*>(handles[peer].address)) imported_.push_back(theirs.value());
-    char* base = static_cast<char*>(theirs.value());
+    bool host = throughHost[context_.rank][peer];
+    char* base = nullptr;
+    if (host) {
+      Result<void*> theirs = rt.importInterprocess(handles[peer].host);
+      if (!theirs.isOk())
+        return WEFT_ERROR(theirs.status().code(), "rank %d: cannot map rank %d's FIFOs in host memory: %s",
+                          context_.rank, peer, theirs.status().message().c_str());
+      importedHost_.emplace_back(theirs.value(), handles[peer].host);
+      base = static_cast<char*>(theirs.value());
+    } else {
+      Result<void*> theirs = rt.importMemory(handles[peer].device);
+      if (!theirs.isOk())
+        return WEFT_ERROR(theirs.status().code(), "rank %d: cannot map rank %d's FIFOs: %s", context_.rank, peer,
+                          theirs.status().message().c_str());
+      if (theirs.value() != reinterpret_cast<void*>(handles[peer].device.address)) imported_.push_back(theirs.value());
+      base = static_cast<char*>(theirs.value());
+    }
+    char* own = host ? hostFifos_ : fifos_;
     for (int c = 0; c < channels; ++c) {
       Link& link = links[static_cast<size_t>(peer) * channels + c];
       // My FIFO from peer on c is slot (peer, c) of my area; my FIFO to
       // peer is slot (me, c) of theirs.
-      link.recv = reinterpret_cast<device::Fifo*>(fifos_ + (static_cast<size_t>(peer) * channels + c) * fifoBytes);
+      link.recv = reinterpret_cast<device::Fifo*>(own + (static_cast<size_t>(peer) * channels + c) * fifoBytes);
       link.send =
           reinterpret_cast<device::Fifo*>(base + (static_cast<size_t>(context_.rank) * channels + c) * fifoBytes);
     }
+    WEFT_INFO(kLogInit, "rank %d <-> rank %d: FIFOs in %s (%s)", context_.rank, peer,
+              host ? "host memory" : "device memory",
+              host && !mine[peer].throughHost ? "the peer's choice" : mine[peer].why.c_str());
   }
   Result<void*> table = rt.allocate(links.size() * sizeof(Link));
   if (!table.isOk()) return table.status();
@@ -94,9 +156,9 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   std::vector<int> all(static_cast<size_t>(n));
   all[context_.rank] = token;
   WEFT_CHECK(bootstrap.allGather(all.data(), sizeof(int)));
-  WEFT_INFO(kLogInit, "rank %d: %s device %d: %d channel(s), FIFOs of %d x %zu bytes (LL %zu) from %d peer(s) in %s",
+  WEFT_INFO(kLogInit, "rank %d: %s device %d: %d channel(s), FIFOs of %d x %zu bytes (LL %zu) from %d peer(s)",
             context_.rank, rt.name(), rt.device(), channels, device::kFifoDepth, shape_.slotBytes, shape_.llSlotBytes,
-            n - 1, config_.stageThroughHost ? "host memory (WEFT_P2P_DISABLE)" : "device memory");
+            n - 1);
   return Status::ok();
 }
 
@@ -108,15 +170,14 @@ DeviceExecutor::~DeviceExecutor() {
     rt.free(dp.channelStart);
   }
   for (void* p : imported_) rt.closeImported(p);
+  for (auto& [p, handle] : importedHost_) rt.closeInterprocess(p, handle);
   for (void* p : captured_) rt.freeShared(p);
   for (void* p : capturedDevice_) rt.free(p);
   for (auto& [bytes, p] : spareShared_) rt.freeShared(p);
   for (auto& [bytes, p] : spareDevice_) rt.free(p);
   rt.free(links_);
-  if (config_.stageThroughHost)
-    rt.freeShared(fifos_);
-  else
-    rt.free(fifos_);
+  rt.free(fifos_);
+  rt.freeInterprocess(hostFifos_);
   rt.free(scratch_);
   rt.free(counters_);
   if (abortWord_ != nullptr) rt.freeShared(abortWord_);

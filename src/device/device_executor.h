@@ -8,7 +8,9 @@
 // each peer on each channel (work.h's Fifo), exports the allocation
 // (Runtime::exportMemory: a pointer within the process on the emulated
 // device, a CUDA IPC handle between processes on a GPU), and maps its
-// peers'; each link's sent/received counts live in device memory and
+// peers'; a pair that cannot (or should not) write each other's device
+// memory keeps its FIFOs in host memory both processes map instead
+// (fifo_route.h); each link's sent/received counts live in device memory and
 // persist between launches. Plans are copied to device memory once, when
 // first used, and kept as long as the communicator (the tuner keeps them).
 #pragma once
@@ -23,6 +25,7 @@
 
 #include "bootstrap/bootstrap.h"
 #include "device/runtime.h"
+#include "topology/machine.h"
 #include "exec/executor.h"
 
 namespace weft {
@@ -33,7 +36,12 @@ struct DeviceExecutorConfig {
   size_t llThreshold = 65536;     // operations up to this many bytes use LL
   int forceProtocol = -1;         // 0 simple, 1 LL, -1 by size
   bool samePeerProcess = true;    // every peer is a thread of this process
-  bool stageThroughHost = false;  // WEFT_P2P_DISABLE: FIFOs in host memory
+  bool stageThroughHost = false;  // WEFT_P2P_DISABLE: every FIFO in host memory
+  // Every rank's GPU (PCI bus id) and process, and this node's machine (null:
+  // unknown), from which each pair's FIFOs are placed (fifo_route.h).
+  std::vector<std::string> busIds;
+  std::vector<int> pids;
+  std::shared_ptr<const MachineTopology> topo;
 };
 
 class DeviceExecutor final : public Executor {
@@ -94,14 +102,16 @@ class DeviceExecutor final : public Executor {
   device::FifoShape shape_;
   int maxBlocks_ = 1;
 
-  char* fifos_ = nullptr;          // this rank's FIFOs from every peer (device memory)
-  std::vector<void*> imported_;    // peers' FIFO areas mapped here
-  device::Link* links_ = nullptr;  // device memory [peer * maxChannels + channel]
-  char* scratch_ = nullptr;        // device memory, maxBlocks_ * 4 scratch slots
-  uint64_t* counters_ = nullptr;   // device memory: concurrentDone, orderedBarrier
-  uint32_t* abortWord_ = nullptr;  // shared memory
-  void* ownStream_ = nullptr;      // where NULL-stream work goes
-  void* lastStream_ = nullptr;     // the stream of the last launch
+  char* fifos_ = nullptr;        // this rank's FIFOs from peers that write device memory
+  char* hostFifos_ = nullptr;    // ... from peers that stage through host memory
+  std::vector<void*> imported_;  // peers' device FIFO areas mapped here
+  std::vector<std::pair<void*, device::MemoryHandle>> importedHost_;  // peers' host FIFO areas
+  device::Link* links_ = nullptr;                                     // device memory [peer * maxChannels + channel]
+  char* scratch_ = nullptr;                                           // device memory, maxBlocks_ * 4 scratch slots
+  uint64_t* counters_ = nullptr;                                      // device memory: concurrentDone, orderedBarrier
+  uint32_t* abortWord_ = nullptr;                                     // shared memory
+  void* ownStream_ = nullptr;                                         // where NULL-stream work goes
+  void* lastStream_ = nullptr;                                        // the stream of the last launch
   device::Event lastEvent_;
   bool haveLastEvent_ = false;
   std::map<const Plan*, DevicePlan> plans_;

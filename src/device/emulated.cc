@@ -194,7 +194,7 @@ class EmulatedRuntime final : public Runtime {
 
   Result<MemoryHandle> exportMemory(void* p) override { return MemoryHandle::ofPointer(p, 1); }
   Result<void*> importMemory(const MemoryHandle& handle) override {
-    if ((handle.kind != 1 && handle.kind != 3) || handle.pid != getpid())
+    if (handle.kind != 1 || handle.pid != getpid())
       return WEFT_ERROR(weftInvalidUsage,
                         "the emulated device shares memory only between ranks of one process (a peer in process %d "
                         "offered memory to process %d)",
@@ -202,6 +202,13 @@ class EmulatedRuntime final : public Runtime {
     return reinterpret_cast<void*>(handle.address);
   }
   void closeImported(void*) override {}
+  // Emulated device memory is the process's own heap: a rank of another
+  // process stages through host memory instead.
+  bool reachesPeer(const std::string&, int peerPid) const override { return peerPid == getpid(); }
+
+ protected:
+  Status registerHost(void*, size_t) override { return Status::ok(); }
+  void unregisterHost(void*) override {}
 
  private:
   int ordinal_;

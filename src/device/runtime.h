@@ -27,9 +27,12 @@ struct Event {
 // What a rank publishes so that a peer can map a device allocation of its.
 struct MemoryHandle {
   int32_t pid = 0;
-  uint32_t kind = 0;     // 1: emulated pointer, 2: CUDA IPC handle, 3: shared (host) memory
+  uint32_t kind = 0;     // 1: emulated pointer, 2: CUDA IPC handle, 3: host memory other processes map
   uint64_t address = 0;  // the exporter's address (same process: usable as it is)
   char ipc[64] = {};     // cudaIpcMemHandle_t
+  int32_t fd = -1;       // kind 3: the exporter's memfd (core/shared_host_memory.h)
+  uint32_t pad = 0;
+  uint64_t bytes = 0;  // kind 3: the allocation's mapped size
 
   // This process's pointer p, of the given kind (no IPC handle).
   static MemoryHandle ofPointer(void* p, uint32_t kind);
@@ -80,10 +83,29 @@ class Runtime {
 
   // Sharing allocations with peers.
   virtual Result<MemoryHandle> exportMemory(void* p) = 0;
-  // Shared (host) memory: within the process only in this version.
-  Result<MemoryHandle> exportShared(void* p) { return MemoryHandle::ofPointer(p, 3); }
   virtual Result<void*> importMemory(const MemoryHandle& handle) = 0;
   virtual void closeImported(void* p) = 0;
+  // Whether this device can write device memory of the peer's (a rank of
+  // process peerPid on the GPU with that bus id), so that FIFOs may live
+  // there: the same process on the emulated device; peer access (or the
+  // same GPU) with CUDA.
+  virtual bool reachesPeer(const std::string& peerBusId, int peerPid) const = 0;
+
+  // Host memory that other processes of the node map and that every device
+  // of the node reads and writes (pinned and mapped with CUDA): the FIFOs
+  // of ranks that stage through host memory. Zeroed.
+  Result<void*> allocateInterprocess(size_t bytes);
+  void freeInterprocess(void* p);
+  Result<MemoryHandle> exportInterprocess(void* p) const;
+  // The peer's allocation mapped here (its own pointer within the process);
+  // closeInterprocess with the same handle releases it.
+  Result<void*> importInterprocess(const MemoryHandle& handle);
+  void closeInterprocess(void* p, const MemoryHandle& handle);
+
+ protected:
+  // Lets this device reach host memory mapped here (cudaHostRegister).
+  virtual Status registerHost(void* p, size_t bytes) = 0;
+  virtual void unregisterHost(void* p) = 0;
 };
 
 // The runtime for a communicator on device `ordinal`: emulated when

@@ -49,7 +49,8 @@ bool writeAll(int fd, const void* data, size_t bytes) {
   return true;
 }
 
-std::vector<std::string> runProcesses(int nranks, const RankBody& body, int timeoutSeconds, int ranksPerNode) {
+std::vector<std::string> runProcesses(int nranks, const RankBody& body, int timeoutSeconds, int ranksPerNode,
+                                      bool device = false) {
   std::vector<std::string> failures;
   std::vector<pid_t> pids(static_cast<size_t>(nranks));
   std::vector<int> idWrite(static_cast<size_t>(nranks)), resultRead(static_cast<size_t>(nranks));
@@ -73,7 +74,7 @@ std::vector<std::string> runProcesses(int nranks, const RankBody& body, int time
         if (n <= 0) _exit(3);
         got += static_cast<size_t>(n);
       }
-      std::string error = runOne(id, r, nranks, body);
+      std::string error = runOne(id, r, nranks, body, device);
       writeAll(resultPipe[1], error.data(), error.size());
       close(resultPipe[1]);
       _exit(error.empty() ? 0 : 1);
@@ -173,6 +174,7 @@ std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& bod
     case RankMode::Threads: return runThreads(nranks, body, timeoutSeconds, false);
     case RankMode::DeviceThreads: return runThreads(nranks, body, timeoutSeconds, true);
     case RankMode::Processes: return runProcesses(nranks, body, timeoutSeconds, 0);
+    case RankMode::DeviceProcesses: return runProcesses(nranks, body, timeoutSeconds, 0, true);
     case RankMode::Nodes: return runProcesses(nranks, body, timeoutSeconds, 2);
     case RankMode::Nodes1: return runProcesses(nranks, body, timeoutSeconds, 1);
   }

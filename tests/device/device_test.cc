@@ -368,6 +368,16 @@ TEST_F(EmulatedDevice, FifosInHostMemoryGiveTheSameResults) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Ranks in processes of their own cannot write each other's emulated device
+// memory, so their FIFOs live in host memory both map (fifo_route.h): every
+// collective, type and op as with threads.
+TEST_F(EmulatedDevice, ProcessesStageThroughHostMemoryWithTheSameResults) {
+  std::vector<Case> cases = allCases(3, {0, 7, 1023, 70001});
+  auto failures = runRanks(3, RankMode::DeviceProcesses,
+                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
   int local = 0;
   EXPECT_EQ(weftMemFree(&local), weftInvalidArgument);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "device/fifo_route.h"
 #include "topology/machine.h"
 
 namespace weft {
@@ -70,6 +71,57 @@ TEST(Topology, Power8PairsGpusByNvLinkAndCrossesSocketsOverPcie) {
   EXPECT_DOUBLE_EQ(pair.bottleneckGBps, 40.0);
   EXPECT_EQ(topo.path(topo.gpus[2], topo.gpus[3]).cls, PathClass::NvLink);
   EXPECT_EQ(topo.path(topo.gpus[0], topo.gpus[2]).cls, PathClass::CrossSocket);
+}
+
+// Where a GPU pair's FIFOs live (device/fifo_route.h): the receiver's device
+// memory over NVSwitch, NVLink or PCIe inside a socket; host memory across
+// sockets, without peer access, or when WEFT_P2P_DISABLE asks; and a pair
+// stages when either side says so.
+TEST(FifoRoutes, FollowThePathClassBetweenTheGpus) {
+  MachineTopology dgx2 = load("nvidiaDGX2.xml"), power8 = load("power8gpudistances.xml"),
+                  pcie = load("24em64t-2n6c2t-pci.xml");
+  auto route = [](const MachineTopology& topo, int a, int b) {
+    FifoRouteQuery query;
+    query.topo = &topo;
+    query.busId = topo.nodes[topo.gpus[a]].busId;
+    query.peerBusId = topo.nodes[topo.gpus[b]].busId;
+    return chooseFifoRoute(query);
+  };
+  FifoRoute nvswitch = route(dgx2, 0, 15);
+  EXPECT_FALSE(nvswitch.throughHost);
+  EXPECT_EQ(nvswitch.why, "NVSwitch");
+  EXPECT_FALSE(route(power8, 0, 1).throughHost);
+  EXPECT_EQ(route(power8, 0, 1).why, "NVLink");
+  FifoRoute sockets = route(power8, 0, 2);
+  EXPECT_TRUE(sockets.throughHost);
+  EXPECT_EQ(sockets.why, "across CPU sockets");
+  EXPECT_FALSE(route(pcie, 1, 2).throughHost);
+  EXPECT_EQ(route(pcie, 1, 2).why, "host bridge");
+  EXPECT_TRUE(route(pcie, 0, 1).throughHost);
+  EXPECT_EQ(route(pcie, 0, 0).why, "the same GPU");
+
+  FifoRouteQuery query;
+  query.topo = &dgx2;
+  query.busId = dgx2.nodes[dgx2.gpus[0]].busId;
+  query.peerBusId = dgx2.nodes[dgx2.gpus[1]].busId;
+  query.p2pDisabled = true;
+  EXPECT_EQ(chooseFifoRoute(query).why, "WEFT_P2P_DISABLE");
+  query.p2pDisabled = false;
+  query.reachable = false;
+  EXPECT_TRUE(chooseFifoRoute(query).throughHost);
+  query.emulated = true;
+  EXPECT_EQ(chooseFifoRoute(query).why, "emulated device memory of another process");
+  query = FifoRouteQuery{};  // no topology: peer access decides
+  query.busId = "0000:01:00.0";
+  query.peerBusId = "0000:02:00.0";
+  EXPECT_FALSE(chooseFifoRoute(query).throughHost);
+
+  // Rank 1 alone would stage to rank 2: both of them do, nobody else.
+  std::vector<std::vector<bool>> wants = {{false, false, false}, {false, false, true}, {false, false, false}};
+  std::vector<std::vector<bool>> agreed = fifoRoutesAgreed(wants);
+  EXPECT_TRUE(agreed[1][2]);
+  EXPECT_TRUE(agreed[2][1]);
+  EXPECT_FALSE(agreed[0][1] || agreed[1][0] || agreed[0][2] || agreed[2][0]);
 }
 
 TEST(Topology, GpusAreFoundByTheBusIdCudaOrNvmlGives) {

@@ -171,21 +171,6 @@ bool readProcess(pid_t pid, void* dst, uint64_t address, size_t bytes, int* erro
   return true;
 }
 
-// Opens peer pid's descriptor fd (a memfd) and maps bytes of it shared.
-char* mapPeerMemory(pid_t pid, int fd, size_t bytes, int* error) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-  int local = open(path, O_RDWR | O_CLOEXEC);
-  if (local < 0) {
-    *error = errno;
-    return nullptr;
-  }
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, local, 0);
-  *error = errno;
-  close(local);
-  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
-}
-
 }  // namespace
 
 // What a peer reads to map a registered buffer. state: 0 free, else the
@@ -383,7 +368,7 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::create(Bootstrap& bootstrap,
       mine &= ~kReads;
     }
     int fd = probeFds[local].load(std::memory_order_relaxed);
-    char* page = (mine & kMaps) != 0 && fd >= 0 ? mapPeerMemory(pid, fd, sizeof(uint64_t), &error) : nullptr;
+    char* page = (mine & kMaps) != 0 && fd >= 0 ? mapPeerSharedHost(pid, fd, sizeof(uint64_t), &error) : nullptr;
     if ((mine & kMaps) != 0 && (page == nullptr || *reinterpret_cast<uint64_t*>(page) != kControlMagic)) {
       WEFT_INFO(kLogShm,
                 "rank %d: mapping rank %d's (pid %d) shared host memory failed: %s; its registered buffers are "
@@ -483,7 +468,7 @@ Result<const void*> ShmTransport::mappedAddress(int peer, uint64_t address, size
       });
       pid_t pid = std::abs(control_->pids[local].load(std::memory_order_acquire));
       int error = 0;
-      char* p = mapPeerMemory(pid, entry.fd, entry.allocationBytes, &error);
+      char* p = mapPeerSharedHost(pid, entry.fd, entry.allocationBytes, &error);
       if (p == nullptr)
         return WEFT_ERROR(weftSystemError, "rank %d: mapping rank %d's registered buffer (%zu bytes) failed: %s", rank_,
                           peer, static_cast<size_t>(entry.allocationBytes), strerror(error));
