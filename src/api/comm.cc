@@ -218,12 +218,6 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     samePeerProcess = samePeerProcess && hosts[r].pid == hosts[rank].pid &&
                       strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) == 0;
   if (options.cudaDevice >= 0) {
-    for (int r = 0; r < nranks; ++r)
-      if (strncmp(hosts[r].hostId, hosts[rank].hostId, kHostIdBytes) != 0)
-        return WEFT_ERROR(weftInvalidUsage,
-                          "rank %d: GPU communicators span one node in this version of weft (rank %d is on another "
-                          "node); the net transport from GPU memory is not built yet",
-                          rank, r);
     Result<std::shared_ptr<device::Runtime>> runtime = device::runtimeFor(options.cudaDevice);
     if (!runtime.isOk())
       return WEFT_ERROR(runtime.status().code(), "rank %d: %s", rank, runtime.status().message().c_str());
@@ -451,6 +445,13 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     else if (!protocol.empty())
       return WEFT_ERROR(weftInvalidArgument, "WEFT_DEVICE_PROTOCOL=%s: expected simple, ll or empty", protocol.c_str());
     deviceConfig.samePeerProcess = samePeerProcess;
+    // The net bridge moves whole slots (header and payload); LL slots, whose
+    // words carry their own flags, stay inside a node.
+    if (nNodes > 1 && deviceConfig.forceProtocol != 0) {
+      if (deviceConfig.forceProtocol == 1)
+        WEFT_WARN("rank %d: WEFT_DEVICE_PROTOCOL=ll is not used across nodes: simple slots there", rank);
+      deviceConfig.forceProtocol = 0;
+    }
     deviceConfig.stageThroughHost = envInt(EnvParam::P2pDisable) != 0;
     for (const HostInfo& host : hosts) {
       deviceConfig.busIds.emplace_back(host.gpuBusId, strnlen(host.gpuBusId, sizeof(host.gpuBusId)));

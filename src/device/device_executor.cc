@@ -1,6 +1,9 @@
 #include "device/device_executor.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -49,8 +52,9 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   // and host memory for a pair where either side asks for it.
   std::vector<FifoRoute> mine(static_cast<size_t>(n));
   std::vector<char> views(static_cast<size_t>(n) * static_cast<size_t>(n), 0);
+  auto remote = [&](int peer) { return context_.transports != nullptr && context_.transports->remote(peer); };
   for (int peer = 0; peer < n; ++peer) {
-    if (peer == context_.rank) continue;
+    if (peer == context_.rank || remote(peer)) continue;
     FifoRouteQuery query;
     query.p2pDisabled = config_.stageThroughHost;
     query.emulated = std::string(rt.name()) == "emulated";
@@ -70,9 +74,13 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
     for (int p = 0; p < n; ++p) wants[r][p] = views[static_cast<size_t>(r) * n + p] != 0;
   std::vector<std::vector<bool>> throughHost = fifoRoutesAgreed(wants);
   bool anyHost = false, anyDevice = n == 1;
+  int remotePeers = 0;
   for (int peer = 0; peer < n; ++peer) {
     if (peer == context_.rank) continue;
-    (throughHost[context_.rank][peer] ? anyHost : anyDevice) = true;
+    if (remote(peer))
+      ++remotePeers;
+    else
+      (throughHost[context_.rank][peer] ? anyHost : anyDevice) = true;
   }
   // Both areas are indexed alike (peer, channel); only the peers routed to
   // one use its FIFOs.
@@ -115,8 +123,33 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   }
   WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(Areas)));
   std::vector<Link> links(static_cast<size_t>(n) * static_cast<size_t>(channels));
+  if (remotePeers > 0) {
+    size_t netBytes = 2 * fifoBytes * static_cast<size_t>(remotePeers) * static_cast<size_t>(channels);
+    Result<void*> area = rt.allocateShared(netBytes);
+    if (!area.isOk()) return area.status();
+    netFifos_ = static_cast<char*>(area.value());
+  }
   for (int peer = 0; peer < n; ++peer) {
     if (peer == context_.rank) continue;
+    if (remote(peer)) {
+      for (int c = 0; c < channels; ++c) {
+        NetLink net;
+        net.to = context_.transports->sendTo(peer, c);
+        net.from = context_.transports->recvFrom(peer, c);
+        net.out = reinterpret_cast<device::Fifo*>(netFifos_ + 2 * netLinks_.size() * fifoBytes);
+        net.in = reinterpret_cast<device::Fifo*>(netFifos_ + (2 * netLinks_.size() + 1) * fifoBytes);
+        if (net.to == nullptr || net.from == nullptr || net.to->slotBytes() < shape_.slotBytes)
+          return WEFT_ERROR(weftInternalError, "rank %d: no net connector to rank %d on channel %d for its slots",
+                            context_.rank, peer, c);
+        Link& link = links[static_cast<size_t>(peer) * channels + c];
+        link.send = net.out;
+        link.recv = net.in;
+        netLinks_.push_back(net);
+      }
+      WEFT_INFO(kLogInit, "rank %d <-> rank %d: over the network, FIFOs in host memory moved by the net bridge",
+                context_.rank, peer);
+      continue;
+    }
     bool host = throughHost[context_.rank][peer];
     char* base = nullptr;
     if (host) {
@@ -156,14 +189,72 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   std::vector<int> all(static_cast<size_t>(n));
   all[context_.rank] = token;
   WEFT_CHECK(bootstrap.allGather(all.data(), sizeof(int)));
+  if (!netLinks_.empty()) {
+    // GPUDirect RDMA (the NIC reading and writing GPU memory) needs the
+    // driver's peer-memory module; this version stages through host memory
+    // either way, and says which.
+    bool peerMemory = access("/sys/module/nvidia_peermem", F_OK) == 0 || access("/sys/module/nv_peer_mem", F_OK) == 0;
+    WEFT_INFO(kLogInit, "rank %d: %zu net link(s): slots staged through host memory by the net bridge (%s)",
+              context_.rank, netLinks_.size(),
+              peerMemory ? "nvidia_peermem is loaded, but GPUDirect RDMA is not used by this version"
+                         : "no GPU peer-memory module: GPUDirect RDMA unavailable");
+    netBridge_ = std::thread([this] { bridgeNet(); });
+  }
   WEFT_INFO(kLogInit, "rank %d: %s device %d: %d channel(s), FIFOs of %d x %zu bytes (LL %zu) from %d peer(s)",
             context_.rank, rt.name(), rt.device(), channels, device::kFifoDepth, shape_.slotBytes, shape_.llSlotBytes,
             n - 1);
   return Status::ok();
 }
 
+// Moves what the kernel posted for remote peers to their connectors, and
+// what arrived from them into the kernel's FIFOs; true when a slot moved.
+bool DeviceExecutor::pumpNet(NetLink& link) {
+  bool moved = false;
+  while (link.forwarded < __atomic_load_n(&link.out->tail, __ATOMIC_ACQUIRE)) {
+    const device::WireHeader& header = link.out->headers[link.forwarded % device::kFifoDepth];
+    void* slot = link.to->trySlot(header.bytes);
+    if (slot == nullptr) break;  // the peer has not released one yet
+    memcpy(slot, shape_.payload(link.out, link.forwarded), header.bytes);
+    SlotHeader wire;
+    memcpy(&wire, &header, sizeof(wire));
+    link.to->post(wire);
+    ++link.forwarded;
+    __atomic_store_n(&link.out->head, link.forwarded, __ATOMIC_RELEASE);  // the kernel may refill it
+    moved = true;
+  }
+  while (link.delivered - __atomic_load_n(&link.in->head, __ATOMIC_ACQUIRE) < device::kFifoDepth) {
+    const SlotHeader* header = link.from->tryHeader();
+    if (header == nullptr) break;
+    memcpy(&link.in->headers[link.delivered % device::kFifoDepth], header, sizeof(device::WireHeader));
+    memcpy(shape_.payload(link.in, link.delivered), link.from->payload(), header->bytes);
+    link.from->release();
+    ++link.delivered;
+    __atomic_store_n(&link.in->tail, link.delivered, __ATOMIC_RELEASE);
+    moved = true;
+  }
+  return moved;
+}
+
+void DeviceExecutor::bridgeNet() {
+  uint64_t idle = 0;
+  while (!netStop_.load(std::memory_order_acquire)) {
+    bool moved = false;
+    for (NetLink& link : netLinks_) moved = pumpNet(link) || moved;
+    if (moved) {
+      idle = 0;
+    } else if (++idle > context_.spinCount) {
+      // Nothing moves between calls: sleep a little instead of spinning.
+      std::this_thread::sleep_for(std::chrono::microseconds(idle > 100000 ? 200 : 20));
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 DeviceExecutor::~DeviceExecutor() {
   stop();
+  netStop_.store(true, std::memory_order_release);
+  if (netBridge_.joinable()) netBridge_.join();
   device::Runtime& rt = *runtime_;
   for (auto& [plan, dp] : plans_) {
     rt.free(dp.steps);
@@ -178,6 +269,7 @@ DeviceExecutor::~DeviceExecutor() {
   rt.free(links_);
   rt.free(fifos_);
   rt.freeInterprocess(hostFifos_);
+  if (netFifos_ != nullptr) rt.freeShared(netFifos_);
   rt.free(scratch_);
   rt.free(counters_);
   if (abortWord_ != nullptr) rt.freeShared(abortWord_);

@@ -21,6 +21,7 @@
 #include <utility>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "bootstrap/bootstrap.h"
@@ -106,12 +107,33 @@ class DeviceExecutor final : public Executor {
   char* hostFifos_ = nullptr;    // ... from peers that stage through host memory
   std::vector<void*> imported_;  // peers' device FIFO areas mapped here
   std::vector<std::pair<void*, device::MemoryHandle>> importedHost_;  // peers' host FIFO areas
-  device::Link* links_ = nullptr;                                     // device memory [peer * maxChannels + channel]
-  char* scratch_ = nullptr;                                           // device memory, maxBlocks_ * 4 scratch slots
-  uint64_t* counters_ = nullptr;                                      // device memory: concurrentDone, orderedBarrier
-  uint32_t* abortWord_ = nullptr;                                     // shared memory
-  void* ownStream_ = nullptr;                                         // where NULL-stream work goes
-  void* lastStream_ = nullptr;                                        // the stream of the last launch
+
+  // Peers on other nodes: the kernel's FIFOs to and from such a peer are in
+  // host memory of this process that the device reads and writes, and a
+  // thread of the executor (the net bridge) moves their slots to and from
+  // the net transport's connectors: what the kernel posts to `out` goes
+  // out as a slot of the peer's connector; what arrives is written into
+  // `in` and posted there.
+  struct NetLink {
+    SendConnector* to = nullptr;
+    RecvConnector* from = nullptr;
+    device::Fifo* out = nullptr;  // the kernel sends here (link.send)
+    device::Fifo* in = nullptr;   // the kernel receives here (link.recv)
+    uint64_t forwarded = 0;       // slots of `out` handed to the connector
+    uint64_t delivered = 0;       // slots posted into `in`
+  };
+  bool pumpNet(NetLink& link);
+  void bridgeNet();
+  char* netFifos_ = nullptr;  // shared memory: two FIFOs per remote peer and channel
+  std::vector<NetLink> netLinks_;
+  std::atomic<bool> netStop_{false};
+  std::thread netBridge_;
+  device::Link* links_ = nullptr;  // device memory [peer * maxChannels + channel]
+  char* scratch_ = nullptr;        // device memory, maxBlocks_ * 4 scratch slots
+  uint64_t* counters_ = nullptr;   // device memory: concurrentDone, orderedBarrier
+  uint32_t* abortWord_ = nullptr;  // shared memory
+  void* ownStream_ = nullptr;      // where NULL-stream work goes
+  void* lastStream_ = nullptr;     // the stream of the last launch
   device::Event lastEvent_;
   bool haveLastEvent_ = false;
   std::map<const Plan*, DevicePlan> plans_;

@@ -175,6 +175,7 @@ std::vector<std::string> runRanks(int nranks, RankMode mode, const RankBody& bod
     case RankMode::DeviceThreads: return runThreads(nranks, body, timeoutSeconds, true);
     case RankMode::Processes: return runProcesses(nranks, body, timeoutSeconds, 0);
     case RankMode::DeviceProcesses: return runProcesses(nranks, body, timeoutSeconds, 0, true);
+    case RankMode::DeviceNodes: return runProcesses(nranks, body, timeoutSeconds, 2, true);
     case RankMode::Nodes: return runProcesses(nranks, body, timeoutSeconds, 2);
     case RankMode::Nodes1: return runProcesses(nranks, body, timeoutSeconds, 1);
   }

@@ -16,10 +16,11 @@ namespace weft::test {
 // Nodes1: every process a node of its own. DeviceThreads: threads whose
 // communicators are GPU communicators sharing device 0 (cudaDevice 0,
 // allowSharedGpu 1): the emulated device under WEFT_DEVICE=emulated.
-enum class RankMode { Threads, Processes, Nodes, Nodes1, DeviceThreads, DeviceProcesses };
+enum class RankMode { Threads, Processes, Nodes, Nodes1, DeviceThreads, DeviceProcesses, DeviceNodes };
 
 inline const char* modeName(RankMode mode) {
-  static const char* kNames[] = {"threads", "processes", "nodes", "nodes1", "device_threads", "device_processes"};
+  static const char* kNames[] = {"threads",        "processes",        "nodes",       "nodes1",
+                                 "device_threads", "device_processes", "device_nodes"};
   return kNames[static_cast<int>(mode)];
 }
 

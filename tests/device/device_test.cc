@@ -378,6 +378,17 @@ TEST_F(EmulatedDevice, ProcessesStageThroughHostMemoryWithTheSameResults) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Two nodes of two processes (WEFT_HOSTID): a node's ranks stage through
+// host memory, the nodes' ranks reach each other through the net transport,
+// whose slots the executor's net bridge moves to and from the kernel's FIFOs.
+TEST_F(EmulatedDevice, NodesReachEachOtherThroughTheNetBridge) {
+  env_.set("WEFT_SOCKET_IFNAME", "lo");
+  std::vector<Case> cases = allCases(4, {0, 7, 1023, 70001});
+  auto failures = runRanks(4, RankMode::DeviceNodes,
+                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
   int local = 0;
   EXPECT_EQ(weftMemFree(&local), weftInvalidArgument);
