@@ -1,6 +1,7 @@
 #include "sim/replay.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -110,8 +111,11 @@ struct Cursor {
   int in1 = -1, in2 = -1, out = -1;
   size_t bytes = 0;
   size_t resolved = SIZE_MAX;  // the step whose FIFOs in1, in2 and out are
-  bool workDone = false;       // the engine's part of the step is over
-  bool flowPending = false;    // a pushed message is still on its way
+  // Each step's FIFOs (in1, in2, out), found once: a step has the same peers
+  // in every slice, and looking them up was a fifth of a large replay.
+  std::vector<std::array<int, 3>> ports;
+  bool workDone = false;     // the engine's part of the step is over
+  bool flowPending = false;  // a pushed message is still on its way
 };
 
 enum class EventKind : uint8_t { StepEnd, Arrive };
@@ -393,9 +397,15 @@ class Replay {
         bytes = hi > lo ? (hi - lo) * geometry_.typeBytes : 0;
       }
       if (cursor.resolved != cursor.walk.taken) {  // a step waiting is tried again and again
-        cursor.in1 = stepReceives(step.op) ? fifo(step.recvPeer, cursor.rank, cursor.channel) : -1;
-        cursor.in2 = stepFansIn(step) ? fifo(step.recvPeer2, cursor.rank, cursor.channel) : -1;
-        cursor.out = stepSends(step.op) ? sendFifo(cursor.rank, step.sendPeer, cursor.channel) : -1;
+        if (cursor.ports.empty()) cursor.ports.assign(steps.size(), {-2, -2, -2});
+        std::array<int, 3>& ports = cursor.ports[cursor.walk.step];
+        if (ports[0] == -2)
+          ports = {stepReceives(step.op) ? fifo(step.recvPeer, cursor.rank, cursor.channel) : -1,
+                   stepFansIn(step) ? fifo(step.recvPeer2, cursor.rank, cursor.channel) : -1,
+                   stepSends(step.op) ? sendFifo(cursor.rank, step.sendPeer, cursor.channel) : -1};
+        cursor.in1 = ports[0];
+        cursor.in2 = ports[1];
+        cursor.out = ports[2];
         cursor.resolved = cursor.walk.taken;
       }
       int in1 = cursor.in1, in2 = cursor.in2, out = cursor.out;
