@@ -140,10 +140,11 @@ CostTerms ring(const CostQuery& query) {
   switch (query.collective) {
     case Collective::AllReduce:  // reduce-scatter, then all-gather
       // One block copied in, n-1 reduced (the last into the output), n-1
-      // copied out of slots into the output.
+      // copied out of slots into the output, n-2 of them also into the next
+      // slot (a RecvSend writes both, as weft-sim counts it).
       rounds = 2 * (n - 1);
       t.reduceBytes = (n - 1) / n * S;
-      t.copyBytes = S;
+      t.copyBytes = S + (n - 2) / n * S;
       t.netBytes = 2 * (n - 1) / n * S;
       t.pieces = pieces(query, rounds, S / n);
       break;
@@ -154,9 +155,9 @@ CostTerms ring(const CostQuery& query) {
       t.netBytes = (n - 1) / n * S;
       t.pieces = pieces(query, rounds, S / n);
       break;
-    case Collective::AllGather:  // the own block in and to the output, n-1 out of slots
+    case Collective::AllGather:  // the own block in and to the output, n-1 out of slots, n-2 on
       rounds = n - 1;
-      t.copyBytes = (n + 1) / n * S;
+      t.copyBytes = (n + 1) / n * S + (n - 2) / n * S;
       t.netBytes = (n - 1) / n * S;
       t.pieces = pieces(query, rounds, S / n);
       break;
