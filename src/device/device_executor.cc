@@ -146,6 +146,7 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
         link.recv = net.in;
         netLinks_.push_back(net);
       }
+      remotePeers_.push_back(peer);
       WEFT_INFO(kLogInit, "rank %d <-> rank %d: over the network, FIFOs in host memory moved by the net bridge",
                 context_.rank, peer);
       continue;
@@ -237,9 +238,26 @@ bool DeviceExecutor::pumpNet(NetLink& link) {
 
 void DeviceExecutor::bridgeNet() {
   uint64_t idle = 0;
+  uint64_t lastCheck = monotonicNanos();
   while (!netStop_.load(std::memory_order_acquire)) {
     bool moved = false;
     for (NetLink& link : netLinks_) moved = pumpNet(link) || moved;
+    // A peer whose connection broke (it died, or closed) fails the calls now
+    // rather than at the device's timeout: the kernels waiting on it stop.
+    if (uint64_t now = monotonicNanos(); now - lastCheck > 10000000) {
+      lastCheck = now;
+      for (int peer : remotePeers_) {
+        Status alive = context_.transports->checkPeerAlive(peer);
+        if (alive.isOk()) continue;
+        {
+          std::lock_guard<std::mutex> lock(bridgeMutex_);
+          bridgeError_ = WEFT_ERROR(weftRemoteError, "rank %d: the connection to rank %d failed: %s", context_.rank,
+                                    peer, alive.message().c_str());
+        }
+        __atomic_store_n(abortWord_, 1, __ATOMIC_RELEASE);
+        return;
+      }
+    }
     if (moved) {
       idle = 0;
     } else if (++idle > context_.spinCount) {
@@ -496,6 +514,9 @@ void DeviceExecutor::fail(const Status& status) const {
   if (failed_) return;
   failed_ = true;
   error_ = status;
+  // Launches queued behind the failed one stop at their first wait instead
+  // of each waiting out the timeout on a peer that is gone.
+  if (abortWord_ != nullptr) __atomic_store_n(abortWord_, 1, __ATOMIC_RELEASE);
 }
 
 Result<void*> DeviceExecutor::takeSpare(std::multimap<size_t, void*>& spare, size_t* bytes, bool shared) {
@@ -531,8 +552,11 @@ Status DeviceExecutor::finish(Launch& launch) const {
       memcpy(&got, &f.got, sizeof(got));
       return checkSlotHeader(got, op, f.bytes, context_.rank, f.peer);
     }
-    case Fault::Aborted:
+    case Fault::Aborted: {
+      std::lock_guard<std::mutex> lock(bridgeMutex_);
+      if (!bridgeError_.isOk()) return bridgeError_;
       return WEFT_ERROR(weftInvalidUsage, "rank %d: %s was aborted on the device", context_.rank, call.c_str());
+    }
     case Fault::Timeout: {
       Status timeout =
           f.peer >= 0 ? WEFT_ERROR(weftTimeout, "rank %d: %s timed out on the device after %.0f s waiting for rank %d",

@@ -124,6 +124,11 @@ class DeviceExecutor final : public Executor {
   };
   bool pumpNet(NetLink& link);
   void bridgeNet();
+  // A broken connection the bridge found (under bridgeMutex_): the kernels
+  // are aborted and the calls fail with it instead of a timeout.
+  mutable std::mutex bridgeMutex_;
+  Status bridgeError_;
+  std::vector<int> remotePeers_;
   char* netFifos_ = nullptr;  // shared memory: two FIFOs per remote peer and channel
   std::vector<NetLink> netLinks_;
   std::atomic<bool> netStop_{false};
