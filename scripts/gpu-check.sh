@@ -64,5 +64,9 @@ for p2p in 0 1; do
     tests/integration/env_launch.sh build-gpu/perf/all_reduce_perf 2 -g 1 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 |
     tee "$out/all_reduce_perf_gpu_processes_p2p_disable_$p2p.txt" | grep -E "FIFOs in|Out of bounds" || status=1
 done
+# Two "nodes" over loopback on the one GPU: the kernel's slots through the net bridge.
+WEFT_ALLOW_SHARED_GPU=1 WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=INIT timeout 180 \
+  tests/integration/env_launch.sh --separate-nodes build-gpu/perf/all_reduce_perf 2 -g 1 -b 8 -e 64M -f 8 -n 20 -w 5 \
+  2>&1 | tee "$out/all_reduce_perf_gpu_two_nodes.txt" | grep -E "net bridge|Out of bounds" || status=1
 build-gpu/perf/all_reduce_perf -t 2 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 | tee "$out/host_all_reduce.txt" | tail -12
 exit $status
