@@ -53,18 +53,22 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   std::vector<FifoRoute> mine(static_cast<size_t>(n));
   std::vector<char> views(static_cast<size_t>(n) * static_cast<size_t>(n), 0);
   auto remote = [&](int peer) { return context_.transports != nullptr && context_.transports->remote(peer); };
+  bool known = config_.busIds.size() == static_cast<size_t>(n) && config_.pids.size() == static_cast<size_t>(n);
+  FifoRouteQuery query;
+  query.p2pDisabled = config_.stageThroughHost;
+  query.emulated = std::string(rt.name()) == "emulated";
+  query.topo = config_.topo.get();
+  if (known) query.busId = config_.busIds[context_.rank];
   for (int peer = 0; peer < n; ++peer) {
-    if (peer == context_.rank || remote(peer)) continue;
-    FifoRouteQuery query;
-    query.p2pDisabled = config_.stageThroughHost;
-    query.emulated = std::string(rt.name()) == "emulated";
-    bool known = config_.busIds.size() == static_cast<size_t>(n) && config_.pids.size() == static_cast<size_t>(n);
+    if (peer == context_.rank) continue;
+    if (remote(peer)) {
+      remotePeers_.push_back(peer);
+      continue;
+    }
     if (known) {
-      query.busId = config_.busIds[context_.rank];
       query.peerBusId = config_.busIds[peer];
       query.reachable = rt.reachesPeer(query.peerBusId, config_.pids[peer]);
     }
-    query.topo = config_.topo.get();
     mine[peer] = chooseFifoRoute(query);
     views[static_cast<size_t>(context_.rank) * n + peer] = mine[peer].throughHost ? 1 : 0;
   }
@@ -74,14 +78,8 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
     for (int p = 0; p < n; ++p) wants[r][p] = views[static_cast<size_t>(r) * n + p] != 0;
   std::vector<std::vector<bool>> throughHost = fifoRoutesAgreed(wants);
   bool anyHost = false, anyDevice = n == 1;
-  int remotePeers = 0;
-  for (int peer = 0; peer < n; ++peer) {
-    if (peer == context_.rank) continue;
-    if (remote(peer))
-      ++remotePeers;
-    else
-      (throughHost[context_.rank][peer] ? anyHost : anyDevice) = true;
-  }
+  for (int peer = 0; peer < n; ++peer)
+    if (peer != context_.rank && !remote(peer)) (throughHost[context_.rank][peer] ? anyHost : anyDevice) = true;
   // Both areas are indexed alike (peer, channel); only the peers routed to
   // one use its FIFOs.
   if (anyDevice) {
@@ -123,8 +121,8 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   }
   WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(Areas)));
   std::vector<Link> links(static_cast<size_t>(n) * static_cast<size_t>(channels));
-  if (remotePeers > 0) {
-    size_t netBytes = 2 * fifoBytes * static_cast<size_t>(remotePeers) * static_cast<size_t>(channels);
+  if (!remotePeers_.empty()) {
+    size_t netBytes = 2 * fifoBytes * remotePeers_.size() * static_cast<size_t>(channels);
     Result<void*> area = rt.allocateShared(netBytes);
     if (!area.isOk()) return area.status();
     netFifos_ = static_cast<char*>(area.value());
@@ -146,7 +144,6 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
         link.recv = net.in;
         netLinks_.push_back(net);
       }
-      remotePeers_.push_back(peer);
       WEFT_INFO(kLogInit, "rank %d <-> rank %d: over the network, FIFOs in host memory moved by the net bridge",
                 context_.rank, peer);
       continue;

@@ -359,23 +359,25 @@ TEST_F(EmulatedDevice, PreMulSumScalesOnTheDevice) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// Every collective, type and op on n ranks launched as `mode`, exact.
+void expectEveryCaseExact(int n, RankMode mode) {
+  std::vector<Case> cases = allCases(n, {0, 7, 1023, 70001});
+  auto failures =
+      runRanks(n, mode, [&](weftComm_t comm, int rank, int nranks) { return runCases(comm, rank, nranks, cases); });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
 // WEFT_P2P_DISABLE=1: the FIFOs in host memory; the same results.
 TEST_F(EmulatedDevice, FifosInHostMemoryGiveTheSameResults) {
   env_.set("WEFT_P2P_DISABLE", "1");
-  std::vector<Case> cases = allCases(3, {0, 7, 1023, 70001});
-  auto failures = runRanks(3, RankMode::DeviceThreads,
-                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  expectEveryCaseExact(3, RankMode::DeviceThreads);
 }
 
 // Ranks in processes of their own cannot write each other's emulated device
 // memory, so their FIFOs live in host memory both map (fifo_route.h): every
 // collective, type and op as with threads.
 TEST_F(EmulatedDevice, ProcessesStageThroughHostMemoryWithTheSameResults) {
-  std::vector<Case> cases = allCases(3, {0, 7, 1023, 70001});
-  auto failures = runRanks(3, RankMode::DeviceProcesses,
-                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  expectEveryCaseExact(3, RankMode::DeviceProcesses);
 }
 
 // Two nodes of two processes (WEFT_HOSTID): a node's ranks stage through
@@ -383,10 +385,7 @@ TEST_F(EmulatedDevice, ProcessesStageThroughHostMemoryWithTheSameResults) {
 // whose slots the executor's net bridge moves to and from the kernel's FIFOs.
 TEST_F(EmulatedDevice, NodesReachEachOtherThroughTheNetBridge) {
   env_.set("WEFT_SOCKET_IFNAME", "lo");
-  std::vector<Case> cases = allCases(4, {0, 7, 1023, 70001});
-  auto failures = runRanks(4, RankMode::DeviceNodes,
-                           [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
-  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+  expectEveryCaseExact(4, RankMode::DeviceNodes);
 }
 
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
