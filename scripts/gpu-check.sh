@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 cmake -S . -B build-gpu -G Ninja -DWEFT_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" \
   >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 ninja -C build-gpu weft gpu_kernels_test device_gpu_test device_test gpu_bandwidth gpu_all_reduce_perf config_test \
-  topology_test weft-topo all_reduce_perf \
+  topology_test weft-topo all_reduce_perf weft-info \
   >"$out/build.log" 2>&1 || { grep -m20 -B2 -A8 "error" "$out/build.log"; exit 1; }
 status=0
 build-gpu/tests/gpu_kernels_test 2>&1 | tee "$out/gpu_kernels_test.log" | tail -5 || status=1
@@ -68,5 +68,22 @@ done
 WEFT_ALLOW_SHARED_GPU=1 WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=INIT timeout 180 \
   tests/integration/env_launch.sh --separate-nodes build-gpu/perf/all_reduce_perf 2 -g 1 -b 8 -e 64M -f 8 -n 20 -w 5 \
   2>&1 | tee "$out/all_reduce_perf_gpu_two_nodes.txt" | grep -E "net bridge|Out of bounds" || status=1
+# The protocol the tuner chooses: the device's constants measured here, the decision table they give, and
+# the all-reduce sweep with the shipped defaults, the measured constants and each protocol forced, side
+# by side (the chosen protocol should be within 10% of the better forced one at every size).
+timeout 120 build-gpu/src/weft-info --calibrate --device cuda --out "$out/device.tune" 2>&1 | tail -3 || status=1
+cat "$out/device.tune" 2>/dev/null
+build-gpu/src/weft-info --tune --device cuda --nranks 2 --collective allreduce >"$out/tune_defaults.txt" 2>&1
+WEFT_DEVICE_TUNE_FILE="$out/device.tune" build-gpu/src/weft-info --tune --device cuda --nranks 2 \
+  --collective allreduce >"$out/tune_measured.txt" 2>&1
+for run in defaults measured ll simple; do
+  case $run in
+    defaults) env=() ;;
+    measured) env=(WEFT_DEVICE_TUNE_FILE="$out/device.tune") ;;
+    *) env=(WEFT_DEVICE_PROTOCOL=$run) ;;
+  esac
+  env "${env[@]}" timeout 120 build-gpu/perf/all_reduce_perf -t 2 -g 1 -b 8 -e 256M -f 4 -n 20 -w 5 2>&1 |
+    tee "$out/protocol_$run.txt" | tail -3 || status=1
+done
 build-gpu/perf/all_reduce_perf -t 2 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 | tee "$out/host_all_reduce.txt" | tail -12
 exit $status

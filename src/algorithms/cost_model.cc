@@ -32,6 +32,8 @@ const ConstantField kFields[] = {
     {"net_gbps", &CostConstants::netGBps, "a node's network bandwidth per direction when no NIC speed is known"},
     {"wan_us", &CostConstants::wanMicros, "one hand-off across a site link (its one-way latency)"},
     {"wan_gbps", &CostConstants::wanGBps, "a node's share of a site link per direction"},
+    {"ll_hop_us", &CostConstants::llHopMicros, "devices: one hand-off of the LL protocol (flag and data in one store)"},
+    {"ll_copy_gbps", &CostConstants::llCopyGBps, "devices: one block copying with the LL protocol (half flags)"},
 };
 
 }  // namespace
@@ -82,17 +84,68 @@ Status parseCostConstants(const std::string& text, CostConstants* constants) {
   return Status::ok();
 }
 
-Result<CostConstants> loadCostConstants() {
-  CostConstants constants;
-  std::string file = envString(EnvParam::TuneFile);
+const char* costTargetName(CostTarget target) {
+  switch (target) {
+    case CostTarget::Host: return "host";
+    case CostTarget::EmulatedDevice: return "emulated device";
+    case CostTarget::CudaDevice: return "CUDA device";
+  }
+  return "?";
+}
+
+const char* protocolName(Protocol protocol) { return protocol == Protocol::LowLatency ? "LL" : "simple"; }
+
+CostConstants defaultCostConstants(CostTarget target) {
+  CostConstants c;
+  switch (target) {
+    case CostTarget::Host: break;
+    case CostTarget::EmulatedDevice:
+      // weft-info --calibrate --device emulated, three runs on a 2-core AMD
+      // EPYC VM: a launch starts host threads (a 1-rank 8 B call 37-44 us);
+      // a hand-off is host threads spinning on a word, alike for both
+      // protocols within the noise (0.6-7 us); a 2-rank all-gather copies at
+      // 6-8 GB/s by the simple protocol, 2-4 GB/s by LL (a flag per word).
+      c.callMicros = 40.0;
+      c.hopMicros = 5.0;
+      c.llHopMicros = 5.0;
+      c.copyGBps = 7.5;
+      c.reduceGBps = 4.0;
+      c.llCopyGBps = 3.0;
+      break;
+    case CostTarget::CudaDevice:
+      // Estimates for one H100-class GPU, not yet measured (no GPU has run
+      // weft-info --calibrate --device): a kernel launch and its completion
+      // seen by the host; a simple slot's hand-off (payload, system-scope
+      // fence, tail store, the peer polling it) against LL's single
+      // 8-byte store the peer polls; one block's copy rate, halved by LL's
+      // flags; every rank on the GPU sharing its memory.
+      c.callMicros = 5.0;
+      c.hopMicros = 2.0;
+      c.switchMicros = 2.0;  // blocks of ranks sharing a GPU run side by side
+      c.stepMicros = 0.5;
+      c.copyGBps = 150.0;
+      c.reduceGBps = 100.0;
+      c.nodeCopyGBps = 2000.0;
+      c.llHopMicros = 0.8;
+      c.llCopyGBps = 40.0;
+      break;
+  }
+  return c;
+}
+
+Result<CostConstants> loadCostConstants(CostTarget target) {
+  CostConstants constants = defaultCostConstants(target);
+  EnvParam param = target == CostTarget::Host ? EnvParam::TuneFile : EnvParam::DeviceTuneFile;
+  const char* variable = target == CostTarget::Host ? "WEFT_TUNE_FILE" : "WEFT_DEVICE_TUNE_FILE";
+  std::string file = envString(param);
   if (file.empty()) return constants;
   std::ifstream in(file);
-  if (!in) return WEFT_ERROR(weftInvalidArgument, "WEFT_TUNE_FILE=%s: %s", file.c_str(), strerror(errno));
+  if (!in) return WEFT_ERROR(weftInvalidArgument, "%s=%s: %s", variable, file.c_str(), strerror(errno));
   std::stringstream text;
   text << in.rdbuf();
   Status parsed = parseCostConstants(text.str(), &constants);
   if (!parsed.isOk())
-    return WEFT_ERROR(weftInvalidArgument, "WEFT_TUNE_FILE=%s: %s", file.c_str(), parsed.message().c_str());
+    return WEFT_ERROR(weftInvalidArgument, "%s=%s: %s", variable, file.c_str(), parsed.message().c_str());
   return constants;
 }
 
@@ -104,10 +157,13 @@ double costMicros(const CostQuery& query, const CostTerms& terms) {
   // Oversubscribed cores: each rank has its share of a core, hand-offs wait
   // for the scheduler, and a step waits its turn.
   double share = crowded ? static_cast<double>(cores) / perNode : 1.0;
-  double hop = crowded ? k.switchMicros : k.hopMicros;
+  bool ll = query.protocol == Protocol::LowLatency;
+  double hop = crowded ? k.switchMicros : ll ? k.llHopMicros : k.hopMicros;
   double piece = terms.chained ? hop : k.stepMicros;
-  // Bytes per microsecond: a core's rate, or the node's memory shared out.
+  // Bytes per microsecond: a core's rate, or the node's memory shared out
+  // (LL: the flags in every word slow a block's copies and reductions alike).
   double copyRate = std::min(k.copyGBps * share, k.nodeCopyGBps / perNode) * 1e3;
+  if (ll) copyRate *= std::min(1.0, k.llCopyGBps / k.copyGBps);
   double reduceRate = copyRate * k.reduceGBps / k.copyGBps;
   double netRate = k.netGBps * 1e3;
   double local = terms.copyBytes / copyRate + terms.reduceBytes / reduceRate;

@@ -27,6 +27,12 @@
 //          + steps * step + pieces * (chained ? (crowded ? switch : hop) : step)
 //          + max(copy / copyRate + reduce / reduceRate, net / netRate, wan / wanRate),
 // the bandwidth terms overlapping because the slots pipeline them.
+//
+// Device communicators weigh a second protocol per candidate: LL, where the
+// receiver sees flag and data in one store (a hand-off of llHopMicros, no
+// fence) and every word is half flag (copies at llCopyGBps, slots of
+// llSlotBytes). Their constants are the device's own (defaultCostConstants
+// of the target, WEFT_DEVICE_TUNE_FILE over them), not the host's.
 #pragma once
 
 #include <cstddef>
@@ -71,16 +77,37 @@ struct CostConstants {
   // Gbit/s, 10 ms round trip): set the real link's in WEFT_TUNE_FILE.
   double wanMicros = 5000.0;
   double wanGBps = 0.125;
+  // Device communicators' LL protocol: one hand-off (flag and data in one
+  // store, no fence), and the rate a block copies at when half of every
+  // word it stores is a flag. Host communicators have no LL.
+  double llHopMicros = 0.15;
+  double llCopyGBps = 15.0;
 };
+
+// Whose constants: the host's (host communicators), or a device's (its
+// executor's launch, hand-offs and copies are the device's).
+enum class CostTarget { Host, EmulatedDevice, CudaDevice };
+const char* costTargetName(CostTarget target);
+
+// The shipped defaults of a target. The host's and the emulated device's
+// were measured on a 2-core AMD EPYC VM; the CUDA device's are estimates for
+// an H100-class GPU that no run has measured yet (weft-info --calibrate
+// --device measures them on the device at hand).
+CostConstants defaultCostConstants(CostTarget target);
+
+// How a device operation's slots carry data (host communicators: Simple).
+enum class Protocol : uint8_t { Simple = 0, LowLatency = 1 };
+const char* protocolName(Protocol protocol);
 
 // The constants' names, for the tune file: "name = value" lines.
 std::string formatCostConstants(const CostConstants& constants);
 // Parses a tune file's text over the defaults; unknown names and malformed
 // lines are errors naming the line.
 Status parseCostConstants(const std::string& text, CostConstants* constants);
-// WEFT_TUNE_FILE when set (an error when it cannot be read or parsed), else
-// the shipped defaults.
-Result<CostConstants> loadCostConstants();
+// The target's tune file over its defaults: WEFT_TUNE_FILE for the host,
+// WEFT_DEVICE_TUNE_FILE for a device (an error when it cannot be read or
+// parsed); the shipped defaults when it is not set.
+Result<CostConstants> loadCostConstants(CostTarget target = CostTarget::Host);
 
 // The communicator, as the model sees it.
 struct CostShape {
@@ -89,6 +116,7 @@ struct CostShape {
   int ranksPerNode = 1;  // the most ranks on one node
   int coresPerNode = 1;  // cores the ranks of a node share
   size_t slotBytes = 131072;
+  size_t llSlotBytes = 8192;  // device communicators: the LL protocol's slot payload
   // Nodes of equal size (the hierarchical algorithm's condition).
   bool uniformNodes = true;
   // Sites the ranks span (WEFT_SITEID), each holding nranks / nSites ranks
@@ -101,6 +129,7 @@ struct CostQuery {
   Collective collective = Collective::AllReduce;
   size_t bytes = 0;  // the call's larger side (all-gather's output, reduce-scatter's input)
   int channels = 1;
+  Protocol protocol = Protocol::Simple;
   CostShape shape;
   CostConstants constants;
 };

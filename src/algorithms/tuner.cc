@@ -92,20 +92,25 @@ std::vector<TuneCandidate> Tuner::candidates(Collective collective, size_t bytes
   int lowest = 1, highest = std::max(1, top);
   if (config_.forcedChannels > 0) lowest = highest = std::clamp(config_.forcedChannels, 1, std::max(1, top));
   std::vector<TuneCandidate> out;
+  std::vector<Protocol> protocols = {Protocol::Simple};
+  if (config_.lowLatency) protocols.push_back(Protocol::LowLatency);
   for (const AlgorithmEntry& entry : algorithmRegistry()) {
     if (!entry.supports(collective)) continue;
     if (forced_ != nullptr && forced_->supports(collective) && &entry != forced_) continue;
-    for (int channels = lowest; channels <= highest; ++channels) {
-      CostQuery query;
-      query.collective = collective;
-      query.bytes = bytes;
-      query.channels = channels;
-      query.shape = config_.shape;
-      query.constants = config_.constants;
-      CostTerms terms;
-      if (!entry.cost(query, &terms) && &entry != forced_) break;
-      out.push_back({&entry, channels, costMicros(query, terms)});
-    }
+    for (Protocol protocol : protocols)
+      for (int channels = lowest; channels <= highest; ++channels) {
+        CostQuery query;
+        query.collective = collective;
+        query.bytes = bytes;
+        query.channels = channels;
+        query.protocol = protocol;
+        query.shape = config_.shape;
+        if (protocol == Protocol::LowLatency) query.shape.slotBytes = config_.shape.llSlotBytes;
+        query.constants = config_.constants;
+        CostTerms terms;
+        if (!entry.cost(query, &terms) && &entry != forced_) break;
+        out.push_back({&entry, channels, protocol, costMicros(query, terms)});
+      }
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const TuneCandidate& a, const TuneCandidate& b) { return a.micros < b.micros; });
@@ -119,27 +124,35 @@ TuneCandidate Tuner::decide(Collective collective, size_t bytes) {
   if (packed != 0) {
     TuneCandidate known;
     known.entry = &algorithmEntry(static_cast<Algorithm>((packed & 0xff) - 1));
-    known.channels = static_cast<int>(packed >> 8);
+    known.channels = static_cast<int>((packed >> 8) & 0xff);
+    known.protocol = static_cast<Protocol>(packed >> 16);
     return known;
   }
   std::vector<TuneCandidate> all = candidates(collective, classBytes(cls));
-  TuneCandidate best = all.empty() ? TuneCandidate{&algorithmEntry(Algorithm::Ring), 1, 0} : all.front();
-  uint32_t mine = (static_cast<uint32_t>(best.entry->id) + 1) | static_cast<uint32_t>(best.channels) << 8;
+  TuneCandidate best =
+      all.empty() ? TuneCandidate{&algorithmEntry(Algorithm::Ring), 1, Protocol::Simple, 0} : all.front();
+  uint32_t mine = (static_cast<uint32_t>(best.entry->id) + 1) | static_cast<uint32_t>(best.channels) << 8 |
+                  static_cast<uint32_t>(best.protocol) << 16;
   uint32_t expected = 0;
   if (cell.compare_exchange_strong(expected, mine, std::memory_order_acq_rel) && config_.rank == 0 &&
       logEnabled(LogLevel::Info, kLogTune)) {
+    auto name = [this](const TuneCandidate& c) {
+      return config_.lowLatency ? format("%s/%d/%s", c.entry->name, c.channels, protocolName(c.protocol))
+                                : format("%s/%d", c.entry->name, c.channels);
+    };
     std::string list;
     for (const TuneCandidate& c : all)
-      list += format("%s%s/%d %.1f us", list.empty() ? "" : ", ", c.entry->name, c.channels, c.micros);
-    WEFT_INFO(kLogTune, "%s of %zu B and up (%d ranks, %d node(s)): %s -> %s/%d%s", collectiveName(collective),
-              classBytes(cls), config_.nranks, config_.shape.nNodes, list.c_str(), best.entry->name, best.channels,
+      list += format("%s%s %.1f us", list.empty() ? "" : ", ", name(c).c_str(), c.micros);
+    WEFT_INFO(kLogTune, "%s of %zu B and up (%d ranks, %d node(s)): %s -> %s%s", collectiveName(collective),
+              classBytes(cls), config_.nranks, config_.shape.nNodes, list.c_str(), name(best).c_str(),
               forced_ != nullptr && forced_ == best.entry ? " (WEFT_ALGO)" : "");
   }
   return best;
 }
 
-Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root) {
+Result<const Plan*> Tuner::plan(Collective collective, size_t bytes, int root, Protocol* protocol) {
   TuneCandidate decision = decide(collective, bytes);
+  if (protocol != nullptr) *protocol = decision.protocol;
   const AlgorithmEntry& entry = *decision.entry;
   int channels = decision.channels;
   if (!collectiveHasRoot(collective)) root = -1;

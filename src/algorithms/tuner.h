@@ -6,8 +6,11 @@
 // class being the sizes from one power of two up to the next, at the class's
 // lower bound: every rank has the same constants and shape, so every rank
 // decides alike, and weft-info --tune prints exactly what runs. WEFT_ALGO
-// overrides the algorithm, WEFT_NCHANNELS the channels. Plans are cached so
-// that a call costs a lookup, not a plan build.
+// overrides the algorithm, WEFT_NCHANNELS the channels. Device communicators
+// inside one node weigh both protocols (simple and LL) per candidate, so the
+// protocol is chosen with the algorithm. Plans are cached so that a call
+// costs a lookup, not a plan build (a plan serves both protocols: only the
+// slot size, which the executor applies, differs).
 #pragma once
 
 #include <atomic>
@@ -34,13 +37,17 @@ struct TunerConfig {
   std::vector<int> nodeOfRank;  // for hierarchical plans, and the cost shape
   std::vector<int> siteOfRank;  // for hierarchical plans (several sites: their groups)
   CostConstants constants;      // rank 0's
-  CostShape shape;              // nranks and nodes filled from the above when left default
+  // Device communicators inside one node: the LL protocol is a candidate
+  // beside the simple one (across nodes the net bridge moves whole slots).
+  bool lowLatency = false;
+  CostShape shape;  // nranks and nodes filled from the above when left default
 };
 
 // One candidate of a decision, with its predicted time.
 struct TuneCandidate {
   const AlgorithmEntry* entry = nullptr;
   int channels = 1;
+  Protocol protocol = Protocol::Simple;
   double micros = 0;
 };
 
@@ -57,8 +64,9 @@ class Tuner {
   // This rank's plan for a call; built once, then found without a lock.
   // Plans live as long as the tuner. With verifyPlans every plan is first
   // proven (every rank's program built and run by the verifier); a plan that
-  // fails is a bug, reported as weftInternalError.
-  Result<const Plan*> plan(Collective collective, size_t bytes, int root);
+  // fails is a bug, reported as weftInternalError. protocol (when not null)
+  // receives the decision's protocol.
+  Result<const Plan*> plan(Collective collective, size_t bytes, int root, Protocol* protocol = nullptr);
   // This rank's plan for a send to or a receive from peer (Send or Recv);
   // built on first use, then found without a lock.
   const Plan* pointToPointPlan(Collective direction, int peer);
@@ -84,7 +92,7 @@ class Tuner {
   std::mutex mutex_;  // guards building
   std::vector<std::unique_ptr<const Plan>> owned_;
   // Decisions per collective and size class: 0 undecided, else
-  // (algorithm + 1) | channels << 8.
+  // (algorithm + 1) | channels << 8 | protocol << 16.
   std::unique_ptr<std::atomic<uint32_t>[]> decisions_;
   // Plans without a root, and one table per root used so far: a few KB per
   // root rather than a slot for every rank (130 MB at 16384 ranks).

@@ -108,9 +108,11 @@ weftResult_t postCollective(weftComm* comm, Collective collective, const void* s
     desc.preMulScalarAt = made->scalarAt;
   }
   desc.root = root;
-  Result<const Plan*> plan = comm->tuner->plan(collective, bytesOnWire, root);
+  Protocol protocol = Protocol::Simple;
+  Result<const Plan*> plan = comm->tuner->plan(collective, bytesOnWire, root, &protocol);
   if (!plan.isOk()) return rejectCall(comm, plan.status());
   desc.plan = plan.value();
+  desc.lowLatency = protocol == Protocol::LowLatency;
   return postOperation(comm, desc);
 }
 

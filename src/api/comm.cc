@@ -151,9 +151,13 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       return WEFT_ERROR(device.status().code(), "rank %d: %s", rank, device.status().message().c_str());
     gpu = device.value();
   }
-  // The tuner's constants; a bad WEFT_TUNE_FILE fails here, before the
-  // other ranks are joined.
-  Result<CostConstants> costs = loadCostConstants();
+  // The tuner's constants (a GPU communicator's: its device's); a bad
+  // WEFT_TUNE_FILE or WEFT_DEVICE_TUNE_FILE fails here, before the other
+  // ranks are joined.
+  CostTarget costTarget = options.cudaDevice < 0             ? CostTarget::Host
+                          : device::emulatedDeviceSelected() ? CostTarget::EmulatedDevice
+                                                             : CostTarget::CudaDevice;
+  Result<CostConstants> costs = loadCostConstants(costTarget);
   if (!costs.isOk()) return WEFT_ERROR(costs.status().code(), "rank %d: %s", rank, costs.status().message().c_str());
   comm->rank = rank;
   comm->nranks = nranks;
@@ -324,6 +328,17 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     WEFT_INFO(kLogInit, "rank %d: %d sites: FIFO slots of %zu bytes (WEFT_SITE_BUFFSIZE)", rank, nSites,
               slotBytes.value());
   tunerConfig.shape = costShape(nranks, nodeOfRank, fewestCores, slotBytes.value());
+  if (costTarget != CostTarget::Host) {
+    // The device protocols' slots (DeviceExecutorConfig below), and LL as a
+    // candidate inside a node unless a protocol is forced.
+    tunerConfig.shape.llSlotBytes = std::min<size_t>(8192, slotBytes.value());
+    tunerConfig.lowLatency =
+        nNodes == 1 && envString(EnvParam::DeviceProtocol).empty() && envInt(EnvParam::LlThreshold) < 0;
+    // A GPU runs the blocks of the ranks sharing it side by side: their
+    // hand-offs do not wait for a CPU core (the emulated device's do).
+    if (costTarget == CostTarget::CudaDevice)
+      tunerConfig.shape.coresPerNode = std::max(tunerConfig.shape.coresPerNode, tunerConfig.shape.ranksPerNode);
+  }
   if (tunerConfig.forcedChannels <= 0) tunerConfig.maxChannels = std::min(searchChannels, Tuner::kMaxChannels);
   if (rank == 0 && logEnabled(LogLevel::Info, kLogGraph)) {
     std::string text;
@@ -436,7 +451,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
     DeviceExecutorConfig deviceConfig;
     deviceConfig.slotBytes = slotBytes.value();
     deviceConfig.llSlotBytes = std::min<size_t>(8192, deviceConfig.slotBytes);
-    deviceConfig.llThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::LlThreshold)));
+    deviceConfig.llThreshold = std::max<int64_t>(-1, envInt(EnvParam::LlThreshold));
     std::string protocol = envString(EnvParam::DeviceProtocol);
     if (protocol == "simple")
       deviceConfig.forceProtocol = 0;

@@ -39,6 +39,10 @@ const EnvParamInfo kTable[] = {
     {EnvParam::TuneFile, "WEFT_TUNE_FILE", "",
      "The tuner's cost constants ('name = value' lines, as weft-info --calibrate writes them); unset: the shipped "
      "defaults. Ranks use rank 0's."},
+    {EnvParam::DeviceTuneFile, "WEFT_DEVICE_TUNE_FILE", "",
+     "GPU communicators' cost constants (the device's launch, hand-offs and copy rates, both protocols; as "
+     "weft-info --calibrate --device writes them); unset: the shipped defaults of the device (CUDA or emulated). "
+     "Ranks use rank 0's."},
     {EnvParam::TraceFile, "WEFT_TRACE_FILE", "",
      "Writes a Chrome-trace (Perfetto) JSON of every collective and send/receive and each of its steps per channel to "
      "this path "
@@ -127,10 +131,11 @@ const EnvParamInfo kTable[] = {
      "GPU communicators' device: empty for CUDA, \"emulated\" for the emulated device (thread blocks "
      "as host threads over host memory standing in for device memory; ranks in one process)."},
     {EnvParam::DeviceProtocol, "WEFT_DEVICE_PROTOCOL", "",
-     "GPU communicators: \"simple\" or \"ll\" forces that protocol for every operation; empty: LL up to "
-     "WEFT_LL_THRESHOLD bytes, simple above."},
-    {EnvParam::LlThreshold, "WEFT_LL_THRESHOLD", "65536",
-     "GPU communicators: operations up to this many bytes use the low-latency protocol."},
+     "GPU communicators: \"simple\" or \"ll\" forces that protocol for every operation; empty: the tuner "
+     "chooses per size class by the device's cost constants (or WEFT_LL_THRESHOLD when set)."},
+    {EnvParam::LlThreshold, "WEFT_LL_THRESHOLD", "-1",
+     "GPU communicators: operations up to this many bytes use the low-latency protocol, larger ones the simple "
+     "one, instead of the tuner's choice; -1: the tuner chooses."},
     {EnvParam::P2pDisable, "WEFT_P2P_DISABLE", "0",
      "GPU communicators: 1 puts the FIFOs between every pair of ranks in host memory both processes map and "
      "both devices reach, instead of the receiver's device memory (which weft chooses already for pairs "

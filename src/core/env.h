@@ -18,6 +18,7 @@ enum class EnvParam {
   Algo,
   VerifyPlans,
   TuneFile,
+  DeviceTuneFile,
   TraceFile,
   BufferSize,
   SiteBufferSize,

@@ -291,9 +291,10 @@ DeviceExecutor::~DeviceExecutor() {
   if (ownStream_ != nullptr) rt.destroyStream(ownStream_);
 }
 
-bool DeviceExecutor::lowLatency(size_t bytes) const {
-  if (config_.forceProtocol >= 0) return config_.forceProtocol == 1;
-  return bytes <= config_.llThreshold;
+bool usesLowLatency(const DeviceExecutorConfig& config, const OpDesc& op) {
+  if (config.forceProtocol >= 0) return config.forceProtocol == 1;
+  if (config.llThreshold >= 0) return callBytes(op) <= static_cast<size_t>(config.llThreshold);
+  return op.lowLatency;
 }
 
 Result<DeviceExecutor::DevicePlan> DeviceExecutor::devicePlan(const Plan* plan) {
@@ -413,7 +414,7 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
     d.in = static_cast<const char*>(op.send);
     d.out = static_cast<char*>(op.recv);
     size_t typeBytes = typeSize(op.type);
-    d.lowLatency = lowLatency(callBytes(op));
+    d.lowLatency = usesLowLatency(config_, op);
     Geometry g = geometryFor(op, plan, d.lowLatency ? shape_.llSlotBytes : shape_.slotBytes);
     d.count = g.count;
     d.typeBytes = g.typeBytes;

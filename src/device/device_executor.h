@@ -34,8 +34,8 @@ namespace weft {
 struct DeviceExecutorConfig {
   size_t slotBytes = 131072;      // simple protocol payload per slot
   size_t llSlotBytes = 8192;      // LL payload per slot
-  size_t llThreshold = 65536;     // operations up to this many bytes use LL
-  int forceProtocol = -1;         // 0 simple, 1 LL, -1 by size
+  int64_t llThreshold = -1;       // operations up to this many bytes use LL; -1: as the tuner chose
+  int forceProtocol = -1;         // 0 simple, 1 LL, -1 as the tuner chose (or by llThreshold)
   bool samePeerProcess = true;    // every peer is a thread of this process
   bool stageThroughHost = false;  // WEFT_P2P_DISABLE: every FIFO in host memory
   // Every rank's GPU (PCI bus id) and process, and this node's machine (null:
@@ -44,6 +44,11 @@ struct DeviceExecutorConfig {
   std::vector<int> pids;
   std::shared_ptr<const MachineTopology> topo;
 };
+
+// Whether an operation uses the LL protocol: WEFT_DEVICE_PROTOCOL
+// (forceProtocol), else WEFT_LL_THRESHOLD when set, else the tuner's choice
+// (op.lowLatency).
+bool usesLowLatency(const DeviceExecutorConfig& config, const OpDesc& op);
 
 class DeviceExecutor final : public Executor {
  public:
@@ -62,8 +67,6 @@ class DeviceExecutor final : public Executor {
   CallRef inProgress() const override;
 
   device::Runtime& runtime() { return *runtime_; }
-  // Whether an operation of this many bytes uses the LL protocol.
-  bool lowLatency(size_t bytes) const;
 
  private:
   struct DevicePlan {

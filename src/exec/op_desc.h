@@ -43,6 +43,8 @@ struct OpDesc {
   // Device communicators: the stream (cudaStream_t) the operation is
   // ordered on; NULL for host communicators.
   void* stream = nullptr;
+  // Device communicators: the tuner chose the LL protocol for this call.
+  bool lowLatency = false;
 };
 
 struct ExecutorContext {

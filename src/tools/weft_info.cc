@@ -3,9 +3,11 @@
 // variables weft reads (the one table in core/env.cc).
 //   weft-info [--markdown]
 //   weft-info --tune --nranks N [--nodes M] [--sites S] [--cores C] [--topo FILE] [--collective NAME] [--all]
+//             [--device cuda|emulated]
 //     the tuner's decision table for 8 B to 1 GiB, from the cost model alone (nothing runs)
-//   weft-info --calibrate [--out FILE]
-//     measures this host's cost constants and writes them as WEFT_TUNE_FILE takes them
+//   weft-info --calibrate [--device cuda|emulated] [--out FILE]
+//     measures this host's (or a device's) cost constants and writes them as WEFT_TUNE_FILE (or
+//     WEFT_DEVICE_TUNE_FILE) takes them
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
@@ -26,12 +28,17 @@
 #include "algorithms/registry.h"
 #include "algorithms/tuner.h"
 #include "core/env.h"
+#include "device/runtime.h"
 #include "exec/copy.h"
 #include "exec/reduce.h"
 #include "topology/affinity.h"
 #include "topology/machine.h"
 #include "topology/search.h"
 #include "weft/weft.h"
+
+#if defined(WEFT_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
 
 using namespace weft;
 
@@ -50,10 +57,13 @@ int usage(FILE* out, int code) {
       "         process's CPUs); --sites: the nodes in S equal sites in order (WEFT_SITEID; the site link's\n"
       "         cost from wan_us and wan_gbps); --topo: the NIC speed and ring channels from an hwloc or weft-topo\n"
       "         XML file;\n"
-      "         --collective: one collective, --all: every candidate's predicted time\n"
-      "       weft-info --calibrate [--out FILE]\n"
+      "         --collective: one collective, --all: every candidate's predicted time;\n"
+      "         --device: GPU communicators on that device (WEFT_DEVICE_TUNE_FILE's constants or the device's\n"
+      "         defaults), the protocol (simple or LL) chosen with the algorithm\n"
+      "       weft-info --calibrate [--device cuda|emulated] [--out FILE]\n"
       "         measures this host's hand-off latencies and copy and reduce bandwidths (a few seconds) and\n"
-      "         writes the constants to FILE (default: standard output) for WEFT_TUNE_FILE\n");
+      "         writes the constants to FILE (default: standard output) for WEFT_TUNE_FILE; --device: a GPU\n"
+      "         communicator's on device 0 (two ranks sharing it), both protocols, for WEFT_DEVICE_TUNE_FILE\n");
   return code;
 }
 
@@ -100,7 +110,13 @@ struct TuneArgs {
   int nranks = 0, nodes = 1, sites = 1, cores = 0;
   std::string topo, collective;
   bool all = false;
+  CostTarget target = CostTarget::Host;
 };
+
+std::string candidateText(const TuneCandidate& c, bool device) {
+  return device ? format("%s/%d/%s", c.entry->name, c.channels, protocolName(c.protocol))
+                : format("%s/%d", c.entry->name, c.channels);
+}
 
 int printTune(const TuneArgs& args) {
   if (args.nranks < 1 || args.nodes < 1 || args.nodes > args.nranks) {
@@ -111,7 +127,7 @@ int printTune(const TuneArgs& args) {
     fprintf(stderr, "weft-info --tune: --sites %d does not split %d nodes evenly\n", args.sites, args.nodes);
     return 2;
   }
-  Result<CostConstants> constants = loadCostConstants();
+  Result<CostConstants> constants = loadCostConstants(args.target);
   if (!constants.isOk()) {
     fprintf(stderr, "weft-info --tune: %s\n", constants.status().message().c_str());
     return 2;
@@ -153,6 +169,14 @@ int printTune(const TuneArgs& args) {
     for (int node : config.nodeOfRank) config.siteOfRank.push_back(node / (args.nodes / args.sites));
   config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
                            static_cast<size_t>(envInt(slotBytesParam(args.sites))));
+  bool device = args.target != CostTarget::Host;
+  if (device) {
+    // As a GPU communicator sets its tuner up (api/comm.cc).
+    config.shape.llSlotBytes = std::min<size_t>(8192, config.shape.slotBytes);
+    config.lowLatency = args.nodes == 1;
+    if (args.target == CostTarget::CudaDevice)
+      config.shape.coresPerNode = std::max(config.shape.coresPerNode, config.shape.ranksPerNode);
+  }
   Tuner tuner(config);
   std::vector<Collective> collectives(plannedCollectives().begin(), plannedCollectives().end());
   if (!args.collective.empty()) {
@@ -168,8 +192,9 @@ int printTune(const TuneArgs& args) {
   printf("# weft tuner decisions: %d ranks on %d node(s) (at most %d per node)%s, %d core(s) per node, %s\n",
          shape.nranks, shape.nNodes, shape.ranksPerNode,
          shape.nSites > 1 ? format(" in %d sites", shape.nSites).c_str() : "", shape.coresPerNode, source.c_str());
-  printf("# channels up to %d; constants (%s):\n", config.maxChannels,
-         envString(EnvParam::TuneFile).empty() ? "defaults" : envString(EnvParam::TuneFile).c_str());
+  EnvParam file = device ? EnvParam::DeviceTuneFile : EnvParam::TuneFile;
+  printf("# channels up to %d; %s constants (%s):\n", config.maxChannels, costTargetName(args.target),
+         envString(file).empty() ? "defaults" : envString(file).c_str());
   std::string text = formatCostConstants(config.constants);
   for (size_t at = 0; at < text.size();) {
     size_t end = text.find('\n', at);
@@ -183,14 +208,15 @@ int printTune(const TuneArgs& args) {
       for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 2) {
         printf("%10s ", sizeText(bytes).c_str());
         for (const TuneCandidate& candidate : tuner.candidates(c, bytes))
-          printf(" %s/%d %s;", candidate.entry->name, candidate.channels, timeText(candidate.micros).c_str());
+          printf(" %s %s;", candidateText(candidate, device).c_str(), timeText(candidate.micros).c_str());
         printf("\n");
       }
     }
     return 0;
   }
   printf("\n%10s", "bytes");
-  for (Collective c : collectives) printf(" %22s", collectiveName(c));
+  int width = device ? 29 : 22;
+  for (Collective c : collectives) printf(" %*s", width, collectiveName(c));
   printf("\n");
   for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 2) {
     printf("%10s", sizeText(bytes).c_str());
@@ -198,8 +224,10 @@ int printTune(const TuneArgs& args) {
       TuneCandidate chosen = tuner.decide(c, bytes);
       double micros = 0;
       for (const TuneCandidate& candidate : tuner.candidates(c, bytes))
-        if (candidate.entry == chosen.entry && candidate.channels == chosen.channels) micros = candidate.micros;
-      printf(" %22s", format("%s/%d %s", chosen.entry->name, chosen.channels, timeText(micros).c_str()).c_str());
+        if (candidate.entry == chosen.entry && candidate.channels == chosen.channels &&
+            candidate.protocol == chosen.protocol)
+          micros = candidate.micros;
+      printf(" %*s", width, format("%s %s", candidateText(chosen, device).c_str(), timeText(micros).c_str()).c_str());
     }
     printf("\n");
   }
@@ -337,6 +365,123 @@ double allReduceMicros(size_t bytes, const char* algo, bool oneCore) {
   return result.load();
 }
 
+// Microseconds of one call between `nranks` ranks (threads of this process)
+// of GPU communicators sharing device 0, the best of a few rounds:
+// an all-reduce, or an all-gather of `bytes` (the output), by `algo` and
+// `protocol` (WEFT_DEVICE_PROTOCOL).
+double deviceMicros(int nranks, bool allGather, size_t bytes, const char* algo, const char* protocol) {
+  weftUniqueId id;
+  if (weftGetUniqueId(&id) != weftSuccess) return 0;
+  setenv("WEFT_ALGO", algo, 1);
+  setenv("WEFT_DEVICE_PROTOCOL", protocol, 1);
+  std::atomic<double> result{0};
+  std::atomic<bool> failed{false};
+  auto rank = [&](int r) {
+#if defined(WEFT_HAVE_CUDA)
+    if (!device::emulatedDeviceSelected()) cudaSetDevice(0);
+#endif
+    weftConfig_t config = WEFT_CONFIG_INITIALIZER;
+    config.cudaDevice = 0;
+    config.allowSharedGpu = 1;
+    weftComm_t comm = nullptr;
+    if (weftCommInitRankConfig(&comm, nranks, id, r, &config) != weftSuccess) {
+      failed.store(true);
+      return;
+    }
+    size_t count = std::max<size_t>(1, bytes / sizeof(float) / (allGather ? nranks : 1));
+    void* in = nullptr;
+    void* out = nullptr;
+    if (weftMemAlloc(&in, count * sizeof(float)) != weftSuccess ||
+        weftMemAlloc(&out, count * sizeof(float) * (allGather ? nranks : 1)) != weftSuccess) {
+      failed.store(true);
+    } else {
+      auto call = [&](size_t n) {
+        return allGather ? weftAllGather(in, out, n, weftFloat32, comm, nullptr)
+                         : weftAllReduce(in, out, n, weftFloat32, weftSum, comm, nullptr);
+      };
+      double best = 1e30;
+      int calls = static_cast<int>(std::clamp<size_t>((size_t{256} << 20) / (bytes + 65536), 5, 500));
+      for (int round = 0; round < 4; ++round) {
+        call(count);  // both ranks start together
+        weftCommSynchronize(comm);
+        auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < calls; ++i) call(count);
+        if (weftCommSynchronize(comm) != weftSuccess) failed.store(true);
+        best = std::min(best, secondsSince(start) / calls);
+      }
+      if (r == 0) result.store(best * 1e6);
+    }
+    weftMemFree(in);
+    weftMemFree(out);
+    weftCommDestroy(comm);
+  };
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < nranks; ++r) ranks.emplace_back(rank, r);
+  for (std::thread& t : ranks) t.join();
+  unsetenv("WEFT_ALGO");
+  unsetenv("WEFT_DEVICE_PROTOCOL");
+  return failed.load() ? 0 : result.load();
+}
+
+// A GPU communicator's constants on device 0: the call from one rank alone,
+// each protocol's hand-off as the ring's second hop over one-shot's one (8 B
+// between two ranks sharing the device), its copy rate from a 2-rank
+// all-gather (1.5 S copied per rank), the simple protocol's reduce rate
+// from a 2-rank ring all-reduce (S copied, S / 2 reduced).
+int calibrateDevice(CostTarget target, const std::string& out) {
+  if (target == CostTarget::EmulatedDevice) setenv("WEFT_DEVICE", "emulated", 1);
+  CostConstants c = defaultCostConstants(target);
+  fprintf(stderr, "weft-info: measuring the %s's launches and hand-offs...\n", costTargetName(target));
+  double call = deviceMicros(1, false, 8, "ring", "simple");
+  if (call <= 0) {
+    fprintf(stderr, "weft-info --calibrate --device: no GPU communicator on device 0 (%s)\n",
+            target == CostTarget::CudaDevice ? "is there a GPU?" : "emulated");
+    return 1;
+  }
+  c.callMicros = call;
+  double hop[2] = {c.hopMicros, c.llHopMicros}, shots[2] = {0, 0}, rings[2] = {0, 0};
+  const char* protocols[2] = {"simple", "ll"};
+  for (int p = 0; p < 2; ++p) {
+    shots[p] = deviceMicros(2, false, 8, "oneshot", protocols[p]);
+    rings[p] = deviceMicros(2, false, 8, "ring", protocols[p]);
+    if (rings[p] > shots[p] && shots[p] > 0) hop[p] = std::max(0.01, rings[p] - shots[p]);
+  }
+  c.hopMicros = hop[0];
+  c.switchMicros = target == CostTarget::CudaDevice ? hop[0] : c.switchMicros;
+  c.llHopMicros = hop[1];
+  fprintf(stderr, "weft-info: measuring the %s's copy and reduce rates...\n", costTargetName(target));
+  size_t big = target == CostTarget::CudaDevice ? size_t{256} << 20 : size_t{32} << 20;
+  size_t llBytes = target == CostTarget::CudaDevice ? size_t{64} << 20 : size_t{2} << 20;
+  double gather = deviceMicros(2, true, big, "ring", "simple");
+  double llGather = deviceMicros(2, true, llBytes, "ring", "ll");
+  double reduce = deviceMicros(2, false, big, "ring", "simple");
+  auto rate = [](double bytes, double micros) { return bytes / (micros * 1e3); };  // GB/s
+  if (gather > call) c.copyGBps = rate(1.5 * static_cast<double>(big), gather - call);
+  if (llGather > call) c.llCopyGBps = rate(1.5 * static_cast<double>(llBytes), llGather - call);
+  double reduceMicros = reduce - call - static_cast<double>(big) / (c.copyGBps * 1e3);
+  if (reduceMicros > 0) c.reduceGBps = rate(0.5 * static_cast<double>(big), reduceMicros);
+  std::string text = format(
+      "# weft cost constants of a GPU communicator on the %s, measured by weft-info --calibrate --device:\n"
+      "# 1 rank 8 B all-reduce %.2f us; 2 ranks 8 B one-shot / ring: simple %.2f / %.2f us, LL %.2f / %.2f us;\n"
+      "# 2-rank ring all-gather of %zu MiB simple %.1f us, of %zu MiB LL %.1f us; all-reduce %.1f us.\n"
+      "# step_us, node_copy_gbps and the net and site constants are the device's defaults\n",
+      costTargetName(target), call, shots[0], rings[0], shots[1], rings[1], big >> 20, gather, llBytes >> 20, llGather,
+      reduce);
+  text += formatCostConstants(c);
+  if (out.empty()) {
+    fputs(text.c_str(), stdout);
+    return 0;
+  }
+  std::ofstream file(out);
+  file << text;
+  if (!file) {
+    fprintf(stderr, "weft-info --calibrate: cannot write %s\n", out.c_str());
+    return 1;
+  }
+  fprintf(stderr, "weft-info: wrote %s (use it with WEFT_DEVICE_TUNE_FILE=%s)\n", out.c_str(), out.c_str());
+  return 0;
+}
+
 int calibrate(const std::string& out) {
   CostConstants c;  // defaults for what cannot be measured on one host
   SlotPaths paths;
@@ -408,7 +553,21 @@ int calibrate(const std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  enum { kMarkdown = 1, kTune, kCalibrate, kNranks, kNodes, kSites, kCores, kTopo, kCollective, kAll, kOut, kHelp };
+  enum {
+    kMarkdown = 1,
+    kTune,
+    kCalibrate,
+    kNranks,
+    kNodes,
+    kSites,
+    kCores,
+    kTopo,
+    kCollective,
+    kAll,
+    kDevice,
+    kOut,
+    kHelp
+  };
   const option options[] = {{"markdown", no_argument, nullptr, kMarkdown},
                             {"tune", no_argument, nullptr, kTune},
                             {"calibrate", no_argument, nullptr, kCalibrate},
@@ -419,6 +578,7 @@ int main(int argc, char** argv) {
                             {"topo", required_argument, nullptr, kTopo},
                             {"collective", required_argument, nullptr, kCollective},
                             {"all", no_argument, nullptr, kAll},
+                            {"device", required_argument, nullptr, kDevice},
                             {"out", required_argument, nullptr, kOut},
                             {"help", no_argument, nullptr, kHelp},
                             {nullptr, 0, nullptr, 0}};
@@ -452,6 +612,16 @@ int main(int argc, char** argv) {
       case kTopo: args.topo = optarg; break;
       case kCollective: args.collective = optarg; break;
       case kAll: args.all = true; break;
+      case kDevice:
+        if (strcasecmp(optarg, "cuda") == 0) {
+          args.target = CostTarget::CudaDevice;
+        } else if (strcasecmp(optarg, "emulated") == 0) {
+          args.target = CostTarget::EmulatedDevice;
+        } else {
+          fprintf(stderr, "weft-info: --device %s: expected cuda or emulated\n", optarg);
+          return 2;
+        }
+        break;
       case kOut: out = optarg; break;
       case kHelp: return usage(stdout, 0);
       default: return usage(stderr, 2);
@@ -459,6 +629,6 @@ int main(int argc, char** argv) {
   }
   if (optind < argc || (tune && calibrateMode) || (markdown && (tune || calibrateMode))) return usage(stderr, 2);
   if (tune) return printTune(args);
-  if (calibrateMode) return calibrate(out);
+  if (calibrateMode) return args.target == CostTarget::Host ? calibrate(out) : calibrateDevice(args.target, out);
   return printInfo(markdown);
 }

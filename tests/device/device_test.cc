@@ -6,6 +6,7 @@
 // not device memory; a shared device refused by default; mismatched calls
 // and a silent peer.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -20,6 +21,7 @@
 #include "algorithms/registry.h"
 #include "common/collective_cases.h"
 #include "common/launcher.h"
+#include "device/device_executor.h"
 #include "device/elements.h"
 #include "exec/reduce.h"
 #include "weft/weft.h"
@@ -386,6 +388,45 @@ TEST_F(EmulatedDevice, ProcessesStageThroughHostMemoryWithTheSameResults) {
 TEST_F(EmulatedDevice, NodesReachEachOtherThroughTheNetBridge) {
   env_.set("WEFT_SOCKET_IFNAME", "lo");
   expectEveryCaseExact(4, RankMode::DeviceNodes);
+}
+
+// The protocol: WEFT_DEVICE_PROTOCOL, else WEFT_LL_THRESHOLD when set, else
+// what the tuner chose for the call.
+TEST(DeviceProtocol, ForcedThenThresholdThenTheTunersChoice) {
+  OpDesc op;
+  op.collective = Collective::AllReduce;
+  op.count = 1024;  // 4 KiB of floats
+  for (bool tuner : {false, true}) {
+    op.lowLatency = tuner;
+    DeviceExecutorConfig config;
+    EXPECT_EQ(usesLowLatency(config, op), tuner);
+    config.llThreshold = 4096;
+    EXPECT_TRUE(usesLowLatency(config, op));
+    config.llThreshold = 4095;
+    EXPECT_FALSE(usesLowLatency(config, op));
+    config.forceProtocol = 1;
+    EXPECT_TRUE(usesLowLatency(config, op));
+    config.forceProtocol = 0;
+    EXPECT_FALSE(usesLowLatency(config, op));
+  }
+}
+
+// A device tune file whose LL hand-off is all but free: the tuner chooses LL
+// for every call of 2 ranks on cores of their own (weft-info --tune --device
+// emulated --nranks 2 shows it; where ranks outnumber cores, a hand-off
+// waits for the scheduler whatever the protocol), and every collective,
+// type and op runs exactly by it.
+TEST_F(EmulatedDevice, CallsTheTunerGivesToLlAreExact) {
+  char path[] = "/tmp/weft_ll_tune_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const char text[] = "ll_hop_us = 0.001\nll_copy_gbps = 1000\n";
+  ASSERT_EQ(write(fd, text, sizeof(text) - 1), static_cast<ssize_t>(sizeof(text) - 1));
+  close(fd);
+  env_.set("WEFT_DEVICE_TUNE_FILE", path);
+  env_.set("WEFT_BUFFSIZE", "8192");
+  expectEveryCaseExact(2, RankMode::DeviceThreads);
+  remove(path);
 }
 
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -293,6 +294,84 @@ TEST(Tuner, ChannelsAreChosenFromWhatTheTransportHas) {
   EXPECT_EQ(most, 4);
   // On host memory one thread drives every channel: more channels only add steps.
   EXPECT_EQ(tuner.decide(Collective::AllReduce, 1 << 20).channels, 1);
+}
+
+TEST(CostConstants, DevicesReadTheirOwnTuneFileOverTheirOwnDefaults) {
+  CostConstants cuda = defaultCostConstants(CostTarget::CudaDevice);
+  EXPECT_LT(cuda.llHopMicros, cuda.hopMicros);  // the point of LL
+  EXPECT_LT(cuda.llCopyGBps, cuda.copyGBps);    // and its price
+  char path[] = "/tmp/weft_device_tune_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  FILE* file = fdopen(fd, "w");
+  fputs("ll_hop_us = 0.25\nll_copy_gbps = 7.5\n", file);
+  fclose(file);
+  setenv("WEFT_DEVICE_TUNE_FILE", path, 1);
+  Result<CostConstants> device = loadCostConstants(CostTarget::CudaDevice);
+  Result<CostConstants> host = loadCostConstants(CostTarget::Host);
+  unsetenv("WEFT_DEVICE_TUNE_FILE");
+  remove(path);
+  ASSERT_TRUE(device.isOk()) << device.status().message();
+  EXPECT_EQ(device.value().llHopMicros, 0.25);
+  EXPECT_EQ(device.value().llCopyGBps, 7.5);
+  EXPECT_EQ(device.value().callMicros, cuda.callMicros);  // the rest: the device's defaults
+  ASSERT_TRUE(host.isOk());
+  EXPECT_EQ(host.value().llHopMicros, CostConstants().llHopMicros);  // the host's file is another
+  EXPECT_EQ(host.value().callMicros, CostConstants().callMicros);
+}
+
+// A GPU communicator's tuner as api/comm.cc sets it up.
+TunerConfig deviceConfig(int nranks, int nodes) {
+  TunerConfig c = config(nranks, nodes, 2);
+  c.constants = defaultCostConstants(CostTarget::CudaDevice);
+  c.shape.llSlotBytes = 8192;
+  c.shape.coresPerNode = std::max(c.shape.coresPerNode, c.shape.ranksPerNode);
+  c.lowLatency = nodes == 1;
+  return c;
+}
+
+TEST(Tuner, DeviceCommunicatorsChooseTheProtocolWithTheAlgorithm) {
+  for (int nranks : {2, 4, 8}) {
+    Tuner tuner(deviceConfig(nranks, 1));
+    bool sawLl = false, sawSimple = false;
+    Protocol previous = Protocol::LowLatency;
+    for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 2) {
+      std::vector<TuneCandidate> all = tuner.candidates(Collective::AllReduce, bytes);
+      // Every algorithm and channel count comes in both protocols.
+      size_t ll = static_cast<size_t>(std::count_if(
+          all.begin(), all.end(), [](const TuneCandidate& c) { return c.protocol == Protocol::LowLatency; }));
+      EXPECT_EQ(2 * ll, all.size()) << bytes;
+      TuneCandidate chosen = tuner.decide(Collective::AllReduce, bytes);
+      EXPECT_EQ(chosen.protocol, all.front().protocol) << bytes;
+      EXPECT_EQ(chosen.entry, all.front().entry) << bytes;
+      Protocol fromPlan = Protocol::Simple;
+      ASSERT_TRUE(tuner.plan(Collective::AllReduce, bytes, -1, &fromPlan).isOk());
+      EXPECT_EQ(fromPlan, chosen.protocol) << bytes;
+      (chosen.protocol == Protocol::LowLatency ? sawLl : sawSimple) = true;
+      // LL below a size, simple above it: one switch, never back.
+      if (previous == Protocol::Simple) EXPECT_EQ(chosen.protocol, Protocol::Simple) << nranks << " ranks, " << bytes;
+      previous = chosen.protocol;
+    }
+    EXPECT_TRUE(sawLl) << nranks;
+    EXPECT_TRUE(sawSimple) << nranks;
+    EXPECT_EQ(tuner.decide(Collective::AllReduce, 8).protocol, Protocol::LowLatency);
+    EXPECT_EQ(tuner.decide(Collective::AllReduce, size_t{1} << 30).protocol, Protocol::Simple);
+  }
+  // The device's LL hand-off priced like the simple one: LL only costs.
+  TunerConfig even = deviceConfig(4, 1);
+  even.constants.llHopMicros = even.constants.hopMicros;
+  Tuner evenTuner(even);
+  for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 4)
+    EXPECT_EQ(evenTuner.decide(Collective::AllReduce, bytes).protocol, Protocol::Simple) << bytes;
+}
+
+TEST(Tuner, HostAndMultiNodeDeviceCommunicatorsHaveNoLl) {
+  for (const TunerConfig& c : {config(4, 1, 8), deviceConfig(4, 2)}) {
+    Tuner tuner(c);
+    for (size_t bytes = 8; bytes <= (size_t{1} << 30); bytes *= 8)
+      for (const TuneCandidate& candidate : tuner.candidates(Collective::AllReduce, bytes))
+        EXPECT_EQ(candidate.protocol, Protocol::Simple) << bytes;
+  }
 }
 
 TEST(Tuner, PlansFollowTheDecision) {
