@@ -18,9 +18,11 @@
 
 namespace weft {
 // A buffer registered with weftCommRegister: shareEntry is its entry in the
-// node's table of registered buffers (-1: peers of other processes copy it).
+// node's table of registered buffers (-1: peers of other processes copy it);
+// deviceEntry the same in a GPU communicator's table (DeviceExecutor).
 struct Registration {
   int shareEntry = -1;
+  int deviceEntry = -1;
 };
 
 struct PreMulSumOp {

@@ -7,6 +7,7 @@
 #include "api/comm.h"
 #include "core/logging.h"
 #include "core/shared_host_memory.h"
+#include "device/device_executor.h"
 #include "device/runtime.h"
 #include "weft/weft.h"
 
@@ -37,7 +38,7 @@ weftResult_t weftMemAlloc(void** ptr, size_t size) {
   if (ptr == nullptr) return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "weftMemAlloc: ptr is NULL"));
   Result<std::shared_ptr<device::Runtime>> runtime = currentRuntime();
   if (!runtime.isOk()) return setLastError(nullptr, runtime.status());
-  Result<void*> p = runtime.value()->allocate(size);
+  Result<void*> p = runtime.value()->allocateUser(size);
   if (!p.isOk()) return setLastError(nullptr, p.status());
   *ptr = p.value();
   return weftSuccess;
@@ -53,6 +54,15 @@ weftResult_t weftMemAllocHost(void** ptr, size_t size) {
 
 weftResult_t weftMemFree(void* ptr) {
   if (ptr == nullptr) return weftSuccess;
+  // The emulated device's weftMemAlloc memory is shared host memory too:
+  // its allocator lets go of it first.
+  if (device::emulatedDeviceSelected()) {
+    Result<std::shared_ptr<device::Runtime>> emulated = currentRuntime();
+    if (emulated.isOk() && emulated.value()->checkBuffer(ptr, 1).isOk()) {
+      emulated.value()->free(ptr);
+      return weftSuccess;
+    }
+  }
   if (freeSharedHost(ptr)) return weftSuccess;
   Result<std::shared_ptr<device::Runtime>> runtime = currentRuntime();
   if (!runtime.isOk()) return setLastError(nullptr, runtime.status());
@@ -87,6 +97,20 @@ weftResult_t weftCommRegister(weftComm_t comm, void* buff, size_t size, void** h
               "rank %d: weftCommRegister: %p (%zu bytes) is not weftMemAllocHost memory: peers of other processes "
               "copy it",
               comm->rank, buff, size);
+  } else if (comm->device != nullptr) {
+    // Device memory: peers of other processes on this node map it (CUDA IPC,
+    // or the emulated device's memfd) and read it directly.
+    Status onDevice = comm->device->checkBuffer(buff, size);
+    if (!onDevice.isOk())
+      return setLastError(comm, WEFT_ERROR(weftInvalidArgument, "weftCommRegister: %s", onDevice.message().c_str()));
+    if (auto* executor = dynamic_cast<DeviceExecutor*>(comm->executor.get())) {
+      Result<int> entry = executor->registerBuffer(buff, size);
+      if (!entry.isOk())
+        WEFT_INFO(kLogInit, "rank %d: weftCommRegister: %s; peers of other processes copy it", comm->rank,
+                  entry.status().message().c_str());
+      else
+        registration->deviceEntry = entry.value();
+    }
   }
   *handle = registration.get();
   comm->registrations.push_back(std::move(registration));
@@ -104,6 +128,9 @@ weftResult_t weftCommDeregister(weftComm_t comm, void* handle) {
         comm, WEFT_ERROR(weftInvalidArgument, "weftCommDeregister: %p is not a registration of rank %d's communicator",
                          handle, comm->rank));
   if ((*it)->shareEntry >= 0 && comm->transports != nullptr) comm->transports->withdrawRegistration((*it)->shareEntry);
+  if ((*it)->deviceEntry >= 0)
+    if (auto* executor = dynamic_cast<DeviceExecutor*>(comm->executor.get()))
+      executor->deregisterBuffer((*it)->deviceEntry);
   comm->registrations.erase(it);
   return weftSuccess;
 }

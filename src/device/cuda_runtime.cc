@@ -152,6 +152,38 @@ class CudaRuntime final : public Runtime {
     memcpy(handle.ipc, &ipc, sizeof(ipc));
     return handle;
   }
+  Result<MemoryHandle> exportRange(const void* p, size_t bytes) override {
+    // The cudaMalloc allocation holding p: CUDA IPC hands out whole
+    // allocations, by their start (the driver's cuMemGetAddressRange).
+    using GetRange = int (*)(unsigned long long* base, size_t* size, unsigned long long address);
+    static GetRange getRange = [] {
+      void* fn = nullptr;
+      cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+      if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &found) !=
+              cudaSuccess ||
+          found != cudaDriverEntryPointSuccess) {
+        cudaGetLastError();
+        return static_cast<GetRange>(nullptr);
+      }
+      return reinterpret_cast<GetRange>(fn);
+    }();
+    if (getRange == nullptr)
+      return WEFT_ERROR(weftUnhandledCudaError, "cudaDevice %d: the driver has no cuMemGetAddressRange", device_);
+    WEFT_CUDA(cudaSetDevice(device_), "cudaSetDevice");
+    unsigned long long base = 0;
+    size_t size = 0;
+    if (getRange(&base, &size, reinterpret_cast<unsigned long long>(p)) != 0 ||
+        reinterpret_cast<unsigned long long>(p) - base + bytes > size)
+      return WEFT_ERROR(weftInvalidArgument, "%p (%zu bytes) is not inside one device allocation of cudaDevice %d", p,
+                        bytes, device_);
+    void* start = reinterpret_cast<void*>(base);
+    MemoryHandle handle = MemoryHandle::ofPointer(start, 2);
+    cudaIpcMemHandle_t ipc;
+    WEFT_CUDA(cudaIpcGetMemHandle(&ipc, start), "cudaIpcGetMemHandle (managed or host memory cannot be shared)");
+    memcpy(handle.ipc, &ipc, sizeof(ipc));
+    handle.bytes = size;
+    return handle;
+  }
   Result<void*> importMemory(const MemoryHandle& handle) override {
     if (handle.pid == getpid()) return reinterpret_cast<void*>(handle.address);
     cudaIpcMemHandle_t ipc;

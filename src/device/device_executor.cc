@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/logging.h"
+#include "core/shared_host_memory.h"
 #include "core/types.h"
 #include "device/fifo_route.h"
 #include "exec/call_match.h"
@@ -23,6 +24,45 @@ using device::Link;
 using device::Work;
 
 static_assert(sizeof(SlotHeader) == sizeof(device::WireHeader), "the device's slot header is the host's");
+
+namespace {
+
+// A rank's board: its registered device buffers, in host memory the
+// node's ranks of other processes map, and where it mapped theirs.
+//   BoardHeader, kBoardEntries BoardEntry, nranks * kBoardEntries BoardMapping
+// An entry is written by its owner only (handle and range first, then
+// its generation, with release); a mapping by the board's owner only.
+constexpr int kBoardEntries = 64;
+struct BoardHeader {
+  std::atomic<uint64_t> version;  // bumped on every change of the entries
+  uint64_t pad[7];
+};
+struct BoardEntry {
+  std::atomic<uint64_t> generation;  // 0: free; else this registration's, never reused
+  uint64_t base, bytes;              // the registered range, in the owner's addresses
+  device::MemoryHandle handle;       // its allocation (handle.address: the start in the owner's)
+};
+struct BoardMapping {
+  std::atomic<uint64_t> generation;  // the peer's entry's generation when mapped; 0: none
+  uint64_t address;                  // where the peer's allocation lies here
+};
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "boards are shared between processes");
+
+size_t boardBytes(int nranks) {
+  return sizeof(BoardHeader) + kBoardEntries * sizeof(BoardEntry) +
+         static_cast<size_t>(nranks) * kBoardEntries * sizeof(BoardMapping);
+}
+BoardHeader* boardHeader(char* board) { return reinterpret_cast<BoardHeader*>(board); }
+BoardEntry* boardEntry(char* board, int entry) {
+  return reinterpret_cast<BoardEntry*>(board + sizeof(BoardHeader)) + entry;
+}
+// The board owner's mapping of `peer`'s entry.
+BoardMapping* boardMapping(char* board, int peer, int entry) {
+  return reinterpret_cast<BoardMapping*>(board + sizeof(BoardHeader) + kBoardEntries * sizeof(BoardEntry)) +
+         static_cast<size_t>(peer) * kBoardEntries + entry;
+}
+
+}  // namespace
 
 DeviceExecutor::DeviceExecutor(const ExecutorContext& context, std::shared_ptr<device::Runtime> runtime,
                                const DeviceExecutorConfig& config)
@@ -104,11 +144,27 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
   Result<void*> stream = rt.createStream();
   if (!stream.isOk()) return stream.status();
   ownStream_ = stream.value();
-  // Every rank's FIFO areas, mapped here.
+  // A board of registered buffers where a rank of another process shares
+  // this node (both sides of such a pair have one).
+  bool crossProcess = false;
+  if (config_.pids.size() == static_cast<size_t>(n))
+    for (int peer = 0; peer < n; ++peer)
+      if (peer != context_.rank && !remote(peer) && !samePidAs(peer)) crossProcess = true;
+  if (crossProcess) {
+    Result<void*> board = rt.allocateInterprocess(boardBytes(n));
+    if (!board.isOk()) return board.status();
+    board_ = static_cast<char*>(board.value());
+  }
+  // Every rank's FIFO areas and board, mapped here.
   struct Areas {
-    device::MemoryHandle device, host;
+    device::MemoryHandle device, host, board;
   };
   std::vector<Areas> handles(static_cast<size_t>(n));
+  if (board_ != nullptr) {
+    Result<device::MemoryHandle> exported = rt.exportInterprocess(board_);
+    if (!exported.isOk()) return exported.status();
+    handles[context_.rank].board = exported.value();
+  }
   if (fifos_ != nullptr) {
     Result<device::MemoryHandle> exported = rt.exportMemory(fifos_);
     if (!exported.isOk()) return exported.status();
@@ -120,6 +176,17 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
     handles[context_.rank].host = exported.value();
   }
   WEFT_CHECK(bootstrap.allGather(handles.data(), sizeof(Areas)));
+  peerBoards_.assign(static_cast<size_t>(n), nullptr);
+  seenBoardVersion_.assign(static_cast<size_t>(n), 0);
+  for (int peer = 0; board_ != nullptr && peer < n; ++peer) {
+    if (peer == context_.rank || remote(peer) || samePidAs(peer)) continue;
+    Result<void*> theirs = rt.importInterprocess(handles[peer].board);
+    if (!theirs.isOk())
+      return WEFT_ERROR(theirs.status().code(), "rank %d: cannot map rank %d's table of registered buffers: %s",
+                        context_.rank, peer, theirs.status().message().c_str());
+    importedBoards_.emplace_back(theirs.value(), handles[peer].board);
+    peerBoards_[peer] = static_cast<char*>(theirs.value());
+  }
   std::vector<Link> links(static_cast<size_t>(n) * static_cast<size_t>(channels));
   if (!remotePeers_.empty()) {
     size_t netBytes = 2 * fifoBytes * remotePeers_.size() * static_cast<size_t>(channels);
@@ -277,6 +344,9 @@ DeviceExecutor::~DeviceExecutor() {
   }
   for (void* p : imported_) rt.closeImported(p);
   for (auto& [p, handle] : importedHost_) rt.closeInterprocess(p, handle);
+  for (auto& [key, mapped] : mappedRegistrations_) rt.closeRange(mapped.base, mapped.handle);
+  for (auto& [p, handle] : importedBoards_) rt.closeInterprocess(p, handle);
+  rt.freeInterprocess(board_);
   for (void* p : captured_) rt.freeShared(p);
   for (void* p : capturedDevice_) rt.free(p);
   for (auto& [bytes, p] : spareShared_) rt.freeShared(p);
@@ -289,6 +359,92 @@ DeviceExecutor::~DeviceExecutor() {
   rt.free(counters_);
   if (abortWord_ != nullptr) rt.freeShared(abortWord_);
   if (ownStream_ != nullptr) rt.destroyStream(ownStream_);
+}
+
+bool DeviceExecutor::samePidAs(int peer) const {
+  if (config_.pids.size() != static_cast<size_t>(context_.nranks)) return config_.samePeerProcess;
+  return config_.pids[peer] == config_.pids[context_.rank];
+}
+
+Result<int> DeviceExecutor::registerBuffer(const void* p, size_t bytes) {
+  if (board_ == nullptr) return -1;  // every peer of this node shares the process
+  Result<device::MemoryHandle> handle = runtime_->exportRange(p, bytes);
+  if (!handle.isOk()) return handle.status();
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (int e = 0; e < kBoardEntries; ++e) {
+    BoardEntry* entry = boardEntry(board_, e);
+    if (entry->generation.load(std::memory_order_relaxed) != 0) continue;
+    entry->base = reinterpret_cast<uint64_t>(p);
+    entry->bytes = bytes;
+    entry->handle = handle.value();
+    entry->generation.store(nextGeneration_++, std::memory_order_release);
+    boardHeader(board_)->version.fetch_add(1, std::memory_order_release);
+    WEFT_INFO(kLogInit, "rank %d: registered %p (%zu bytes) for peers of other processes (entry %d)", context_.rank, p,
+              bytes, e);
+    return e;
+  }
+  return WEFT_ERROR(weftInvalidUsage, "the table of registered device buffers is full (%d)", kBoardEntries);
+}
+
+void DeviceExecutor::deregisterBuffer(int entry) {
+  if (board_ == nullptr || entry < 0 || entry >= kBoardEntries) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  boardEntry(board_, entry)->generation.store(0, std::memory_order_release);
+  boardHeader(board_)->version.fetch_add(1, std::memory_order_release);
+}
+
+void DeviceExecutor::mapPeerRegistrations() {
+  device::Runtime& rt = *runtime_;
+  for (int peer = 0; peer < context_.nranks; ++peer) {
+    char* theirs = peerBoards_.empty() ? nullptr : peerBoards_[peer];
+    if (theirs == nullptr) continue;
+    uint64_t version = boardHeader(theirs)->version.load(std::memory_order_acquire);
+    if (version == seenBoardVersion_[peer]) continue;
+    seenBoardVersion_[peer] = version;
+    for (int e = 0; e < kBoardEntries; ++e) {
+      BoardEntry* entry = boardEntry(theirs, e);
+      uint64_t generation = entry->generation.load(std::memory_order_acquire);
+      BoardMapping* mine = boardMapping(board_, peer, e);
+      auto it = mappedRegistrations_.find({peer, e});
+      if (it != mappedRegistrations_.end() && it->second.generation == generation) continue;
+      if (it != mappedRegistrations_.end()) {
+        // Withdrawn or replaced: the peer no longer publishes from it.
+        mine->generation.store(0, std::memory_order_release);
+        rt.closeRange(it->second.base, it->second.handle);
+        mappedRegistrations_.erase(it);
+      }
+      if (generation == 0) continue;
+      device::MemoryHandle handle = entry->handle;
+      if (entry->generation.load(std::memory_order_acquire) != generation) continue;  // changing: next time
+      Result<void*> base = rt.importRange(handle);
+      if (!base.isOk()) {
+        WEFT_WARN("rank %d: cannot map rank %d's registered buffer (entry %d): %s; its slots carry data", context_.rank,
+                  peer, e, base.status().message().c_str());
+        continue;
+      }
+      mappedRegistrations_[{peer, e}] = MappedRegistration{generation, base.value(), handle};
+      mine->address = reinterpret_cast<uint64_t>(base.value());
+      mine->generation.store(generation, std::memory_order_release);
+      WEFT_INFO(kLogInit, "rank %d: mapped rank %d's registered buffer (entry %d, %llu bytes) at %p", context_.rank,
+                peer, e, static_cast<unsigned long long>(entry->bytes), base.value());
+    }
+  }
+}
+
+int64_t DeviceExecutor::addressDelta(int peer, const void* p, size_t bytes) const {
+  if (peer == context_.rank || samePidAs(peer)) return 0;
+  char* theirs = peerBoards_.empty() ? nullptr : peerBoards_[peer];
+  if (theirs == nullptr || p == nullptr) return device::kNoAddress;  // on another node
+  uint64_t at = reinterpret_cast<uint64_t>(p);
+  for (int e = 0; e < kBoardEntries; ++e) {
+    BoardEntry* entry = boardEntry(board_, e);
+    uint64_t generation = entry->generation.load(std::memory_order_relaxed);
+    if (generation == 0 || !rangeHolds(entry->base, entry->bytes, at, bytes)) continue;
+    BoardMapping* mapped = boardMapping(theirs, context_.rank, e);
+    if (mapped->generation.load(std::memory_order_acquire) != generation) return device::kNoAddress;
+    return static_cast<int64_t>(mapped->address - entry->handle.address);
+  }
+  return device::kNoAddress;
 }
 
 bool usesLowLatency(const DeviceExecutorConfig& config, const OpDesc& op) {
@@ -386,7 +542,12 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   size_t copiesAt = (startsAt + (static_cast<size_t>(nConcurrent) + 1) * sizeof(int) + 15) & ~size_t{15};
   size_t faultAt = (copiesAt + copies.size() * sizeof(Work::SelfCopy) + 63) & ~size_t{63};
   static_assert(sizeof(Work::SelfCopy) == sizeof(SelfCopy));
-  size_t total = faultAt + sizeof(FaultRecord);
+  // Per op, where its buffers lie for each peer, when not every peer shares
+  // this process (DeviceOp::addressDelta).
+  bool perPeerAddresses = !config_.samePeerProcess;
+  size_t deltasAt = faultAt + ((sizeof(FaultRecord) + 63) & ~size_t{63});
+  size_t deltasPerOp = 2 * static_cast<size_t>(context_.nranks);
+  size_t total = perPeerAddresses ? deltasAt + count * deltasPerOp * sizeof(int64_t) : faultAt + sizeof(FaultRecord);
   Result<void*> shared = takeSpare(spareShared_, &total, true);
   if (!shared.isOk()) return shared.status();
   launch->work = shared.value();
@@ -398,6 +559,8 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
   auto* starts = reinterpret_cast<int*>(base + startsAt);
   auto* selfCopies = reinterpret_cast<Work::SelfCopy*>(base + copiesAt);
   launch->fault = new (base + faultAt) FaultRecord();
+  auto* deltas = perPeerAddresses ? reinterpret_cast<int64_t*>(base + deltasAt) : nullptr;
+  if (board_ != nullptr) mapPeerRegistrations();
 
   for (size_t i = 0; i < count; ++i) {
     const OpDesc& op = ops[i];
@@ -427,7 +590,7 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
     d.outputAllBlocks = plan.outputShape == BufferShape::AllBlocks;
     d.emptyMessages = plan.emptyMessages;
     d.average = op.op == weftAvg && plan.nranks > 1;
-    d.byAddress = config_.samePeerProcess && context_.sendsByAddress(op.count * typeBytes);
+    d.byAddress = context_.sendsByAddress(op.count * typeBytes) && !d.lowLatency;
     d.concurrent = plan.concurrent;
     d.matchRedop = collectiveReduces(op.collective);
     d.matchRoot = collectiveHasRoot(op.collective);
@@ -448,6 +611,26 @@ Status DeviceExecutor::launchGroup(const OpDesc* ops, size_t count, Launch* laun
         d.scalarBits = op.preMulScalar;
         d.scalarAt = op.preMulScalarAt;
       }
+    }
+    if (d.byAddress && perPeerAddresses) {
+      // Each peer reads what it can: a peer of this process anything, one of
+      // another process the registered buffers it has mapped, one on another
+      // node nothing (the net bridge moves slots, not addresses).
+      int64_t* mine = deltas + i * deltasPerOp;
+      size_t inBytes = plan.inputElements(op.count) * typeBytes, outBytes = plan.outputElements(op.count) * typeBytes;
+      bool any = false, acrossProcesses = false;
+      for (int peer = 0; peer < context_.nranks; ++peer) {
+        mine[2 * peer] = addressDelta(peer, d.in, inBytes);
+        mine[2 * peer + 1] = addressDelta(peer, d.out, outBytes);
+        bool reads = mine[2 * peer] != device::kNoAddress || mine[2 * peer + 1] != device::kNoAddress;
+        if (reads && peer != context_.rank) {
+          any = true;
+          if (!samePidAs(peer)) acrossProcesses = true;
+        }
+      }
+      d.addressDelta = mine;
+      d.byAddress = any;
+      if (acrossProcesses) crossProcessAddressOps_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   int at = 0;

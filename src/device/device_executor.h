@@ -68,6 +68,20 @@ class DeviceExecutor final : public Executor {
 
   device::Runtime& runtime() { return *runtime_; }
 
+  // weftCommRegister's device buffers. Ranks of other processes on this
+  // node map what this rank registers (the allocation holding it, by CUDA
+  // IPC or the emulated device's memfd) when they next launch, say where
+  // in this rank's table of registered buffers (the board, host memory they
+  // map), and from then on this rank's slots to them carry addresses in
+  // their address space instead of data, as between threads. The entry
+  // (for deregisterBuffer), or -1 when there is no such peer; an error when
+  // the memory cannot be shared or the table is full.
+  Result<int> registerBuffer(const void* p, size_t bytes);
+  void deregisterBuffer(int entry);
+  // Operations whose slots may go by address to a rank of another process
+  // (a count, for tests).
+  uint64_t crossProcessAddressOps() const { return crossProcessAddressOps_.load(std::memory_order_relaxed); }
+
  private:
   struct DevicePlan {
     Step* steps = nullptr;
@@ -145,6 +159,27 @@ class DeviceExecutor final : public Executor {
   device::Event lastEvent_;
   bool haveLastEvent_ = false;
   std::map<const Plan*, DevicePlan> plans_;
+
+  // Registered buffers (registerBuffer). board_: this rank's table, in host
+  // memory the node's other processes map; peerBoards_[r]: rank r's, mapped
+  // here, for ranks of other processes on this node (else null).
+  bool samePidAs(int peer) const;
+  void mapPeerRegistrations();  // under mutex_
+  // Where [p, p + bytes) of this rank lies in peer's address space minus
+  // here, or device::kNoAddress where the peer cannot read it.
+  int64_t addressDelta(int peer, const void* p, size_t bytes) const;
+  char* board_ = nullptr;
+  std::vector<char*> peerBoards_;
+  std::vector<std::pair<void*, device::MemoryHandle>> importedBoards_;
+  std::vector<uint64_t> seenBoardVersion_;
+  struct MappedRegistration {
+    uint64_t generation = 0;
+    void* base = nullptr;
+    device::MemoryHandle handle;
+  };
+  std::map<std::pair<int, int>, MappedRegistration> mappedRegistrations_;  // (peer, entry)
+  uint64_t nextGeneration_ = 1;
+  std::atomic<uint64_t> crossProcessAddressOps_{0};
   // Launch descriptions (shared memory) and PreMulSum buffers (device
   // memory) of launches captured into CUDA graphs, which may replay them
   // as long as the communicator lives.

@@ -17,6 +17,7 @@
 
 #include "core/env.h"
 #include "core/logging.h"
+#include "core/shared_host_memory.h"
 #include "device/interpreter.h"
 #include "device/runtime.h"
 
@@ -96,7 +97,16 @@ class EmulatedRuntime final : public Runtime {
       std::lock_guard<std::mutex> lock(mutex_);
       allocations_.erase(reinterpret_cast<uintptr_t>(p));
     }
-    std::free(p);
+    if (!freeSharedHost(p)) std::free(p);
+  }
+  // A memfd mapped shared (core/shared_host_memory.h), which a rank of
+  // another process maps when the buffer is registered.
+  Result<void*> allocateUser(size_t bytes) override {
+    Result<void*> p = allocateSharedHost(std::max<size_t>(bytes, 1));  // zeroed, page-aligned
+    if (!p.isOk()) return p.status();
+    std::lock_guard<std::mutex> lock(mutex_);
+    allocations_[reinterpret_cast<uintptr_t>(p.value())] = bytes;
+    return p;
   }
   Result<void*> allocateShared(size_t bytes) override {
     void* p = std::calloc(1, std::max<size_t>(bytes, 1));
@@ -193,6 +203,18 @@ class EmulatedRuntime final : public Runtime {
   void releaseEvent(const Event&) override {}
 
   Result<MemoryHandle> exportMemory(void* p) override { return MemoryHandle::ofPointer(p, 1); }
+  Result<MemoryHandle> exportRange(const void* p, size_t bytes) override {
+    SharedAllocation allocation;
+    if (!findSharedHost(p, bytes, &allocation))
+      return WEFT_ERROR(
+          weftInvalidArgument,
+          "%p (%zu bytes) is not weftMemAlloc memory of emulated device %d: other processes cannot map it", p, bytes,
+          ordinal_);
+    MemoryHandle handle = MemoryHandle::ofPointer(allocation.base, 3);
+    handle.fd = allocation.fd;
+    handle.bytes = allocation.bytes;
+    return handle;
+  }
   Result<void*> importMemory(const MemoryHandle& handle) override {
     if (handle.kind != 1 || handle.pid != getpid())
       return WEFT_ERROR(weftInvalidUsage,

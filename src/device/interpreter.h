@@ -177,6 +177,19 @@ struct BlockRun {
     return true;
   }
 
+  // Whether the peer can read what this rank publishes from `buffer` (the
+  // op's input or output), and where it lies for the peer (*delta added).
+  WEFT_DEVICE_CODE bool addressFor(int peer, BufferId buffer, int64_t* delta) const {
+    const DeviceOp& o = op();
+    *delta = 0;
+    if (o.addressDelta == nullptr) return true;
+    if (buffer != BufferId::Input && buffer != BufferId::Output) return false;
+    int64_t d = o.addressDelta[2 * peer + (buffer == BufferId::Output ? 1 : 0)];
+    if (d == kNoAddress) return false;
+    *delta = d;
+    return true;
+  }
+
   // Posts the reserved slot: `bytes` of payload (address: by address).
   WEFT_DEVICE_CODE void post(int peer, uint32_t bytes, const void* address) {
     Link& l = link(peer);
@@ -279,7 +292,10 @@ struct BlockRun {
       if (!receive(step.recvPeer, bytes, llIn, &incoming)) return false;
       if (step.recvPeer2 >= 0 && !receive(step.recvPeer2, bytes, llIn2, &incoming2)) return false;
     }
-    bool byAddress = (step.flags & kMayPublishAddress) != 0 && o.byAddress && !o.lowLatency;
+    bool byAddress = (step.flags & kMayPublishAddress) != 0 && o.byAddress && !o.lowLatency && sends;
+    int64_t delta = 0;  // from this rank's addresses to the receiver's
+    if (byAddress)
+      byAddress = addressFor(step.sendPeer, step.op == StepOp::Send ? step.src.buffer : step.dst.buffer, &delta);
     char* outgoing = nullptr;
     if (sends && !reserve(step.sendPeer, &outgoing)) return false;
 
@@ -348,6 +364,8 @@ struct BlockRun {
     }
     if (sends) {
       if (byAddress) published = true;
+      if (address != nullptr)
+        address = reinterpret_cast<const void*>(reinterpret_cast<uint64_t>(address) + static_cast<uint64_t>(delta));
       post(step.sendPeer, bytes, address);
     }
     blockBarrier();

@@ -56,6 +56,17 @@ Result<void*> Runtime::importInterprocess(const MemoryHandle& handle) {
   return static_cast<void*>(p);
 }
 
+Result<void*> Runtime::importRange(const MemoryHandle& handle) {
+  return handle.kind == 3 ? importInterprocess(handle) : importMemory(handle);
+}
+
+void Runtime::closeRange(void* p, const MemoryHandle& handle) {
+  if (handle.kind == 3)
+    closeInterprocess(p, handle);
+  else if (handle.pid != getpid())
+    closeImported(p);
+}
+
 void Runtime::closeInterprocess(void* p, const MemoryHandle& handle) {
   if (p == nullptr || handle.pid == getpid()) return;
   unregisterHost(p);

@@ -47,6 +47,10 @@ class Runtime {
   // Zeroed device memory.
   virtual Result<void*> allocate(size_t bytes) = 0;
   virtual void free(void* p) = 0;
+  // weftMemAlloc's device memory: as allocate, and on the emulated device
+  // shareable with other processes (a memfd), so that a registered buffer
+  // can be read by peers there as a GPU's is over CUDA IPC. free releases it.
+  virtual Result<void*> allocateUser(size_t bytes) { return allocate(bytes); }
   // Host memory the device reads and writes (launch descriptions, fault
   // records, the abort flag).
   virtual Result<void*> allocateShared(size_t bytes) = 0;
@@ -83,6 +87,15 @@ class Runtime {
 
   // Sharing allocations with peers.
   virtual Result<MemoryHandle> exportMemory(void* p) = 0;
+  // The allocation holding [p, p + bytes), as a handle a rank of another
+  // process of the node imports with importRange (handle.address: the
+  // allocation's start here): a CUDA IPC handle of the cudaMalloc allocation,
+  // or the emulated device's memfd (weftMemAlloc's memory only). An error
+  // says why it cannot be shared.
+  virtual Result<MemoryHandle> exportRange(const void* p, size_t bytes) = 0;
+  // A peer's exportRange mapped here (its allocation's start), and released.
+  Result<void*> importRange(const MemoryHandle& handle);
+  void closeRange(void* p, const MemoryHandle& handle);
   virtual Result<void*> importMemory(const MemoryHandle& handle) = 0;
   virtual void closeImported(void* p) = 0;
   // Whether this device can write device memory of the peer's (a rank of

@@ -95,6 +95,8 @@ struct FaultRecord {
   uint32_t bytes;  // Mismatch: the payload bytes this rank expected
 };
 
+constexpr int64_t kNoAddress = INT64_MIN;
+
 struct DeviceOp {
   const Step* steps = nullptr;  // the plan's, in device memory
   const uint32_t* channelStart = nullptr;
@@ -112,6 +114,12 @@ struct DeviceOp {
   bool average = false;     // weftAvg over more than one rank: final steps divide
   bool lowLatency = false;  // the LL protocol for every slot of this op
   bool byAddress = false;   // steps flagged kMayPublishAddress hand the receiver their address
+  // Where this op's input ([2 * peer]) and output ([2 * peer + 1]) lie in
+  // each peer's address space, minus where they lie here: 0 for a peer of
+  // this process, the peer's mapping of a registered buffer for a peer of
+  // another process (weftCommRegister), kNoAddress where the peer cannot
+  // read it (its slots carry the data). Null: every peer shares the process.
+  const int64_t* addressDelta = nullptr;
   bool concurrent = false;
   // Compared in every received header (the rest always are).
   bool matchRedop = false, matchRoot = false, matchAlgorithm = false;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "algorithms/registry.h"
+#include "api/comm.h"
 #include "common/collective_cases.h"
 #include "common/launcher.h"
 #include "device/device_executor.h"
@@ -427,6 +428,100 @@ TEST_F(EmulatedDevice, CallsTheTunerGivesToLlAreExact) {
   env_.set("WEFT_BUFFSIZE", "8192");
   expectEveryCaseExact(2, RankMode::DeviceThreads);
   remove(path);
+}
+
+// Ranks of other processes read each other's registered device buffers
+// directly (weftCommRegister: the emulated device's memfd mapped, as CUDA
+// IPC maps a GPU's): from the second call on the buffers, slots of 1 MiB
+// messages and more carry addresses in the receiver's address space. Every
+// result exact, in every round, before and after deregistration.
+TEST_F(EmulatedDevice, ProcessesReadEachOthersRegisteredBuffersDirectly) {
+  env_.set("WEFT_ALGO", "ring");        // its plans publish by address
+  const size_t count = (1u << 18) + 3;  // int32: past WEFT_ZERO_COPY_THRESHOLD's 1 MiB
+  auto failures = runRanks(3, RankMode::DeviceProcesses, [&](weftComm_t comm, int rank, int n) -> std::string {
+    size_t total = count * static_cast<size_t>(n);
+    auto* in = static_cast<int32_t*>(deviceAllocate(total * 4));
+    auto* out = static_cast<int32_t*>(deviceAllocate(total * 4));
+    if (in == nullptr || out == nullptr) return "weftMemAlloc failed";
+    void* registrations[2] = {nullptr, nullptr};
+    if (weftCommRegister(comm, in, total * 4, &registrations[0]) != weftSuccess ||
+        weftCommRegister(comm, out, total * 4, &registrations[1]) != weftSuccess)
+      return std::string("weftCommRegister: ") + weftGetLastError(comm);
+    auto finish = [&](weftResult_t result, const char* what) -> std::string {
+      if (result == weftSuccess) result = weftCommSynchronize(comm);
+      return result == weftSuccess ? "" : std::string(what) + ": " + weftGetLastError(comm);
+    };
+    auto rounds = [&](int nRounds) -> std::string {
+      for (int round = 0; round < nRounds; ++round) {
+        for (size_t i = 0; i < count; ++i) in[i] = static_cast<int32_t>(rank * 1000 + i % 977 + round);
+        if (std::string e = finish(weftAllReduce(in, out, count, weftInt32, weftSum, comm, nullptr), "all-reduce");
+            !e.empty())
+          return e;
+        for (size_t i = 0; i < count; ++i)
+          if (out[i] != static_cast<int32_t>(1000 * n * (n - 1) / 2 + n * static_cast<int>(i % 977 + round)))
+            return "all-reduce wrong at " + std::to_string(i) + " in round " + std::to_string(round);
+        for (size_t i = 0; i < count; ++i) in[i] = static_cast<int32_t>(rank * 7 + i % 13 + round);
+        if (std::string e = finish(weftAllGather(in, out, count, weftInt32, comm, nullptr), "all-gather"); !e.empty())
+          return e;
+        for (int r = 0; r < n; ++r)
+          for (size_t i = 0; i < count; ++i)
+            if (out[r * count + i] != static_cast<int32_t>(r * 7 + i % 13 + round))
+              return "all-gather wrong at " + std::to_string(r * count + i) + " in round " + std::to_string(round);
+        for (size_t j = 0; j < total; ++j) in[j] = static_cast<int32_t>(rank + j % 5 + round);
+        if (std::string e =
+                finish(weftReduceScatter(in, out, count, weftInt32, weftSum, comm, nullptr), "reduce-scatter");
+            !e.empty())
+          return e;
+        for (size_t i = 0; i < count; ++i)
+          if (out[i] != static_cast<int32_t>(n * (n - 1) / 2 + n * static_cast<int>((rank * count + i) % 5 + round)))
+            return "reduce-scatter wrong at " + std::to_string(i) + " in round " + std::to_string(round);
+        int root = round % n;
+        for (size_t i = 0; i < count; ++i) in[i] = rank == root ? static_cast<int32_t>(i % 101 + root) : -1;
+        if (std::string e = finish(weftBroadcast(in, out, count, weftInt32, root, comm, nullptr), "broadcast");
+            !e.empty())
+          return e;
+        for (size_t i = 0; i < count; ++i)
+          if (out[i] != static_cast<int32_t>(i % 101 + root))
+            return "broadcast wrong at " + std::to_string(i) + " in round " + std::to_string(round);
+      }
+      return "";
+    };
+    std::string error = rounds(3);
+    auto* executor = dynamic_cast<DeviceExecutor*>(comm->executor.get());
+    uint64_t direct = executor != nullptr ? executor->crossProcessAddressOps() : 0;
+    if (error.empty() && direct == 0) error = "no operation sent by address to a rank of another process";
+    // Deregistered: the slots carry data again, as exactly.
+    weftCommDeregister(comm, registrations[0]);
+    weftCommDeregister(comm, registrations[1]);
+    if (error.empty()) error = rounds(2);
+    if (error.empty() && executor->crossProcessAddressOps() != direct)
+      error = "sent by address after the buffers were deregistered";
+    deviceRelease(in);
+    deviceRelease(out);
+    return error;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// Host memory given to a GPU communicator's weftCommRegister is refused,
+// naming it; the communicator stays usable.
+TEST_F(EmulatedDevice, RegisteringHostMemoryIsRefused) {
+  auto failures = runRanks(2, RankMode::DeviceThreads, [&](weftComm_t comm, int, int) -> std::string {
+    std::vector<float> host(1024);
+    void* handle = nullptr;
+    if (weftCommRegister(comm, host.data(), host.size() * 4, &handle) != weftInvalidArgument)
+      return "host memory registered";
+    if (std::string(weftGetLastError(comm)).find("weftCommRegister") == std::string::npos)
+      return std::string("unclear error: ") + weftGetLastError(comm);
+    auto* dev = static_cast<float*>(deviceAllocate(1024 * 4));
+    for (int i = 0; i < 1024; ++i) dev[i] = 1.0f;
+    weftResult_t result = weftAllReduce(dev, dev, 1024, weftFloat32, weftSum, comm, nullptr);
+    if (result == weftSuccess) result = weftCommSynchronize(comm);
+    std::string error = result == weftSuccess && dev[1023] == 2.0f ? "" : "the communicator is not usable after it";
+    deviceRelease(dev);
+    return error;
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
