@@ -44,6 +44,22 @@ class SendConnector {
   virtual int peer() const = 0;
   // True when the receiver has released every slot posted so far.
   virtual bool drained() = 0;
+
+  // Device-memory slots (the net transport's GPUDirect RDMA mode; null
+  // otherwise): a ring of slots, each a 64-byte header line then the
+  // payload, that a GPU kernel fills itself; slot i is ring + (i % *count) *
+  // *stride. postFilled sends the next slot as the kernel wrote it (false:
+  // none is free yet); completed() counts the slots sent, free again.
+  virtual char* deviceRing(size_t* stride, uint64_t* count) const {
+    (void)stride;
+    (void)count;
+    return nullptr;
+  }
+  virtual bool postFilled(uint32_t bytes) {
+    (void)bytes;
+    return false;
+  }
+  virtual uint64_t completed() { return 0; }
 };
 
 class RecvConnector {
@@ -54,6 +70,17 @@ class RecvConnector {
   virtual const void* payload() const = 0;  // of the slot tryHeader() returned
   virtual void release() = 0;               // frees that slot for the sender
   virtual int peer() const = 0;
+
+  // Device-memory slots, as SendConnector's: arrivedCount() counts the
+  // slots received into the ring (made visible to the device), and
+  // releaseUpTo(n) hands the first n back for the next messages.
+  virtual char* deviceRing(size_t* stride, uint64_t* count) const {
+    (void)stride;
+    (void)count;
+    return nullptr;
+  }
+  virtual uint64_t arrivedCount() { return 0; }
+  virtual void releaseUpTo(uint64_t released) { (void)released; }
 };
 
 }  // namespace weft

@@ -389,6 +389,20 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
       netConfig.localIndex = localIndex;
       netConfig.bindProxy = bindThreads;
       netConfig.proxyCpus = rankCpus;
+      if (comm->device) {
+        // GPUDirect RDMA: the kernel's slots to and from other nodes in
+        // device memory, if the NIC takes it (NetTransport decides).
+        int64_t gdr = envInt(EnvParam::NetGdr);
+        netConfig.wantDeviceSlots = gdr > 0 || (gdr < 0 && costTarget == CostTarget::CudaDevice);
+        std::shared_ptr<device::Runtime> rt = comm->device;
+        netConfig.deviceSlotCount = device::kFifoDepth;
+        netConfig.allocateDeviceSlots = [rt](size_t bytes) -> void* {
+          Result<void*> p = rt->allocate(bytes);
+          return p.isOk() ? p.value() : nullptr;
+        };
+        netConfig.freeDeviceSlots = [rt](void* p) { rt->free(p); };
+        netConfig.flushDeviceWrites = [rt] { rt->flushRemoteWrites(); };
+      }
       Result<std::unique_ptr<NetTransport>> created =
           NetTransport::create(*comm->bootstrap, remote, rank, netConfig, &comm->abortFlag);
       if (!created.isOk()) return created.status();

@@ -140,6 +140,11 @@ const EnvParamInfo kTable[] = {
      "GPU communicators: 1 puts the FIFOs between every pair of ranks in host memory both processes map and "
      "both devices reach, instead of the receiver's device memory (which weft chooses already for pairs "
      "without peer access or across CPU sockets)."},
+    {EnvParam::NetGdr, "WEFT_NET_GDR", "-1",
+     "GPU communicators across nodes: 1 puts the net slots in device memory that the NIC reads and writes "
+     "(GPUDirect RDMA) where the net plugin's device takes device memory (the IB plugin: with nvidia_peermem "
+     "loaded), 0 stages them through host memory; -1: on with CUDA devices where the NIC allows, off on the "
+     "emulated device."},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(EnvParam::Count),
               "every EnvParam needs a row in the table");

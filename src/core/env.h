@@ -50,6 +50,7 @@ enum class EnvParam {
   DeviceProtocol,
   LlThreshold,
   P2pDisable,
+  NetGdr,
   Count  // number of parameters; not a parameter
 };
 

@@ -152,6 +152,12 @@ class CudaRuntime final : public Runtime {
     memcpy(handle.ipc, &ipc, sizeof(ipc));
     return handle;
   }
+  void flushRemoteWrites() override {
+    if (cudaSetDevice(device_) != cudaSuccess ||
+        cudaDeviceFlushGPUDirectRDMAWrites(cudaFlushGPUDirectRDMAWritesTargetCurrentDevice,
+                                           cudaFlushGPUDirectRDMAWritesToOwner) != cudaSuccess)
+      cudaGetLastError();  // not supported: the writes are ordered already
+  }
   Result<MemoryHandle> exportRange(const void* p, size_t bytes) override {
     // The cudaMalloc allocation holding p: CUDA IPC hands out whole
     // allocations, by their start (the driver's cuMemGetAddressRange).

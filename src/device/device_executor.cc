@@ -209,10 +209,31 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
         Link& link = links[static_cast<size_t>(peer) * channels + c];
         link.send = net.out;
         link.recv = net.in;
+        // GPUDirect RDMA: the kernel writes and reads the connection's own
+        // slots in device memory; the bridge only passes counts.
+        size_t stride = 0;
+        uint64_t count = 0;
+        if (char* ring = net.to->deviceRing(&stride, &count)) {
+          if (count != static_cast<uint64_t>(device::kFifoDepth))
+            return WEFT_ERROR(weftInternalError, "rank %d: %llu device-memory net slots to rank %d, not %d",
+                              context_.rank, static_cast<unsigned long long>(count), peer, device::kFifoDepth);
+          link.sendRing = ring;
+          link.sendRingStride = stride;
+          net.sendRing = true;
+        }
+        if (char* ring = net.from->deviceRing(&stride, &count)) {
+          if (count != static_cast<uint64_t>(device::kFifoDepth))
+            return WEFT_ERROR(weftInternalError, "rank %d: %llu device-memory net slots from rank %d, not %d",
+                              context_.rank, static_cast<unsigned long long>(count), peer, device::kFifoDepth);
+          link.recvRing = ring;
+          link.recvRingStride = stride;
+          net.recvRing = true;
+        }
         netLinks_.push_back(net);
       }
-      WEFT_INFO(kLogInit, "rank %d <-> rank %d: over the network, FIFOs in host memory moved by the net bridge",
-                context_.rank, peer);
+      WEFT_INFO(kLogInit, "rank %d <-> rank %d: over the network, %s", context_.rank, peer,
+                netLinks_.back().sendRing ? "slots in device memory the NIC reads and writes (GPUDirect RDMA)"
+                                          : "FIFOs in host memory moved by the net bridge");
       continue;
     }
     bool host = throughHost[context_.rank][peer];
@@ -275,7 +296,31 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
 // what arrived from them into the kernel's FIFOs; true when a slot moved.
 bool DeviceExecutor::pumpNet(NetLink& link) {
   bool moved = false;
-  while (link.forwarded < __atomic_load_n(&link.out->tail, __ATOMIC_ACQUIRE)) {
+  if (link.sendRing) {
+    // The kernel filled the connection's slot itself: it leaves as it is.
+    while (link.forwarded < __atomic_load_n(&link.out->tail, __ATOMIC_ACQUIRE)) {
+      const device::WireHeader& header = link.out->headers[link.forwarded % device::kFifoDepth];
+      if (!link.to->postFilled(header.bytes)) break;
+      ++link.forwarded;
+      moved = true;
+    }
+    uint64_t sent = link.to->completed();  // the NIC is done with these: the kernel may refill them
+    if (sent != __atomic_load_n(&link.out->head, __ATOMIC_RELAXED)) {
+      __atomic_store_n(&link.out->head, sent, __ATOMIC_RELEASE);
+      moved = true;
+    }
+  }
+  if (link.recvRing) {
+    uint64_t arrived = link.from->arrivedCount();  // in the kernel's slots, visible to the device
+    if (arrived != link.delivered) {
+      link.delivered = arrived;
+      __atomic_store_n(&link.in->tail, arrived, __ATOMIC_RELEASE);
+      moved = true;
+    }
+    link.from->releaseUpTo(__atomic_load_n(&link.in->head, __ATOMIC_ACQUIRE));
+  }
+  if (link.sendRing && link.recvRing) return moved;
+  while (!link.sendRing && link.forwarded < __atomic_load_n(&link.out->tail, __ATOMIC_ACQUIRE)) {
     const device::WireHeader& header = link.out->headers[link.forwarded % device::kFifoDepth];
     void* slot = link.to->trySlot(header.bytes);
     if (slot == nullptr) break;  // the peer has not released one yet
@@ -287,7 +332,7 @@ bool DeviceExecutor::pumpNet(NetLink& link) {
     __atomic_store_n(&link.out->head, link.forwarded, __ATOMIC_RELEASE);  // the kernel may refill it
     moved = true;
   }
-  while (link.delivered - __atomic_load_n(&link.in->head, __ATOMIC_ACQUIRE) < device::kFifoDepth) {
+  while (!link.recvRing && link.delivered - __atomic_load_n(&link.in->head, __ATOMIC_ACQUIRE) < device::kFifoDepth) {
     const SlotHeader* header = link.from->tryHeader();
     if (header == nullptr) break;
     memcpy(&link.in->headers[link.delivered % device::kFifoDepth], header, sizeof(device::WireHeader));
@@ -359,6 +404,16 @@ DeviceExecutor::~DeviceExecutor() {
   rt.free(counters_);
   if (abortWord_ != nullptr) rt.freeShared(abortWord_);
   if (ownStream_ != nullptr) rt.destroyStream(ownStream_);
+}
+
+int DeviceExecutor::deviceMemoryNetLinks() const {
+  return static_cast<int>(
+      std::count_if(netLinks_.begin(), netLinks_.end(), [](const NetLink& l) { return l.sendRing && l.recvRing; }));
+}
+
+int DeviceExecutor::stagedNetLinks() const {
+  return static_cast<int>(
+      std::count_if(netLinks_.begin(), netLinks_.end(), [](const NetLink& l) { return !l.sendRing && !l.recvRing; }));
 }
 
 bool DeviceExecutor::samePidAs(int peer) const {

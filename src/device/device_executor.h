@@ -81,6 +81,10 @@ class DeviceExecutor final : public Executor {
   // Operations whose slots may go by address to a rank of another process
   // (a count, for tests).
   uint64_t crossProcessAddressOps() const { return crossProcessAddressOps_.load(std::memory_order_relaxed); }
+  // Net links whose slots are the connection's own in device memory
+  // (GPUDirect RDMA), and those staged through host memory (tests).
+  int deviceMemoryNetLinks() const;
+  int stagedNetLinks() const;
 
  private:
   struct DevicePlan {
@@ -138,6 +142,9 @@ class DeviceExecutor final : public Executor {
     device::Fifo* in = nullptr;   // the kernel receives here (link.recv)
     uint64_t forwarded = 0;       // slots of `out` handed to the connector
     uint64_t delivered = 0;       // slots posted into `in`
+    // GPUDirect RDMA: the kernel's slots are the connection's own, in device
+    // memory; the bridge passes counts and copies nothing.
+    bool sendRing = false, recvRing = false;
   };
   bool pumpNet(NetLink& link);
   void bridgeNet();

@@ -99,6 +99,17 @@ struct BlockRun {
     return loadFlag(&l.recv->tail) > l.received;
   }
 
+  // The header of the next slot from the link's peer, once it has arrived:
+  // in the FIFO, or in the slot's header line where the NIC wrote it.
+  WEFT_DEVICE_CODE WireHeader arrivedHeader(const Link& l) const {
+    WireHeader header;
+    if (l.recvRing != nullptr)
+      memcpy(&header, l.recvRing + (l.received % kFifoDepth) * l.recvRingStride, sizeof(header));
+    else
+      header = l.recv->headers[l.received % kFifoDepth];
+    return header;
+  }
+
   // Waits for the next slot from peer and checks that it belongs to this
   // call and carries `bytes`; *payload is where its data is.
   WEFT_DEVICE_CODE bool receive(int peer, uint32_t bytes, char* llInto, const char** payload) {
@@ -133,10 +144,12 @@ struct BlockRun {
     }
     while (!blockAny(slotArrived(peer)))
       if (!keepWaiting(wait, peer)) return false;
-    const WireHeader& got = l.recv->headers[l.received % kFifoDepth];
-    WireHeader copy = got;
+    WireHeader copy = arrivedHeader(l);
     if (!headerMatches(copy, bytes)) return mismatch(copy, bytes, peer);
-    *payload = copy.address != 0 ? reinterpret_cast<const char*>(copy.address) : shape.payload(l.recv, l.received);
+    if (l.recvRing != nullptr)  // straight from the NIC (an address from another node would mean nothing here)
+      *payload = l.recvRing + (l.received % kFifoDepth) * l.recvRingStride + kRingHeaderLine;
+    else
+      *payload = copy.address != 0 ? reinterpret_cast<const char*>(copy.address) : shape.payload(l.recv, l.received);
     return true;
   }
 
@@ -173,7 +186,9 @@ struct BlockRun {
     Wait wait;
     while (!blockAny(l.sent - loadFlag(&l.send->head) < kFifoDepth))
       if (!keepWaiting(wait, peer)) return false;
-    *into = op().lowLatency ? llOut : work.shape.payload(l.send, l.sent);
+    *into = op().lowLatency         ? llOut
+            : l.sendRing != nullptr ? l.sendRing + (l.sent % kFifoDepth) * l.sendRingStride + kRingHeaderLine
+                                    : work.shape.payload(l.send, l.sent);
     return true;
   }
 
@@ -208,7 +223,11 @@ struct BlockRun {
       blockBarrier();
       if (laneIndex() == 0) storeFlag(&l.send->tail, l.sent + 1);
     } else {
-      if (laneIndex() == 0) l.send->headers[l.sent % kFifoDepth] = header;
+      if (laneIndex() == 0) {
+        l.send->headers[l.sent % kFifoDepth] = header;
+        if (l.sendRing != nullptr)
+          memcpy(l.sendRing + (l.sent % kFifoDepth) * l.sendRingStride, &header, sizeof(header));
+      }
       blockBarrier();  // payload and header written by every lane
       if (laneIndex() == 0) storeFlag(&l.send->tail, l.sent + 1);
     }
@@ -242,8 +261,7 @@ struct BlockRun {
     if (lateAwait < 0 || lateTokenTaken || op().iterations <= 1 || iteration + 1 == op().iterations) return true;
     int peer = steps[lateAwait].recvPeer;
     if (op().lowLatency || !blockAny(slotArrived(peer))) return true;
-    Link& l = link(peer);
-    WireHeader got = l.recv->headers[l.received % kFifoDepth];
+    WireHeader got = arrivedHeader(link(peer));
     if (got.bytes != 0) return true;
     if (!headerMatches(got, 0)) return mismatch(got, 0, peer);
     release(peer);

@@ -85,6 +85,10 @@ class Runtime {
   virtual Result<bool> done(const Event& event) = 0;
   virtual void releaseEvent(const Event& event) = 0;
 
+  // Makes what a NIC wrote into this device's memory (GPUDirect RDMA)
+  // visible to work launched after it (cudaDeviceFlushGPUDirectRDMAWrites).
+  virtual void flushRemoteWrites() {}
+
   // Sharing allocations with peers.
   virtual Result<MemoryHandle> exportMemory(void* p) = 0;
   // The allocation holding [p, p + bytes), as a handle a rank of another

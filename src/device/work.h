@@ -62,7 +62,16 @@ struct Link {
   Fifo* recv = nullptr;   // this rank's FIFO from the peer
   uint64_t sent = 0;      // slots this rank has posted to send
   uint64_t received = 0;  // slots this rank has released from recv
+  // A peer on another node with GPUDirect RDMA: the slots themselves are the
+  // net connection's, in device memory that the NIC reads and writes, slot
+  // i at ring + (i % kFifoDepth) * stride: a 64-byte header line, then the
+  // payload. The FIFO keeps the counters (and, sending, a copy of each
+  // header, which tells the host how many bytes leave). Null: the FIFO's own.
+  char* sendRing = nullptr;
+  char* recvRing = nullptr;
+  uint64_t sendRingStride = 0, recvRingStride = 0;
 };
+constexpr size_t kRingHeaderLine = 64;
 
 // How a FIFO is laid out for a slot size.
 struct FifoShape {

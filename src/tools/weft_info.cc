@@ -416,6 +416,7 @@ double deviceMicros(int nranks, bool allGather, size_t bytes, const char* algo, 
     weftCommDestroy(comm);
   };
   std::vector<std::thread> ranks;
+  ranks.reserve(static_cast<size_t>(nranks));
   for (int r = 0; r < nranks; ++r) ranks.emplace_back(rank, r);
   for (std::thread& t : ranks) t.join();
   unsetenv("WEFT_ALGO");

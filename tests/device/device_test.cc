@@ -524,6 +524,35 @@ TEST_F(EmulatedDevice, RegisteringHostMemoryIsRefused) {
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
+// GPUDirect RDMA, with a net plugin whose devices take device memory (the
+// test plugin over sockets, as an RDMA NIC with nvidia_peermem would): the
+// kernel writes and reads the net connections' own slots in device memory,
+// the bridge passes counts only, and every collective is exact. Without
+// WEFT_NET_GDR on the emulated device, the same nodes stage through host
+// memory.
+TEST_F(EmulatedDevice, NodesSendFromAndReceiveIntoDeviceMemoryWithGpuDirect) {
+  env_.set("WEFT_SOCKET_IFNAME", "lo");
+  env_.set("WEFT_NET_PLUGIN", WEFT_TEST_NET_PLUGIN);
+  env_.set("WEFT_TEST_NET_PTR_CUDA", "1");
+  for (const char* gdr : {"1", "-1"}) {
+    env_.set("WEFT_NET_GDR", gdr);
+    bool wanted = std::string(gdr) == "1";
+    std::vector<Case> cases = allCases(4, {0, 7, 1023, 70001});
+    auto failures = runRanks(4, RankMode::DeviceNodes, [&](weftComm_t comm, int rank, int nranks) -> std::string {
+      std::string error = runCases(comm, rank, nranks, cases);
+      auto* executor = dynamic_cast<DeviceExecutor*>(comm->executor.get());
+      if (executor == nullptr) return "not a device communicator";
+      // 2 nodes of 2: each rank reaches the other node's 2 ranks on every channel.
+      int inDevice = executor->deviceMemoryNetLinks(), staged = executor->stagedNetLinks();
+      if (error.empty() && (wanted ? inDevice == 0 || staged != 0 : inDevice != 0 || staged == 0))
+        error = "WEFT_NET_GDR=" + std::string(wanted ? "1" : "-1") + ": " + std::to_string(inDevice) +
+                " net link(s) in device memory, " + std::to_string(staged) + " staged";
+      return error;
+    });
+    EXPECT_TRUE(failures.empty()) << "WEFT_NET_GDR=" << gdr << "\n" << joinFailures(failures);
+  }
+}
+
 TEST_F(EmulatedDevice, MemFreeRefusesWhatItDidNotAllocate) {
   int local = 0;
   EXPECT_EQ(weftMemFree(&local), weftInvalidArgument);

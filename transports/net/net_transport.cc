@@ -42,26 +42,38 @@ class NetConnection {
         slotBytes_(config.slotBytes),
         stride_(kHeaderLine + config.slotBytes),
         requests_(static_cast<size_t>(config.nSlots), nullptr),
-        sizes_(static_cast<size_t>(config.nSlots), 0) {}
+        sizes_(static_cast<size_t>(config.nSlots), 0),
+        device_(config.wantDeviceSlots),
+        config_(config) {}
 
   ~NetConnection() {
     close();
-    free(slots_);
+    if (device_)
+      config_.freeDeviceSlots(slots_);
+    else
+      free(slots_);
   }
 
   Status allocate() {
-    slots_ = static_cast<char*>(allocateSlots(stride_ * nSlots_));
-    if (slots_ == nullptr) return WEFT_ERROR(weftSystemError, "rank %d: cannot allocate net FIFO slots", rank_);
+    slots_ =
+        static_cast<char*>(device_ ? config_.allocateDeviceSlots(stride_ * nSlots_) : allocateSlots(stride_ * nSlots_));
+    if (slots_ == nullptr)
+      return WEFT_ERROR(weftSystemError, "rank %d: cannot allocate net FIFO slots%s", rank_,
+                        device_ ? " in device memory" : "");
     return Status::ok();
   }
   // Once connected: registers the slots with the plugin.
   Status attach(void* comm) {
     comm_ = comm;
-    if (plugin_->regMr(comm_, slots_, stride_ * nSlots_, WEFT_NET_PTR_HOST, &mhandle_) != weftSuccess)
-      return WEFT_ERROR(weftSystemError, "rank %d: net plugin %s cannot register %zu bytes of slots", rank_,
-                        plugin_->name, stride_ * nSlots_);
+    int type = device_ ? WEFT_NET_PTR_CUDA : WEFT_NET_PTR_HOST;
+    if (plugin_->regMr(comm_, slots_, stride_ * nSlots_, type, &mhandle_) != weftSuccess)
+      return WEFT_ERROR(weftSystemError, "rank %d: net plugin %s cannot register %zu bytes of %s slots", rank_,
+                        plugin_->name, stride_ * nSlots_, device_ ? "device-memory" : "host");
     return Status::ok();
   }
+  bool deviceSlots() const { return device_; }
+  size_t stride() const { return stride_; }
+  char* ring() const { return slots_; }
 
   void close() {
     if (comm_ == nullptr) return;
@@ -138,6 +150,19 @@ class NetConnection {
                     rank_, isSend_ ? "to" : "from", peer_, peerAddress_.c_str(), what, reason[0] ? ": " : "", reason));
   }
 
+  // Received bytes in device memory made visible to the device: the
+  // plugin's flush (an RDMA read behind the writes, for IB), then the
+  // device's own.
+  bool flush(char* data, size_t size) {
+    void* request = nullptr;
+    if (plugin_->iflush != nullptr && plugin_->iflush(comm_, data, size, mhandle_, &request) != weftSuccess)
+      return false;
+    for (int complete = 0; request != nullptr && !complete;)
+      if (plugin_->test(request, &complete, nullptr) != weftSuccess) return false;
+    if (config_.flushDeviceWrites) config_.flushDeviceWrites();
+    return true;
+  }
+
   void progressLocked() {
     if (comm_ == nullptr || broken()) return;
     if (isSend_) {
@@ -184,13 +209,24 @@ class NetConnection {
         size_t size = 0;
         if (plugin_->test(requests_[got % nSlots_], &complete, &size) != weftSuccess) return pluginFailed("a receive");
         if (!complete) break;
-        auto* header = reinterpret_cast<SlotHeader*>(slot(got));
-        if (size < kHeaderLine || header->magic != kSlotMagic || size != kHeaderLine + header->bytes) {
-          fail(WEFT_ERROR(weftRemoteError, "rank %d: a malformed %zu-byte message from rank %d (%s)", rank_, size,
-                          peer_, peerAddress_.c_str()));
-          return;
+        if (device_) {
+          // In device memory: the kernel checks the header (and ignores any
+          // address); the bytes must reach the device before it is told.
+          if (size < kHeaderLine) {
+            fail(WEFT_ERROR(weftRemoteError, "rank %d: a malformed %zu-byte message from rank %d (%s)", rank_, size,
+                            peer_, peerAddress_.c_str()));
+            return;
+          }
+          if (!flush(slot(got), size)) return pluginFailed("a flush of received data");
+        } else {
+          auto* header = reinterpret_cast<SlotHeader*>(slot(got));
+          if (size < kHeaderLine || header->magic != kSlotMagic || size != kHeaderLine + header->bytes) {
+            fail(WEFT_ERROR(weftRemoteError, "rank %d: a malformed %zu-byte message from rank %d (%s)", rank_, size,
+                            peer_, peerAddress_.c_str()));
+            return;
+          }
+          header->address = 0;  // an address is meaningless across nodes
         }
-        header->address = 0;  // an address is meaningless across nodes
         ++got;
         arrived.store(got, std::memory_order_release);
       }
@@ -216,6 +252,8 @@ class NetConnection {
   std::atomic<bool> broken_{false};
   mutable std::mutex errorMutex_;
   Status error_;
+  bool device_;       // slots in device memory: the host never touches their bytes
+  NetConfig config_;  // its device-slot functions
 };
 
 namespace {
@@ -245,6 +283,25 @@ class NetSend final : public SendConnector {
     if (c_->head.load(std::memory_order_acquire) != c_->tail.load(std::memory_order_relaxed)) c_->drive();
     return c_->head.load(std::memory_order_acquire) == c_->tail.load(std::memory_order_relaxed);
   }
+  char* deviceRing(size_t* stride, uint64_t* count) const override {
+    if (!c_->deviceSlots()) return nullptr;
+    *stride = c_->stride();
+    *count = c_->nSlots();
+    return c_->ring();
+  }
+  bool postFilled(uint32_t bytes) override {
+    uint64_t tail = c_->tail.load(std::memory_order_relaxed);
+    if (tail - c_->head.load(std::memory_order_acquire) >= nSlots()) return false;
+    c_->setSize(tail, bytes);
+    c_->tail.store(tail + 1, std::memory_order_release);
+    c_->drive();
+    if (c_->head.load(std::memory_order_acquire) != tail + 1) transport_->kick();
+    return true;
+  }
+  uint64_t completed() override {
+    if (c_->head.load(std::memory_order_acquire) != c_->tail.load(std::memory_order_relaxed)) c_->drive();
+    return c_->head.load(std::memory_order_acquire);
+  }
 
  private:
   uint64_t nSlots() const { return c_->nSlots(); }
@@ -270,6 +327,27 @@ class NetRecv final : public RecvConnector {
   const void* payload() const override { return c_->slot(c_->head.load(std::memory_order_relaxed)) + kHeaderLine; }
   void release() override { c_->head.store(c_->head.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
   int peer() const override { return c_->peer(); }
+  char* deviceRing(size_t* stride, uint64_t* count) const override {
+    if (!c_->deviceSlots()) return nullptr;
+    *stride = c_->stride();
+    *count = c_->nSlots();
+    return c_->ring();
+  }
+  uint64_t arrivedCount() override {
+    uint64_t head = c_->head.load(std::memory_order_relaxed);
+    if (c_->arrived.load(std::memory_order_acquire) == head) {
+      c_->drive();
+      if (c_->arrived.load(std::memory_order_acquire) == head) {
+        if (!c_->wanted.exchange(true, std::memory_order_relaxed)) transport_->kick();
+        return head;
+      }
+    }
+    c_->wanted.store(false, std::memory_order_relaxed);
+    return c_->arrived.load(std::memory_order_acquire);
+  }
+  void releaseUpTo(uint64_t released) override {
+    if (released > c_->head.load(std::memory_order_relaxed)) c_->head.store(released, std::memory_order_release);
+  }
 
  private:
   NetConnection* c_;
@@ -313,6 +391,15 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
   if (candidates.empty())
     for (int d = 0; d < choice.value().nDevices; ++d) candidates.push_back(d);
   net->device_ = candidates[static_cast<size_t>(config.localIndex) % candidates.size()];
+  if (config.wantDeviceSlots) {
+    bool takes = (props[net->device_].ptrSupport & WEFT_NET_PTR_CUDA) != 0 && config.allocateDeviceSlots &&
+                 config.freeDeviceSlots;
+    WEFT_INFO(kLogNet | kLogInit, "rank %d: GPUDirect RDMA %s", rank,
+              takes ? "on: net slots in device memory, read and written by the NIC"
+                    : "wanted, but the net device does not take device memory: slots staged through host memory");
+    net->config_.wantDeviceSlots = takes;
+    if (takes) net->config_.nSlots = config.deviceSlotCount;
+  }
   WEFT_INFO(kLogNet | kLogGraph,
             "rank %d: net device %d (%s, %d Mb/s, NUMA node %d) of plugin %s; this rank is on NUMA node %d", rank,
             net->device_, props[net->device_].name, props[net->device_].speedMbps, props[net->device_].numaNode,
@@ -347,7 +434,7 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
     std::string address = bootstrap.peerAddress(peer).toString();
     std::vector<char> handles(static_cast<size_t>(nChannels) * WEFT_NET_HANDLE_BYTES, 0);
     for (int c = 0; c < nChannels; ++c) {
-      auto recv = std::make_unique<NetConnection>(net->plugin_, false, rank, peer, address, config);
+      auto recv = std::make_unique<NetConnection>(net->plugin_, false, rank, peer, address, net->config_);
       WEFT_CHECK(recv->allocate());
       Pending p;
       p.connection = recv.get();
@@ -376,7 +463,7 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
       return got;
     }
     for (int c = 0; c < nChannels; ++c) {
-      auto send = std::make_unique<NetConnection>(net->plugin_, true, rank, peer, address, config);
+      auto send = std::make_unique<NetConnection>(net->plugin_, true, rank, peer, address, net->config_);
       WEFT_CHECK(send->allocate());
       Pending p;
       p.connection = send.get();
@@ -452,8 +539,9 @@ Result<std::unique_ptr<NetTransport>> NetTransport::create(Bootstrap& bootstrap,
     if (rc != 0) WEFT_INFO(kLogNet | kLogInit, "rank %d: could not bind the net proxy thread: %s", rank, strerror(rc));
   }
   WEFT_INFO(kLogNet | kLogInit,
-            "rank %d: net transport over %s: %zu connections, %d channel(s), %d x %zu-byte slots each", rank,
-            net->plugin_->name, net->all_.size(), nChannels, config.nSlots, config.slotBytes);
+            "rank %d: net transport over %s: %zu connections, %d channel(s), %d x %zu-byte slots each%s", rank,
+            net->plugin_->name, net->all_.size(), nChannels, net->config_.nSlots, config.slotBytes,
+            net->config_.wantDeviceSlots ? " in device memory" : "");
   return net;
 }
 

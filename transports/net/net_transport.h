@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +46,18 @@ struct NetConfig {
   // node), when bindProxy.
   bool bindProxy = false;
   cpu_set_t proxyCpus{};
+  // GPU communicators: slots in device memory that the NIC reads and writes
+  // (GPUDirect RDMA), when wanted and the plugin's device takes device
+  // pointers (WEFT_NET_PTR_CUDA). The kernel fills and drains them itself;
+  // the host never touches their bytes. They come from allocateDeviceSlots
+  // (freed by freeDeviceSlots), deviceSlotCount per connection, and a
+  // received slot is made visible to the device by the plugin's iflush, then
+  // flushDeviceWrites.
+  bool wantDeviceSlots = false;
+  int deviceSlotCount = 4;
+  std::function<void*(size_t)> allocateDeviceSlots;
+  std::function<void(void*)> freeDeviceSlots;
+  std::function<void()> flushDeviceWrites;
 };
 
 class NetConnection;
@@ -70,6 +83,9 @@ class NetTransport : public Transport {
 
   // Wakes the proxy thread (a slot was posted, or someone waits).
   void kick();
+  // Whether the slots are in device memory (NetConfig::wantDeviceSlots,
+  // and the plugin's device takes them).
+  bool deviceSlots() const { return config_.wantDeviceSlots; }
 
  private:
   NetTransport() = default;

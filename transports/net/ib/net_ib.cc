@@ -45,6 +45,14 @@
 namespace weft {
 namespace {
 
+// Whether the GPU driver's peer-memory module is loaded, so that the HCA can
+// register (pin and map) GPU memory with ibv_reg_mr: GPUDirect RDMA.
+bool gpuPeerMemory() {
+  static const bool loaded =
+      access("/sys/module/nvidia_peermem", F_OK) == 0 || access("/sys/module/nv_peer_mem", F_OK) == 0;
+  return loaded;
+}
+
 using ib::Hello;
 using ib::QpInfo;
 
@@ -278,7 +286,7 @@ weftResult_t ibInit(weftNetLogFn_t) {
       p.guid = deviceAttr.node_guid;
       p.port = port;
       p.speedMbps = verbsPortSpeedMbps(portAttr.active_speed, portAttr.active_width);
-      p.ptrSupport = WEFT_NET_PTR_HOST;
+      p.ptrSupport = WEFT_NET_PTR_HOST | (gpuPeerMemory() ? WEFT_NET_PTR_CUDA : 0);
       p.maxComms = 65536;
       p.maxRecvs = kFifoDepth;
       std::ifstream numa("/sys/class/infiniband/" + name + "/device/numa_node");
@@ -485,7 +493,9 @@ weftResult_t ibAccept(void* listenCommPtr, void** recvComm) {
 }
 
 weftResult_t ibRegMr(void* commPtr, void* data, size_t size, int type, void** mhandle) {
-  if (type != WEFT_NET_PTR_HOST) return weftInvalidArgument;
+  // Device memory registers like host memory once the GPU driver's
+  // peer-memory module lets the HCA pin it (getProperties says so).
+  if (type != WEFT_NET_PTR_HOST && !(type == WEFT_NET_PTR_CUDA && gpuPeerMemory())) return weftInvalidArgument;
   Device* device = static_cast<Comm*>(commPtr)->device;
   std::lock_guard<std::mutex> lock(device->mutex);
   *mhandle = device->mrCache->acquire(data, size);
@@ -591,7 +601,10 @@ weftResult_t ibIrecv(void* commPtr, void* data, size_t size, int, void* mhandle,
 }
 
 weftResult_t ibIflush(void*, void*, size_t, void*, void** request) {
-  *request = nullptr;  // host memory: nothing to flush
+  // Host memory: nothing to flush. Device memory (GPUDirect RDMA): the
+  // transport then asks the GPU to flush the NIC's writes itself
+  // (cudaDeviceFlushGPUDirectRDMAWrites), so no read-back is posted here.
+  *request = nullptr;
   return weftSuccess;
 }
 
