@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 cmake -S . -B build-gpu -G Ninja -DWEFT_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" \
   >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 ninja -C build-gpu weft gpu_kernels_test device_gpu_test device_test gpu_bandwidth gpu_all_reduce_perf config_test \
-  topology_test weft-topo all_reduce_perf weft-info \
+  topology_test weft-topo all_reduce_perf weft-info registered_buffers \
   >"$out/build.log" 2>&1 || { grep -m20 -B2 -A8 "error" "$out/build.log"; exit 1; }
 status=0
 build-gpu/tests/gpu_kernels_test 2>&1 | tee "$out/gpu_kernels_test.log" | tail -5 || status=1
@@ -64,6 +64,10 @@ for p2p in 0 1; do
     tests/integration/env_launch.sh build-gpu/perf/all_reduce_perf 2 -g 1 -b 8 -e 64M -f 8 -n 20 -w 5 2>&1 |
     tee "$out/all_reduce_perf_gpu_processes_p2p_disable_$p2p.txt" | grep -E "FIFOs in|Out of bounds" || status=1
 done
+# Two processes reading each other's registered device buffers over CUDA IPC (weftMemAlloc +
+# weftCommRegister: cuMemGetAddressRange, cudaIpcGetMemHandle), every result checked.
+WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=INIT timeout 120 tests/integration/env_launch.sh build-gpu/tests/registered_buffers 2 \
+  2>&1 | tee "$out/registered_buffers_gpu.txt" | grep -E "mapped rank|every result|wrong|rank 0:" || status=1
 # Two "nodes" over loopback on the one GPU: the kernel's slots through the net bridge.
 WEFT_ALLOW_SHARED_GPU=1 WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=INIT timeout 180 \
   tests/integration/env_launch.sh --separate-nodes build-gpu/perf/all_reduce_perf 2 -g 1 -b 8 -e 64M -f 8 -n 20 -w 5 \
