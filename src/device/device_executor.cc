@@ -211,24 +211,23 @@ Status DeviceExecutor::connect(Bootstrap& bootstrap) {
         link.recv = net.in;
         // GPUDirect RDMA: the kernel writes and reads the connection's own
         // slots in device memory; the bridge only passes counts.
+        auto useRing = [&](char* ring, size_t stride, uint64_t count, char** into, uint64_t* intoStride,
+                           bool* used) -> Status {
+          if (ring == nullptr) return Status::ok();
+          if (count != static_cast<uint64_t>(device::kFifoDepth))
+            return WEFT_ERROR(weftInternalError, "rank %d: %llu device-memory net slots with rank %d, not %d",
+                              context_.rank, static_cast<unsigned long long>(count), peer, device::kFifoDepth);
+          *into = ring;
+          *intoStride = stride;
+          *used = true;
+          return Status::ok();
+        };
         size_t stride = 0;
         uint64_t count = 0;
-        if (char* ring = net.to->deviceRing(&stride, &count)) {
-          if (count != static_cast<uint64_t>(device::kFifoDepth))
-            return WEFT_ERROR(weftInternalError, "rank %d: %llu device-memory net slots to rank %d, not %d",
-                              context_.rank, static_cast<unsigned long long>(count), peer, device::kFifoDepth);
-          link.sendRing = ring;
-          link.sendRingStride = stride;
-          net.sendRing = true;
-        }
-        if (char* ring = net.from->deviceRing(&stride, &count)) {
-          if (count != static_cast<uint64_t>(device::kFifoDepth))
-            return WEFT_ERROR(weftInternalError, "rank %d: %llu device-memory net slots from rank %d, not %d",
-                              context_.rank, static_cast<unsigned long long>(count), peer, device::kFifoDepth);
-          link.recvRing = ring;
-          link.recvRingStride = stride;
-          net.recvRing = true;
-        }
+        char* ring = net.to->deviceRing(&stride, &count);
+        WEFT_CHECK(useRing(ring, stride, count, &link.sendRing, &link.sendRingStride, &net.sendRing));
+        ring = net.from->deviceRing(&stride, &count);
+        WEFT_CHECK(useRing(ring, stride, count, &link.recvRing, &link.recvRingStride, &net.recvRing));
         netLinks_.push_back(net);
       }
       WEFT_INFO(kLogInit, "rank %d <-> rank %d: over the network, %s", context_.rank, peer,

@@ -365,6 +365,24 @@ double allReduceMicros(size_t bytes, const char* algo, bool oneCore) {
   return result.load();
 }
 
+// Writes calibrated constants after their header text to `out` (standard
+// output when empty), for the tune file `variable` names.
+int writeConstants(std::string text, const CostConstants& c, const std::string& out, const char* variable) {
+  text += formatCostConstants(c);
+  if (out.empty()) {
+    fputs(text.c_str(), stdout);
+    return 0;
+  }
+  std::ofstream file(out);
+  file << text;
+  if (!file) {
+    fprintf(stderr, "weft-info --calibrate: cannot write %s\n", out.c_str());
+    return 1;
+  }
+  fprintf(stderr, "weft-info: wrote %s (use it with %s=%s)\n", out.c_str(), variable, out.c_str());
+  return 0;
+}
+
 // Microseconds of one call between `nranks` ranks (threads of this process)
 // of GPU communicators sharing device 0, the best of a few rounds:
 // an all-reduce, or an all-gather of `bytes` (the output), by `algo` and
@@ -468,19 +486,7 @@ int calibrateDevice(CostTarget target, const std::string& out) {
       "# step_us, node_copy_gbps and the net and site constants are the device's defaults\n",
       costTargetName(target), call, shots[0], rings[0], shots[1], rings[1], big >> 20, gather, llBytes >> 20, llGather,
       reduce);
-  text += formatCostConstants(c);
-  if (out.empty()) {
-    fputs(text.c_str(), stdout);
-    return 0;
-  }
-  std::ofstream file(out);
-  file << text;
-  if (!file) {
-    fprintf(stderr, "weft-info --calibrate: cannot write %s\n", out.c_str());
-    return 1;
-  }
-  fprintf(stderr, "weft-info: wrote %s (use it with WEFT_DEVICE_TUNE_FILE=%s)\n", out.c_str(), out.c_str());
-  return 0;
+  return writeConstants(text, c, out, "WEFT_DEVICE_TUNE_FILE");
 }
 
 int calibrate(const std::string& out) {
@@ -536,19 +542,7 @@ int calibrate(const std::string& out) {
       "# bare hand-offs: %.3f us spinning, %.3f us yielding one core; 2-rank 8 B all-reduce: one-shot %.2f us,\n"
       "# ring %.2f us, on one core %.2f and %.2f us; step_us is not measured (the shipped value)\n",
       cpus, spin, yield, shot, ring, shotCrowded, ringCrowded);
-  text += formatCostConstants(c);
-  if (out.empty()) {
-    fputs(text.c_str(), stdout);
-    return 0;
-  }
-  std::ofstream file(out);
-  file << text;
-  if (!file) {
-    fprintf(stderr, "weft-info --calibrate: cannot write %s\n", out.c_str());
-    return 1;
-  }
-  fprintf(stderr, "weft-info: wrote %s (use it with WEFT_TUNE_FILE=%s)\n", out.c_str(), out.c_str());
-  return 0;
+  return writeConstants(text, c, out, "WEFT_TUNE_FILE");
 }
 
 }  // namespace

@@ -58,17 +58,28 @@ TEST(CostConstants, AnUnreadableTuneFileIsAnError) {
   ASSERT_TRUE(loadCostConstants().isOk());  // unset: the defaults
 }
 
+// A temporary tune file holding `text`; removed with the object.
+class TuneFile {
+ public:
+  explicit TuneFile(const char* text) {
+    int fd = mkstemp(path_);
+    if (fd < 0) return;
+    FILE* file = fdopen(fd, "w");
+    fputs(text, file);
+    fclose(file);
+  }
+  ~TuneFile() { remove(path_); }
+  const char* path() const { return path_; }
+
+ private:
+  char path_[32] = "/tmp/weft_tune_XXXXXX";
+};
+
 TEST(CostConstants, TheTuneFileIsRead) {
-  char path[] = "/tmp/weft_tune_XXXXXX";
-  int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  FILE* file = fdopen(fd, "w");
-  fputs("net_gbps = 25\n", file);
-  fclose(file);
-  setenv("WEFT_TUNE_FILE", path, 1);
+  TuneFile tune("net_gbps = 25\n");
+  setenv("WEFT_TUNE_FILE", tune.path(), 1);
   Result<CostConstants> loaded = loadCostConstants();
   unsetenv("WEFT_TUNE_FILE");
-  remove(path);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(loaded.value().netGBps, 25.0);
 }
@@ -300,17 +311,11 @@ TEST(CostConstants, DevicesReadTheirOwnTuneFileOverTheirOwnDefaults) {
   CostConstants cuda = defaultCostConstants(CostTarget::CudaDevice);
   EXPECT_LT(cuda.llHopMicros, cuda.hopMicros);  // the point of LL
   EXPECT_LT(cuda.llCopyGBps, cuda.copyGBps);    // and its price
-  char path[] = "/tmp/weft_device_tune_XXXXXX";
-  int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  FILE* file = fdopen(fd, "w");
-  fputs("ll_hop_us = 0.25\nll_copy_gbps = 7.5\n", file);
-  fclose(file);
-  setenv("WEFT_DEVICE_TUNE_FILE", path, 1);
+  TuneFile tune("ll_hop_us = 0.25\nll_copy_gbps = 7.5\n");
+  setenv("WEFT_DEVICE_TUNE_FILE", tune.path(), 1);
   Result<CostConstants> device = loadCostConstants(CostTarget::CudaDevice);
   Result<CostConstants> host = loadCostConstants(CostTarget::Host);
   unsetenv("WEFT_DEVICE_TUNE_FILE");
-  remove(path);
   ASSERT_TRUE(device.isOk()) << device.status().message();
   EXPECT_EQ(device.value().llHopMicros, 0.25);
   EXPECT_EQ(device.value().llCopyGBps, 7.5);
