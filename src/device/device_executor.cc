@@ -416,6 +416,9 @@ int DeviceExecutor::stagedNetLinks() const {
 }
 
 bool DeviceExecutor::samePidAs(int peer) const {
+  if (peer == context_.rank) return true;
+  // A process id names a process on its own host only.
+  if (context_.transports != nullptr && context_.transports->remote(peer)) return false;
   if (config_.pids.size() != static_cast<size_t>(context_.nranks)) return config_.samePeerProcess;
   return config_.pids[peer] == config_.pids[context_.rank];
 }

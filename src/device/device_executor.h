@@ -170,7 +170,7 @@ class DeviceExecutor final : public Executor {
   // Registered buffers (registerBuffer). board_: this rank's table, in host
   // memory the node's other processes map; peerBoards_[r]: rank r's, mapped
   // here, for ranks of other processes on this node (else null).
-  bool samePidAs(int peer) const;
+  bool samePidAs(int peer) const;  // peer is a thread of this process
   void mapPeerRegistrations();  // under mutex_
   // Where [p, p + bytes) of this rank lies in peer's address space minus
   // here, or device::kNoAddress where the peer cannot read it.
