@@ -171,7 +171,7 @@ class DeviceExecutor final : public Executor {
   // memory the node's other processes map; peerBoards_[r]: rank r's, mapped
   // here, for ranks of other processes on this node (else null).
   bool samePidAs(int peer) const;  // peer is a thread of this process
-  void mapPeerRegistrations();  // under mutex_
+  void mapPeerRegistrations();     // under mutex_
   // Where [p, p + bytes) of this rank lies in peer's address space minus
   // here, or device::kNoAddress where the peer cannot read it.
   int64_t addressDelta(int peer, const void* p, size_t bytes) const;
