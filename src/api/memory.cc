@@ -55,22 +55,19 @@ weftResult_t weftMemAllocHost(void** ptr, size_t size) {
 weftResult_t weftMemFree(void* ptr) {
   if (ptr == nullptr) return weftSuccess;
   // The emulated device's weftMemAlloc memory is shared host memory too:
-  // its allocator lets go of it first.
-  if (device::emulatedDeviceSelected()) {
-    Result<std::shared_ptr<device::Runtime>> emulated = currentRuntime();
-    if (emulated.isOk() && emulated.value()->checkBuffer(ptr, 1).isOk()) {
-      emulated.value()->free(ptr);
-      return weftSuccess;
-    }
-  }
-  if (freeSharedHost(ptr)) return weftSuccess;
+  // its allocator lets go of it first. Elsewhere weftMemAllocHost memory is
+  // freed without asking for a device.
+  bool emulated = device::emulatedDeviceSelected();
+  if (!emulated && freeSharedHost(ptr)) return weftSuccess;
   Result<std::shared_ptr<device::Runtime>> runtime = currentRuntime();
+  Status known = runtime.isOk() ? runtime.value()->checkBuffer(ptr, 1) : runtime.status();
+  if (known.isOk()) {
+    runtime.value()->free(ptr);
+    return weftSuccess;
+  }
+  if (emulated && freeSharedHost(ptr)) return weftSuccess;
   if (!runtime.isOk()) return setLastError(nullptr, runtime.status());
-  Status known = runtime.value()->checkBuffer(ptr, 1);
-  if (!known.isOk())
-    return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "weftMemFree: %s", known.message().c_str()));
-  runtime.value()->free(ptr);
-  return weftSuccess;
+  return setLastError(nullptr, WEFT_ERROR(weftInvalidArgument, "weftMemFree: %s", known.message().c_str()));
 }
 
 weftResult_t weftCommRegister(weftComm_t comm, void* buff, size_t size, void** handle) {

@@ -71,9 +71,14 @@ class NetConnection {
                         plugin_->name, stride_ * nSlots_, device_ ? "device-memory" : "host");
     return Status::ok();
   }
-  bool deviceSlots() const { return device_; }
-  size_t stride() const { return stride_; }
-  char* ring() const { return slots_; }
+  // The slots in device memory that the kernel fills or reads itself;
+  // nullptr when they are in host memory.
+  char* deviceRing(size_t* stride, uint64_t* count) const {
+    if (!device_) return nullptr;
+    *stride = stride_;
+    *count = nSlots_;
+    return slots_;
+  }
 
   void close() {
     if (comm_ == nullptr) return;
@@ -150,6 +155,11 @@ class NetConnection {
                     rank_, isSend_ ? "to" : "from", peer_, peerAddress_.c_str(), what, reason[0] ? ": " : "", reason));
   }
 
+  void malformed(size_t size) {
+    fail(WEFT_ERROR(weftRemoteError, "rank %d: a malformed %zu-byte message from rank %d (%s)", rank_, size, peer_,
+                    peerAddress_.c_str()));
+  }
+
   // Received bytes in device memory made visible to the device: the
   // plugin's flush (an RDMA read behind the writes, for IB), then the
   // device's own.
@@ -212,19 +222,12 @@ class NetConnection {
         if (device_) {
           // In device memory: the kernel checks the header (and ignores any
           // address); the bytes must reach the device before it is told.
-          if (size < kHeaderLine) {
-            fail(WEFT_ERROR(weftRemoteError, "rank %d: a malformed %zu-byte message from rank %d (%s)", rank_, size,
-                            peer_, peerAddress_.c_str()));
-            return;
-          }
+          if (size < kHeaderLine) return malformed(size);
           if (!flush(slot(got), size)) return pluginFailed("a flush of received data");
         } else {
           auto* header = reinterpret_cast<SlotHeader*>(slot(got));
-          if (size < kHeaderLine || header->magic != kSlotMagic || size != kHeaderLine + header->bytes) {
-            fail(WEFT_ERROR(weftRemoteError, "rank %d: a malformed %zu-byte message from rank %d (%s)", rank_, size,
-                            peer_, peerAddress_.c_str()));
-            return;
-          }
+          if (size < kHeaderLine || header->magic != kSlotMagic || size != kHeaderLine + header->bytes)
+            return malformed(size);
           header->address = 0;  // an address is meaningless across nodes
         }
         ++got;
@@ -269,13 +272,10 @@ class NetSend final : public SendConnector {
     }
     return c_->slot(tail) + kHeaderLine;
   }
-  void post(const SlotHeader& header) override {
+  void post(const SlotHeader& header) override {  // after trySlot gave the slot
     uint64_t tail = c_->tail.load(std::memory_order_relaxed);
     memcpy(c_->slot(tail), &header, sizeof(header));
-    c_->setSize(tail, header.bytes);
-    c_->tail.store(tail + 1, std::memory_order_release);
-    c_->drive();  // a small message leaves now, from this thread
-    if (c_->head.load(std::memory_order_acquire) != tail + 1) transport_->kick();
+    handOver(tail, header.bytes);
   }
   size_t slotBytes() const override { return c_->slotBytes(); }
   int peer() const override { return c_->peer(); }
@@ -283,19 +283,11 @@ class NetSend final : public SendConnector {
     if (c_->head.load(std::memory_order_acquire) != c_->tail.load(std::memory_order_relaxed)) c_->drive();
     return c_->head.load(std::memory_order_acquire) == c_->tail.load(std::memory_order_relaxed);
   }
-  char* deviceRing(size_t* stride, uint64_t* count) const override {
-    if (!c_->deviceSlots()) return nullptr;
-    *stride = c_->stride();
-    *count = c_->nSlots();
-    return c_->ring();
-  }
+  char* deviceRing(size_t* stride, uint64_t* count) const override { return c_->deviceRing(stride, count); }
   bool postFilled(uint32_t bytes) override {
     uint64_t tail = c_->tail.load(std::memory_order_relaxed);
     if (tail - c_->head.load(std::memory_order_acquire) >= nSlots()) return false;
-    c_->setSize(tail, bytes);
-    c_->tail.store(tail + 1, std::memory_order_release);
-    c_->drive();
-    if (c_->head.load(std::memory_order_acquire) != tail + 1) transport_->kick();
+    handOver(tail, bytes);
     return true;
   }
   uint64_t completed() override {
@@ -305,6 +297,13 @@ class NetSend final : public SendConnector {
 
  private:
   uint64_t nSlots() const { return c_->nSlots(); }
+  // Slot `tail`, filled with `bytes` of payload, goes to the plugin.
+  void handOver(uint64_t tail, uint32_t bytes) {
+    c_->setSize(tail, bytes);
+    c_->tail.store(tail + 1, std::memory_order_release);
+    c_->drive();  // a small message leaves now, from this thread
+    if (c_->head.load(std::memory_order_acquire) != tail + 1) transport_->kick();
+  }
   NetConnection* c_;
   NetTransport* transport_;
 };
@@ -314,25 +313,13 @@ class NetRecv final : public RecvConnector {
   NetRecv(NetConnection* connection, NetTransport* transport) : c_(connection), transport_(transport) {}
   const SlotHeader* tryHeader() override {
     uint64_t head = c_->head.load(std::memory_order_relaxed);
-    if (c_->arrived.load(std::memory_order_acquire) == head) {
-      c_->drive();
-      if (c_->arrived.load(std::memory_order_acquire) == head) {
-        if (!c_->wanted.exchange(true, std::memory_order_relaxed)) transport_->kick();
-        return nullptr;
-      }
-    }
-    c_->wanted.store(false, std::memory_order_relaxed);
+    if (arrivedCount() == head) return nullptr;
     return reinterpret_cast<const SlotHeader*>(c_->slot(head));
   }
   const void* payload() const override { return c_->slot(c_->head.load(std::memory_order_relaxed)) + kHeaderLine; }
   void release() override { c_->head.store(c_->head.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
   int peer() const override { return c_->peer(); }
-  char* deviceRing(size_t* stride, uint64_t* count) const override {
-    if (!c_->deviceSlots()) return nullptr;
-    *stride = c_->stride();
-    *count = c_->nSlots();
-    return c_->ring();
-  }
+  char* deviceRing(size_t* stride, uint64_t* count) const override { return c_->deviceRing(stride, count); }
   uint64_t arrivedCount() override {
     uint64_t head = c_->head.load(std::memory_order_relaxed);
     if (c_->arrived.load(std::memory_order_acquire) == head) {
