@@ -13,6 +13,7 @@
 #include "algorithms/plan.h"
 #include "algorithms/plan_verifier.h"
 #include "algorithms/registry.h"
+#include "topology/search.h"
 
 namespace weft {
 namespace {
@@ -499,6 +500,41 @@ TEST(PlanVerifier, TheTreeAllReduceRunsEachTreeAndDirectionAsAPass) {
   EXPECT_NE(buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::AllReduce, 3, -1, 1))[0].describe(0).find(
                 "every slice, then:"),
             std::string::npos);
+}
+
+// On two channels or more, channel c moves its share of the whole buffer
+// up tree c % 2 and back down, in two passes, and talks only to that tree's
+// parent and children: the two trees never wait on each other.
+TEST(PlanVerifier, TheTreeAllReduceOnTwoChannelsRunsOneTreePerChannel) {
+  for (int n : {2, 3, 7, 16, 33}) {
+    DoubleTree trees = buildDoubleTree(n);
+    for (int channels : {2, 3}) {
+      PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Tree), request(Collective::AllReduce, n, -1, channels));
+      for (const Plan& plan : plans) {
+        ASSERT_EQ(plan.nBlocks, 1) << plan.describe(0);
+        for (int c = 0; c < channels; ++c) {
+          int t = c % 2, parent = trees.parent[t][plan.rank];
+          std::set<int> tree(trees.children[t][plan.rank].begin(), trees.children[t][plan.rank].end());
+          if (parent >= 0) tree.insert(parent);
+          int passes = 1;
+          for (const Step& step : plan.channel(c)) {
+            if (step.flags & kStartsPass) ++passes;
+            EXPECT_EQ(step.block, 0) << plan.describe(c);
+            for (int peer :
+                 {static_cast<int>(step.sendPeer), static_cast<int>(step.recvPeer), static_cast<int>(step.recvPeer2)})
+              if (peer >= 0) EXPECT_TRUE(tree.count(peer)) << n << " ranks, channel " << c << ": " << plan.describe(c);
+          }
+          EXPECT_EQ(passes, 2) << plan.describe(c);
+        }
+      }
+      for (int slices : {1, 5})
+        for (bool inPlace : {false, true}) {
+          Status status = verifyPlans(plans, kMinFifoSlots, slices, inPlace);
+          EXPECT_TRUE(status.isOk()) << n << " ranks, " << channels << " channels, " << slices
+                                     << " slices: " << status.message();
+        }
+    }
+  }
 }
 
 // Passes that run ahead of what a FIFO can hold deadlock, and the verifier

@@ -25,11 +25,12 @@ MachineModel linksOnly(int nranks, double latency, double gbps, size_t slotBytes
   return m;
 }
 
-PlanSet plansFor(Algorithm algorithm, Collective collective, int nranks, int root = -1) {
+PlanSet plansFor(Algorithm algorithm, Collective collective, int nranks, int root = -1, int channels = 1) {
   PlanRequest request;
   request.collective = collective;
   request.nranks = nranks;
   request.root = root;
+  request.nChannels = channels;
   return buildPlanSet(algorithmEntry(algorithm), request);
 }
 
@@ -90,6 +91,22 @@ TEST(Sim, TreeSlicesPipelineThroughTheTree) {
   // Each later slice adds its few steps on the busiest rank.
   EXPECT_LE(sixteen.micros, one.micros + 15 * 4 * 10.0) << one.micros;
   EXPECT_LT(sixteen.micros, 0.5 * 16 * one.micros) << one.micros;
+}
+
+// On two channels each tree has a channel of its own: 4 KiB, one half-slot
+// slice a channel (or a tree), crosses 31 ranks (depth 4) in 2 depth hops,
+// where one channel carrying both trees takes about 3.
+TEST(Sim, TwoChannelsRunTheTwoTreesApart) {
+  const size_t slot = 4096;
+  MachineModel m = linksOnly(31, 10.0, 1e6, slot);
+  ReplayResult one, two;
+  ASSERT_TRUE(
+      replay(plansFor(Algorithm::Tree, Collective::AllReduce, 31, -1, 1), slot / 4, weftFloat32, m, &one).isOk());
+  ASSERT_TRUE(
+      replay(plansFor(Algorithm::Tree, Collective::AllReduce, 31, -1, 2), slot / 4, weftFloat32, m, &two).isOk());
+  EXPECT_GE(two.micros, 8 * 10.0);
+  EXPECT_LE(two.micros, 9 * 10.0) << "one channel: " << one.micros;
+  EXPECT_GE(one.micros, 11 * 10.0);
 }
 
 // Two nodes of two ranks: the network link is shared by the node's ranks,
