@@ -54,6 +54,7 @@ struct Options {
   int compareGloo = 0;
   int gpu = 0;              // buffers in device memory, GPU communicators
   int registerBuffers = 0;  // -R 1: weftMemAllocHost buffers, registered with weftCommRegister
+  int latency = 0;          // -L 1: each timed call alone, started at one instant on every rank
 };
 
 struct Process {
@@ -135,6 +136,11 @@ void usage(const char* argv0) {
       "                         buffers registered\n"
       "  -B, --bound 0|1        measure the memory-bandwidth bound first: every rank copies its\n"
       "                         buffers at once, and the bound algbw of this collective is printed\n"
+      "  -L, --latency 0|1      time each call alone: every rank starts it at one agreed instant of\n"
+      "                         the real-time clock, and its time runs to the last rank's end (the\n"
+      "                         mean over -n calls). Needs clocks that agree: ranks of one host, or\n"
+      "                         hosts synchronised far below the call's time. Without it, calls run\n"
+      "                         back to back after a barrier, as nccl-tests times them\n"
       "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
       "and WEFT_COMM_ID (the root address) place this process in a job started by any launcher.\n",
       argv0);
@@ -157,10 +163,11 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
                                  {"compare-gloo", required_argument, nullptr, 'G'},
                                  {"gpu", required_argument, nullptr, 'g'},
                                  {"registered", required_argument, nullptr, 'R'},
+                                 {"latency", required_argument, nullptr, 'L'},
                                  {"help", no_argument, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:R:h", longOptions, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:R:L:h", longOptions, nullptr)) != -1) {
     switch (c) {
       case 'b': o->minBytes = parseSize(optarg); break;
       case 'e': o->maxBytes = parseSize(optarg); break;
@@ -176,6 +183,7 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       case 'G': o->compareGloo = atoi(optarg); break;
       case 'g': o->gpu = atoi(optarg); break;
       case 'R': o->registerBuffers = atoi(optarg); break;
+      case 'L': o->latency = atoi(optarg); break;
       case 'd': {
         o->types.clear();
         for (int t = 0; t < weftNumTypes; ++t)
@@ -256,6 +264,46 @@ double reduceScalar(weftComm_t comm, double value, weftRedOp_t op) {
 }
 
 double maxOverRanks(weftComm_t comm, double value) { return reduceScalar(comm, value, weftMax); }
+
+// Seconds of the real-time clock, which ranks on several hosts can share
+// (steady_clock's epoch is each boot's own).
+double wallNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+// -L: `iters` calls, each started by every rank at one agreed instant and
+// timed to the last rank's end; the mean. A barrier leaves its ranks at
+// different times, and calls timed from it overlap that skew (a ring's
+// chain starts on the ranks that left first), which on slow links can hide
+// hops; a common start does not. `maxOf` is the job's maximum of a value
+// (an all-reduce), `call` one call to its end on this rank.
+template <typename MaxOf, typename Call>
+double timeFromCommonStart(int iters, MaxOf maxOf, Call call) {
+  // How long an agreement takes on the slowest rank: ranks leave it at most
+  // that far apart, so a start that far ahead (doubled) finds all waiting.
+  double margin = 0;
+  for (int i = 0; i < 3; ++i) {
+    double t0 = wallNow();
+    maxOf(t0);
+    margin = std::max(margin, maxOf(wallNow() - t0));
+  }
+  margin = 2 * margin + 100e-6;
+  double total = 0;
+  for (int i = 0; i < iters;) {
+    double start = maxOf(wallNow()) + margin;
+    bool late = wallNow() > start;
+    while (wallNow() < start) std::this_thread::yield();  // ranks may outnumber cores
+    call();
+    double end = wallNow();
+    // A rank that reached the start late says so with an end an hour on.
+    double last = maxOf(late ? end + 3600 : end);
+    if (last > start + 1800) {
+      margin *= 2;  // that call is timed again, further ahead
+      continue;
+    }
+    total += last - start;
+    ++i;
+  }
+  return total / iters;
+}
 // The job-wide count of wrong elements. Under mpirun (one rank a process)
 // MPI sums it, so that a broken weft cannot hide its own errors; thread
 // ranks sum through weft, and every rank also fails on its own count.
@@ -507,6 +555,13 @@ double timeWeft(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size
   for (int i = 0; i < s.options.warmup; ++i)
     launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
   CHECK_WEFT(comm, weftCommSynchronize(comm));
+  if (s.options.latency)
+    return timeFromCommonStart(
+        s.options.iters, [&](double v) { return maxOverRanks(comm, v); },
+        [&] {
+          launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
+          CHECK_WEFT(comm, weftCommSynchronize(comm));
+        });
   maxOverRanks(comm, 0.0);  // barrier
   double start = now();
   for (int i = 0; i < s.options.iters; ++i)
@@ -567,6 +622,15 @@ double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, w
     }
   };
   for (int i = 0; i < s.options.warmup; ++i) once();
+  if (s.options.latency)
+    return timeFromCommonStart(
+        s.options.iters,
+        [](double v) {
+          double m = 0;
+          MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+          return m;
+        },
+        once);
   MPI_Barrier(MPI_COMM_WORLD);
   double start = now();
   for (int i = 0; i < s.options.iters; ++i) once();
@@ -700,6 +764,11 @@ void rankMain(Shared& s, int thread) {
     printf("#  minBytes %zu maxBytes %zu step: %s %g, warmup iters %d, iters %d, validation %d\n", o.minBytes,
            o.maxBytes, o.stepBytes ? "+" : "x", o.stepBytes ? static_cast<double>(o.stepBytes) : o.stepFactor, o.warmup,
            o.iters, o.check);
+    if (o.latency)
+      printf(
+          "# -L: every time is one call alone, started at one instant on every rank and ended by the last;\n"
+          "#   the mean of %d such calls%s\n",
+          o.iters, compareGloo ? " (Gloo's calls still run back to back)" : "");
     printf("#\n#%64s%32s%s%s\n", "out-of-place", "in-place", compare ? "          Open MPI (out-of-place)" : "",
            compareGloo ? "             Gloo (out-of-place)" : "");
     printf("#%12s%14s%10s%8s%6s%10s%9s%9s%7s%10s%9s%9s%7s%s%s\n", "size", "count", "type", "redop", "root", "time",
