@@ -65,19 +65,20 @@ Status checkOp(weftComm* comm, const char* call, weftRedOp_t op, weftDataType_t 
 // element size, and with a byte size that fits in size_t.
 Status checkBuffer(weftComm* comm, const char* call, const char* name, const void* buffer, size_t count,
                    size_t multiplier, weftDataType_t type) {
-  size_t elementBytes = typeSize(type);
-  if (count > SIZE_MAX / elementBytes / multiplier)
+  size_t elementBytes = typeSize(type);  // a power of two: no division on this per-call path
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(count, multiplier, &bytes) || __builtin_mul_overflow(bytes, elementBytes, &bytes))
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s of %zu x %zu elements of %s overflows size_t", comm->rank,
                       call, name, count, multiplier, typeName(type));
   if (count == 0) return Status::ok();
   if (buffer == nullptr)
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s is NULL with count=%zu", comm->rank, call, name, count);
-  if (reinterpret_cast<uintptr_t>(buffer) % elementBytes != 0)
+  if ((reinterpret_cast<uintptr_t>(buffer) & (elementBytes - 1)) != 0)
     return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s=%p is not aligned to the %zu-byte size of %s", comm->rank,
                       call, name, buffer, elementBytes, typeName(type));
   // A device communicator's buffers are memory of its device.
   if (comm->device) {
-    Status onDevice = comm->device->checkBuffer(buffer, count * multiplier * elementBytes);
+    Status onDevice = comm->device->checkBuffer(buffer, bytes);
     if (!onDevice.isOk())
       return WEFT_ERROR(weftInvalidArgument, "rank %d: %s: %s: %s", comm->rank, call, name, onDevice.message().c_str());
   }
