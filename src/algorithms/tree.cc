@@ -163,41 +163,37 @@ Plan buildTreePlan(const PlanRequest& request) {
     for (int p = 0; p < nranks; ++p) positionOf[static_cast<size_t>(ring[p])] = p;
     if (collectiveHasRoot(request.collective)) {
       rootedTreeSteps(request, ring, positionOf, steps);
-    } else if (treePerChannel) {
-      const DoubleTree& trees = doubleTreeOf(nranks);
-      int self = positionOf[static_cast<size_t>(request.rank)];
-      for (int c = 0; c < request.nChannels; ++c) {
-        int t = c % 2, parent = trees.parent[t][self];
-        std::vector<int> children;
-        for (int child : trees.children[t][self]) children.push_back(ring[child]);
-        int up = parent < 0 ? -1 : ring[parent];
-        std::vector<Step> channel, down;
-        upSteps(up, children, 0, true, channel);
-        downSteps(up, children, 0, down);
-        if (!down.empty()) {
-          down.front() = startingPass(down.front());
-          channel.insert(channel.end(), down.begin(), down.end());
-        }
-        plan.addChannel(channel);
-      }
     } else {
       const DoubleTree& trees = doubleTreeOf(nranks);
       int self = positionOf[static_cast<size_t>(request.rank)];
+      // This rank's steps in each tree: on block t (one channel), or on
+      // the whole buffer (a tree per channel).
       std::vector<Step> ups[2], downs[2];
       for (int t = 0; t < 2; ++t) {
         int parent = trees.parent[t][self];
         std::vector<int> children;
         for (int child : trees.children[t][self]) children.push_back(ring[child]);
         int up = parent < 0 ? -1 : ring[parent];
-        upSteps(up, children, t, true, ups[t]);
-        downSteps(up, children, t, downs[t]);
+        int block = treePerChannel ? 0 : t;
+        upSteps(up, children, block, true, ups[t]);
+        downSteps(up, children, block, downs[t]);
       }
-      // Four passes, each over every slice: up tree 0, up tree 1, down
-      // tree 0, down tree 1.
-      for (std::vector<Step>* pass : {&ups[0], &ups[1], &downs[0], &downs[1]}) {
-        if (pass->empty()) continue;
-        if (!steps.empty()) pass->front() = startingPass(pass->front());
-        steps.insert(steps.end(), pass->begin(), pass->end());
+      if (treePerChannel) {
+        // Channel c: up tree c % 2, then down it, a pass each.
+        for (int c = 0; c < request.nChannels; ++c) {
+          std::vector<Step> channel = ups[c % 2], down = downs[c % 2];
+          if (!down.empty()) down.front() = startingPass(down.front());
+          channel.insert(channel.end(), down.begin(), down.end());
+          plan.addChannel(channel);
+        }
+      } else {
+        // Four passes, each over every slice: up tree 0, up tree 1, down
+        // tree 0, down tree 1.
+        for (std::vector<Step>* pass : {&ups[0], &ups[1], &downs[0], &downs[1]}) {
+          if (pass->empty()) continue;
+          if (!steps.empty()) pass->front() = startingPass(pass->front());
+          steps.insert(steps.end(), pass->begin(), pass->end());
+        }
       }
     }
   }
