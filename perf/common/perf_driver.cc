@@ -596,6 +596,13 @@ bool mpiOp(weftRedOp_t op, MPI_Op* out) {
 }
 
 // Open MPI's equivalent of the same call, out-of-place, on the same buffers; <0 when it has none.
+// The job's maximum of a value, through MPI.
+double mpiMaxOverRanks(double value) {
+  double result = 0;
+  MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return result;
+}
+
 double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, weftRedOp_t op, int rank) {
   MPI_Datatype dt;
   MPI_Op mop = MPI_SUM;
@@ -622,22 +629,11 @@ double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, w
     }
   };
   for (int i = 0; i < s.options.warmup; ++i) once();
-  if (s.options.latency)
-    return timeFromCommonStart(
-        s.options.iters,
-        [](double v) {
-          double m = 0;
-          MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-          return m;
-        },
-        once);
+  if (s.options.latency) return timeFromCommonStart(s.options.iters, mpiMaxOverRanks, once);
   MPI_Barrier(MPI_COMM_WORLD);
   double start = now();
   for (int i = 0; i < s.options.iters; ++i) once();
-  double elapsed = (now() - start) / s.options.iters;
-  double worst = 0;
-  MPI_Allreduce(&elapsed, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return worst;
+  return mpiMaxOverRanks((now() - start) / s.options.iters);
 }
 #endif
 
