@@ -12,6 +12,7 @@
 #include <chrono>
 #include <thread>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -297,6 +298,62 @@ TEST(Errors, AbortMakesPeersFailWithARemoteError) {
     if (seconds > 10) error += "took " + std::to_string(seconds) + " s; ";
     return error;
   });
+  EXPECT_TRUE(failures.empty()) << test::joinFailures(failures);
+}
+
+// A sender that has left its call (here because rank 2 aborted the
+// communicator after the sender lent its buffer) may let go of the buffer a
+// peer reads by cross-memory attach: the reader's error names the failure
+// that made the sender leave, not the address that went bad. The buffer is
+// inaccessible from the start, so the read fails every time rather than in a
+// race with the sender's free; the ranks take turns through marker files:
+// rank 0 lends its buffer, rank 2 aborts, rank 1 reads while rank 0 is
+// still there.
+TEST(Errors, AReadOfALeftBufferNamesTheFailureNotTheAddress) {
+  setenv("WEFT_CMA", "1", 1);
+  setenv("WEFT_CMA_THRESHOLD", "0", 1);
+  std::string marker = "/tmp/weft-left-buffer-" + std::to_string(getpid());
+  auto turn = [&](int step) { return marker + "." + std::to_string(step); };
+  auto mark = [&](int step) {
+    FILE* f = fopen(turn(step).c_str(), "w");
+    if (f != nullptr) fclose(f);
+  };
+  auto awaitTurn = [&](int step) {
+    for (int i = 0; i < 10000 && access(turn(step).c_str(), F_OK) != 0; ++i) usleep(1000);
+  };
+  auto failures = runRanks(3, RankMode::Processes, [&](weftComm_t comm, int rank, int) -> std::string {
+    const size_t count = 1 << 16;
+    if (rank == 2) {
+      awaitTurn(1);
+      weftCommAbort(comm);
+      mark(2);
+      sleep(3);  // alive while the others fail: their error is the abort, not a death
+      _exit(0);
+    }
+    weftResult_t result;
+    if (rank == 0) {
+      void* gone = mmap(nullptr, count * sizeof(float), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      result = weftSend(gone, count, weftFloat32, 1, comm, nullptr);
+      usleep(200000);  // the send has lent the buffer by now
+      mark(1);
+      if (result == weftSuccess) result = weftCommSynchronize(comm);
+      awaitTurn(3);  // alive while rank 1 reads, as a peer that has only let its buffer go
+      munmap(gone, count * sizeof(float));
+    } else {
+      awaitTurn(2);
+      std::vector<float> data(count);
+      result = weftRecv(data.data(), count, weftFloat32, 0, comm, nullptr);
+      if (result == weftSuccess) result = weftCommSynchronize(comm);
+      mark(3);
+    }
+    std::string error = expectError(comm, result, weftRemoteError, {"rank 2", "abort"}, "left buffer");
+    if (std::string(weftGetLastError(comm)).find("Bad address") != std::string::npos)
+      error += "the error names the address: " + std::string(weftGetLastError(comm)) + "; ";
+    return error;
+  });
+  for (int step : {1, 2, 3}) unlink(turn(step).c_str());
+  unsetenv("WEFT_CMA");
+  unsetenv("WEFT_CMA_THRESHOLD");
   EXPECT_TRUE(failures.empty()) << test::joinFailures(failures);
 }
 

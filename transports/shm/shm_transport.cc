@@ -425,9 +425,16 @@ Status ShmTransport::copyFromPeer(int peer, void* dst, uint64_t address, size_t 
   pid_t pid = local >= 0 ? std::abs(control_->pids[local].load(std::memory_order_acquire)) : 0;
   int error = 0;
   if (pid != 0 && readProcess(pid, dst, address, bytes, &error)) return Status::ok();
+  // The peer died, or left its call (it failed, or learned of another rank's
+  // failure) and let the buffer go, or exited. A failure reported on this
+  // node is the cause to name, not the address the peer no longer holds.
+  Status cause;
+  if (peerFailed(&cause)) return cause;
   if (pid == 0 || error == ESRCH || !processAlive(pid))
     return WEFT_ERROR(weftRemoteError, "rank %d: rank %d (pid %d on this node) died while this rank read its buffer",
                       rank_, peer, pid);
+  if (readsNoMore(peer))
+    return WEFT_ERROR(weftRemoteError, "rank %d: rank %d left the call while this rank read its buffer", rank_, peer);
   return WEFT_ERROR(weftSystemError, "rank %d: reading %zu bytes at 0x%llx of rank %d (pid %d) failed: %s", rank_,
                     bytes, static_cast<unsigned long long>(address), peer, pid, strerror(error));
 }
