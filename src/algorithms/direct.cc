@@ -49,7 +49,8 @@ void rootedSteps(Collective collective, int rank, int n, int root, std::vector<S
   steps.push_back(tokenStep(StepOp::Notify, next, false));
   if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
   if (rank == root) {
-    steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
+    // A scatter's blocks leave before the root copies its own.
+    if (gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
     for (int k = 1; k < n; ++k) {
       int peer = (root + k) % n;
       if (gather)
@@ -57,6 +58,7 @@ void rootedSteps(Collective collective, int rank, int n, int root, std::vector<S
       else
         steps.push_back(publishing(makeStep(StepOp::Send, -1, peer, in(peer), {})));
     }
+    if (!gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
   } else if (gather) {
     steps.push_back(publishing(makeStep(StepOp::Send, -1, root, in(rank), {})));
   } else {

@@ -215,7 +215,9 @@ class Verifier {
     return Status::ok();
   }
 
-  Status write(int rank, ChunkRef ref, const Value& value, int iteration) {
+  // ontoItself: a copy whose source is the same memory (in place), which the
+  // executor skips; it changes no byte a reader by address may see.
+  Status write(int rank, ChunkRef ref, const Value& value, int iteration, bool ontoItself = false) {
     WEFT_CHECK(checkScratch(rank, ref));
     if (ref.buffer == BufferId::None) return fail("rank %d writes no buffer", rank);
     if (ref.buffer == BufferId::Output) {
@@ -234,7 +236,7 @@ class Verifier {
     // known to follow the receiver's read: through messages, whatever the
     // timing (causal runs), or in the order this run took (large ones).
     auto lent = state.loans.find(loc);
-    if (lent != state.loans.end()) {
+    if (lent != state.loans.end() && !ontoItself) {
       for (int id : lent->second) {
         const Loan& loan = loans_[static_cast<size_t>(id)];
         bool ordered = loan.takenAt != 0 && (!causal_ || state.clock[loan.receiver] >= loan.takenAt);
@@ -331,7 +333,8 @@ class Verifier {
     // A RecvReduceSend with a dst leaves its partial sum there (to publish
     // it by address): a write like any other.
     bool writesDst = stepWrites(step.op) || (step.op == StepOp::RecvReduceSend && step.dst.buffer != BufferId::None);
-    if (writesDst) WEFT_CHECK(write(rank, step.dst, result, iteration));
+    bool ontoItself = step.op == StepOp::Copy && locate(step.src, iteration) == locate(step.dst, iteration);
+    if (writesDst) WEFT_CHECK(write(rank, step.dst, result, iteration, ontoItself));
     if (stepSends(step.op)) {
       Message message{result, -1, ranks_[rank].clock};
       // By address the receiver reads the sender's memory (Send: its source;

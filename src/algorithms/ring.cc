@@ -89,9 +89,14 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       reduceScatterSteps(v, false, steps);
       break;
     case Collective::AllGather:
-      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(self), out(self)));
-      if (n == 1) break;
+      if (n == 1) {
+        steps.push_back(makeStep(StepOp::Copy, -1, -1, in(self), out(self)));
+        break;
+      }
+      // The own block leaves first; its copy into the output overlaps the
+      // successor's receive.
       steps.push_back(publishing(makeStep(StepOp::Send, -1, next, in(self), {})));
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(self), out(self)));
       allGatherTail(v, steps);
       break;
     case Collective::Broadcast:
@@ -116,8 +121,10 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
       if (collective == Collective::Broadcast) {
         // Chain root -> ring successor -> ... ; the rank before the root ends it.
         if (self == root) {
-          steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+          // The slice leaves first: the root's own copy then overlaps the
+          // successor's receive instead of delaying it.
           steps.push_back(publishing(makeStep(StepOp::Send, -1, next, in(0), {})));
+          steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
         } else if (next == root) {
           steps.push_back(makeStep(StepOp::Recv, prev, -1, {}, out(0)));
         } else {

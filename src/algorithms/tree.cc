@@ -110,8 +110,9 @@ void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const st
   if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
   if (broadcast) {
     if (parent < 0) {
-      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+      // The slice leaves first; the root's own copy overlaps the receives.
       for (int child : children) steps.push_back(publishing(makeStep(StepOp::Send, -1, child, in(0), {})));
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
     } else {
       downSteps(parent, children, 0, steps);
     }

@@ -609,5 +609,26 @@ TEST(PlanVerifier, PlansSayWhichSendsMayGoByAddress) {
       }
 }
 
+// A copy collective's sender hands its block on before copying it into its
+// own output, so that the copy overlaps the receive. In place the copy is
+// onto the same memory, which the executors skip: no overwrite of what the
+// successor may be reading by address. Out of place it writes elsewhere.
+TEST(PlanVerifier, TheOwnBlockLeavesBeforeItsCopyAndACopyOntoItselfOverwritesNothing) {
+  for (Collective c : {Collective::AllGather, Collective::Broadcast}) {
+    for (Algorithm a : {Algorithm::Ring, Algorithm::Tree}) {
+      if (!algorithmEntry(a).supports(c)) continue;
+      PlanSet plans = buildPlanSet(algorithmEntry(a), request(c, 4, c == Collective::Broadcast ? 0 : -1, 1));
+      std::span<const Step> steps = plans[0].channel(0);
+      auto send = std::find_if(steps.begin(), steps.end(), [](const Step& s) { return s.op == StepOp::Send; });
+      auto copy = std::find_if(steps.begin(), steps.end(), [](const Step& s) { return s.op == StepOp::Copy; });
+      ASSERT_NE(send, steps.end());
+      ASSERT_NE(copy, steps.end());
+      EXPECT_LT(send - steps.begin(), copy - steps.begin()) << collectiveName(c) << " " << algorithmEntry(a).name;
+      EXPECT_NE(send->flags & kMayPublishAddress, 0);
+      for (bool inPlace : {false, true}) EXPECT_TRUE(verifyPlans(plans, kMinFifoSlots, 2, inPlace).isOk());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace weft
