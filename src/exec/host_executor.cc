@@ -194,6 +194,12 @@ bool HostExecutor::startActive() {
   return false;
 }
 
+bool HostExecutor::reportedOnThisNode(const Status& status) const {
+  Status reported;
+  return context_.transports != nullptr && context_.transports->peerFailed(&reported) &&
+         reported.message() == status.message();
+}
+
 void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq) {
   Waiter waiter(context_.spinCount, context_.timeoutNanos, [this]() -> Status {
     if (context_.abortFlag != nullptr && context_.abortFlag->load())
@@ -226,8 +232,11 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
     Status status = active_->progress(&progressed, &done);
     if (!status.isOk()) {
       // A connection to another node broke: the peer may have left only
-      // because a third rank died first, so ask who is still there.
-      if (status.code() == weftRemoteError && context_.explainTimeout) status = context_.explainTimeout(status);
+      // because a third rank died first, so ask who is still there. A
+      // failure already reported on this node (a step that found it, as a
+      // cross-memory read does) names its cause: nothing to ask.
+      if (status.code() == weftRemoteError && context_.explainTimeout && !reportedOnThisNode(status))
+        status = context_.explainTimeout(status);
       failActive(status);
       continue;
     }

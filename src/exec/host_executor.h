@@ -82,6 +82,8 @@ class HostExecutor final : public Executor {
   void finishGroup();
   void fail(const Status& status);
   void failActive(const Status& status);
+  // Whether status is the failure another rank of this node reported.
+  bool reportedOnThisNode(const Status& status) const;
   void wakeWorker();
 
   ExecutorContext context_;
