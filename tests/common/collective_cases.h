@@ -31,8 +31,12 @@ struct BufferSpace {
   void (*release)(void* p);
 };
 void setBufferSpace(const BufferSpace* space);  // nullptr: host memory
+// The counts the suites run: empty, one, odd, just under a slot of floats,
+// and largest (more than a whole FIFO's worth, and not a multiple of anything).
+constexpr size_t kLargestCount = (1u << 20) + 3;
+inline std::vector<size_t> caseCounts(size_t largest = kLargestCount) { return {0, 1, 7, 1023, largest}; }
 // Every case for nranks ranks, over the given counts (roots cycle).
-std::vector<Case> allCases(int nranks, const std::vector<size_t>& counts = {0, 1, 7, 1023, (1u << 20) + 3});
+std::vector<Case> allCases(int nranks, const std::vector<size_t>& counts = caseCounts());
 // Runs one case on this rank; "" when the output is exactly right.
 std::string runCase(weftComm_t comm, int rank, int n, const Case& c);
 // Runs cases until five fail or the communicator fails; the failures joined.

@@ -171,8 +171,7 @@ TEST_P(DeviceCollectives, EveryCollectiveTypeOpAndCountIsExact) {
   setBufferSpace(&kDeviceSpace);
   bool ll = std::string(shape.protocol) == "ll";
   // LL moves 4 bytes of data per 8-byte word: its shapes stop at 64 Ki elements.
-  std::vector<Case> cases = allCases(shape.nranks, ll ? std::vector<size_t>{0, 1, 7, 1023, 65539}
-                                                      : std::vector<size_t>{0, 1, 7, 1023, (1u << 20) + 3});
+  std::vector<Case> cases = allCases(shape.nranks, caseCounts(ll ? 65539 : kLargestCount));
   auto failures = runRanks(shape.nranks, RankMode::DeviceThreads,
                            [&](weftComm_t comm, int rank, int n) { return runCases(comm, rank, n, cases); });
   setBufferSpace(nullptr);

@@ -21,10 +21,10 @@ namespace {
 struct Config {
   int nranks;
   RankMode mode;
-  const char* algo;                 // WEFT_ALGO, "" for the tuner's choice
-  const char* channels;             // WEFT_NCHANNELS
-  const char* buffsize;             // WEFT_BUFFSIZE
-  size_t largest = (1u << 20) + 3;  // the largest count of a case
+  const char* algo;                // WEFT_ALGO, "" for the tuner's choice
+  const char* channels;            // WEFT_NCHANNELS
+  const char* buffsize;            // WEFT_BUFFSIZE
+  size_t largest = kLargestCount;  // the largest count of a case
 };
 
 class CollectivesTest : public ::testing::TestWithParam<Config> {};
@@ -46,7 +46,7 @@ std::vector<std::string> runConfigured(const Config& config, const std::vector<C
 
 TEST_P(CollectivesTest, EveryCollectiveTypeOpAndCountIsExact) {
   const Config& config = GetParam();
-  auto failures = runConfigured(config, allCases(config.nranks, {0, 1, 7, 1023, config.largest}));
+  auto failures = runConfigured(config, allCases(config.nranks, caseCounts(config.largest)));
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
 }
 
