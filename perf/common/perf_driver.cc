@@ -595,7 +595,6 @@ bool mpiOp(weftRedOp_t op, MPI_Op* out) {
   }
 }
 
-// Open MPI's equivalent of the same call, out-of-place, on the same buffers; <0 when it has none.
 // The job's maximum of a value, through MPI.
 double mpiMaxOverRanks(double value) {
   double result = 0;
@@ -603,6 +602,7 @@ double mpiMaxOverRanks(double value) {
   return result;
 }
 
+// Open MPI's equivalent of the same call, out-of-place, on the same buffers; <0 when it has none.
 double timeMpi(const Shared& s, Buffers& b, size_t count, weftDataType_t type, weftRedOp_t op, int rank) {
   MPI_Datatype dt;
   MPI_Op mop = MPI_SUM;
