@@ -68,19 +68,21 @@ void upSteps(int parent, const std::vector<int>& children, int block, bool final
 }
 
 // Down: the result from the parent (the root has it in its output already),
-// on to each child.
-void downSteps(int parent, const std::vector<int>& children, int block, std::vector<Step>& steps) {
+// on to each child. `publish`: the output block stays put after the call's
+// down pass (a broadcast's), so its sends may publish it by address.
+void downSteps(int parent, const std::vector<int>& children, int block, bool publish, std::vector<Step>& steps) {
+  auto sending = [publish](Step step) { return publish ? publishing(step) : step; };
   size_t first = 0;
   if (parent >= 0) {
     if (children.empty()) {
       steps.push_back(makeStep(StepOp::Recv, parent, -1, {}, out(block), false, block));
       return;
     }
-    steps.push_back(makeStep(StepOp::RecvSend, parent, children[0], {}, out(block), false, block));
+    steps.push_back(sending(makeStep(StepOp::RecvSend, parent, children[0], {}, out(block), false, block)));
     first = 1;
   }
   for (size_t i = first; i < children.size(); ++i)
-    steps.push_back(makeStep(StepOp::Send, -1, children[i], out(block), {}, false, block));
+    steps.push_back(sending(makeStep(StepOp::Send, -1, children[i], out(block), {}, false, block)));
 }
 
 // Broadcast and reduce: one binary tree rooted at the root, over ring
@@ -114,7 +116,7 @@ void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const st
       for (int child : children) steps.push_back(publishing(makeStep(StepOp::Send, -1, child, in(0), {})));
       steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
     } else {
-      downSteps(parent, children, 0, steps);
+      downSteps(parent, children, 0, true, steps);
     }
   } else {
     upSteps(parent, children, 0, true, steps);
@@ -177,7 +179,7 @@ Plan buildTreePlan(const PlanRequest& request) {
         int up = parent < 0 ? -1 : ring[parent];
         int block = treePerChannel ? 0 : t;
         upSteps(up, children, block, true, ups[t]);
-        downSteps(up, children, block, downs[t]);
+        downSteps(up, children, block, false, downs[t]);
       }
       if (treePerChannel) {
         // Channel c: up tree c % 2, then down it, a pass each.

@@ -163,6 +163,13 @@ std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
     for (int r = 0; r < n; ++r) expected += static_cast<float>(r * 1000 + static_cast<int>(i % 997));
     if (out[i] != expected) wrong = "all-reduce: element " + std::to_string(i) + " is wrong";
   }
+  // A broadcast of 384 KiB in place (rooted: its plans pass tokens too).
+  size_t broadcastCount = 3 * count / 2;
+  for (size_t i = 0; i < broadcastCount && wrong.empty(); ++i) out[i] = rank == 0 ? static_cast<float>(i % 991) : -1.0f;
+  if (wrong.empty() && weftBroadcast(recv, recv, broadcastCount, weftFloat32, 0, comm, nullptr) != weftSuccess)
+    wrong = std::string("broadcast: ") + weftGetLastError(comm);
+  for (size_t i = 0; i < broadcastCount && wrong.empty(); ++i)
+    if (out[i] != static_cast<float>(i % 991)) wrong = "broadcast: element " + std::to_string(i) + " is wrong";
   if (registered) {
     for (void* h : handles) weftCommDeregister(comm, h);
     weftMemFree(send);
@@ -207,6 +214,10 @@ TEST(SingleCopy, TracesShowWhichPathCarriedTheMessages) {
       // slots (WEFT_CMA_SLICE).
       bool wholeBlock = s.find("\"bytes\": 262144") != std::string::npos;
       EXPECT_EQ(wholeBlock, !registered) << file;
+      // So does the broadcast's 384 KiB, though its plans pass tokens
+      // through the slots.
+      bool wholeBroadcast = s.find("\"bytes\": 393216") != std::string::npos;
+      EXPECT_EQ(wholeBroadcast, !registered) << file;
       unlink(file.c_str());
     }
   }
