@@ -10,7 +10,8 @@
 // An algorithm describes one call as a few totals per rank (CostTerms):
 //   hops       hand-offs on the critical path, each waiting for a peer;
 //   netHops    those that cross the network;
-//   steps      steps that pass no slot (none of today's algorithms has any);
+//   steps      steps that do not wait on a peer beyond the first (the direct
+//              broadcast root's sends after its first);
 //   pieces     FIFO slots a rank passes beyond each step's first (a step's
 //              first slot is its hop; the later ones pipeline behind it);
 //   chained    whether each piece waits on one peer (rings, trees, chains)
@@ -36,6 +37,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "algorithms/plan.h"
@@ -122,6 +124,13 @@ struct CostShape {
   // Sites the ranks span (WEFT_SITEID), each holding nranks / nSites ranks
   // one after another in ring order; 1: no site links.
   int nSites = 1;
+  // Messages of copy collectives within [byAddressMinBytes,
+  // byAddressMaxBytes] are read by the receiver straight out of the
+  // sender's buffer (every rank a process of one node with cross-memory
+  // attach: WEFT_CMA_THRESHOLD..WEFT_CMA_MAX), so a send costs its sender
+  // no copy. Empty (min > max): every message passes through a slot.
+  size_t byAddressMinBytes = SIZE_MAX;
+  size_t byAddressMaxBytes = 0;
 };
 
 // One candidate call.
@@ -157,6 +166,11 @@ CostTerms ring(const CostQuery& query);
 int treeDepth(int n);
 // Whether the query's ranks span sites (and so its terms have WAN parts).
 inline bool spansSites(const CostQuery& query) { return query.shape.nSites > 1; }
+// Whether a copy collective's messages of this query go by address (see
+// CostShape::byAddressMinBytes).
+inline bool copiesByAddress(const CostQuery& query) {
+  return query.bytes >= query.shape.byAddressMinBytes && query.bytes <= query.shape.byAddressMaxBytes;
+}
 // Nodes in one site (at least 1).
 int nodesPerSite(const CostShape& shape);
 }  // namespace cost

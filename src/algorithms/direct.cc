@@ -1,8 +1,11 @@
-// Direct exchanges: all-to-all, gather and scatter, every block sent
-// straight from the rank that has it to the rank that wants it. One hop;
-// each rank sends and receives what it must and nothing more (all-to-all:
-// (n-1)/n of its buffer each way; gather and scatter: the root moves
-// (n-1) blocks, every other rank one).
+// Direct exchanges: all-to-all, gather, scatter and broadcast, every block
+// sent straight from the rank that has it to the rank that wants it. One
+// hop; each rank sends and receives what it must and nothing more
+// (all-to-all: (n-1)/n of its buffer each way; gather and scatter: the root
+// moves (n-1) blocks, every other rank one; broadcast: the root lends its
+// buffer to n-1 peers, which costs it n-1 copies through slots but none
+// where the peers read it by address, as processes of one node do with
+// cross-memory attach).
 //
 // All-to-all: block j of rank r's input becomes block r of rank j's output.
 // Per slot-sized iteration every rank sends its n-1 blocks first (peers in
@@ -11,7 +14,7 @@
 // slot (never by address): in place, a rank overwrites block j of its
 // buffer with rank j's block while rank j might still be reading it.
 //
-// Gather and scatter pass the ring tokens of broadcast and reduce first
+// Gather, scatter and broadcast pass the ring tokens of ring.cc's rooted plans first
 // (ring.cc): every rank tells its successor the call's description, so
 // ranks that disagree about the root fail in the call instead of waiting.
 #include <algorithm>
@@ -48,7 +51,15 @@ void rootedSteps(Collective collective, int rank, int n, int root, std::vector<S
   bool dataFromPrev = gather ? rank == root : prev == root;
   steps.push_back(tokenStep(StepOp::Notify, next, false));
   if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
-  if (rank == root) {
+  if (collective == Collective::Broadcast) {
+    // The root lends its input to every peer at once; each reads it.
+    if (rank == root) {
+      for (int k = 1; k < n; ++k) steps.push_back(publishing(makeStep(StepOp::Send, -1, (root + k) % n, in(0), {})));
+      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
+    } else {
+      steps.push_back(makeStep(StepOp::Recv, root, -1, {}, out(0)));
+    }
+  } else if (rank == root) {
     // A scatter's blocks leave before the root copies its own.
     if (gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
     for (int k = 1; k < n; ++k) {
@@ -71,7 +82,7 @@ void rootedSteps(Collective collective, int rank, int n, int root, std::vector<S
 
 Plan buildDirectPlan(const PlanRequest& request) {
   int n = request.nranks, rank = request.rank;
-  Plan plan = newPlan(request, Algorithm::Direct, n);
+  Plan plan = newPlan(request, Algorithm::Direct, request.collective == Collective::Broadcast ? 1 : n);
   std::vector<Step> steps;
   if (n == 1)
     steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
@@ -97,6 +108,20 @@ bool directCost(const CostQuery& query, CostTerms* terms) {
     t.copyBytes = 2 * moved + S / n;
     t.netBytes = l * (n - l) / n * S;
     t.pieces = cost::pieces(query, 2 * (n - 1), S / n);
+  } else if (query.collective == Collective::Broadcast) {
+    t.steps = std::max(0.0, n - 2);  // the root's sends after its first, one after another
+    if (cost::copiesByAddress(query)) {
+      // Every peer reads the root's input at once, in slices of the
+      // transport's (the model's slot: a lower bound on the pieces); each
+      // copies S, and the root its own copy alongside.
+      t.copyBytes = S;
+      t.pieces = cost::pieces(query, 1, S);
+    } else {
+      // The root copies S into n-1 slots (and its own copy).
+      t.copyBytes = n * S;
+      t.pieces = cost::pieces(query, n - 1, S);
+    }
+    t.netBytes = (n - l) * S;
   } else {  // gather, scatter: the root
     t.copyBytes = moved + S / n;
     t.netBytes = (n - l) / n * S;

@@ -31,7 +31,8 @@ const AlgorithmEntry kRegistry[] = {
      bit(Collective::AllReduce) | kRooted, buildTreePlan, treeCost},
     {Algorithm::Direct, "direct",
      "every block straight from the rank that has it to the rank that wants it: one hop, no byte moved twice",
-     bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter), buildDirectPlan, directCost},
+     bit(Collective::AllToAll) | bit(Collective::Gather) | bit(Collective::Scatter) | bit(Collective::Broadcast),
+     buildDirectPlan, directCost},
     {Algorithm::Hierarchical, "hierarchical",
      "reduce-scatter inside each node, all-reduce across nodes between the ranks holding the same slice "
      "(rails), all-gather inside each node: the network carries the minimum (the flat ring on one node); "

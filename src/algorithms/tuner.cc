@@ -17,6 +17,8 @@ Tuner::Tuner(TunerConfig config) : config_(std::move(config)) {
   if (config_.shape.nranks != config_.nranks) {
     CostShape given = config_.shape;
     config_.shape = costShape(config_.nranks, config_.nodeOfRank, given.coresPerNode, given.slotBytes);
+    config_.shape.byAddressMinBytes = given.byAddressMinBytes;
+    config_.shape.byAddressMaxBytes = given.byAddressMaxBytes;
   }
   // Sites: the cost model weighs the site links (the ring order keeps each
   // site's ranks together, as the communicator builds it).

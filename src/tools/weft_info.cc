@@ -57,7 +57,9 @@ int usage(FILE* out, int code) {
       "         process's CPUs); --sites: the nodes in S equal sites in order (WEFT_SITEID; the site link's\n"
       "         cost from wan_us and wan_gbps); --topo: the NIC speed and ring channels from an hwloc or weft-topo\n"
       "         XML file;\n"
-      "         --collective: one collective, --all: every candidate's predicted time;\n"
+      "         --collective: one collective, --all: every candidate's predicted time; --processes: the ranks\n"
+      "         of one node are processes that read each other's messages by cross-memory attach (WEFT_CMA,\n"
+      "         WEFT_CMA_THRESHOLD..WEFT_CMA_MAX), as the tuner of such a communicator weighs it;\n"
       "         --device: GPU communicators on that device (WEFT_DEVICE_TUNE_FILE's constants or the device's\n"
       "         defaults), the protocol (simple or LL) chosen with the algorithm\n"
       "       weft-info --calibrate [--device cuda|emulated] [--out FILE]\n"
@@ -109,7 +111,7 @@ int printInfo(bool markdown) {
 struct TuneArgs {
   int nranks = 0, nodes = 1, sites = 1, cores = 0;
   std::string topo, collective;
-  bool all = false;
+  bool all = false, processes = false;
   CostTarget target = CostTarget::Host;
 };
 
@@ -170,6 +172,13 @@ int printTune(const TuneArgs& args) {
   config.shape = costShape(args.nranks, config.nodeOfRank, args.cores > 0 ? args.cores : affinityCpuCount(),
                            static_cast<size_t>(envInt(slotBytesParam(args.sites))));
   bool device = args.target != CostTarget::Host;
+  // As a communicator whose ranks are processes of one node with
+  // cross-memory attach sets its tuner up (api/comm.cc).
+  if (args.processes && !device && args.nodes == 1 && args.nranks > 1 && envInt(EnvParam::Cma) != 0) {
+    int64_t cmaMax = envInt(EnvParam::CmaMax);
+    config.shape.byAddressMinBytes = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
+    config.shape.byAddressMaxBytes = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
+  }
   if (device) {
     // As a GPU communicator sets its tuner up (api/comm.cc).
     config.shape.llSlotBytes = std::min<size_t>(8192, config.shape.slotBytes);
@@ -192,6 +201,10 @@ int printTune(const TuneArgs& args) {
   printf("# weft tuner decisions: %d ranks on %d node(s) (at most %d per node)%s, %d core(s) per node, %s\n",
          shape.nranks, shape.nNodes, shape.ranksPerNode,
          shape.nSites > 1 ? format(" in %d sites", shape.nSites).c_str() : "", shape.coresPerNode, source.c_str());
+  if (shape.byAddressMinBytes <= shape.byAddressMaxBytes)
+    printf(
+        "# processes reading each other by cross-memory attach from %s%s\n", sizeText(shape.byAddressMinBytes).c_str(),
+        shape.byAddressMaxBytes == SIZE_MAX ? "" : format(" to %s", sizeText(shape.byAddressMaxBytes).c_str()).c_str());
   EnvParam file = device ? EnvParam::DeviceTuneFile : EnvParam::TuneFile;
   printf("# channels up to %d; %s constants (%s):\n", config.maxChannels, costTargetName(args.target),
          envString(file).empty() ? "defaults" : envString(file).c_str());
@@ -559,6 +572,7 @@ int main(int argc, char** argv) {
     kTopo,
     kCollective,
     kAll,
+    kProcesses,
     kDevice,
     kOut,
     kHelp
@@ -573,6 +587,7 @@ int main(int argc, char** argv) {
                             {"topo", required_argument, nullptr, kTopo},
                             {"collective", required_argument, nullptr, kCollective},
                             {"all", no_argument, nullptr, kAll},
+                            {"processes", no_argument, nullptr, kProcesses},
                             {"device", required_argument, nullptr, kDevice},
                             {"out", required_argument, nullptr, kOut},
                             {"help", no_argument, nullptr, kHelp},
@@ -607,6 +622,7 @@ int main(int argc, char** argv) {
       case kTopo: args.topo = optarg; break;
       case kCollective: args.collective = optarg; break;
       case kAll: args.all = true; break;
+      case kProcesses: args.processes = true; break;
       case kDevice:
         if (strcasecmp(optarg, "cuda") == 0) {
           args.target = CostTarget::CudaDevice;

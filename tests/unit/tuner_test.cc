@@ -265,6 +265,42 @@ TEST(Tuner, TheDecisionIsTheCheapestCandidateAndHoldsForItsClass) {
   EXPECT_EQ(tuner.decide(Collective::AllReduce, size_t{1} << 30).entry->id, Algorithm::Hierarchical);
 }
 
+// A broadcast whose peers read the root's buffer by address (processes of
+// one node with cross-memory attach) costs the root no copy: every peer
+// reads it at once, one hop, where through slots the root copies it n-1
+// times. The star wins from the threshold up there, and is not taken for
+// large messages through slots; its root's sends are counted one by one, so
+// many ranks do not take it for small messages either.
+TEST(Tuner, ABroadcastReadByAddressGoesStraightFromTheRoot) {
+  TunerConfig slots = config(4, 1, 2);
+  TunerConfig byAddress = slots;
+  byAddress.shape.byAddressMinBytes = 256u << 10;
+  byAddress.shape.byAddressMaxBytes = SIZE_MAX;
+  Tuner viaSlots(slots), read(byAddress);
+  for (size_t bytes : {size_t{256} << 10, size_t{2} << 20, size_t{256} << 20}) {
+    EXPECT_EQ(read.decide(Collective::Broadcast, bytes).entry->id, Algorithm::Direct) << bytes;
+    EXPECT_NE(viaSlots.decide(Collective::Broadcast, bytes).entry->id, Algorithm::Direct) << bytes;
+  }
+  // Below the threshold both weigh the slots alike.
+  for (size_t bytes = 8; bytes < (256u << 10); bytes *= 2)
+    EXPECT_EQ(read.decide(Collective::Broadcast, bytes).entry, viaSlots.decide(Collective::Broadcast, bytes).entry)
+        << bytes;
+  CostQuery q;
+  q.collective = Collective::Broadcast;
+  q.bytes = 1u << 20;
+  q.shape = byAddress.shape;
+  CostTerms terms;
+  ASSERT_TRUE(directCost(q, &terms));
+  EXPECT_EQ(terms.copyBytes, 1u << 20);  // a peer's read; the root copies nothing into slots
+  q.shape = slots.shape;
+  ASSERT_TRUE(directCost(q, &terms));
+  EXPECT_EQ(terms.copyBytes, 4u << 20);  // n-1 slots' worth and the root's own copy
+  EXPECT_EQ(terms.steps, 2);
+  // 64 ranks on one node: one hop, but 63 sends in a row from the root.
+  Tuner many(config(64, 1, 64));
+  EXPECT_NE(many.decide(Collective::Broadcast, 8).entry->id, Algorithm::Direct);
+}
+
 TEST(Tuner, TunersWithOneConfigDecideAlike) {
   Tuner a(config(6, 2, 2)), b(config(6, 2, 2));
   // b sees the sizes in the opposite order: decisions do not depend on history.
