@@ -23,6 +23,7 @@ perf=$build/perf/${collective}_perf
 sweep=(-b 8 -e "${MAXBYTES:-64M}" -f 4 -n "${ITERS:-20}" -w 5 -c 1)
 out=$(mktemp -d)
 trap 'rm -rf "$out"; [[ $mode == netns ]] && "$here/netns.sh" down wtune$$ >/dev/null 2>&1 || true' EXIT
+tune=()
 case $mode in
   shm)
     ranks=${count:-4}
@@ -30,6 +31,8 @@ case $mode in
     mpi=(--oversubscribe --bind-to none -x WEFT_SOCKET_IFNAME=lo -x WEFT_ALGO)
     [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
     run() { mpirun "${mpi[@]}" -np "$ranks" "$perf" "${sweep[@]}"; }
+    # Processes of one node: the tuner weighs reads by cross-memory attach.
+    tune=(--processes)
     ;;
   netns)
     ranks=${count:-8}
@@ -47,7 +50,7 @@ for round in $(seq "$rounds"); do
   done
 done
 if grep -q -v " 0$" "$out/times"; then echo "bench-tuner: some run had wrong values" >&2; grep -v " 0$" "$out/times" >&2; exit 1; fi
-WEFT_ALGO= "$build/src/weft-info" --tune --nranks "$ranks" --nodes "$nodes" --collective "${collective//_/}" |
+WEFT_ALGO= "$build/src/weft-info" --tune --nranks "$ranks" --nodes "$nodes" "${tune[@]}" --collective "${collective//_/}" |
   awk '$1 ~ /^[0-9]+$/ {b=$1; u=$2; m=(u=="B"?1:u=="KiB"?1024:u=="MiB"?1048576:1073741824); split($3, c, "/"); print b*m, c[1]}' >"$out/choice"
 {
   printf "%10s %10s %-14s" bytes "tuner us" "(chose)"
