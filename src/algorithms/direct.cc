@@ -10,9 +10,10 @@
 // All-to-all: block j of rank r's input becomes block r of rank j's output.
 // Per slot-sized iteration every rank sends its n-1 blocks first (peers in
 // the order r+1, r+2, ...) and then receives n-1, so a receive never waits
-// on a send that waits on it, with FIFOs of any depth. Sends copy into the
-// slot (never by address): in place, a rank overwrites block j of its
-// buffer with rank j's block while rank j might still be reading it.
+// on a send that waits on it, with FIFOs of any depth. Sends publish their
+// block by address only out of place (kMayPublishOutOfPlace): in place, a
+// rank overwrites block j of its buffer with rank j's block while rank j
+// might still be reading it.
 //
 // Gather, scatter and broadcast pass the ring tokens of ring.cc's rooted plans first
 // (ring.cc): every rank tells its successor the call's description, so
@@ -32,7 +33,7 @@ void allToAllSteps(int rank, int n, std::vector<Step>& steps) {
   steps.push_back(makeStep(StepOp::Copy, -1, -1, in(rank), out(rank)));
   for (int k = 1; k < n; ++k) {
     int peer = (rank + k) % n;
-    steps.push_back(makeStep(StepOp::Send, -1, peer, in(peer), {}));
+    steps.push_back(publishingOutOfPlace(makeStep(StepOp::Send, -1, peer, in(peer), {})));
   }
   for (int k = 1; k < n; ++k) {
     int peer = (rank - k + n) % n;

@@ -101,6 +101,7 @@ std::string Plan::describe(int c) const {
     if (stepSends(step.op)) out += format(" to %d", step.sendPeer);
     if (stepIsToken(step.op)) out += step.onLastSlice ? " last slice" : " first slice";
     if (step.flags & kMayPublishAddress) out += " by-address";
+    if (step.flags & kMayPublishOutOfPlace) out += " by-address-out-of-place";
     out += step.final ? " final)" : ")";
   }
   return out;

@@ -41,6 +41,14 @@ inline Step publishing(Step step) {
   return step;
 }
 
+// A step whose sent data stays put until the receiver has read it where the
+// call is out of place, so it may publish its address there (see
+// kMayPublishOutOfPlace).
+inline Step publishingOutOfPlace(Step step) {
+  step.flags |= kMayPublishOutOfPlace;
+  return step;
+}
+
 // A reducing step that also receives from peer2 and reduces that in after
 // its recvPeer's slot (see Step::recvPeer2).
 inline Step fanningIn(Step step, int peer2) {

@@ -340,7 +340,7 @@ class Verifier {
       // By address the receiver reads the sender's memory (Send: its source;
       // the others: what they just wrote), which nothing may overwrite until
       // the message is taken.
-      if ((step.flags & kMayPublishAddress) != 0) {
+      if (stepMayPublish(step.flags, inPlace_)) {
         ChunkRef published = step.op == StepOp::Send ? step.src : step.dst;
         if (published.buffer == BufferId::None)
           return fail("rank %d: %s may publish by address but names no buffer to publish", rank, stepOpName(step.op));

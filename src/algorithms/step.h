@@ -67,7 +67,16 @@ enum StepFlag : uint8_t {
   kStartsPass = 1u << 1,
   // The first step of a stage of its pass (see StepWalk).
   kStartsStage = 1u << 2,
+  // As kMayPublishAddress, but only where the call's input and output are
+  // distinct buffers: in place the source is overwritten while a peer may
+  // still read it (all-to-all's blocks).
+  kMayPublishOutOfPlace = 1u << 3,
 };
+// Whether a step may publish its source by address in a call whose input
+// and output do (inPlace) or do not overlap.
+constexpr bool stepMayPublish(uint8_t flags, bool inPlace) {
+  return (flags & kMayPublishAddress) != 0 || ((flags & kMayPublishOutOfPlace) != 0 && !inPlace);
+}
 
 struct Step {
   StepOp op = StepOp::Copy;

@@ -30,6 +30,7 @@ ChannelRun::ChannelRun(const OpDesc& op, const ExecutorContext& context, int cha
   bool aliased = in != nullptr && out != nullptr && in < out + outputBytes && out < in + outputBytes;
   large_ = outputBytes >= kStreamingMinBytes;
   streaming_ = large_ && !aliased;
+  aliased_ = aliased;
   // Which steps may publish by address is the plan's to say (Step::flags).
   zeroCopy_ = context.transports != nullptr && context.sendsByAddress(op.count * geometry_.typeBytes);
   // Between processes only what is copied, never reduced: the receiver's
@@ -197,7 +198,7 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
     return (ref.buffer == BufferId::Input && inputShared_) || (ref.buffer == BufferId::Output && outputShared_);
   };
   bool byAddress = false;
-  if ((step.flags & kMayPublishAddress) != 0 && stepSends(step.op)) {
+  if (stepMayPublish(step.flags, aliased_) && stepSends(step.op)) {
     const ChunkRef& published = step.op == StepOp::Send ? step.src : step.dst;
     byAddress = (zeroCopy_ && context_.transports->sameProcess(step.sendPeer)) ||
                 (crossProcessCopies_ && context_.transports->copiesByAddress(step.sendPeer)) ||

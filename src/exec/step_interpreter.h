@@ -59,6 +59,7 @@ class ChannelRun {
   bool streaming_ = false;
   bool zeroCopy_ = false;
   bool crossProcessCopies_ = false;  // by address to processes too (cross-memory attach)
+  bool aliased_ = false;             // input and output overlap (in place)
   bool wideSlices_ = false;          // slices of WEFT_CMA_SLICE: every message goes by address
   // The input and the output lie in registered buffers that peers of other
   // processes map (weftCommRegister): they may be published to those too.

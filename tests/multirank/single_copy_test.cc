@@ -170,6 +170,23 @@ std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
     wrong = std::string("broadcast: ") + weftGetLastError(comm);
   for (size_t i = 0; i < broadcastCount && wrong.empty(); ++i)
     if (out[i] != static_cast<float>(i % 991)) wrong = "broadcast: element " + std::to_string(i) + " is wrong";
+  // All-to-all out of place (blocks of 1001 floats: 4004 bytes a send) and
+  // in place (1003: 4012 bytes); block j of rank r holds r * 100 + j.
+  for (bool inPlace : {false, true}) {
+    size_t block = inPlace ? 1003 : 1001;
+    float* source = inPlace ? out : in;
+    for (int j = 0; j < n && wrong.empty(); ++j)
+      for (size_t i = 0; i < block; ++i) source[j * block + i] = static_cast<float>(rank * 100 + j);
+    if (wrong.empty() && weftAllToAll(source, out, block, weftFloat32, comm, nullptr) != weftSuccess)
+      wrong = std::string("all-to-all: ") + weftGetLastError(comm);
+    for (int j = 0; j < n && wrong.empty(); ++j)
+      for (size_t i = 0; i < block; ++i)
+        if (out[j * block + i] != static_cast<float>(j * 100 + rank)) {
+          wrong = std::string("all-to-all ") + (inPlace ? "in place" : "out of place") + ": block " +
+                  std::to_string(j) + " is wrong";
+          break;
+        }
+  }
   if (registered) {
     for (void* h : handles) weftCommDeregister(comm, h);
     weftMemFree(send);
@@ -218,6 +235,18 @@ TEST(SingleCopy, TracesShowWhichPathCarriedTheMessages) {
       // through the slots.
       bool wholeBroadcast = s.find("\"bytes\": 393216") != std::string::npos;
       EXPECT_EQ(wholeBroadcast, !registered) << file;
+      // All-to-all's blocks go by address out of place only (in place a
+      // block is overwritten while its peer may still read it).
+      int outOfPlace = 0, inPlace = 0;
+      std::istringstream lines(s);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.find("\"name\": \"send\"") == std::string::npos) continue;
+        bool byAddress = line.find("\"byAddress\": true") != std::string::npos;
+        if (line.find("\"bytes\": 4004,") != std::string::npos) outOfPlace += byAddress ? 1 : -1000;
+        if (line.find("\"bytes\": 4012,") != std::string::npos) inPlace += byAddress ? -1000 : 1;
+      }
+      EXPECT_EQ(outOfPlace, 1) << file << ": one send to the one peer, by address";
+      EXPECT_EQ(inPlace, 1) << file << ": one send to the one peer, through the slot";
       unlink(file.c_str());
     }
   }

@@ -637,5 +637,35 @@ TEST(PlanVerifier, TheOwnBlockLeavesBeforeItsCopyAndACopyOntoItselfOverwritesNot
   }
 }
 
+// All-to-all's sends may publish their blocks only out of place: in place a
+// rank overwrites block j with rank j's block while rank j may still be
+// reading it. The verifier proves both variants with the out-of-place flag,
+// and finds the in-place overwrite where the sends publish unconditionally.
+TEST(PlanVerifier, AllToAllPublishesOnlyOutOfPlace) {
+  for (int n : {2, 3, 4, 7}) {
+    PlanSet plans = buildPlanSet(algorithmEntry(Algorithm::Direct), request(Collective::AllToAll, n, -1, 1));
+    int sends = 0;
+    for (const Step& step : plans[0].channel(0))
+      if (step.op == StepOp::Send) {
+        EXPECT_NE(step.flags & kMayPublishOutOfPlace, 0);
+        EXPECT_EQ(step.flags & kMayPublishAddress, 0);
+        EXPECT_TRUE(stepMayPublish(step.flags, false));
+        EXPECT_FALSE(stepMayPublish(step.flags, true));
+        ++sends;
+      }
+    EXPECT_EQ(sends, n - 1);
+    for (bool inPlace : {false, true}) {
+      Status status = verifyPlans(plans, kMinFifoSlots, 2, inPlace);
+      EXPECT_TRUE(status.isOk()) << "n=" << n << (inPlace ? " in place: " : " out of place: ") << status.message();
+    }
+    for (Plan& plan : plans)
+      for (Step& step : plan.steps)
+        if (step.op == StepOp::Send) step.flags |= kMayPublishAddress;
+    EXPECT_TRUE(verifyPlans(plans, kMinFifoSlots, 2, false).isOk()) << "n=" << n;
+    Status inPlace = verifyPlans(plans, kMinFifoSlots, 2, true);
+    EXPECT_FALSE(inPlace.isOk()) << "n=" << n << ": publishing in place must be found";
+  }
+}
+
 }  // namespace
 }  // namespace weft
