@@ -11,6 +11,8 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <chrono>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,13 @@ std::string tracePath(const char* what) {
 }
 std::string rankTrace(std::string path, int rank) { return path.replace(path.find("%r"), 2, std::to_string(rank)); }
 
+// A host call is enqueued and may still be running when it returns (weft.h):
+// its output is read, and its buffers deregistered and freed, only once the
+// communicator's queue has drained.
+weftResult_t completed(weftResult_t posted, weftComm_t comm) {
+  return posted == weftSuccess ? weftCommSynchronize(comm) : posted;
+}
+
 // Slices of one slot, and (every rank a process, every message by
 // address) slices of three slots, awkward for every count.
 TEST(SingleCopy, CrossMemoryAttachCopiesEveryCollectiveExactly) {
@@ -148,7 +157,7 @@ std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
   auto* out = static_cast<float*>(recv);
   for (size_t i = 0; i < count; ++i) in[i] = static_cast<float>(rank * 1000 + static_cast<int>(i % 997));
   std::string wrong;
-  if (weftAllGather(send, recv, count, weftFloat32, comm, nullptr) != weftSuccess)
+  if (completed(weftAllGather(send, recv, count, weftFloat32, comm, nullptr), comm) != weftSuccess)
     wrong = std::string("all-gather: ") + weftGetLastError(comm);
   for (int r = 0; r < n && wrong.empty(); ++r)
     for (size_t i = 0; i < count; ++i)
@@ -156,7 +165,8 @@ std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
         wrong = "all-gather: element " + std::to_string(i) + " of rank " + std::to_string(r) + " is wrong";
         break;
       }
-  if (wrong.empty() && weftAllReduce(send, recv, count, weftFloat32, weftSum, comm, nullptr) != weftSuccess)
+  if (wrong.empty() &&
+      completed(weftAllReduce(send, recv, count, weftFloat32, weftSum, comm, nullptr), comm) != weftSuccess)
     wrong = std::string("all-reduce: ") + weftGetLastError(comm);
   for (size_t i = 0; i < count && wrong.empty(); ++i) {
     float expected = 0;
@@ -166,7 +176,8 @@ std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
   // A broadcast of 384 KiB in place (rooted: its plans pass tokens too).
   size_t broadcastCount = 3 * count / 2;
   for (size_t i = 0; i < broadcastCount && wrong.empty(); ++i) out[i] = rank == 0 ? static_cast<float>(i % 991) : -1.0f;
-  if (wrong.empty() && weftBroadcast(recv, recv, broadcastCount, weftFloat32, 0, comm, nullptr) != weftSuccess)
+  if (wrong.empty() &&
+      completed(weftBroadcast(recv, recv, broadcastCount, weftFloat32, 0, comm, nullptr), comm) != weftSuccess)
     wrong = std::string("broadcast: ") + weftGetLastError(comm);
   for (size_t i = 0; i < broadcastCount && wrong.empty(); ++i)
     if (out[i] != static_cast<float>(i % 991)) wrong = "broadcast: element " + std::to_string(i) + " is wrong";
@@ -177,7 +188,7 @@ std::string tracedCalls(weftComm_t comm, int rank, int n, bool registered) {
     float* source = inPlace ? out : in;
     for (int j = 0; j < n && wrong.empty(); ++j)
       for (size_t i = 0; i < block; ++i) source[j * block + i] = static_cast<float>(rank * 100 + j);
-    if (wrong.empty() && weftAllToAll(source, out, block, weftFloat32, comm, nullptr) != weftSuccess)
+    if (wrong.empty() && completed(weftAllToAll(source, out, block, weftFloat32, comm, nullptr), comm) != weftSuccess)
       wrong = std::string("all-to-all: ") + weftGetLastError(comm);
     for (int j = 0; j < n && wrong.empty(); ++j)
       for (size_t i = 0; i < block; ++i)
@@ -276,7 +287,7 @@ TEST(SingleCopy, FreedRegistrationsOfAPeerAreUnmapped) {
           weftCommRegister(comm, recv, count * 4, &handles[1]) != weftSuccess)
         return std::string("allocation or registration failed: ") + weftGetLastError(comm);
       for (size_t i = 0; i < count; ++i) static_cast<int32_t*>(send)[i] = rank + round + static_cast<int32_t>(i);
-      if (weftAllReduce(send, recv, count, weftInt32, weftSum, comm, nullptr) != weftSuccess)
+      if (completed(weftAllReduce(send, recv, count, weftInt32, weftSum, comm, nullptr), comm) != weftSuccess)
         return std::string("all-reduce: ") + weftGetLastError(comm);
       for (size_t i = 0; i < count; ++i)
         if (static_cast<int32_t*>(recv)[i] != 1 + 2 * (round + static_cast<int32_t>(i)))
@@ -286,11 +297,45 @@ TEST(SingleCopy, FreedRegistrationsOfAPeerAreUnmapped) {
       weftMemFree(recv);
       // Both ranks done with this round before either frees the next.
       int one = 1, sum = 0;
-      if (weftAllReduce(&one, &sum, 1, weftInt32, weftSum, comm, nullptr) != weftSuccess || sum != n)
+      if (completed(weftAllReduce(&one, &sum, 1, weftInt32, weftSum, comm, nullptr), comm) != weftSuccess || sum != n)
         return std::string("barrier: ") + weftGetLastError(comm);
     }
     int left = sharedHostMappings();
     if (left > 2) return "rank " + std::to_string(rank) + " still maps " + std::to_string(left) + " shared buffers";
+    return std::string();
+  });
+  EXPECT_TRUE(failures.empty()) << joinFailures(failures);
+}
+
+// A rank that withdraws a registration while a call it posted still lends
+// that buffer (host calls run asynchronously): its peer finds the address in
+// no registration and says so, and both calls fail, where the peer used to
+// read the address some other way or report a bad address.
+TEST(SingleCopy, ABufferDeregisteredWhileLentIsNamed) {
+  ScopedEnv env({{"WEFT_CMA", "0"}, {"WEFT_ZERO_COPY_THRESHOLD", "0"}});
+  std::vector<std::string> failures = runRanks(2, RankMode::Processes, [](weftComm_t comm, int rank, int) {
+    size_t count = 1 << 16;
+    void *send = nullptr, *recv = nullptr, *handles[2] = {nullptr, nullptr};
+    if (weftMemAllocHost(&send, count * 4) != weftSuccess || weftMemAllocHost(&recv, count * 4) != weftSuccess ||
+        weftCommRegister(comm, send, count * 4, &handles[0]) != weftSuccess ||
+        weftCommRegister(comm, recv, count * 4, &handles[1]) != weftSuccess)
+      return std::string("allocation or registration failed: ") + weftGetLastError(comm);
+    for (size_t i = 0; i < count; ++i) static_cast<int32_t*>(send)[i] = static_cast<int32_t>(i);
+    // Rank 0 posts first and lends its input at once; rank 1 comes later.
+    if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    weftResult_t posted = weftAllReduce(send, recv, count, weftInt32, weftSum, comm, nullptr);
+    if (rank == 0)
+      for (void* h : handles) weftCommDeregister(comm, h);
+    weftResult_t result = posted == weftSuccess ? weftCommSynchronize(comm) : posted;
+    std::string error = weftGetLastError(comm);
+    if (rank == 1)
+      for (void* h : handles) weftCommDeregister(comm, h);
+    weftMemFree(send);
+    weftMemFree(recv);
+    if (result == weftSuccess) return std::string("the call succeeded");
+    if (error.find("rank 0 lent a buffer at 0x") == std::string::npos ||
+        error.find("that it no longer registers") == std::string::npos)
+      return "the error does not name the withdrawn buffer: " + error;
     return std::string();
   });
   EXPECT_TRUE(failures.empty()) << joinFailures(failures);
@@ -317,7 +362,8 @@ TEST(SingleCopy, RegistrationRejectsBadArgumentsAndKeepsTheCommunicatorUsable) {
     if (weftMemAllocHost(nullptr, 64) != weftInvalidArgument) return "weftMemAllocHost with NULL ptr accepted";
     // Still usable.
     int value = 1, sum = 0;
-    if (weftAllReduce(&value, &sum, 1, weftInt32, weftSum, comm, nullptr) != weftSuccess) return weftGetLastError(comm);
+    if (completed(weftAllReduce(&value, &sum, 1, weftInt32, weftSum, comm, nullptr), comm) != weftSuccess)
+      return weftGetLastError(comm);
     if (sum != 2) return "all-reduce after the errors gave " + std::to_string(sum);
     return "";
   });
