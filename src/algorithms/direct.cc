@@ -15,9 +15,10 @@
 // rank overwrites block j of its buffer with rank j's block while rank j
 // might still be reading it.
 //
-// Gather, scatter and broadcast pass the ring tokens of ring.cc's rooted plans first
-// (ring.cc): every rank tells its successor the call's description, so
-// ranks that disagree about the root fail in the call instead of waiting.
+// Gather, scatter and broadcast pass the ring tokens of broadcast and
+// reduce first (ring.cc): every rank tells its successor the call's
+// description, so ranks that disagree about the root fail in the call
+// instead of waiting.
 #include <algorithm>
 
 #include "algorithms/plan_builder.h"
@@ -43,24 +44,19 @@ void allToAllSteps(int rank, int n, std::vector<Step>& steps) {
 }
 
 // Gather: the root receives every rank's block into its place; scatter: the
-// root sends every rank its block. Each rank awaits its predecessor's token
-// before data it gets from that predecessor, otherwise in its last slice
-// (taken early whenever the channel waits; see ring.cc).
+// root sends every rank its block; broadcast: a scatter whose every block is
+// the one block (the root lends its input to every peer at once). Each rank
+// awaits its predecessor's token before data it gets from that predecessor,
+// otherwise in its last slice (taken early whenever the channel waits; see
+// ring.cc).
 void rootedSteps(Collective collective, int rank, int n, int root, std::vector<Step>& steps) {
   int next = (rank + 1) % n, prev = (rank - 1 + n) % n;
   bool gather = collective == Collective::Gather;
+  auto block = [&](int r) { return collective == Collective::Broadcast ? 0 : r; };
   bool dataFromPrev = gather ? rank == root : prev == root;
   steps.push_back(tokenStep(StepOp::Notify, next, false));
   if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
-  if (collective == Collective::Broadcast) {
-    // The root lends its input to every peer at once; each reads it.
-    if (rank == root) {
-      for (int k = 1; k < n; ++k) steps.push_back(publishing(makeStep(StepOp::Send, -1, (root + k) % n, in(0), {})));
-      steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0)));
-    } else {
-      steps.push_back(makeStep(StepOp::Recv, root, -1, {}, out(0)));
-    }
-  } else if (rank == root) {
+  if (rank == root) {
     // A scatter's blocks leave before the root copies its own.
     if (gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
     for (int k = 1; k < n; ++k) {
@@ -68,13 +64,13 @@ void rootedSteps(Collective collective, int rank, int n, int root, std::vector<S
       if (gather)
         steps.push_back(makeStep(StepOp::Recv, peer, -1, {}, out(peer)));
       else
-        steps.push_back(publishing(makeStep(StepOp::Send, -1, peer, in(peer), {})));
+        steps.push_back(publishing(makeStep(StepOp::Send, -1, peer, in(block(peer)), {})));
     }
-    if (!gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
+    if (!gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(block(root)), out(block(root))));
   } else if (gather) {
     steps.push_back(publishing(makeStep(StepOp::Send, -1, root, in(rank), {})));
   } else {
-    steps.push_back(makeStep(StepOp::Recv, root, -1, {}, out(rank)));
+    steps.push_back(makeStep(StepOp::Recv, root, -1, {}, out(block(rank))));
   }
   if (!dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, true));
 }

@@ -116,11 +116,11 @@ struct Plan {
     return geometry == BlockGeometry::PerRank && outputShape == BufferShape::AllBlocks ? count * nBlocks : count;
   }
   // Every step of the program that sends data may publish its source by
-  // address (true for a program that sends nothing). Tokens carry no data:
+  // address, in place too (true for a program that sends nothing). Tokens carry no data:
   // they pass through a slot once per call whatever the slice.
   bool everySendMayPublish() const {
     for (const Step& step : steps)
-      if (stepSends(step.op) && !stepIsToken(step.op) && (step.flags & kMayPublishAddress) == 0) return false;
+      if (stepSends(step.op) && !stepIsToken(step.op) && !stepMayPublish(step.flags, /*inPlace=*/true)) return false;
     return true;
   }
   // Bytes the program occupies (what a rank holds per cached plan).

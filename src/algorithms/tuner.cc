@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "algorithms/plan_verifier.h"
+#include "core/env.h"
 #include "core/logging.h"
 
 namespace weft {
@@ -58,6 +59,12 @@ Tuner::Slot& Tuner::slotFor(Collective collective, Algorithm algorithm, int root
     }
   }
   return table[index];
+}
+
+void setCrossMemoryAttachWindow(CostShape* shape) {
+  int64_t cmaMax = envInt(EnvParam::CmaMax);
+  shape->byAddressMinBytes = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
+  shape->byAddressMaxBytes = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
 }
 
 CostShape costShape(int nranks, const std::vector<int>& nodeOfRank, int coresPerNode, size_t slotBytes) {

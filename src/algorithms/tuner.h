@@ -54,6 +54,10 @@ struct TuneCandidate {
 // The shape of a communicator of nranks ranks spread over nodes as
 // nodeOfRank says (empty: one node), cores per node as given.
 CostShape costShape(int nranks, const std::vector<int>& nodeOfRank, int coresPerNode, size_t slotBytes);
+// Sets the shape's by-address window (CostShape::byAddressMinBytes) to the
+// sizes processes of one node send by cross-memory attach:
+// WEFT_CMA_THRESHOLD..WEFT_CMA_MAX (-1: no limit).
+void setCrossMemoryAttachWindow(CostShape* shape);
 
 class Tuner {
  public:

@@ -417,12 +417,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // Where every peer reads this rank's messages by cross-memory attach (the
   // same on every rank: CMA is used only where every pair allows it), a copy
   // collective's sends cost the sender no copy in that window of sizes.
-  size_t cmaThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
-  int64_t cmaMax = envInt(EnvParam::CmaMax);
-  if (comm->transports && comm->transports->everyPeerCopiesByAddress()) {
-    tunerConfig.shape.byAddressMinBytes = cmaThreshold;
-    tunerConfig.shape.byAddressMaxBytes = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
-  }
+  if (comm->transports && comm->transports->everyPeerCopiesByAddress()) setCrossMemoryAttachWindow(&tunerConfig.shape);
   comm->tuner = std::make_unique<Tuner>(tunerConfig);
   ExecutorContext context;
   context.rank = rank;
@@ -453,7 +448,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               zeroCopyMax == std::numeric_limits<int64_t>::max() ? "any size" : "16 MiB");
   }
   context.zeroCopyMax = static_cast<size_t>(zeroCopyMax);
-  context.cmaThreshold = cmaThreshold;
+  context.cmaThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
+  int64_t cmaMax = envInt(EnvParam::CmaMax);
   context.cmaMax = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
   Result<size_t> cmaSlice = pieceBytes(EnvParam::CmaSlice);
   WEFT_CHECK(cmaSlice.status());

@@ -178,14 +178,15 @@ Status ChannelRun::tryStep(const Step& step, bool* ran) {
       // attach can read it, and without it the sender withdrew the
       // registration while this call still used the buffer, or it failed
       // (a failure reported on this node is the cause to name) and let it go.
-      Status cause;
-      if (!context_.transports->copiesByAddress(peer) && context_.transports->peerFailed(&cause)) return cause;
-      if (!context_.transports->copiesByAddress(peer))
+      if (!context_.transports->copiesByAddress(peer)) {
+        Status cause;
+        if (context_.transports->peerFailed(&cause)) return cause;
         return WEFT_ERROR(weftInvalidUsage,
                           "rank %d: rank %d lent a buffer at 0x%llx that it no longer registers: was it deregistered "
                           "(weftCommDeregister) or freed while a call still used it? Host calls run asynchronously; "
                           "wait for them (weftCommSynchronize) first",
                           context_.rank, peer, static_cast<unsigned long long>(header->address));
+      }
       if (payload != &incoming)
         return WEFT_ERROR(weftInternalError, "rank %d: rank %d sent a fan-in operand by cross-memory attach",
                           context_.rank, peer);

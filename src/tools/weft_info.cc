@@ -174,11 +174,8 @@ int printTune(const TuneArgs& args) {
   bool device = args.target != CostTarget::Host;
   // As a communicator whose ranks are processes of one node with
   // cross-memory attach sets its tuner up (api/comm.cc).
-  if (args.processes && !device && args.nodes == 1 && args.nranks > 1 && envInt(EnvParam::Cma) != 0) {
-    int64_t cmaMax = envInt(EnvParam::CmaMax);
-    config.shape.byAddressMinBytes = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
-    config.shape.byAddressMaxBytes = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
-  }
+  if (args.processes && !device && args.nodes == 1 && args.nranks > 1 && envInt(EnvParam::Cma) != 0)
+    setCrossMemoryAttachWindow(&config.shape);
   if (device) {
     // As a GPU communicator sets its tuner up (api/comm.cc).
     config.shape.llSlotBytes = std::min<size_t>(8192, config.shape.slotBytes);
