@@ -45,17 +45,12 @@ void allToAllSteps(int rank, int n, std::vector<Step>& steps) {
 
 // Gather: the root receives every rank's block into its place; scatter: the
 // root sends every rank its block; broadcast: a scatter whose every block is
-// the one block (the root lends its input to every peer at once). Each rank
-// awaits its predecessor's token before data it gets from that predecessor,
-// otherwise in its last slice (taken early whenever the channel waits; see
-// ring.cc).
+// the one block (the root lends its input to every peer at once). The call's
+// description goes round the ring as in every rooted plan (withRingTokens).
 void rootedSteps(Collective collective, int rank, int n, int root, std::vector<Step>& steps) {
   int next = (rank + 1) % n, prev = (rank - 1 + n) % n;
   bool gather = collective == Collective::Gather;
   auto block = [&](int r) { return collective == Collective::Broadcast ? 0 : r; };
-  bool dataFromPrev = gather ? rank == root : prev == root;
-  steps.push_back(tokenStep(StepOp::Notify, next, false));
-  if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
   if (rank == root) {
     // A scatter's blocks leave before the root copies its own.
     if (gather) steps.push_back(makeStep(StepOp::Copy, -1, -1, in(root), out(root)));
@@ -72,7 +67,7 @@ void rootedSteps(Collective collective, int rank, int n, int root, std::vector<S
   } else {
     steps.push_back(makeStep(StepOp::Recv, root, -1, {}, out(block(rank))));
   }
-  if (!dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, true));
+  withRingTokens(next, prev, steps);
 }
 
 }  // namespace

@@ -86,17 +86,24 @@ inline Step tokenStep(StepOp op, int peer, bool onLastSlice) {
   return step;
 }
 
-// The tokens of a rooted plan (see StepOp::Notify): this rank tells its ring
-// successor the call's description first, and checks its predecessor's
-// before the first data that predecessor sends it (in one FIFO the token
-// comes first), or in its last slice when it sends none.
+// The tokens of a rooted plan (see StepOp::Notify): this rank first tells
+// its ring predecessor the call's description, and checks its successor's
+// before the first data that successor sends it (in one FIFO the token comes
+// first), or in its last slice when it sends none. Every rank checks one
+// neighbour, the root too, so ranks that disagree about the root are found
+// in the call whoever believes to be the root (even none). The tokens run
+// against the ring because data mostly runs along it: a rank then waits for
+// its successor to have started the call, which it does as soon as it has
+// finished the one before, so calls in a row overlap along the chain. Run
+// the other way, the root of a chain would wait for its chain's last rank to
+// start, that is, for the whole previous call to have crossed the chain.
 inline void withRingTokens(int next, int prev, std::vector<Step>& steps) {
-  auto fromPrev = std::find_if(steps.begin(), steps.end(), [&](const Step& step) {
-    return stepReceives(step.op) && (step.recvPeer == prev || step.recvPeer2 == prev);
+  auto fromNext = std::find_if(steps.begin(), steps.end(), [&](const Step& step) {
+    return stepReceives(step.op) && (step.recvPeer == next || step.recvPeer2 == next);
   });
-  bool data = fromPrev != steps.end();
-  steps.insert(fromPrev, tokenStep(StepOp::Await, prev, !data));
-  steps.insert(steps.begin(), tokenStep(StepOp::Notify, next, false));
+  bool data = fromNext != steps.end();
+  steps.insert(fromNext, tokenStep(StepOp::Await, next, !data));
+  steps.insert(steps.begin(), tokenStep(StepOp::Notify, prev, false));
 }
 
 // Appends the steps that reduce block `block` over all ranks in rank order

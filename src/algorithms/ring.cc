@@ -16,8 +16,8 @@
 // Broadcast and reduce are chains along the ring, from the root or ending at
 // it: n-1 hops of latency, but pipelined, so for large messages each link
 // carries the buffer once. Before the data, every rank passes a token to its
-// ring successor, so each rank checks the root with the rank before it
-// during the call; no data waits for a token.
+// ring predecessor, so each rank checks the root with the rank after it
+// during the call (withRingTokens); no data waits for a token.
 #include "algorithms/plan.h"
 
 #include "algorithms/plan_builder.h"
@@ -105,19 +105,6 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
         steps.push_back(makeStep(StepOp::Copy, -1, -1, in(0), out(0), collective == Collective::Reduce));
         break;
       }
-      // Every rank first hands its successor a token with the call's
-      // description and checks its predecessor's, so ranks that disagree on
-      // the root are found in this call, whoever believes to be the root
-      // (even none). Where data follows from the predecessor, the token
-      // travels just ahead of it and is checked first, at no cost. The
-      // ranks that receive nothing else from it (the broadcast root, the
-      // reduce chain's start) check it in their last slice, so that their
-      // data leaves at once; the executor takes such a token early whenever
-      // the channel would otherwise wait, so a disagreement cannot deadlock.
-      bool receivesNoData =
-          self == root ? collective == Collective::Broadcast : collective == Collective::Reduce && prev == root;
-      steps.push_back(tokenStep(StepOp::Notify, next, false));
-      if (!receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, false));
       if (collective == Collective::Broadcast) {
         // Chain root -> ring successor -> ... ; the rank before the root ends it.
         if (self == root) {
@@ -139,7 +126,8 @@ std::vector<Step> rankSteps(Collective collective, const RingView& v, int root) 
         else
           steps.push_back(makeStep(StepOp::RecvReduceSend, prev, next, in(0), {}));
       }
-      if (receivesNoData) steps.push_back(tokenStep(StepOp::Await, prev, true));
+      // The call's description around the ring (see withRingTokens).
+      withRingTokens(next, prev, steps);
       break;
     }
     default: break;  // the ring builds none of the others (see the registry)

@@ -27,9 +27,9 @@ enum class StepOp : uint8_t {
   LocalReduce,         // dst = src ⊕ src2
   // Tokens: a slot with the call's description and no data, once per
   // channel (in the first slice, or the last one with onLastSlice). Every
-  // rank of a broadcast or reduce hears from the rank before it, so a rank
-  // that disagrees about the call (its root) is found in the call itself
-  // rather than in the next one.
+  // rank of a rooted collective hears from the rank after it in the ring,
+  // so a rank that disagrees about the call (its root) is found in the call
+  // itself rather than in the next one.
   Notify,  // send a token
   Await,   // receive a token
 };

@@ -88,11 +88,10 @@ void downSteps(int parent, const std::vector<int>& children, int block, bool pub
 // Broadcast and reduce: one binary tree rooted at the root, over ring
 // positions counted from the root's (position p's children are 2p+1 and
 // 2p+2), so a call takes floor(log2 n) hops instead of the chain's n-1.
-// Every rank first hands its ring successor the call's description and
-// checks its predecessor's (before that predecessor's data, if it sends any,
-// else in its last slice), as gather and scatter do: a
-// rank that disagrees about the root is found in the call (the executor
-// takes such a token early whenever the channel would otherwise wait).
+// The call's description goes round the ring as in every rooted plan
+// (withRingTokens): a rank that disagrees about the root is found in the
+// call (the executor takes a last-slice token early whenever the channel
+// would otherwise wait).
 void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const std::vector<int>& positionOf,
                      std::vector<Step>& steps) {
   int n = request.nranks, self = positionOf[static_cast<size_t>(request.rank)];
@@ -104,12 +103,7 @@ void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const st
   for (int c : {2 * p + 1, 2 * p + 2})
     if (c < n) children.push_back(rankAt(c));
   int next = ring[static_cast<size_t>((self + 1) % n)], prev = ring[static_cast<size_t>((self - 1 + n) % n)];
-  // Data from the ring predecessor follows its token in one FIFO: then the
-  // token is checked first, as in ring.cc.
   bool broadcast = request.collective == Collective::Broadcast;
-  bool dataFromPrev = broadcast ? parent == prev : std::find(children.begin(), children.end(), prev) != children.end();
-  steps.push_back(tokenStep(StepOp::Notify, next, false));
-  if (dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, false));
   if (broadcast) {
     if (parent < 0) {
       // The slice leaves first; the root's own copy overlaps the receives.
@@ -121,7 +115,7 @@ void rootedTreeSteps(const PlanRequest& request, const RingOrder& ring, const st
   } else {
     upSteps(parent, children, 0, true, steps);
   }
-  if (!dataFromPrev) steps.push_back(tokenStep(StepOp::Await, prev, true));
+  withRingTokens(next, prev, steps);
 }
 
 }  // namespace
