@@ -58,7 +58,7 @@ void HostExecutor::releaseToken() {
   // seq_cst pairs with the worker's predicate: either it sees the token free,
   // or we see the work it would wait for and wake it.
   if (workPending()) wakeWorker();
-  if (waiters_.load() > 0) {
+  if (waiters_.load() > 0 || spaceWaiters_.load() > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     progressChanged_.notify_all();
   }
@@ -95,18 +95,32 @@ uint64_t HostExecutor::submit(const OpDesc* ops, size_t count) {
   if (!direct) {
     std::unique_lock<std::mutex> lock(mutex_);
     // The worker takes whole groups only, so a group goes in whole: a full
-    // queue makes the caller wait for the worker to drain the groups before
-    // it (never dropping work), and a group larger than the queue grows it.
+    // queue holds the caller until the groups before it drained (never
+    // dropping work), and a group larger than the queue grows it. While the
+    // queue is full, the caller runs it until half of it (and at least room
+    // for this group) is free, rather than sleep while the worker does. One
+    // thread then runs the calls, where a worker freeing one place at a time
+    // would wake the caller once per call (on oversubscribed cores, a
+    // context switch each). A worker that holds the queue gives it up after
+    // its current group (drive's yieldToSubmitter).
     if (count > queue_.size()) growQueue(count);
-    if (queue_.size() - queueSize_ < count) {
+    while (queue_.size() - queueSize_ < count && !stopping_) {
+      size_t free = queue_.size() - queueSize_;
+      uint64_t target = submitted_.load() - queueSize_.load() + std::max(count - free, queueSize_.load() / 2);
       lock.unlock();
+      if (tryAcquireToken()) {
+        drive(false, 0, target);
+        releaseToken();
+        lock.lock();
+        continue;
+      }
       workerWake_.notify_one();
       lock.lock();
       ++spaceWaiters_;
-      progressChanged_.wait(lock, [&] { return queue_.size() - queueSize_ >= count || stopping_; });
+      progressChanged_.wait(lock, [&] { return queue_.size() - queueSize_ >= count || stopping_ || !token_.load(); });
       --spaceWaiters_;
-      if (queue_.size() - queueSize_ < count) growQueue(queueSize_ + count);  // stopping: queued to fail
     }
+    if (queue_.size() - queueSize_ < count) growQueue(queueSize_ + count);  // stopping: queued to fail
     for (size_t i = 0; i < count; ++i) {
       queue_[(queueHead_ + queueSize_) % queue_.size()] = ops[i];
       ++queueSize_;
@@ -200,7 +214,7 @@ bool HostExecutor::reportedOnThisNode(const Status& status) const {
          reported.message() == status.message();
 }
 
-void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq) {
+void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq, bool yieldToSubmitter) {
   Waiter waiter(context_.spinCount, context_.timeoutNanos, [this]() -> Status {
     if (context_.abortFlag != nullptr && context_.abortFlag->load())
       return WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
@@ -225,6 +239,7 @@ void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilS
   for (;;) {
     if (untilSeq != 0 && completed_.load(std::memory_order_acquire) >= untilSeq) return;
     if (!activeValid_) {
+      if (yieldToSubmitter && spaceWaiters_.load(std::memory_order_acquire) > 0) return;
       if (!popGroup(smallOnly)) return;
       if (!startActive()) continue;
     }
@@ -310,7 +325,8 @@ void HostExecutor::workerLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      workerWake_.wait(lock, [&] { return stopping_ || (workPending() && !token_.load()); });
+      // A caller waiting for queue space runs the queue itself (submit).
+      workerWake_.wait(lock, [&] { return stopping_ || (workPending() && !token_.load() && spaceWaiters_ == 0); });
       if (stopping_ && !workPending()) return;
       if (stopping_ && error_.isOk()) {
         error_ = WEFT_ERROR(weftInvalidUsage, "rank %d: communicator destroyed with work still queued", context_.rank);
@@ -318,7 +334,7 @@ void HostExecutor::workerLoop() {
       }
     }
     if (!tryAcquireToken()) continue;
-    drive(false, 0, 0);
+    drive(false, 0, 0, true);
     releaseToken();
   }
 }

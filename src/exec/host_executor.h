@@ -71,8 +71,10 @@ class HostExecutor final : public Executor {
   // Runs queued groups while holding the token. Returns when the queue is
   // empty, when completed_ reaches untilSeq (0: no target), when the next
   // group is large and smallOnly is set, or when nothing moved for
-  // patienceNanos (0 waits as long as WEFT_TIMEOUT allows).
-  void drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq);
+  // patienceNanos (0 waits as long as WEFT_TIMEOUT allows). The worker
+  // (yieldToSubmitter) also returns between groups while a caller waits for
+  // queue space, so that the caller runs the queue instead.
+  void drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq, bool yieldToSubmitter = false);
   // Starts the group just made active; false when it must not run (an
   // earlier failure, or its start failed) and was completed at once.
   bool startActive();
@@ -105,8 +107,8 @@ class HostExecutor final : public Executor {
   std::atomic<bool> token_{false};
   std::atomic<bool> failed_{false};
   std::atomic<int> waiters_{0};
-  Status error_;          // under mutex_
-  int spaceWaiters_ = 0;  // submitters waiting for queue space (under mutex_)
+  Status error_;                      // under mutex_
+  std::atomic<int> spaceWaiters_{0};  // submitters waiting for queue space (changed under mutex_)
   bool stopping_ = false;
   std::thread worker_;
 };
