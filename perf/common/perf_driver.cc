@@ -56,6 +56,7 @@ struct Options {
   int gpu = 0;              // buffers in device memory, GPU communicators
   int registerBuffers = 0;  // -R 1: weftMemAllocHost buffers, registered with weftCommRegister
   int latency = 0;          // -L 1: each timed call alone, started at one instant on every rank
+  int blocking = 0;         // -z 1: each call waited for before the next is made
 };
 
 struct Process {
@@ -142,6 +143,9 @@ void usage(const char* argv0) {
       "                         mean over -n calls). Needs clocks that agree: ranks of one host, or\n"
       "                         hosts synchronised far below the call's time. Without it, calls run\n"
       "                         back to back after a barrier, as nccl-tests times them\n"
+      "  -z, --blocking 0|1     wait for each call (weftCommSynchronize) before making the next, as\n"
+      "                         a blocking torch.distributed call does; without it, calls are made\n"
+      "                         back to back and waited for once at the end\n"
       "Ranks: mpirun -np P runs P processes (x -t threads); without mpirun, WEFT_RANK, WEFT_NRANKS\n"
       "and WEFT_COMM_ID (the root address) place this process in a job started by any launcher.\n",
       argv0);
@@ -165,10 +169,11 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
                                  {"gpu", required_argument, nullptr, 'g'},
                                  {"registered", required_argument, nullptr, 'R'},
                                  {"latency", required_argument, nullptr, 'L'},
+                                 {"blocking", required_argument, nullptr, 'z'},
                                  {"help", no_argument, nullptr, 'h'},
                                  {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:R:L:h", longOptions, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:e:f:i:n:w:c:d:o:r:t:C:B:G:g:R:L:z:h", longOptions, nullptr)) != -1) {
     switch (c) {
       case 'b': o->minBytes = parseSize(optarg); break;
       case 'e': o->maxBytes = parseSize(optarg); break;
@@ -185,6 +190,7 @@ bool parseOptions(int argc, char** argv, PerfColl coll, Options* o) {
       case 'g': o->gpu = atoi(optarg); break;
       case 'R': o->registerBuffers = atoi(optarg); break;
       case 'L': o->latency = atoi(optarg); break;
+      case 'z': o->blocking = atoi(optarg); break;
       case 'd': {
         o->types.clear();
         for (int t = 0; t < weftNumTypes; ++t)
@@ -578,8 +584,10 @@ double timeWeft(weftComm_t comm, const Shared& s, Buffers& b, bool inPlace, size
         });
   maxOverRanks(comm, 0.0);  // barrier
   double start = now();
-  for (int i = 0; i < s.options.iters; ++i)
+  for (int i = 0; i < s.options.iters; ++i) {
     launch(comm, s.coll, send, recv, count, type, op, s.options.root, rank, s.nranks);
+    if (s.options.blocking) CHECK_WEFT(comm, weftCommSynchronize(comm));
+  }
   CHECK_WEFT(comm, weftCommSynchronize(comm));
   double elapsed = (now() - start) / s.options.iters;
   return maxOverRanks(comm, elapsed);
@@ -774,6 +782,7 @@ void rankMain(Shared& s, int thread) {
     printf("#  minBytes %zu maxBytes %zu step: %s %g, warmup iters %d, iters %d, validation %d\n", o.minBytes,
            o.maxBytes, o.stepBytes ? "+" : "x", o.stepBytes ? static_cast<double>(o.stepBytes) : o.stepFactor, o.warmup,
            o.iters, o.check);
+    if (o.blocking && !o.latency) printf("# -z: each call waited for before the next is made\n");
     if (o.latency)
       printf(
           "# -L: every time is one call alone, started at one instant on every rank and ended by the last;\n"

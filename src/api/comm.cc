@@ -433,6 +433,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               local.size(), cores, static_cast<long long>(spin));
   }
   context.spinCount = static_cast<uint64_t>(spin);
+  context.adaptiveSpin = envInt(EnvParam::SpinCount) < 0;
   context.maxChannels = tunerConfig.maxChannels;
   context.zeroCopy = envInt(EnvParam::ZeroCopy) != 0;
   context.zeroCopyThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyThreshold)));

@@ -83,7 +83,9 @@ const EnvParamInfo kTable[] = {
     {EnvParam::SpinCount, "WEFT_SPIN_COUNT", "-1",
      "Busy-poll iterations (~27 ns each) before a waiting rank yields its core. -1 chooses: 200 "
      "when every rank of the node has a core of its own, 10 when ranks outnumber cores (the peer "
-     "being waited for cannot run until someone yields)."},
+     "being waited for cannot run until someone yields), and a rank whose yields find another "
+     "thread wanting its core spins less, down to 10, until they no longer do. A value set here "
+     "is used as it is."},
     {EnvParam::HostId, "WEFT_HOSTID", "",
      "Overrides the host identity (hostname plus boot id) that decides which ranks share a "
      "node."},

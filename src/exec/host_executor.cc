@@ -15,7 +15,8 @@
 
 namespace weft {
 
-HostExecutor::HostExecutor(const ExecutorContext& context) : context_(context) {
+HostExecutor::HostExecutor(const ExecutorContext& context)
+    : context_(context), spin_(context.spinCount, context.adaptiveSpin) {
   size_t slotBytes = context.transports ? context.transports->slotBytes() : 0;
   scratch_.resize(static_cast<size_t>(context.maxChannels));
   for (auto& buffer : scratch_) buffer.assign(std::max<size_t>(slotBytes, 64), 0);
@@ -215,7 +216,7 @@ bool HostExecutor::reportedOnThisNode(const Status& status) const {
 }
 
 void HostExecutor::drive(bool smallOnly, uint64_t patienceNanos, uint64_t untilSeq, bool yieldToSubmitter) {
-  Waiter waiter(context_.spinCount, context_.timeoutNanos, [this]() -> Status {
+  Waiter waiter(&spin_, context_.timeoutNanos, [this]() -> Status {
     if (context_.abortFlag != nullptr && context_.abortFlag->load())
       return WEFT_ERROR(weftInvalidUsage, "rank %d: communicator aborted", context_.rank);
     if (context_.transports != nullptr) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/waiter.h"
 #include "exec/call_ref.h"
 #include "exec/executor.h"
 #include "exec/op_desc.h"
@@ -106,6 +107,7 @@ class HostExecutor final : public Executor {
   std::atomic<CallRef> inProgress_{kNoCall};
   std::atomic<bool> token_{false};
   std::atomic<bool> failed_{false};
+  SpinBudget spin_;  // the token holder's
   std::atomic<int> waiters_{0};
   Status error_;                      // under mutex_
   std::atomic<int> spaceWaiters_{0};  // submitters waiting for queue space (changed under mutex_)

@@ -54,6 +54,7 @@ struct ExecutorContext {
   const std::atomic<bool>* abortFlag = nullptr;
   uint64_t timeoutNanos = 0;
   uint64_t spinCount = 2000;
+  bool adaptiveSpin = false;  // spinCount is the most; waits that share a core spin less (SpinBudget)
   int maxChannels = 1;
   // Large messages between thread ranks move by address (WEFT_ZERO_COPY).
   bool zeroCopy = true;
