@@ -417,7 +417,13 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   // Where every peer reads this rank's messages by cross-memory attach (the
   // same on every rank: CMA is used only where every pair allows it), a copy
   // collective's sends cost the sender no copy in that window of sizes.
-  if (comm->transports && comm->transports->everyPeerCopiesByAddress()) setCrossMemoryAttachWindow(&tunerConfig.shape);
+  // (The executor gets the same window below.)
+  CostShape cmaWindow;
+  setCrossMemoryAttachWindow(&cmaWindow);
+  if (comm->transports && comm->transports->everyPeerCopiesByAddress()) {
+    tunerConfig.shape.byAddressMinBytes = cmaWindow.byAddressMinBytes;
+    tunerConfig.shape.byAddressMaxBytes = cmaWindow.byAddressMaxBytes;
+  }
   comm->tuner = std::make_unique<Tuner>(tunerConfig);
   ExecutorContext context;
   context.rank = rank;
@@ -426,6 +432,7 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
   context.abortFlag = &comm->abortFlag;
   context.timeoutNanos = options.timeoutNanos;
   int64_t spin = envInt(EnvParam::SpinCount);
+  context.adaptiveSpin = spin < 0;  // chosen here, so the budget may lower it
   if (spin < 0) {
     int cores = hosts[rank].cores;
     spin = static_cast<int64_t>(local.size()) > cores ? 10 : 200;
@@ -433,7 +440,6 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               local.size(), cores, static_cast<long long>(spin));
   }
   context.spinCount = static_cast<uint64_t>(spin);
-  context.adaptiveSpin = envInt(EnvParam::SpinCount) < 0;
   context.maxChannels = tunerConfig.maxChannels;
   context.zeroCopy = envInt(EnvParam::ZeroCopy) != 0;
   context.zeroCopyThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::ZeroCopyThreshold)));
@@ -449,9 +455,8 @@ Status initComm(weftComm* comm, int nranks, const weftUniqueId& commId, int rank
               zeroCopyMax == std::numeric_limits<int64_t>::max() ? "any size" : "16 MiB");
   }
   context.zeroCopyMax = static_cast<size_t>(zeroCopyMax);
-  context.cmaThreshold = static_cast<size_t>(std::max<int64_t>(0, envInt(EnvParam::CmaThreshold)));
-  int64_t cmaMax = envInt(EnvParam::CmaMax);
-  context.cmaMax = cmaMax < 0 ? SIZE_MAX : static_cast<size_t>(cmaMax);
+  context.cmaThreshold = cmaWindow.byAddressMinBytes;
+  context.cmaMax = cmaWindow.byAddressMaxBytes;
   Result<size_t> cmaSlice = pieceBytes(EnvParam::CmaSlice);
   WEFT_CHECK(cmaSlice.status());
   context.cmaSliceBytes = cmaSlice.value();

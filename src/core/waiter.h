@@ -17,14 +17,15 @@
 namespace weft {
 
 // How many polls a wait spins before it yields, kept across a rank's waits
-// (one at a time: the executor's token holder's). Spinning pays only while the peer runs on another core. Where it
-// shares this core (more ranks than cores, or the scheduler put two ranks on
-// one core for a while), the peer runs only once this thread yields, and
-// every poll spun first is time taken from it. So, when adaptive: a wait
-// whose yields found another thread wanting this core (a yield that took
-// longer than an idle one) halves the budget, down to kMinSpin; a wait that
-// found none doubles it, up to the most. An idle yield costs ~0.6 µs here,
-// one that ran another yielding thread ~3 µs.
+// (one at a time: the executor's token holder's). Spinning pays only while
+// the peer runs on another core. Where it shares this core (more ranks than
+// cores, or the scheduler put two ranks on one core for a while), the peer
+// runs only once this thread yields, and every poll spun first is time taken
+// from it. So, when adaptive: a wait whose yields found another thread
+// wanting this core (a yield that took longer than an idle one) halves the
+// budget, down to kMinSpin; a wait that found none doubles it, up to the
+// most. An idle yield costs ~0.6 µs here, one that ran another yielding
+// thread ~3 µs.
 struct SpinBudget {
   static constexpr uint64_t kMinSpin = 10;
   static constexpr uint64_t kContendedYieldNanos = 1500;
